@@ -209,7 +209,24 @@ export interface EvaluateResult {
   clusters_used: number;
 }
 
-export type EngineResult = TrainResult | IndexResult | NeighboursResult | EvaluateResult | { kind: 'shutdown' };
+/** Acknowledges a cancel or shutdown request. */
+export interface AckResult {
+  kind: 'ack';
+  request: 'cancel' | 'shutdown';
+}
+
+export type EngineResult = TrainResult | IndexResult | NeighboursResult | EvaluateResult | AckResult;
+
+/** Requests that do work (as opposed to controlling the engine). */
+export type WorkRequest = Exclude<EngineRequest, CancelRequest | ShutdownRequest>;
+
+/** Which result each work request answers with. */
+export interface ResultOf {
+  train: TrainResult;
+  index: IndexResult;
+  neighbours: NeighboursResult;
+  evaluate: EvaluateResult;
+}
 
 export interface ResultEvent {
   type: 'result';
@@ -229,6 +246,7 @@ export type ErrorCode =
   | 'BACKEND_UNAVAILABLE'
   | 'BUSY'
   | 'CANCELLED'
+  | 'ENGINE_CRASHED'
   | 'INTERNAL';
 
 export interface ErrorEvent {

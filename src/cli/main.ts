@@ -1,0 +1,207 @@
+// The cluster-lens command: the same engine process as the extension, driven over the same protocol.
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
+import { EngineClient, EngineRequestError } from '../host/engineClient';
+import { formatResult } from './format';
+import { version } from '../../package.json';
+
+const usage = `cluster-lens ${version}: SwAV clustering and explanations for a folder of images
+
+Usage:
+  cluster-lens train <images-dir> --out <run-dir> [--minutes M | --epochs N] [--image-size S]
+                     [--prototypes K] [--backend auto|tensorflow|webgpu|wasm|cpu] [--seed N]
+                     [--batch-size B] [--width W] [--resume] [--json]
+  cluster-lens index <run-dir> [--json]
+  cluster-lens neighbours <run-dir> <image> [--k 8] [--json]
+  cluster-lens evaluate <run-dir> [--json]
+  cluster-lens fashion-mnist --out <dir> [--idx-dir DIR] [--per-class N] [--split train|test]
+  cluster-lens bench [--json]
+
+With --json the result is one JSON line, the last line on stdout. Progress goes to stderr.
+Ctrl-C once cancels (the checkpoint and index are kept); twice stops at once.`;
+
+const flagSpec = {
+  out: { type: 'string' },
+  minutes: { type: 'string' },
+  epochs: { type: 'string' },
+  'image-size': { type: 'string' },
+  prototypes: { type: 'string' },
+  backend: { type: 'string' },
+  seed: { type: 'string' },
+  'batch-size': { type: 'string' },
+  width: { type: 'string' },
+  resume: { type: 'boolean' },
+  k: { type: 'string' },
+  json: { type: 'boolean' },
+  'idx-dir': { type: 'string' },
+  'per-class': { type: 'string' },
+  split: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
+
+class UsageError extends Error {}
+
+function number(flags: Record<string, unknown>, name: string): number | undefined {
+  const raw = flags[name];
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value)) throw new UsageError(`--${name} must be a number, got "${String(raw)}"`);
+  return value;
+}
+
+function positional(args: string[], position: number, what: string): string {
+  const value = args[position];
+  if (!value) throw new UsageError(`missing ${what}`);
+  return value;
+}
+
+function buildRequest(command: string, args: string[], flags: Record<string, unknown>): Omit<WorkRequest, 'id'> {
+  switch (command) {
+    case 'train': {
+      const imagesDir = positional(args, 0, '<images-dir>');
+      const out = flags.out as string | undefined;
+      if (!out) throw new UsageError('train needs --out <run-dir>');
+      const options: Partial<TrainOptions> = {
+        minutes: number(flags, 'minutes'),
+        epochs: number(flags, 'epochs'),
+        imageSizePx: number(flags, 'image-size'),
+        prototypes: number(flags, 'prototypes'),
+        seed: number(flags, 'seed'),
+        batchSize: number(flags, 'batch-size'),
+        width: number(flags, 'width'),
+        backend: flags.backend as TrainOptions['backend'] | undefined,
+      };
+      // An explicit --epochs without --minutes means "train for N epochs", not "N epochs or the default time".
+      if (options.epochs !== undefined && options.minutes === undefined) options.minutes = 0;
+      return { type: 'train', imagesDir: path.resolve(imagesDir), runDir: path.resolve(out), options, resume: Boolean(flags.resume) };
+    }
+    case 'index':
+      return { type: 'index', runDir: path.resolve(positional(args, 0, '<run-dir>')) };
+    case 'neighbours':
+      return { type: 'neighbours', runDir: path.resolve(positional(args, 0, '<run-dir>')), image: path.resolve(positional(args, 1, '<image>')), k: number(flags, 'k') ?? 8 };
+    case 'evaluate':
+      return { type: 'evaluate', runDir: path.resolve(positional(args, 0, '<run-dir>')) };
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function progressPrinter(): (event: ProgressEvent) => void {
+  let lastPrintMs = 0;
+  const interactive = process.stderr.isTTY;
+  return (event) => {
+    const now = Date.now();
+    if (!interactive && now - lastPrintMs < 2000 && event.fraction < 1) return;
+    lastPrintMs = now;
+    const parts = [`${event.phase.padEnd(6)} ${(event.fraction * 100).toFixed(0).padStart(3)}%`];
+    if (event.epoch !== undefined) parts.push(`epoch ${event.epoch}/${event.epochs}`);
+    if (event.step !== undefined) parts.push(`step ${event.step}`);
+    if (event.loss !== undefined) parts.push(`loss ${event.loss.toFixed(4)}`);
+    if (event.learningRate !== undefined) parts.push(`lr ${event.learningRate.toExponential(2)}`);
+    if (event.imagesPerSecond !== undefined) parts.push(`${event.imagesPerSecond.toFixed(0)} img/s`);
+    if (event.etaSeconds !== undefined) parts.push(`ETA ${Math.round(event.etaSeconds)} s`);
+    if (event.message && event.phase !== 'train') parts.push(event.message);
+    const line = parts.join('  ');
+    if (interactive) process.stderr.write(`\r\x1b[K${line}`);
+    else process.stderr.write(`${line}\n`);
+  };
+}
+
+async function runEngineCommand(command: string, args: string[], flags: Record<string, unknown>): Promise<number> {
+  const request = buildRequest(command, args, flags);
+  const json = Boolean(flags.json);
+  const client = new EngineClient({ enginePath: path.join(__dirname, 'engine.js'), restartOnCrash: false });
+  const controller = new AbortController();
+  let interrupts = 0;
+  process.on('SIGINT', () => {
+    interrupts++;
+    if (interrupts === 1) {
+      process.stderr.write('\nCancelling after this step (Ctrl-C again to stop at once)…\n');
+      controller.abort();
+    } else {
+      process.exit(130);
+    }
+  });
+  const printProgress = progressPrinter();
+  try {
+    const result = await client.request(request as never, {
+      signal: controller.signal,
+      onProgress: printProgress,
+      onLog: (event) => {
+        if (event.level !== 'debug') process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}[${event.level}] ${event.message}\n`);
+      },
+    });
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else process.stdout.write(`${formatResult(result as ResultOf[keyof ResultOf])}\n`);
+    return 0;
+  } catch (error) {
+    const failure = error instanceof EngineRequestError ? error : new EngineRequestError('INTERNAL', String(error));
+    process.stderr.write(`\nError (${failure.code}): ${failure.message}\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ error: { code: failure.code, message: failure.message } })}\n`);
+    return failure.code === 'CANCELLED' ? 130 : 1;
+  } finally {
+    await client.dispose();
+  }
+}
+
+async function fashionMnistCommand(flags: Record<string, unknown>): Promise<number> {
+  const { writeFashionMnistPngs } = await import('../engine/data/fashionMnist');
+  const out = flags.out as string | undefined;
+  if (!out) throw new UsageError('fashion-mnist needs --out <dir>');
+  const split = flags.split as string | undefined;
+  if (split && split !== 'train' && split !== 'test') throw new UsageError('--split must be train or test');
+  const written = await writeFashionMnistPngs({
+    idxDir: (flags['idx-dir'] as string | undefined) ?? '/usr/share/datasets/fashion-mnist',
+    outDir: path.resolve(out),
+    splits: split ? [split as 'train' | 'test'] : undefined,
+    perClassLimit: number(flags, 'per-class'),
+    onProgress: progressPrinter() as never,
+  });
+  process.stdout.write(`${typeof written === 'object' ? JSON.stringify(written) : `Wrote Fashion-MNIST PNGs to ${path.resolve(out)}`}\n`);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: flagSpec, allowPositionals: true, strict: true });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${usage}\n`);
+    return 2;
+  }
+  const { values: flags, positionals } = parsed;
+  if (flags.version) {
+    process.stdout.write(`${version}\n`);
+    return 0;
+  }
+  const [command, ...args] = positionals;
+  if (!command || flags.help) {
+    process.stdout.write(`${usage}\n`);
+    return command || flags.help ? 0 : 2;
+  }
+  try {
+    if (command === 'fashion-mnist') return await fashionMnistCommand(flags);
+    if (command === 'bench') {
+      const { runBench } = await import('./bench');
+      return await runBench(Boolean(flags.json));
+    }
+    return await runEngineCommand(command, args, flags);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`cluster-lens: ${error.message}\n\n${usage}\n`);
+      return 2;
+    }
+    const message = (error as Error).message ?? String(error);
+    process.stderr.write(`Error: ${message}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,79 @@
+import type { TrainOptions } from '../protocol';
+import { EngineError } from './errors';
+
+/** The one place training defaults live; CLI flags and VS Code settings map onto these. */
+export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
+  imageSizePx: 64,
+  prototypes: 30,
+  epochs: 30,
+  minutes: 10,
+  batchSize: 64,
+  width: 16,
+  blocksPerStage: [1, 1, 1],
+  projectionHiddenDim: 256,
+  projectionDim: 64,
+  localCrops: 2,
+  localCropSizePx: 0, // 0: derived from the image size (≈ 0.57 × global, as 128/224 in SwAV's recipe)
+  globalCropScale: [0.35, 1],
+  localCropScale: [0.1, 0.35],
+  learningRate: 2e-3,
+  finalLearningRate: 2e-5,
+  warmupEpochs: 1,
+  weightDecay: 1e-6,
+  temperature: 0.1,
+  sinkhornEpsilon: 0.05,
+  sinkhornIterations: 3,
+  freezePrototypesSteps: 100,
+  queueLength: 0,
+  queueStartEpoch: 2,
+  seed: 0,
+  backend: 'auto',
+}) as TrainOptions;
+
+const backends = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+/** Merges partial options over the defaults and rejects values that cannot work, naming the setting. */
+export function resolveTrainOptions(partial: Partial<TrainOptions> = {}): TrainOptions {
+  const defined = Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined));
+  const options: TrainOptions = { ...defaultTrainOptions, ...defined } as TrainOptions;
+  if (options.localCropSizePx === 0) options.localCropSizePx = Math.max(8, Math.round((options.imageSizePx * 4) / 7 / 4) * 4);
+
+  const check = (ok: boolean, setting: string, expected: string) => {
+    if (!ok) {
+      const value = JSON.stringify((options as unknown as Record<string, unknown>)[setting]);
+      throw new EngineError('BAD_CONFIG', `Setting "${setting}" is ${value}; it must be ${expected}.`);
+    }
+  };
+  const isInt = (value: number, min: number, max: number) => Number.isInteger(value) && value >= min && value <= max;
+  check(isInt(options.imageSizePx, 8, 512), 'imageSizePx', 'a whole number of pixels from 8 to 512');
+  check(isInt(options.prototypes, 2, 10000), 'prototypes', 'a whole number from 2 to 10000');
+  check(isInt(options.epochs, 1, 100000), 'epochs', 'a whole number ≥ 1');
+  check(Number.isFinite(options.minutes) && options.minutes >= 0, 'minutes', 'a number ≥ 0 (0 means no time limit)');
+  check(isInt(options.batchSize, 2, 8192), 'batchSize', 'a whole number from 2 to 8192');
+  check(isInt(options.width, 1, 1024), 'width', 'a whole number of channels from 1 to 1024');
+  check(
+    Array.isArray(options.blocksPerStage) && options.blocksPerStage.length >= 1 && options.blocksPerStage.length <= 6 && options.blocksPerStage.every((n) => isInt(n, 1, 16)),
+    'blocksPerStage',
+    'a list of 1 to 6 whole numbers from 1 to 16, e.g. [1,1,1]',
+  );
+  check(isInt(options.projectionHiddenDim, 1, 8192), 'projectionHiddenDim', 'a whole number from 1 to 8192');
+  check(isInt(options.projectionDim, 2, 4096), 'projectionDim', 'a whole number from 2 to 4096');
+  check(isInt(options.localCrops, 0, 16), 'localCrops', 'a whole number from 0 to 16');
+  check(isInt(options.localCropSizePx, 4, options.imageSizePx), 'localCropSizePx', `a whole number from 4 to the image size (${options.imageSizePx})`);
+  const isScale = (range: [number, number]) => Array.isArray(range) && range.length === 2 && range[0] > 0 && range[0] <= range[1] && range[1] <= 1;
+  check(isScale(options.globalCropScale), 'globalCropScale', 'a pair [min, max] with 0 < min ≤ max ≤ 1');
+  check(isScale(options.localCropScale), 'localCropScale', 'a pair [min, max] with 0 < min ≤ max ≤ 1');
+  check(options.learningRate > 0 && options.learningRate < 10, 'learningRate', 'a number between 0 and 10');
+  check(options.finalLearningRate >= 0 && options.finalLearningRate <= options.learningRate, 'finalLearningRate', 'between 0 and learningRate');
+  check(options.warmupEpochs >= 0, 'warmupEpochs', 'a number ≥ 0');
+  check(options.weightDecay >= 0, 'weightDecay', 'a number ≥ 0');
+  check(options.temperature > 0, 'temperature', 'a number > 0');
+  check(options.sinkhornEpsilon > 0, 'sinkhornEpsilon', 'a number > 0');
+  check(isInt(options.sinkhornIterations, 1, 100), 'sinkhornIterations', 'a whole number from 1 to 100');
+  check(isInt(options.freezePrototypesSteps, 0, 1e9), 'freezePrototypesSteps', 'a whole number ≥ 0');
+  check(isInt(options.queueLength, 0, 1e6) && (options.queueLength === 0 || options.queueLength % options.batchSize === 0), 'queueLength', 'a multiple of batchSize (0 turns the queue off)');
+  check(isInt(options.queueStartEpoch, 0, 1e6), 'queueStartEpoch', 'a whole number ≥ 0');
+  check(Number.isInteger(options.seed), 'seed', 'a whole number');
+  check(backends.includes(options.backend), 'backend', backends.join(', '));
+  return options;
+}

@@ -1,0 +1,186 @@
+import { existsSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendName, ClusterSummary, ImageRecord, IndexResult, SkippedFile } from '../../protocol';
+import { summarizeClusters } from '../analysis/clusterStats';
+import type { Matrix } from '../analysis/matrix';
+import { imageBatch } from '../data/batch';
+import type { ImageSet } from '../data/decode';
+import { EngineError } from '../errors';
+import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
+import { forward, l2Normalize, type SwavModel } from '../model/model';
+import { runPath } from '../runFolder';
+import { readArchive, writeArchive, type ArchiveArray } from '../util/tensorArchive';
+import { pca } from './pca';
+
+export interface IndexHeader {
+  format: 'cluster-lens-index';
+  imagesDir: string;
+  records: ImageRecord[];
+  labelNames: string[];
+  skipped: SkippedFile[];
+  clusters: ClusterSummary[];
+  pcaExplainedVariance: number[];
+  backend: BackendName;
+  checkpointStep: number;
+  createdAt: string;
+}
+
+/** Everything the views and queries need about every image, in memory. */
+export interface RunIndex {
+  header: IndexHeader;
+  /** L2-normalised backbone features, N × F: neighbours, k-means, kNN. */
+  features: Matrix;
+  /** L2-normalised projections, N × D: the space the prototypes live in. */
+  embeddings: Matrix;
+  /** Softmax of prototype scores at the training temperature, N × K. */
+  probabilities: Matrix;
+  assignments: Int32Array;
+  /** PCA of the projections, N × 2: the cluster map. */
+  map: Matrix;
+}
+
+export interface EmbedOutput {
+  features: Matrix;
+  embeddings: Matrix;
+  scores: Matrix;
+}
+
+const embedBatchSize = 256;
+
+/** Runs the model in eval mode over the whole set in batches, with progress and cancellation. */
+export async function embedImageSet(model: SwavModel, images: ImageSet, context: JobContext, fractionRange: [number, number] = [0, 1]): Promise<EmbedOutput> {
+  const count = images.records.length;
+  const chunks: { features: Float32Array; embeddings: Float32Array; scores: Float32Array }[] = [];
+  let featureDims = 0;
+  for (let start = 0; start < count; start += embedBatchSize) {
+    throwIfCancelled(context.signal);
+    const indices = Array.from({ length: Math.min(embedBatchSize, count - start) }, (_, i) => start + i);
+    const [features, embeddings, scores] = tf.tidy(() => {
+      const output = forward(model, imageBatch(images, indices), 'eval');
+      return [l2Normalize(output.features), output.embedding, output.scores];
+    });
+    featureDims = features.shape[1]!;
+    chunks.push({ features: (await features.data()) as Float32Array, embeddings: (await embeddings.data()) as Float32Array, scores: (await scores.data()) as Float32Array });
+    tf.dispose([features, embeddings, scores]);
+    const done = start + indices.length;
+    context.progress({ phase: 'index', fraction: fractionRange[0] + (fractionRange[1] - fractionRange[0]) * (done / count), message: `Embedding images ${done}/${count}` });
+    await yieldToEventLoop();
+  }
+  const join = (pick: (c: (typeof chunks)[number]) => Float32Array, dims: number): Matrix => {
+    const data = new Float32Array(count * dims);
+    let offset = 0;
+    for (const chunk of chunks) {
+      data.set(pick(chunk), offset);
+      offset += pick(chunk).length;
+    }
+    return { data, rows: count, dims };
+  };
+  return {
+    features: join((c) => c.features, featureDims),
+    embeddings: join((c) => c.embeddings, model.spec.projectionDim),
+    scores: join((c) => c.scores, model.spec.prototypes),
+  };
+}
+
+/** Softmax of scores / T per row, the assignment (argmax) and its probability. */
+export function assignPrototypes(scores: Matrix, temperature: number): { probabilities: Matrix; assignments: Int32Array; confidences: Float32Array } {
+  const probabilities = new Float32Array(scores.data.length);
+  const assignments = new Int32Array(scores.rows);
+  const confidences = new Float32Array(scores.rows);
+  for (let row = 0; row < scores.rows; row++) {
+    const offset = row * scores.dims;
+    let max = -Infinity;
+    let argMax = 0;
+    for (let k = 0; k < scores.dims; k++) {
+      if (scores.data[offset + k] > max) {
+        max = scores.data[offset + k];
+        argMax = k;
+      }
+    }
+    let sum = 0;
+    for (let k = 0; k < scores.dims; k++) sum += probabilities[offset + k] = Math.exp((scores.data[offset + k] - max) / temperature);
+    for (let k = 0; k < scores.dims; k++) probabilities[offset + k] /= sum;
+    assignments[row] = argMax;
+    confidences[row] = probabilities[offset + argMax];
+  }
+  return { probabilities: { data: probabilities, rows: scores.rows, dims: scores.dims }, assignments, confidences };
+}
+
+/** Embeds every image, assigns clusters, projects to 2-D and writes `index.bin` atomically. */
+export async function buildIndex(
+  model: SwavModel,
+  images: ImageSet,
+  meta: { runDir: string; backend: BackendName; checkpointStep: number; temperature?: number },
+  context: JobContext,
+): Promise<IndexResult> {
+  const startedAt = Date.now();
+  const embedded = await embedImageSet(model, images, context, [0.9, 0.98]);
+  const { probabilities, assignments, confidences } = assignPrototypes(embedded.scores, meta.temperature ?? 0.1);
+  const projection = pca(embedded.embeddings, 2);
+  const labels = Int32Array.from(images.records, (r) => r.label);
+  const clusters = summarizeClusters({
+    assignments,
+    confidences,
+    prototypeScores: embedded.scores,
+    labels: images.labelNames.length ? labels : undefined,
+    labelNames: images.labelNames.length ? images.labelNames : undefined,
+  });
+  const header: IndexHeader = {
+    format: 'cluster-lens-index',
+    imagesDir: images.root,
+    records: images.records,
+    labelNames: images.labelNames,
+    skipped: images.skipped,
+    clusters,
+    pcaExplainedVariance: projection.explainedVarianceRatio,
+    backend: meta.backend,
+    checkpointStep: meta.checkpointStep,
+    createdAt: new Date().toISOString(),
+  };
+  const arrays = new Map<string, { shape: number[]; values: ArchiveArray }>([
+    ['features', { shape: [embedded.features.rows, embedded.features.dims], values: embedded.features.data }],
+    ['embeddings', { shape: [embedded.embeddings.rows, embedded.embeddings.dims], values: embedded.embeddings.data }],
+    ['probabilities', { shape: [probabilities.rows, probabilities.dims], values: probabilities.data }],
+    ['assignments', { shape: [assignments.length], values: assignments }],
+    ['map', { shape: [projection.projected.rows, projection.projected.dims], values: projection.projected.data }],
+  ]);
+  const indexPath = runPath(meta.runDir, 'index');
+  await writeArchive(indexPath, header, arrays);
+  const durationMs = Date.now() - startedAt;
+  context.progress({ phase: 'index', fraction: 1, message: `Indexed ${images.records.length} images` });
+  return {
+    kind: 'index',
+    runDir: meta.runDir,
+    backend: meta.backend,
+    images: images.records.length,
+    skipped: images.skipped,
+    clusters,
+    imagesPerSecond: images.records.length / Math.max(durationMs / 1000, 1e-3),
+    durationMs,
+    indexPath,
+  };
+}
+
+export async function readIndex(runDir: string): Promise<RunIndex> {
+  const file = runPath(runDir, 'index');
+  if (!existsSync(file)) throw new EngineError('NO_INDEX', `The run ${runDir} has no index yet. Run "cluster-lens index ${runDir}" (or train to the end) first.`);
+  let archive;
+  try {
+    archive = await readArchive<IndexHeader>(file);
+  } catch (error) {
+    throw new EngineError('NO_INDEX', `The index ${file} cannot be read (${(error as Error).message}). Rebuild it with "cluster-lens index ${runDir}".`, String(error));
+  }
+  const matrix = (name: string): Matrix => {
+    const entry = archive.arrays.get(name);
+    if (!entry) throw new EngineError('NO_INDEX', `The index ${file} lacks "${name}". Rebuild it with "cluster-lens index ${runDir}".`);
+    return { data: entry.values as Float32Array, rows: entry.shape[0], dims: entry.shape[1] ?? 1 };
+  };
+  return {
+    header: archive.header,
+    features: matrix('features'),
+    embeddings: matrix('embeddings'),
+    probabilities: matrix('probabilities'),
+    assignments: matrix('assignments').data as unknown as Int32Array,
+    map: matrix('map'),
+  };
+}

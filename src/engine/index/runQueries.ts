@@ -1,0 +1,107 @@
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { IndexResult, NeighboursResult } from '../../protocol';
+import { initBackend } from '../backend/backend';
+import { decodeImage, loadImageSet } from '../data/decode';
+import { scanImageFolder } from '../data/scan';
+import { EngineError } from '../errors';
+import type { JobContext } from '../jobContext';
+import { checkpointPath, loadCheckpoint, type LoadedCheckpoint } from '../model/checkpoint';
+import { disposeModel, forward, l2Normalize } from '../model/model';
+import { readManifest, runPath } from '../runFolder';
+import { buildIndex, readIndex, type RunIndex } from './indexer';
+import { topKCosine } from './neighbours';
+
+/** Loaded runs stay in memory between queries, until their files change. */
+const indexCache = new Map<string, { mtimeMs: number; index: RunIndex }>();
+const modelCache = new Map<string, { mtimeMs: number; checkpoint: LoadedCheckpoint }>();
+
+export async function cachedIndex(runDir: string): Promise<RunIndex> {
+  const file = runPath(runDir, 'index');
+  const mtimeMs = existsSync(file) ? statSync(file).mtimeMs : -1;
+  const cached = indexCache.get(runDir);
+  if (cached && cached.mtimeMs === mtimeMs) return cached.index;
+  const index = await readIndex(runDir);
+  indexCache.set(runDir, { mtimeMs, index });
+  return index;
+}
+
+export async function cachedCheckpoint(runDir: string): Promise<LoadedCheckpoint> {
+  const file = checkpointPath(runDir);
+  const mtimeMs = existsSync(file) ? statSync(file).mtimeMs : -1;
+  const cached = modelCache.get(runDir);
+  if (cached && cached.mtimeMs === mtimeMs) return cached.checkpoint;
+  if (cached) disposeModel(cached.checkpoint.model);
+  const checkpoint = await loadCheckpoint(file);
+  modelCache.set(runDir, { mtimeMs, checkpoint });
+  return checkpoint;
+}
+
+/** Rebuilds a run's index from its checkpoint and its images folder. */
+export async function indexRun(runDir: string, context: JobContext): Promise<IndexResult> {
+  const resolved = path.resolve(runDir);
+  const manifest = await readManifest(resolved);
+  const checkpoint = await cachedCheckpoint(resolved);
+  const backend = await initBackend(manifest.options.backend === 'auto' ? 'auto' : manifest.options.backend, context.log);
+  context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${manifest.imagesDir}` });
+  const scan = await scanImageFolder(manifest.imagesDir, { signal: context.signal });
+  const images = await loadImageSet(scan, {
+    imageSizePx: manifest.options.imageSizePx,
+    channels: checkpoint.header.spec.channels as 1 | 3,
+    signal: context.signal,
+    onProgress: (done, total) => context.progress({ phase: 'decode', fraction: 0.5 * (done / total), message: `Decoding images ${done}/${total}` }),
+  });
+  return buildIndex(checkpoint.model, images, { runDir: resolved, backend: backend.name, checkpointStep: checkpoint.header.step, temperature: manifest.options.temperature }, context);
+}
+
+/** Nearest images by cosine similarity of backbone features; the query may be outside the index. */
+export async function findNeighbours(runDir: string, image: string, k: number, context: JobContext): Promise<NeighboursResult> {
+  const resolved = path.resolve(runDir);
+  const index = await cachedIndex(resolved);
+  const backend = await initBackend(index.header.backend, context.log);
+  const absolute = path.resolve(index.header.imagesDir, image);
+  const relative = path.relative(index.header.imagesDir, absolute).split(path.sep).join('/');
+  const position = index.header.records.findIndex((record) => record.path === relative);
+  let query: Float32Array;
+  let cluster: number;
+  if (position >= 0) {
+    query = index.features.data.slice(position * index.features.dims, (position + 1) * index.features.dims);
+    cluster = index.assignments[position];
+  } else {
+    if (!existsSync(absolute)) throw new EngineError('NOT_FOUND', `The image ${absolute} does not exist. Pass a path to an image file.`);
+    const checkpoint = await cachedCheckpoint(resolved);
+    const spec = checkpoint.header.spec;
+    const manifest = await readManifest(resolved);
+    const pixels = await decodeImage(absolute, manifest.options.imageSizePx, spec.channels as 1 | 3);
+    const [features, scores] = tf.tidy(() => {
+      const input = tf.div(tf.tensor4d(Float32Array.from(pixels), [1, manifest.options.imageSizePx, manifest.options.imageSizePx, spec.channels]), 255) as tf.Tensor4D;
+      const output = forward(checkpoint.model, input, 'eval');
+      return [l2Normalize(output.features), tf.argMax(output.scores, 1)];
+    });
+    query = features.dataSync() as Float32Array;
+    cluster = scores.dataSync()[0];
+    tf.dispose([features, scores]);
+  }
+  const hits = topKCosine(index.features, query, k, position >= 0 ? position : undefined);
+  return {
+    kind: 'neighbours',
+    backend: backend.name,
+    query: absolute,
+    cluster,
+    neighbours: hits.map((hit) => ({
+      imageIndex: hit.index,
+      path: index.header.records[hit.index].path,
+      similarity: hit.similarity,
+      cluster: index.assignments[hit.index],
+    })),
+  };
+}
+
+export function forgetRun(runDir: string): void {
+  const resolved = path.resolve(runDir);
+  indexCache.delete(resolved);
+  const cached = modelCache.get(resolved);
+  if (cached) disposeModel(cached.checkpoint.model);
+  modelCache.delete(resolved);
+}

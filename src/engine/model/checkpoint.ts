@@ -1,0 +1,69 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { TrainOptions } from '../../protocol';
+import { EngineError } from '../errors';
+import { readArchive, writeArchive, type ArchiveArray } from '../util/tensorArchive';
+import { variableFrom, type ModelSpec, type SwavModel } from './model';
+
+export interface CheckpointHeader {
+  format: 'cluster-lens-checkpoint';
+  spec: ModelSpec;
+  options: TrainOptions;
+  epoch: number;
+  step: number;
+  /** Steps within the current epoch already done (0 when the epoch completed). */
+  elapsedMs: number;
+  randomState: number;
+  backend: string;
+  savedAt: string;
+}
+
+export interface LoadedCheckpoint {
+  header: CheckpointHeader;
+  model: SwavModel;
+  /** Optimiser and other non-model tensors, by name. */
+  extra: Map<string, { shape: number[]; values: Float32Array }>;
+}
+
+export const checkpointFileName = 'checkpoint.ckpt';
+
+export function checkpointPath(runDir: string): string {
+  return path.join(runDir, checkpointFileName);
+}
+
+export async function saveCheckpoint(filePath: string, header: CheckpointHeader, model: SwavModel, extra: Map<string, tf.Tensor>): Promise<void> {
+  const arrays = new Map<string, { shape: number[]; values: ArchiveArray }>();
+  for (const [name, variable] of model.variables) arrays.set(`model.${name}`, { shape: variable.shape, values: (await variable.data()) as Float32Array });
+  for (const [name, tensor] of extra) arrays.set(name, { shape: tensor.shape, values: (await tensor.data()) as Float32Array });
+  await writeArchive(filePath, header, arrays);
+}
+
+/** Loads a checkpoint into fresh variables; errors name the file and say what to do. */
+export async function loadCheckpoint(filePath: string): Promise<LoadedCheckpoint> {
+  if (!existsSync(filePath)) {
+    throw new EngineError('NO_CHECKPOINT', `No checkpoint at ${filePath}. Train a model first (cluster-lens train <images> --out <run-dir>).`);
+  }
+  let archive;
+  try {
+    archive = await readArchive<CheckpointHeader>(filePath);
+  } catch (error) {
+    throw new EngineError('BAD_CHECKPOINT', `The checkpoint ${filePath} cannot be read (${(error as Error).message}). Train again, or restore the file from a backup.`, String(error));
+  }
+  const { header, arrays } = archive;
+  if (header?.format !== 'cluster-lens-checkpoint') {
+    throw new EngineError('BAD_CHECKPOINT', `${filePath} is not a Cluster Lens checkpoint.`);
+  }
+  const variables = new Map<string, tf.Variable>();
+  const extra = new Map<string, { shape: number[]; values: Float32Array }>();
+  for (const [key, { shape, values }] of arrays) {
+    if (key.startsWith('model.')) {
+      const name = key.slice('model.'.length);
+      const trainable = !name.endsWith('.runningMean') && !name.endsWith('.runningVariance');
+      variables.set(name, variableFrom(values as Float32Array, shape, trainable));
+    } else {
+      extra.set(key, { shape, values: values as Float32Array });
+    }
+  }
+  return { header, model: { spec: header.spec, variables }, extra };
+}

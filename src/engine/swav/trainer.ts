@@ -1,0 +1,327 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { TrainOptions, TrainResult } from '../../protocol';
+import { initBackend, type BackendInfo } from '../backend/backend';
+import { resolveTrainOptions } from '../config';
+import { multiCrop, type MultiCropOptions } from '../data/augment';
+import { channelStatistics, imageBatch } from '../data/batch';
+import { loadImageSet, type ImageSet } from '../data/decode';
+import { scanImageFolder } from '../data/scan';
+import { EngineError } from '../errors';
+import { buildIndex } from '../index/indexer';
+import { yieldToEventLoop, type JobContext } from '../jobContext';
+import { checkpointPath, loadCheckpoint, saveCheckpoint, type CheckpointHeader } from '../model/checkpoint';
+import {
+  createModel,
+  disposeModel,
+  forward,
+  normalizePrototypes,
+  parameterCount,
+  trainableVariables,
+  updateRunningStatistics,
+  variable,
+  type BatchStatistics,
+  type SwavModel,
+} from '../model/model';
+import { readManifest, runPath, writeManifest, type RunManifest } from '../runFolder';
+import { createRandom, type Random } from '../util/random';
+import { Adam } from './adam';
+import { swapLoss } from './loss';
+import { EmbeddingQueue } from './queue';
+import { learningRateAt } from './schedule';
+
+export interface TrainJob {
+  imagesDir: string;
+  runDir: string;
+  options?: Partial<TrainOptions>;
+  resume?: boolean;
+  /** Build the index after training (default true). */
+  index?: boolean;
+}
+
+const cropsForAssign = [0, 1];
+
+/** Trains SwAV on a folder and leaves a run folder behind, even when cancelled or out of time. */
+export async function train(job: TrainJob, context: JobContext): Promise<TrainResult> {
+  const startedAt = Date.now();
+  const runDir = path.resolve(job.runDir);
+  const imagesDir = path.resolve(job.imagesDir);
+  const resumeFrom = job.resume ? await loadCheckpoint(checkpointPath(runDir)) : undefined;
+  // A resumed run keeps its recipe; only the budget (epochs, minutes) may be extended.
+  const options = resumeFrom
+    ? resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) })
+    : resolveTrainOptions(job.options);
+  const backend = await initBackend(options.backend, context.log);
+  context.log('info', `Backend: ${backend.name}${backend.skipped.length ? ` (skipped: ${backend.skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ')})` : ''}`);
+
+  context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
+  const scan = await scanImageFolder(imagesDir, { signal: context.signal });
+  const images = await loadImageSet(scan, {
+    imageSizePx: options.imageSizePx,
+    channels: resumeFrom ? resumeFrom.header.spec.channels : 'auto',
+    signal: context.signal,
+    onProgress: (done, total) => context.progress({ phase: 'decode', fraction: 0.05 * (done / total), message: `Decoding images ${done}/${total}` }),
+  });
+  for (const skipped of images.skipped) context.log('warn', `Skipped ${skipped.path}: ${skipped.reason}`);
+  if (images.records.length < 2) {
+    throw new EngineError('NO_IMAGES', `Only ${images.records.length} usable image(s) in ${imagesDir}; training needs at least 2. See the log for skipped files.`);
+  }
+
+  await fs.mkdir(runDir, { recursive: true });
+  const manifest: RunManifest = {
+    format: 'cluster-lens-run',
+    imagesDir,
+    options,
+    channels: images.channels,
+    labelNames: images.labelNames,
+    backend: backend.name,
+    createdAt: resumeFrom ? (await readManifest(runDir)).createdAt : new Date().toISOString(),
+    images: images.records.length,
+    skipped: images.skipped,
+  };
+  await writeManifest(runDir, manifest, images.records);
+
+  const trainer = new SwavTrainer(options, images, backend, context, runDir, resumeFrom);
+  try {
+    const outcome = await trainer.run();
+    let indexPath: string | undefined;
+    if (job.index !== false) {
+      const index = await buildIndex(trainer.model, images, { runDir, backend: backend.name, checkpointStep: outcome.steps }, { ...context, signal: new AbortController().signal });
+      indexPath = index.indexPath;
+    }
+    return {
+      kind: 'train',
+      runDir,
+      backend: backend.name,
+      images: images.records.length,
+      skipped: images.skipped,
+      epochs: outcome.epochs,
+      steps: outcome.steps,
+      finalLoss: outcome.finalLoss,
+      imagesPerSecond: outcome.imagesPerSecond,
+      durationMs: Date.now() - startedAt,
+      cancelled: outcome.cancelled,
+      checkpointPath: checkpointPath(runDir),
+      indexPath,
+    };
+  } finally {
+    trainer.dispose();
+  }
+}
+
+interface TrainOutcome {
+  epochs: number;
+  steps: number;
+  finalLoss: number;
+  imagesPerSecond: number;
+  cancelled: boolean;
+}
+
+class SwavTrainer {
+  readonly model: SwavModel;
+  private readonly optimizer = new Adam();
+  private readonly queue: EmbeddingQueue | undefined;
+  private readonly random: Random;
+  private readonly crops: MultiCropOptions;
+  private readonly batchSize: number;
+  private readonly stepsPerEpoch: number;
+  private epoch = 0;
+  private step = 0;
+  private previousElapsedMs = 0;
+  private metricsBuffer: string[] = [];
+
+  constructor(
+    private readonly options: TrainOptions,
+    private readonly images: ImageSet,
+    private readonly backend: BackendInfo,
+    private readonly context: JobContext,
+    private readonly runDir: string,
+    resumeFrom?: Awaited<ReturnType<typeof loadCheckpoint>>,
+  ) {
+    this.batchSize = Math.min(options.batchSize, images.records.length);
+    this.stepsPerEpoch = Math.floor(images.records.length / this.batchSize);
+    this.crops = {
+      globalCrops: 2,
+      globalSizePx: options.imageSizePx,
+      globalScale: options.globalCropScale,
+      localCrops: options.localCrops,
+      localSizePx: options.localCropSizePx,
+      localScale: options.localCropScale,
+      flipProbability: 0.5,
+      colorJitter: 0.4,
+      grayscaleProbability: 0.2,
+    };
+    this.queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
+    if (resumeFrom) {
+      this.model = resumeFrom.model;
+      this.optimizer.importState(resumeFrom.header.step, resumeFrom.extra);
+      this.epoch = resumeFrom.header.epoch;
+      this.step = resumeFrom.header.step;
+      this.previousElapsedMs = resumeFrom.header.elapsedMs;
+      this.random = createRandom(resumeFrom.header.randomState);
+      context.log('info', `Resuming from epoch ${this.epoch}, step ${this.step}`);
+    } else {
+      this.random = createRandom(options.seed);
+      const { mean, std } = channelStatistics(images);
+      this.model = createModel(
+        {
+          channels: images.channels,
+          width: options.width,
+          blocksPerStage: options.blocksPerStage,
+          projectionHiddenDim: options.projectionHiddenDim,
+          projectionDim: options.projectionDim,
+          prototypes: options.prototypes,
+          inputMean: mean,
+          inputStd: std,
+        },
+        this.random,
+      );
+    }
+    context.log('info', `Model: ${parameterCount(this.model).toLocaleString('en')} parameters; ${images.records.length} images, batch ${this.batchSize}, ${this.stepsPerEpoch} steps per epoch`);
+  }
+
+  async run(): Promise<TrainOutcome> {
+    const { options, context } = this;
+    const sessionStart = Date.now();
+    const elapsedMs = () => this.previousElapsedMs + Date.now() - sessionStart;
+    const budgetMs = options.minutes > 0 ? options.minutes * 60_000 : Infinity;
+    const totalSteps = options.epochs * this.stepsPerEpoch;
+    const warmupSteps = Math.max(1, Math.round(options.warmupEpochs * this.stepsPerEpoch));
+    let cancelled = false;
+    let outOfTime = false;
+    let lastLoss = NaN;
+    let sessionSteps = 0;
+    let sessionImages = 0;
+    const recentLosses: number[] = [];
+
+    while (this.epoch < options.epochs && !cancelled && !outOfTime) {
+      const order = this.random.shuffle(Array.from({ length: this.images.records.length }, (_, i) => i));
+      const firstStep = this.step - this.epoch * this.stepsPerEpoch; // a resumed run continues mid-epoch
+      for (let stepInEpoch = Math.max(0, firstStep); stepInEpoch < this.stepsPerEpoch; stepInEpoch++) {
+        const progress = Math.max(this.step / totalSteps, elapsedMs() / budgetMs);
+        const learningRate =
+          this.step < warmupSteps
+            ? (options.learningRate * (this.step + 1)) / warmupSteps
+            : learningRateAt(progress, 0, options.learningRate, options.finalLearningRate);
+        const batch = order.slice(stepInEpoch * this.batchSize, (stepInEpoch + 1) * this.batchSize);
+        const { loss, usage } = this.trainStep(batch, learningRate);
+        this.step++;
+        sessionSteps++;
+        sessionImages += batch.length;
+        lastLoss = loss;
+        recentLosses.push(loss);
+        if (recentLosses.length > 20) recentLosses.shift();
+        if (!Number.isFinite(loss)) {
+          throw new EngineError('INTERNAL', `Training diverged at step ${this.step} (loss ${loss}). Lower the learning rate (now ${options.learningRate}) and train again; the last good checkpoint is kept.`);
+        }
+        const seconds = (Date.now() - sessionStart) / 1000;
+        const imagesPerSecond = sessionImages / Math.max(seconds, 1e-3);
+        const stepsLeft = totalSteps - this.step;
+        const etaSeconds = Math.min((stepsLeft * this.batchSize) / imagesPerSecond, (budgetMs - elapsedMs()) / 1000);
+        this.metricsBuffer.push(JSON.stringify({ step: this.step, epoch: this.epoch, loss, learningRate, imagesPerSecond, elapsedMs: elapsedMs() }));
+        context.progress({
+          phase: 'train',
+          fraction: 0.05 + 0.85 * Math.min(1, Math.max(this.step / totalSteps, elapsedMs() / budgetMs)),
+          epoch: this.epoch + 1,
+          epochs: options.epochs,
+          step: this.step,
+          totalSteps,
+          loss,
+          learningRate,
+          imagesPerSecond,
+          etaSeconds: Math.max(0, etaSeconds),
+          prototypeUsage: usage,
+        });
+        await yieldToEventLoop();
+        if (context.signal.aborted) {
+          cancelled = true;
+          break;
+        }
+        if (elapsedMs() >= budgetMs) {
+          outOfTime = true;
+          break;
+        }
+      }
+      if (!cancelled && !outOfTime) this.epoch++;
+      await this.save(elapsedMs());
+    }
+    if (cancelled) context.log('info', `Training cancelled at step ${this.step}; checkpoint saved.`);
+    if (outOfTime) context.log('info', `Time budget of ${options.minutes} min reached at epoch ${this.epoch + 1}, step ${this.step}; checkpoint saved.`);
+    const finalLoss = recentLosses.length ? recentLosses.reduce((a, b) => a + b, 0) / recentLosses.length : lastLoss;
+    return {
+      epochs: this.epoch,
+      steps: this.step,
+      finalLoss,
+      imagesPerSecond: sessionImages / Math.max((Date.now() - sessionStart) / 1000, 1e-3),
+      cancelled,
+    };
+  }
+
+  /** One SwAV step: multi-crop, forward, swapped loss, Adam; returns the loss and prototype usage. */
+  private trainStep(batch: number[], learningRate: number): { loss: number; usage: number[] } {
+    const { model, options } = this;
+    normalizePrototypes(model);
+    const statistics: BatchStatistics = new Map();
+    const frozen = this.step < options.freezePrototypesSteps;
+    const variables = trainableVariables(model).filter((v) => !(frozen && v === variable(model, 'prototypes')));
+    let assignedEmbeddings: tf.Tensor2D[] = [];
+    let usageTensor: tf.Tensor1D | undefined;
+    const { value, grads } = tf.tidy(() => {
+      const images = imageBatch(this.images, batch);
+      const crops = multiCrop(images, this.crops, this.random);
+      const queueScores = this.queue && this.epoch >= options.queueStartEpoch ? this.queue.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
+      return tf.variableGrads(() => {
+        const globalOut = forward(model, tf.concat(crops.slice(0, 2)) as tf.Tensor4D, 'train', statistics);
+        const cropScores = tf.split(globalOut.scores, 2) as tf.Tensor2D[];
+        if (crops.length > 2) {
+          // Running statistics follow the global crops only: those match the eval-time input.
+          const localOut = forward(model, tf.concat(crops.slice(2)) as tf.Tensor4D, 'train');
+          cropScores.push(...(tf.split(localOut.scores, crops.length - 2) as tf.Tensor2D[]));
+        }
+        assignedEmbeddings = (tf.split(globalOut.embedding, 2) as tf.Tensor2D[]).map((e) => tf.keep(e));
+        usageTensor = tf.keep(tf.div(tf.sum(tf.oneHot(tf.argMax(cropScores[0], 1), options.prototypes), 0), batch.length) as tf.Tensor1D);
+        return swapLoss(cropScores, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign }, queueScores);
+      }, variables);
+    });
+    const nameOf = new Map([...model.variables].map(([name, v]) => [v.name, name]));
+    const namedGradients: tf.NamedTensorMap = {};
+    for (const [variableName, gradient] of Object.entries(grads)) namedGradients[nameOf.get(variableName)!] = gradient;
+    this.optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
+    updateRunningStatistics(model, statistics);
+    if (this.queue) this.queue.push(assignedEmbeddings);
+    const loss = value.dataSync()[0];
+    const usage = Array.from(usageTensor!.dataSync());
+    tf.dispose([value, ...Object.values(grads), ...assignedEmbeddings, usageTensor!]);
+    return { loss, usage };
+  }
+
+  private async save(elapsedMs: number): Promise<void> {
+    const header: CheckpointHeader = {
+      format: 'cluster-lens-checkpoint',
+      spec: this.model.spec,
+      options: this.options,
+      epoch: this.epoch,
+      step: this.step,
+      elapsedMs,
+      randomState: this.random.state(),
+      backend: this.backend.name,
+      savedAt: new Date().toISOString(),
+    };
+    await saveCheckpoint(checkpointPath(this.runDir), header, this.model, this.optimizer.exportState());
+    if (this.metricsBuffer.length) {
+      await fs.appendFile(runPath(this.runDir, 'metrics'), this.metricsBuffer.join('\n') + '\n');
+      this.metricsBuffer = [];
+    }
+  }
+
+  dispose(): void {
+    disposeModel(this.model);
+    this.optimizer.dispose();
+    this.queue?.dispose();
+  }
+}
+
+function pick<T extends object, K extends keyof T>(source: T, keys: K[]): Partial<T> {
+  return Object.fromEntries(keys.filter((key) => source[key] !== undefined).map((key) => [key, source[key]])) as Partial<T>;
+}
