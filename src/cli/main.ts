@@ -43,6 +43,8 @@ const flagSpec = {
 
 class UsageError extends Error {}
 
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
 function number(flags: Record<string, unknown>, name: string): number | undefined {
   const raw = flags[name];
   if (raw === undefined) return undefined;
@@ -57,7 +59,7 @@ function positional(args: string[], position: number, what: string): string {
   return value;
 }
 
-function buildRequest(command: string, args: string[], flags: Record<string, unknown>): Omit<WorkRequest, 'id'> {
+function buildRequest(command: string, args: string[], flags: Record<string, unknown>): DistributiveOmit<WorkRequest, 'id'> {
   switch (command) {
     case 'train': {
       const imagesDir = positional(args, 0, '<images-dir>');

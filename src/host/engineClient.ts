@@ -62,7 +62,7 @@ export class EngineClient {
   constructor(private readonly options: EngineClientOptions) {}
 
   /** Sends a work request; resolves with its result, rejects with an EngineRequestError. */
-  async request<T extends WorkRequest['type']>(request: NewRequest<T>, handlers: RequestHandlers = {}): Promise<ResultOf[T]> {
+  async request<T extends WorkRequest['type']>(request: NewRequest<T> & { type: T }, handlers: RequestHandlers = {}): Promise<ResultOf[T]> {
     if (this.disposed) throw new EngineRequestError('ENGINE_CRASHED', 'The engine has been shut down.');
     const id = this.nextId++;
     const result = new Promise<ResultOf[T]>((resolve, reject) => {

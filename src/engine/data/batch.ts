@@ -19,3 +19,29 @@ export function imageBatch(imageSet: Pick<ImageSet, 'pixels' | 'imageSizePx' | '
   }
   return tf.tensor4d(values, [indices.length, imageSizePx, imageSizePx, channels]);
 }
+
+/** Per-channel mean and standard deviation of the set, in [0, 1] units, from at most `sampleImages` images. */
+export function channelStatistics(set: Pick<ImageSet, 'pixels' | 'imageSizePx' | 'channels'>, sampleImages = 2000): { mean: number[]; std: number[] } {
+  const { imageSizePx, channels, pixels } = set;
+  const stride = imageSizePx * imageSizePx * channels;
+  const imageCount = pixels.length / stride;
+  const count = Math.min(imageCount, sampleImages);
+  const step = imageCount / Math.max(1, count);
+  const sum = new Float64Array(channels);
+  const sumSquares = new Float64Array(channels);
+  let pixelCount = 0;
+  for (let i = 0; i < count; i++) {
+    const start = Math.floor(i * step) * stride;
+    for (let j = 0; j < stride; j += channels) {
+      for (let c = 0; c < channels; c++) {
+        const value = pixels[start + j + c] / 255;
+        sum[c] += value;
+        sumSquares[c] += value * value;
+      }
+      pixelCount++;
+    }
+  }
+  const mean = Array.from(sum, (s) => s / Math.max(1, pixelCount));
+  const std = Array.from(sumSquares, (s, c) => Math.sqrt(Math.max(1e-6, s / Math.max(1, pixelCount) - mean[c] ** 2)));
+  return { mean, std };
+}

@@ -141,7 +141,7 @@ export function head(model: SwavModel, features: tf.Tensor2D, mode: ForwardMode,
     hidden = tf.relu(batchNorm(model, 'head.bn', hidden, mode, statistics));
     const projection = tf.add(tf.matMul(hidden, v('head.fc2.weight') as tf.Tensor2D), v('head.fc2.bias')) as tf.Tensor2D;
     const embedding = l2Normalize(projection);
-    const scores = tf.matMul(embedding, v('prototypes') as tf.Tensor2D, false, true);
+    const scores = tf.matMul(embedding, v('prototypes') as tf.Tensor2D, false, true) as tf.Tensor2D;
     return { embedding, scores };
   });
 }
@@ -163,12 +163,48 @@ function batchNorm<T extends tf.Tensor>(model: SwavModel, name: string, x: T, mo
     return tf.batchNorm(x, variable(model, `${name}.runningMean`), variable(model, `${name}.runningVariance`), beta, gamma, batchNormEpsilon) as T;
   }
   const axes = x.rank === 4 ? [0, 1, 2] : [0];
-  const { mean, variance } = tf.moments(x, axes);
-  if (statistics) {
+  const count = axes.reduce((product, axis) => product * x.shape[axis], 1);
+  let batchMean: tf.Tensor | undefined;
+  let batchVariance: tf.Tensor | undefined;
+  const normalized = batchNormWithBatchStatistics(axes, (mean, variance) => {
+    batchMean = mean;
+    batchVariance = variance;
+  })(x, gamma, beta) as T;
+  if (statistics) statistics.set(name, { mean: batchMean!, variance: batchVariance!, count });
+  else tf.dispose([batchMean!, batchVariance!]);
+  return normalized;
+}
+
+/**
+ * BatchNorm with batch statistics and its closed-form gradient:
+ * dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
+ * tfjs's own FusedBatchNorm gradient tiles every statistic to the input's full size, which dominated wasm steps.
+ */
+export function batchNormWithBatchStatistics(axes: number[], onStatistics: (mean: tf.Tensor, variance: tf.Tensor) => void) {
+  return tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, gamma, beta] = inputs as tf.Tensor[];
     const count = axes.reduce((product, axis) => product * x.shape[axis], 1);
-    statistics.set(name, { mean: tf.keep(mean), variance: tf.keep(variance), count });
-  }
-  return tf.batchNorm(x, mean, variance, beta, gamma, batchNormEpsilon) as T;
+    const save = inputs[3] as tf.GradSaveFunc;
+    const { mean, variance } = tf.moments(x, axes);
+    onStatistics(tf.keep(tf.clone(mean)), tf.keep(tf.clone(variance)));
+    const inverseStd = tf.rsqrt(tf.add(variance, batchNormEpsilon));
+    const normalized = tf.mul(tf.sub(x, mean), inverseStd);
+    save([normalized, inverseStd, gamma]);
+    return {
+      value: tf.add(tf.mul(normalized, gamma), beta),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [xHat, invStd, scale] = saved;
+        const gradient = dy as tf.Tensor;
+        const sumDy = tf.sum(gradient, axes);
+        const sumDyXHat = tf.sum(tf.mul(gradient, xHat), axes);
+        const dx = tf.mul(
+          tf.sub(tf.sub(gradient, tf.div(sumDy, count)), tf.mul(xHat, tf.div(sumDyXHat, count))),
+          tf.mul(scale, invStd),
+        );
+        return [dx, sumDyXHat, sumDy];
+      },
+    };
+  });
 }
 
 /** Folds one step's batch statistics into the running averages (unbiased variance, as PyTorch does). */

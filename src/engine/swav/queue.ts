@@ -22,7 +22,7 @@ export class EmbeddingQueue {
   /** Queue scores for each crop, or undefined until the queue has filled once. */
   scores(prototypes: tf.Tensor2D): (tf.Tensor2D | undefined)[] {
     if (!this.isFull) return this.slots.map(() => undefined);
-    return this.slots.map((slot) => (slot ? tf.matMul(slot, prototypes, false, true) : undefined));
+    return this.slots.map((slot) => (slot ? (tf.matMul(slot, prototypes, false, true) as tf.Tensor2D) : undefined));
   }
 
   /** Pushes this batch's embeddings (one [B, D] per crop) in front, dropping the oldest. */

@@ -53,13 +53,12 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
     ? resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) })
     : resolveTrainOptions(job.options);
   const backend = await initBackend(options.backend, context.log);
-  context.log('info', `Backend: ${backend.name}${backend.skipped.length ? ` (skipped: ${backend.skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ')})` : ''}`);
 
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
   const scan = await scanImageFolder(imagesDir, { signal: context.signal });
   const images = await loadImageSet(scan, {
     imageSizePx: options.imageSizePx,
-    channels: resumeFrom ? resumeFrom.header.spec.channels : 'auto',
+    channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto',
     signal: context.signal,
     onProgress: (done, total) => context.progress({ phase: 'decode', fraction: 0.05 * (done / total), message: `Decoding images ${done}/${total}` }),
   });
@@ -273,13 +272,13 @@ class SwavTrainer {
       const queueScores = this.queue && this.epoch >= options.queueStartEpoch ? this.queue.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
       return tf.variableGrads(() => {
         const globalOut = forward(model, tf.concat(crops.slice(0, 2)) as tf.Tensor4D, 'train', statistics);
-        const cropScores = tf.split(globalOut.scores, 2) as tf.Tensor2D[];
+        const cropScores = splitRows(globalOut.scores, 2);
         if (crops.length > 2) {
           // Running statistics follow the global crops only: those match the eval-time input.
           const localOut = forward(model, tf.concat(crops.slice(2)) as tf.Tensor4D, 'train');
-          cropScores.push(...(tf.split(localOut.scores, crops.length - 2) as tf.Tensor2D[]));
+          cropScores.push(...splitRows(localOut.scores, crops.length - 2));
         }
-        assignedEmbeddings = (tf.split(globalOut.embedding, 2) as tf.Tensor2D[]).map((e) => tf.keep(e));
+        assignedEmbeddings = splitRows(globalOut.embedding, 2).map((e) => tf.keep(e));
         usageTensor = tf.keep(tf.div(tf.sum(tf.oneHot(tf.argMax(cropScores[0], 1), options.prototypes), 0), batch.length) as tf.Tensor1D);
         return swapLoss(cropScores, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign }, queueScores);
       }, variables);
@@ -323,5 +322,11 @@ class SwavTrainer {
 }
 
 function pick<T extends object, K extends keyof T>(source: T, keys: K[]): Partial<T> {
-  return Object.fromEntries(keys.filter((key) => source[key] !== undefined).map((key) => [key, source[key]])) as Partial<T>;
+  return Object.fromEntries(keys.filter((key) => source[key] !== undefined).map((key) => [key, source[key]])) as unknown as Partial<T>;
+}
+
+/** Equal row blocks via slice: tfjs's SplitV gradient mis-sizes its input gradient here. */
+function splitRows(x: tf.Tensor2D, parts: number): tf.Tensor2D[] {
+  const rows = x.shape[0] / parts;
+  return Array.from({ length: parts }, (_, i) => tf.slice(x, [i * rows, 0], [rows, -1]));
 }

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { checkpointPath, loadCheckpoint, saveCheckpoint, type CheckpointHeader } from '../../../src/engine/model/checkpoint';
-import { createModel, disposeModel, featureDim, forward, normalizePrototypes, variable, type ModelSpec } from '../../../src/engine/model/model';
+import { batchNormWithBatchStatistics, createModel, disposeModel, featureDim, forward, normalizePrototypes, variable, type ModelSpec } from '../../../src/engine/model/model';
 import { resolveTrainOptions } from '../../../src/engine/config';
 import { createRandom } from '../../../src/engine/util/random';
 
@@ -106,4 +106,32 @@ test('config: defaults resolve, bad settings are named', () => {
   assert.throws(() => resolveTrainOptions({ prototypes: 1 }), /prototypes/);
   assert.throws(() => resolveTrainOptions({ backend: 'gpu' as never }), /backend/);
   assert.throws(() => resolveTrainOptions({ queueLength: 100, batchSize: 64 }), /queueLength/);
+});
+
+test('training BatchNorm: closed-form gradient matches autodiff of tf.batchNorm over tf.moments', async () => {
+  await tf.setBackend('cpu');
+  for (const shape of [[4, 5, 5, 3], [6, 7]]) {
+    const channels = shape.at(-1)!;
+    const axes = shape.length === 4 ? [0, 1, 2] : [0];
+    const x = tf.randomNormal(shape, 1, 2, 'float32', 9);
+    const gamma = tf.randomUniform([channels], 0.5, 1.5, 'float32', 10);
+    const beta = tf.randomUniform([channels], -0.5, 0.5, 'float32', 11);
+    const weights = tf.randomNormal(shape, 0, 1, 'float32', 12);
+    const reference = tf.grads((input: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const { mean, variance } = tf.moments(input, axes);
+      return tf.sum(tf.mul(tf.batchNorm(input, mean, variance, b, g, 1e-5), weights)) as tf.Scalar;
+    })([x, gamma, beta]);
+    const seen: tf.Tensor[] = [];
+    const ours = tf.grads((input: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const bn = batchNormWithBatchStatistics(axes, (mean, variance) => seen.push(mean, variance));
+      return tf.sum(tf.mul(bn(input, g, b), weights)) as tf.Scalar;
+    })([x, gamma, beta]);
+    reference.forEach((expected, i) => {
+      const difference = tf.max(tf.abs(tf.sub(expected, ours[i]))).dataSync()[0];
+      assert.ok(difference < 1e-4, `shape ${shape}: gradient ${i} differs by ${difference}`);
+    });
+    const { mean } = tf.moments(x, axes);
+    assert.ok(tf.max(tf.abs(tf.sub(mean, seen[0]))).dataSync()[0] < 1e-5, 'reports the batch mean');
+    tf.dispose([x, gamma, beta, weights, ...reference, ...ours, ...seen, mean]);
+  }
 });

@@ -1,0 +1,187 @@
+// SwAV multi-crop as batched tensor ops: random-resized crops with flips folded into the boxes, then colour jitter.
+// All randomness comes from the seeded `Random`, so a seed repeats the same crops on every backend.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { EngineError } from '../errors';
+import type { Random } from '../util/random';
+
+export interface MultiCropOptions {
+  globalCrops: number;
+  globalSizePx: number;
+  /** Share of the image area a global crop covers, [low, high] within (0, 1]. */
+  globalScale: [number, number];
+  localCrops: number;
+  localSizePx: number;
+  localScale: [number, number];
+  flipProbability: number;
+  /** Colour jitter strength 0..1; factors are drawn from [1 - 0.8·s, 1 + 0.8·s] as in SwAV. */
+  colorJitter: number;
+  grayscaleProbability: number;
+}
+
+// SwAV distorts colour in 80% of crops and leaves the rest untouched.
+const JITTER_PROBABILITY = 0.8;
+const JITTER_RANGE_PER_STRENGTH = 0.8;
+const MIN_LOG_ASPECT = Math.log(3 / 4);
+const MAX_LOG_ASPECT = Math.log(4 / 3);
+// torchvision gives up after 10 tries and falls back to a centre crop; we do the same.
+const CROP_ATTEMPTS = 10;
+const LUMA_WEIGHTS = [0.299, 0.587, 0.114];
+
+function checkScale(name: string, scale: [number, number]): void {
+  const [low, high] = scale;
+  if (!(low > 0 && low <= high && high <= 1)) {
+    throw new EngineError('BAD_CONFIG', `${name} must be two numbers with 0 < low ≤ high ≤ 1, not [${scale.join(', ')}].`);
+  }
+}
+
+/**
+ * One random-resized-crop box in cropAndResize's normalised coordinates [y1, x1, y2, x2],
+ * where 0 and 1 are the centres of the first and last pixel. A flip swaps x1 and x2, which mirrors the crop.
+ */
+export function sampleCropBox(
+  random: Random,
+  heightPx: number,
+  widthPx: number,
+  scale: [number, number],
+  flip: boolean,
+): [number, number, number, number] {
+  const areaPx = heightPx * widthPx;
+  let cropHeightPx = 0;
+  let cropWidthPx = 0;
+  for (let attempt = 0; attempt < CROP_ATTEMPTS && cropWidthPx === 0; attempt++) {
+    const targetAreaPx = areaPx * random.uniform(scale[0], scale[1]);
+    const aspect = Math.exp(random.uniform(MIN_LOG_ASPECT, MAX_LOG_ASPECT));
+    const width = Math.sqrt(targetAreaPx * aspect);
+    const height = Math.sqrt(targetAreaPx / aspect);
+    if (width <= widthPx && height <= heightPx) {
+      cropWidthPx = width;
+      cropHeightPx = height;
+    }
+  }
+  let top: number;
+  let left: number;
+  if (cropWidthPx === 0) {
+    // Fallback: the whole image, trimmed to the nearest allowed aspect ratio, centred.
+    const imageAspect = widthPx / heightPx;
+    cropWidthPx = imageAspect > 4 / 3 ? heightPx * (4 / 3) : widthPx;
+    cropHeightPx = imageAspect < 3 / 4 ? widthPx / (3 / 4) : heightPx;
+    top = (heightPx - cropHeightPx) / 2;
+    left = (widthPx - cropWidthPx) / 2;
+  } else {
+    top = random.uniform(0, heightPx - cropHeightPx);
+    left = random.uniform(0, widthPx - cropWidthPx);
+  }
+  // Pixel-centre coordinates: a crop of w pixels starting at `left` spans centres left .. left + w - 1.
+  const toUnitY = (value: number): number => (heightPx > 1 ? value / (heightPx - 1) : 0);
+  const toUnitX = (value: number): number => (widthPx > 1 ? value / (widthPx - 1) : 0);
+  const y1 = toUnitY(top);
+  const y2 = toUnitY(top + Math.max(cropHeightPx - 1, 0));
+  const x1 = toUnitX(left);
+  const x2 = toUnitX(left + Math.max(cropWidthPx - 1, 0));
+  return flip ? [y1, x2, y2, x1] : [y1, x1, y2, x2];
+}
+
+/** Luma as [B,H,W,1]; a single-channel image is its own luma. */
+function luma(images: tf.Tensor): tf.Tensor {
+  if (images.shape[images.rank - 1] === 1) return images;
+  return tf.sum(tf.mul(images, tf.tensor1d(LUMA_WEIGHTS)), -1, true);
+}
+
+interface CropDraws {
+  boxes: Float32Array;
+  brightness: Float32Array;
+  contrast: Float32Array;
+  saturation: Float32Array;
+  grayscale: Float32Array;
+  anyGrayscale: boolean;
+}
+
+function drawCrops(random: Random, shape: number[], scale: [number, number], options: MultiCropOptions): CropDraws {
+  const [batch, heightPx, widthPx] = shape;
+  const draws: CropDraws = {
+    boxes: new Float32Array(batch * 4),
+    brightness: new Float32Array(batch),
+    contrast: new Float32Array(batch),
+    saturation: new Float32Array(batch),
+    grayscale: new Float32Array(batch),
+    anyGrayscale: false,
+  };
+  const spread = JITTER_RANGE_PER_STRENGTH * options.colorJitter;
+  const factor = (): number => random.uniform(Math.max(0, 1 - spread), 1 + spread);
+  for (let image = 0; image < batch; image++) {
+    const flip = random.next() < options.flipProbability;
+    draws.boxes.set(sampleCropBox(random, heightPx, widthPx, scale, flip), image * 4);
+    // Every image draws the same count of numbers whatever the branch, so one option never shifts the others' stream.
+    const jitter = random.next() < JITTER_PROBABILITY;
+    const brightness = factor();
+    const contrast = factor();
+    const saturation = factor();
+    draws.brightness[image] = jitter ? brightness : 1;
+    draws.contrast[image] = jitter ? contrast : 1;
+    draws.saturation[image] = jitter ? saturation : 1;
+    const grey = random.next() < options.grayscaleProbability;
+    draws.grayscale[image] = grey ? 1 : 0;
+    draws.anyGrayscale ||= grey;
+  }
+  return draws;
+}
+
+function augmentedCrops(
+  images: tf.Tensor4D,
+  count: number,
+  sizePx: number,
+  scale: [number, number],
+  options: MultiCropOptions,
+  random: Random,
+): tf.Tensor4D[] {
+  const [batch, , , channels] = images.shape;
+  const crops: tf.Tensor4D[] = [];
+  for (let crop = 0; crop < count; crop++) {
+    const draws = drawCrops(random, images.shape, scale, options);
+    crops.push(
+      tf.tidy(() => {
+        const perImage = (values: Float32Array): tf.Tensor4D => tf.tensor4d(values, [batch, 1, 1, 1]);
+        const boxIndices = tf.tensor1d(Int32Array.from({ length: batch }, (_, index) => index), 'int32');
+        let views: tf.Tensor = tf.image.cropAndResize(images, tf.tensor2d(draws.boxes, [batch, 4]), boxIndices, [sizePx, sizePx], 'bilinear');
+        if (options.colorJitter > 0) {
+          // torchvision's ColorJitter order varies per call; a fixed order keeps this one batched op per factor.
+          views = tf.clipByValue(tf.mul(views, perImage(draws.brightness)), 0, 1);
+          const meanLuma = tf.mean(luma(views), [1, 2, 3], true);
+          views = tf.clipByValue(tf.add(tf.mul(tf.sub(views, meanLuma), perImage(draws.contrast)), meanLuma), 0, 1);
+          if (channels === 3) {
+            const grey = luma(views);
+            views = tf.clipByValue(tf.add(tf.mul(tf.sub(views, grey), perImage(draws.saturation)), grey), 0, 1);
+          }
+        }
+        if (channels === 3 && draws.anyGrayscale) {
+          // views + mask·(luma − views): mask 1 turns an image grey, 0 leaves it.
+          views = tf.add(views, tf.mul(tf.sub(luma(views), views), perImage(draws.grayscale)));
+        }
+        // Bilinear weights can overshoot 1 by a rounding error.
+        return tf.clipByValue(views, 0, 1) as tf.Tensor4D;
+      }),
+    );
+  }
+  return crops;
+}
+
+/** SwAV multi-crop: `globalCrops` views of [B,G,G,C] followed by `localCrops` views of [B,L,L,C], values in [0,1]. */
+export function multiCrop(images: tf.Tensor4D, options: MultiCropOptions, random: Random): tf.Tensor4D[] {
+  checkScale('globalScale', options.globalScale);
+  checkScale('localScale', options.localScale);
+  if (images.dtype !== 'float32') {
+    throw new EngineError('INTERNAL', `multiCrop expects float32 images in [0,1], got ${images.dtype}.`);
+  }
+  return [
+    ...augmentedCrops(images, options.globalCrops, options.globalSizePx, options.globalScale, options, random),
+    ...augmentedCrops(images, options.localCrops, options.localSizePx, options.localScale, options, random),
+  ];
+}
+
+/** The whole image at `sizePx`, sampled like a full-image crop, for embedding images the way training saw them. */
+export function centerView(images: tf.Tensor4D, sizePx: number): tf.Tensor4D {
+  const [, heightPx, widthPx] = images.shape;
+  if (heightPx === sizePx && widthPx === sizePx) return tf.clone(images);
+  return tf.tidy(() => tf.image.resizeBilinear(images, [sizePx, sizePx], true));
+}

@@ -1,0 +1,80 @@
+// End to end: the built CLI trains, indexes, queries and evaluates on the sample set shipped in the repo.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const root = path.resolve(__dirname, '../..');
+const cli = path.join(root, 'dist', 'cli.js');
+const sample = path.join(root, 'sample', 'fashion-mnist');
+
+async function cluster(args: string[]): Promise<{ json: Record<string, unknown>; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args, '--json'], { maxBuffer: 1 << 26 });
+    return { json: JSON.parse(stdout.trim().split('\n').at(-1)!), stderr, code: 0 };
+  } catch (error) {
+    const failed = error as { stdout: string; stderr: string; code: number };
+    return { json: JSON.parse(failed.stdout.trim().split('\n').at(-1) || '{}'), stderr: failed.stderr, code: failed.code };
+  }
+}
+
+test('cli: train, index, neighbours and evaluate on the sample set', async () => {
+  assert.ok(existsSync(cli), 'run "npm run build" first');
+  const runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-cli-')), 'run');
+  const trained = await cluster(['train', sample, '--out', runDir, '--epochs', '2', '--image-size', '28', '--width', '8', '--batch-size', '100', '--seed', '1']);
+  assert.equal(trained.code, 0, trained.stderr);
+  assert.equal(trained.json.kind, 'train');
+  assert.equal(trained.json.images, 1000);
+  assert.equal(trained.json.epochs, 2);
+  assert.equal(trained.json.steps, 20);
+  assert.equal(trained.json.backend, 'wasm');
+  assert.ok(Number.isFinite(trained.json.finalLoss as number));
+  for (const file of ['run.json', 'images.json', 'checkpoint.ckpt', 'metrics.jsonl', 'index.bin']) assert.ok(existsSync(path.join(runDir, file)), `${file} written`);
+  const metrics = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  assert.equal(metrics.length, 20);
+
+  const indexed = await cluster(['index', runDir]);
+  assert.equal(indexed.code, 0, indexed.stderr);
+  assert.equal(indexed.json.images, 1000);
+  const clusters = indexed.json.clusters as { size: number }[];
+  assert.equal(clusters.reduce((sum, c) => sum + c.size, 0), 1000);
+
+  const image = path.join(sample, '7-sneaker', readdirFirst(path.join(sample, '7-sneaker')));
+  const neighbours = await cluster(['neighbours', runDir, image, '--k', '5']);
+  assert.equal(neighbours.code, 0, neighbours.stderr);
+  const hits = neighbours.json.neighbours as { path: string; similarity: number }[];
+  assert.equal(hits.length, 5);
+  assert.ok(hits.every((hit, i) => i === 0 || hit.similarity <= hits[i - 1].similarity), 'sorted by similarity');
+  assert.ok(!hits.some((hit) => image.endsWith(hit.path)), 'the query itself is excluded');
+
+  const evaluated = await cluster(['evaluate', runDir]);
+  assert.equal(evaluated.code, 0, evaluated.stderr);
+  for (const key of ['images', 'skipped', 'nmi', 'ari', 'acc', 'proto_nmi', 'knn', 'backend']) assert.ok(key in evaluated.json, `evaluate prints ${key}`);
+  assert.equal(evaluated.json.images, 1000);
+  // Even two short epochs must beat chance clearly: random NMI is ~0, random kNN 0.1.
+  assert.ok((evaluated.json.nmi as number) > 0.2, `nmi ${evaluated.json.nmi}`);
+  assert.ok((evaluated.json.knn as number) > 0.4, `knn ${evaluated.json.knn}`);
+});
+
+test('cli: clear errors for a missing folder, a missing run and a bad setting', async () => {
+  const missing = await cluster(['train', '/nonexistent/images', '--out', path.join(os.tmpdir(), 'cl-none')]);
+  assert.equal(missing.code, 1);
+  assert.equal((missing.json.error as { code: string }).code, 'NOT_FOUND');
+  assert.match(missing.stderr, /\/nonexistent\/images/);
+
+  const noRun = await cluster(['evaluate', '/nonexistent/run']);
+  assert.equal(noRun.code, 1);
+  assert.match((noRun.json.error as { message: string }).message, /\/nonexistent\/run/);
+
+  const badSetting = await cluster(['train', sample, '--out', path.join(os.tmpdir(), 'cl-bad'), '--prototypes', '1']);
+  assert.equal((badSetting.json.error as { code: string }).code, 'BAD_CONFIG');
+  assert.match(badSetting.stderr, /prototypes/);
+});
+
+function readdirFirst(dir: string): string {
+  return require('node:fs').readdirSync(dir).sort()[0];
+}

@@ -1,0 +1,88 @@
+// The engine as a child process: cancel within a step, resume, bad requests, and a crash.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { ProgressEvent } from '../../src/protocol';
+import { EngineClient, EngineRequestError } from '../../src/host/engineClient';
+
+const root = path.resolve(__dirname, '../..');
+const enginePath = path.join(root, 'dist', 'engine.js');
+const sample = path.join(root, 'sample', 'fashion-mnist');
+const tinyOptions = { imageSizePx: 16, width: 4, batchSize: 50, minutes: 0, localCrops: 1 };
+
+test('engine: cancelling stops within a step and leaves checkpoint and index; resume continues', async () => {
+  const client = new EngineClient({ enginePath });
+  const runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-engine-')), 'run');
+  try {
+    const controller = new AbortController();
+    const steps: number[] = [];
+    const first = await client.request(
+      { type: 'train', imagesDir: sample, runDir, options: { ...tinyOptions, epochs: 50 } },
+      {
+        signal: controller.signal,
+        onProgress: (event: ProgressEvent) => {
+          if (event.phase !== 'train') return;
+          steps.push(event.step!);
+          if (event.step === 3) controller.abort();
+        },
+      },
+    );
+    assert.equal(first.cancelled, true);
+    assert.ok(first.steps >= 3 && first.steps <= 4, `stopped at step ${first.steps}, asked at 3`);
+    assert.ok(existsSync(first.checkpointPath));
+    assert.ok(first.indexPath && existsSync(first.indexPath), 'a cancelled run still gets an index');
+
+    const resumed = await client.request({ type: 'train', imagesDir: sample, runDir, options: { epochs: 1 }, resume: true });
+    assert.equal(resumed.cancelled, false);
+    assert.equal(resumed.steps, 20, 'resume finishes epoch 1 (20 steps of 50) from where it stopped');
+    assert.ok(statSync(resumed.checkpointPath).mtimeMs >= statSync(first.checkpointPath).mtimeMs);
+  } finally {
+    await client.dispose();
+  }
+});
+
+test('engine: bad requests get clear errors and the engine stays alive', async () => {
+  const client = new EngineClient({ enginePath });
+  try {
+    await assert.rejects(client.request({ type: 'index', runDir: '/nonexistent/run' }), (error: EngineRequestError) => error.code === 'NOT_FOUND' && /\/nonexistent\/run/.test(error.message));
+    await assert.rejects(client.request({ type: 'neighbours', runDir: os.tmpdir(), image: 'x.png', k: 3 }), (error: EngineRequestError) => error.code === 'NO_INDEX');
+    await assert.rejects(
+      client.request({ type: 'train', imagesDir: sample, runDir: path.join(os.tmpdir(), 'cl-bad'), options: { backend: 'tensorflow' } }),
+      (error: EngineRequestError) => error.code === 'BACKEND_UNAVAILABLE' && /tensorflow/.test(error.message),
+    );
+    const pid = client.pid;
+    await assert.rejects(client.request({ type: 'evaluate', runDir: '/nonexistent/run' }), (error: EngineRequestError) => error.code === 'NOT_FOUND');
+    assert.equal(client.pid, pid, 'the same engine process answered every request');
+  } finally {
+    await client.dispose();
+  }
+});
+
+test('engine: a crash rejects the request in flight, is reported once, and the next request starts a fresh engine', async () => {
+  const crashes: string[] = [];
+  const client = new EngineClient({ enginePath, onCrash: (message) => crashes.push(message) });
+  const runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-crash-')), 'run');
+  try {
+    let killed = false;
+    await assert.rejects(
+      client.request(
+        { type: 'train', imagesDir: sample, runDir, options: { ...tinyOptions, epochs: 50 } },
+        {
+          onProgress: (event) => {
+            if (event.phase === 'train' && !killed) {
+              killed = true;
+              process.kill(client.pid!, 'SIGKILL');
+            }
+          },
+        },
+      ),
+      (error: EngineRequestError) => error.code === 'ENGINE_CRASHED',
+    );
+    assert.equal(crashes.length, 1);
+    await assert.rejects(client.request({ type: 'evaluate', runDir: '/nonexistent/run' }), (error: EngineRequestError) => error.code === 'NOT_FOUND');
+  } finally {
+    await client.dispose();
+  }
+});
