@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { EvaluateResult } from '../../protocol';
 import { EngineError } from '../errors';
-import { cachedIndex } from '../index/runQueries';
+import { cachedIndex, initRunBackend } from '../index/runQueries';
 import type { JobContext } from '../jobContext';
 import { kMeans } from './kmeans';
 import { adjustedRandIndex, clusteringAccuracy, knnAccuracy, normalizedMutualInformation } from './metrics';
@@ -11,6 +11,7 @@ export const knnNeighbours = 20;
 /** Scores a run's clustering against its folder labels: k-means on backbone features, and the prototypes. */
 export async function evaluateRun(runDir: string, context: JobContext): Promise<EvaluateResult> {
   const index = await cachedIndex(path.resolve(runDir));
+  await initRunBackend(path.resolve(runDir), context);
   const labelCount = index.header.labelNames.length;
   if (labelCount < 2) {
     throw new EngineError(

@@ -163,6 +163,7 @@ export async function buildIndex(
 
 export async function readIndex(runDir: string): Promise<RunIndex> {
   const file = runPath(runDir, 'index');
+  if (!existsSync(runDir)) throw new EngineError('NOT_FOUND', `The run folder ${runDir} does not exist. Pass a folder made by "cluster-lens train".`);
   if (!existsSync(file)) throw new EngineError('NO_INDEX', `The run ${runDir} has no index yet. Run "cluster-lens index ${runDir}" (or train to the end) first.`);
   let archive;
   try {

@@ -38,12 +38,17 @@ export async function cachedCheckpoint(runDir: string): Promise<LoadedCheckpoint
   return checkpoint;
 }
 
+/** Starts the backend the run was trained with in mind ('auto' unless one was named). */
+export async function initRunBackend(runDir: string, context: JobContext) {
+  return initBackend((await readManifest(runDir)).options.backend, context.log);
+}
+
 /** Rebuilds a run's index from its checkpoint and its images folder. */
 export async function indexRun(runDir: string, context: JobContext): Promise<IndexResult> {
   const resolved = path.resolve(runDir);
   const manifest = await readManifest(resolved);
+  const backend = await initBackend(manifest.options.backend, context.log);
   const checkpoint = await cachedCheckpoint(resolved);
-  const backend = await initBackend(manifest.options.backend === 'auto' ? 'auto' : manifest.options.backend, context.log);
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${manifest.imagesDir}` });
   const scan = await scanImageFolder(manifest.imagesDir, { signal: context.signal });
   const images = await loadImageSet(scan, {
@@ -59,7 +64,7 @@ export async function indexRun(runDir: string, context: JobContext): Promise<Ind
 export async function findNeighbours(runDir: string, image: string, k: number, context: JobContext): Promise<NeighboursResult> {
   const resolved = path.resolve(runDir);
   const index = await cachedIndex(resolved);
-  const backend = await initBackend(index.header.backend, context.log);
+  const backend = await initRunBackend(resolved, context);
   const absolute = path.resolve(index.header.imagesDir, image);
   const relative = path.relative(index.header.imagesDir, absolute).split(path.sep).join('/');
   const position = index.header.records.findIndex((record) => record.path === relative);

@@ -5,6 +5,8 @@ import '../util/tensorOps';
 /** The architecture, stored in every checkpoint so a model can be rebuilt without the training options. */
 export interface ModelSpec {
   channels: number;
+  /** 2 halves the resolution at the stem (as ResNet's stem does), for images of 48 px and more. */
+  stemStride: 1 | 2;
   width: number;
   blocksPerStage: number[];
   projectionHiddenDim: number;
@@ -115,7 +117,7 @@ export function featureMap(model: SwavModel, images: tf.Tensor4D, mode: ForwardM
   return tf.tidy(() => {
     const v = (name: string) => variable(model, name);
     const normalized = tf.div(tf.sub(images, model.spec.inputMean), model.spec.inputStd) as tf.Tensor4D;
-    let x = tf.relu(batchNorm(model, 'stem.bn', tf.conv2d(normalized, v('stem.conv') as tf.Tensor4D, 1, 'same'), mode, statistics)) as tf.Tensor4D;
+    let x = tf.relu(batchNorm(model, 'stem.bn', tf.conv2d(normalized, v('stem.conv') as tf.Tensor4D, model.spec.stemStride, 'same'), mode, statistics)) as tf.Tensor4D;
     model.spec.blocksPerStage.forEach((blocks, stage) => {
       for (let block = 0; block < blocks; block++) {
         const prefix = `stage${stage}.block${block}`;

@@ -47,13 +47,13 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   const startedAt = Date.now();
   const runDir = path.resolve(job.runDir);
   const imagesDir = path.resolve(job.imagesDir);
+  // The backend must be up before any tensor exists, the checkpoint's included.
+  const previous = job.resume ? await readManifest(runDir) : undefined;
+  const requested = resolveTrainOptions(previous ? { ...previous.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) } : job.options);
+  const backend = await initBackend(requested.backend, context.log);
   const resumeFrom = job.resume ? await loadCheckpoint(checkpointPath(runDir)) : undefined;
-  // A resumed run keeps its recipe; only the budget (epochs, minutes) may be extended.
-  const options = resumeFrom
-    ? resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) })
-    : resolveTrainOptions(job.options);
-  const backend = await initBackend(options.backend, context.log);
-
+  // A resumed run keeps its recipe; only the budget (epochs, minutes) and the backend may change.
+  const options = resumeFrom ? resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) }) : requested;
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
   const scan = await scanImageFolder(imagesDir, { signal: context.signal });
   const images = await loadImageSet(scan, {
@@ -75,7 +75,7 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
     channels: images.channels,
     labelNames: images.labelNames,
     backend: backend.name,
-    createdAt: resumeFrom ? (await readManifest(runDir)).createdAt : new Date().toISOString(),
+    createdAt: previous?.createdAt ?? new Date().toISOString(),
     images: images.records.length,
     skipped: images.skipped,
   };
@@ -166,6 +166,7 @@ class SwavTrainer {
       this.model = createModel(
         {
           channels: images.channels,
+          stemStride: options.imageSizePx >= 48 ? 2 : 1,
           width: options.width,
           blocksPerStage: options.blocksPerStage,
           projectionHiddenDim: options.projectionHiddenDim,

@@ -12,6 +12,7 @@ import { createRandom } from '../../../src/engine/util/random';
 
 const spec: ModelSpec = {
   channels: 1,
+  stemStride: 1,
   width: 4,
   blocksPerStage: [1, 1],
   projectionHiddenDim: 16,

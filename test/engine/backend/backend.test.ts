@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LogLevel } from '../../../src/protocol';
+import { describeBackend, initBackend } from '../../../src/engine/backend/backend';
+import { EngineError } from '../../../src/engine/errors';
+import { wasmKernelNames } from '../../../src/engine/backend/wasmKernels';
+
+function recorder(): { log: (level: LogLevel, message: string) => void; lines: { level: LogLevel; message: string }[] } {
+  const lines: { level: LogLevel; message: string }[] = [];
+  return { log: (level, message) => lines.push({ level, message }), lines };
+}
+
+async function assertUnavailable(preference: 'tensorflow' | 'webgpu', pattern: RegExp): Promise<void> {
+  await assert.rejects(initBackend(preference), (error: unknown) => {
+    assert.ok(error instanceof EngineError);
+    assert.equal(error.code, 'BACKEND_UNAVAILABLE');
+    assert.match(error.message, pattern);
+    return true;
+  });
+}
+
+// These packages are optional and not installed in this repository.
+test('an explicit tensorflow backend that is not installed throws BACKEND_UNAVAILABLE with the reason', async () => {
+  await assertUnavailable('tensorflow', /^tensorflow: not installed: npm install @tensorflow\/tfjs-node\b.*'auto'/);
+});
+
+test('an explicit webgpu backend that is not installed throws BACKEND_UNAVAILABLE with the reason', async () => {
+  await assertUnavailable('webgpu', /^webgpu: not installed: npm install webgpu\b/);
+});
+
+test("'auto' skips the rungs it cannot start, with reasons, and lands on wasm", async () => {
+  const handlers = () => process.listeners('unhandledRejection').length + process.listeners('uncaughtException').length;
+  const handlersBefore = handlers();
+  const { log, lines } = recorder();
+  const info = await initBackend('auto', log);
+  assert.equal(info.name, 'wasm');
+  // The wasm start-up adds handlers that rethrow every error; they must not outlive it to kill the engine.
+  assert.equal(handlers(), handlersBefore);
+  assert.equal(tf.getBackend(), 'wasm');
+  assert.deepEqual(
+    info.skipped.map((rung) => rung.backend),
+    ['tensorflow', 'webgpu'],
+  );
+  assert.match(info.skipped[0].reason, /^not installed: npm install @tensorflow\/tfjs-node/);
+  assert.match(info.skipped[1].reason, /^not installed: npm install webgpu/);
+  assert.equal(info.simd, true);
+  assert.equal(info.threads, 1);
+  assert.ok(lines.some((line) => line.level === 'info' && line.message.includes('wasm (SIMD, 1 thread)')));
+  assert.ok(!lines.some((line) => line.level === 'warn'));
+  const description = describeBackend(info);
+  assert.match(description, /^wasm \(SIMD, 1 thread\); skipped tensorflow: not installed.*; webgpu: not installed/);
+});
+
+test("an explicit 'wasm' starts wasm with our kernels, and a second call is cheap and equal", async () => {
+  const first = await initBackend('wasm');
+  assert.equal(first.name, 'wasm');
+  assert.deepEqual(first.skipped, []);
+  assert.equal(tf.getBackend(), 'wasm');
+  for (const kernelName of wasmKernelNames) assert.ok(tf.getKernel(kernelName, 'wasm') !== undefined, kernelName);
+  const { log, lines } = recorder();
+  const second = await initBackend('wasm', log);
+  assert.deepEqual(second, first);
+  // Cached: nothing was started again, so nothing was logged.
+  assert.equal(lines.length, 0);
+});
+
+test("an explicit 'cpu' works and warns that it is slow; switching back to wasm works", async () => {
+  const { log, lines } = recorder();
+  const info = await initBackend('cpu', log);
+  assert.equal(info.name, 'cpu');
+  assert.equal(tf.getBackend(), 'cpu');
+  assert.ok(lines.some((line) => line.level === 'warn' && /thousands of times slower/.test(line.message)));
+  assert.equal((await initBackend('wasm')).name, 'wasm');
+  assert.equal(tf.getBackend(), 'wasm');
+});
+
+test('the reductions and identity we replace on wasm agree with cpu and stay leak-free', async () => {
+  const values = Array.from({ length: 2 * 3 * 4 * 5 }, (_, i) => Math.sin(i) * 10);
+  const compute = () =>
+    tf.tidy(() => {
+      const x = tf.tensor4d(values, [2, 3, 4, 5]);
+      const results = [
+        tf.sum(x, [0, 1, 2]),
+        tf.sum(x, [1, 2], true),
+        tf.mean(x, [0, 1, 2], true),
+        tf.mean(x, 1),
+        tf.sum(x, 3),
+        tf.mean(x),
+        tf.sum(tf.cast(x, 'int32'), [0, 1]),
+      ];
+      return results.map((result) => ({ shape: result.shape, values: Array.from(result.dataSync()) }));
+    });
+  await tf.setBackend('cpu');
+  const expected = compute();
+  await tf.setBackend('wasm');
+  const actual = compute();
+  expected.forEach((reference, index) => {
+    assert.deepEqual(actual[index].shape, reference.shape);
+    reference.values.forEach((value, i) => assert.ok(Math.abs(actual[index].values[i] - value) <= 1e-4 * Math.max(1, Math.abs(value)), `result ${index}[${i}]`));
+  });
+
+  // A clone shares the data: it must outlive the original, and its disposal must free it.
+  const tensors = tf.memory().numTensors;
+  const buffers = tf.engine().backend.numDataIds();
+  const original = tf.tensor1d([1, 2, 3]);
+  const copy = tf.clone(original);
+  const cast = tf.cast(copy, 'float32');
+  original.dispose();
+  assert.deepEqual(Array.from(cast.dataSync()), [1, 2, 3]);
+  tf.dispose([copy, cast]);
+  assert.equal(tf.memory().numTensors, tensors);
+  assert.equal(tf.engine().backend.numDataIds(), buffers);
+});
+
+/** Writes a package that `require` finds through NODE_PATH. */
+function fakePackage(root: string, name: string, source: string): void {
+  const directory = path.join(root, name);
+  mkdirSync(directory, { recursive: true });
+  writeFileSync(path.join(directory, 'package.json'), JSON.stringify({ name, version: '0.0.0', main: 'index.js' }));
+  writeFileSync(path.join(directory, 'index.js'), source);
+}
+
+test('a backend package that is installed but broken is reported with its real error', () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'cluster-lens-backend-'));
+  try {
+    fakePackage(root, '@tensorflow/tfjs-node', "throw new Error('libtensorflow.so.2: cannot open shared object file');");
+    fakePackage(root, 'webgpu', 'exports.globals = {}; exports.create = () => ({ requestAdapter: async () => null });');
+    fakePackage(root, '@tensorflow/tfjs-backend-webgpu', '');
+    // A child process, so that the fake packages and the globals they set stay out of this one.
+    const script = `
+      const { initBackend } = require(${JSON.stringify(path.resolve(__dirname, '../../../src/engine/backend/backend.ts'))});
+      (async () => {
+        const auto = await initBackend('auto');
+        const explicit = await initBackend('tensorflow').catch((error) => error);
+        console.log(JSON.stringify({ auto, code: explicit.code, message: explicit.message }));
+      })();`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      env: { ...process.env, NODE_PATH: root },
+      encoding: 'utf8',
+    });
+    assert.equal(child.status, 0, child.stderr);
+    const result = JSON.parse(child.stdout.trim().split('\n').pop() ?? '');
+    assert.equal(result.auto.name, 'wasm');
+    assert.deepEqual(result.auto.skipped, [
+      { backend: 'tensorflow', reason: '@tensorflow/tfjs-node is installed but failed to load: libtensorflow.so.2: cannot open shared object file' },
+      { backend: 'webgpu', reason: 'no adapter found' },
+    ]);
+    assert.equal(result.code, 'BACKEND_UNAVAILABLE');
+    assert.match(result.message, /^tensorflow: @tensorflow\/tfjs-node is installed but failed to load: libtensorflow/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
