@@ -153,6 +153,7 @@ async function fashionMnistCommand(flags: Record<string, unknown>): Promise<numb
   const { writeFashionMnistPngs } = await import('../engine/data/fashionMnist');
   const out = flags.out as string | undefined;
   if (!out) throw new UsageError('fashion-mnist needs --out <dir>');
+  const printProgress = progressPrinter();
   const split = flags.split as string | undefined;
   if (split && split !== 'train' && split !== 'test') throw new UsageError('--split must be train or test');
   const written = await writeFashionMnistPngs({
@@ -160,9 +161,10 @@ async function fashionMnistCommand(flags: Record<string, unknown>): Promise<numb
     outDir: path.resolve(out),
     splits: split ? [split as 'train' | 'test'] : undefined,
     perClassLimit: number(flags, 'per-class'),
-    onProgress: progressPrinter() as never,
+    onProgress: (done, total) => printProgress({ type: 'progress', id: 0, phase: 'decode', fraction: done / total, message: `${done}/${total} PNGs written` }),
   });
-  process.stdout.write(`${typeof written === 'object' ? JSON.stringify(written) : `Wrote Fashion-MNIST PNGs to ${path.resolve(out)}`}\n`);
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  process.stdout.write(`Wrote ${written.written} Fashion-MNIST PNGs to ${written.outDir}\n`);
   return 0;
 }
 

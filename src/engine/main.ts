@@ -1,132 +1,81 @@
-// The engine process: reads typed requests over IPC, runs one job at a time, and emits events.
-import type { EngineEvent, EngineResult, ProgressEvent, WorkRequest } from '../protocol';
-import { isEngineRequest } from '../protocol';
-import { evaluateRun } from './analysis/evaluate';
-import { EngineError, toErrorEvent } from './errors';
-import { findNeighbours, indexRun } from './index/runQueries';
-import type { JobContext } from './jobContext';
-import { train } from './swav/trainer';
+// The engine process. Its main thread speaks the protocol over IPC and stays responsive; the work
+// thread (worker.ts) runs tensor work, which blocks for whole training steps.
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import type { EngineEvent, EngineRequest, ProgressEvent } from '../protocol';
 import { version } from '../../package.json';
+import { EngineError, toErrorEvent } from './errors';
+import { serveRequests } from './worker';
 
-const progressIntervalMs = 200;
 const heartbeatIntervalMs = 1000;
 
 function send(event: EngineEvent): void {
   if (process.send && process.connected) process.send(event);
 }
 
-const pending: { request: WorkRequest; controller: AbortController }[] = [];
-const controllers = new Map<number, AbortController>();
-let running = false;
+function runProcess(): void {
+  if (!process.send) {
+    console.error('The Cluster Lens engine runs as a child process. Use the "cluster-lens" command or the VS Code extension.');
+    process.exit(2);
+  }
+  const inFlight = new Map<number, { latest?: ProgressEvent; lastSentMs: number }>();
+  let shuttingDown = false;
+  let worker = startWorker();
 
-function contextFor(id: number, controller: AbortController): JobContext & { stop(): void } {
-  let lastSentMs = 0;
-  let lastPhase = '';
-  let latest: ProgressEvent | undefined;
-  // While the event loop is free, the host hears from us at least once a second.
-  const heartbeat = setInterval(() => {
-    if (latest && Date.now() - lastSentMs >= heartbeatIntervalMs) {
-      lastSentMs = Date.now();
-      send(latest);
-    }
-  }, heartbeatIntervalMs);
-  return {
-    signal: controller.signal,
-    progress(update) {
-      latest = { type: 'progress', id, ...update };
-      const now = Date.now();
-      if (now - lastSentMs >= progressIntervalMs || update.phase !== lastPhase || update.fraction >= 1) {
-        lastSentMs = now;
-        lastPhase = update.phase;
-        send(latest);
+  function startWorker(): Worker {
+    const thread = new Worker(__filename);
+    thread.on('message', (event: EngineEvent) => {
+      if (event.type === 'progress') {
+        const entry = inFlight.get(event.id);
+        if (entry) Object.assign(entry, { latest: event, lastSentMs: Date.now() });
       }
-    },
-    log(level, message) {
-      send({ type: 'log', id, level, message });
-    },
-    stop() {
-      clearInterval(heartbeat);
-    },
-  };
-}
-
-async function execute(request: WorkRequest, context: JobContext): Promise<EngineResult> {
-  switch (request.type) {
-    case 'train':
-      return train({ imagesDir: request.imagesDir, runDir: request.runDir, options: request.options, resume: request.resume }, context);
-    case 'index':
-      return indexRun(request.runDir, context);
-    case 'neighbours':
-      return findNeighbours(request.runDir, request.image, request.k, context);
-    case 'evaluate':
-      return evaluateRun(request.runDir, context);
-  }
-}
-
-async function drain(): Promise<void> {
-  if (running) return;
-  running = true;
-  while (pending.length > 0) {
-    const { request, controller } = pending.shift()!;
-    const context = contextFor(request.id, controller);
-    try {
-      if (controller.signal.aborted) throw new EngineError('CANCELLED', 'Cancelled before it started.');
-      const result = await execute(request, context);
-      send({ type: 'result', id: request.id, result });
-    } catch (error) {
-      send(toErrorEvent(error, request.id));
-    } finally {
-      context.stop();
-      controllers.delete(request.id);
-    }
-  }
-  running = false;
-}
-
-function handle(message: unknown): void {
-  if (!isEngineRequest(message)) {
-    const id = typeof (message as { id?: unknown })?.id === 'number' ? (message as { id: number }).id : undefined;
-    send(toErrorEvent(new EngineError('BAD_REQUEST', `The engine does not understand this request: ${JSON.stringify(message)?.slice(0, 200)}`), id));
-    return;
-  }
-  switch (message.type) {
-    case 'cancel': {
-      const controller = controllers.get(message.targetId);
-      controller?.abort();
-      send({ type: 'result', id: message.id, result: { kind: 'ack', request: 'cancel' } });
-      return;
-    }
-    case 'shutdown': {
-      for (const controller of controllers.values()) controller.abort();
-      send({ type: 'result', id: message.id, result: { kind: 'ack', request: 'shutdown' } });
-      // Let a running job reach its checkpoint before leaving.
-      const waitForIdle = setInterval(() => {
-        if (!running) {
-          clearInterval(waitForIdle);
-          process.disconnect?.();
+      if (event.type === 'result' || event.type === 'error') {
+        if (event.id !== undefined) inFlight.delete(event.id);
+        if (event.type === 'result' && event.result.kind === 'ack' && event.result.request === 'shutdown') {
+          send(event);
           process.exit(0);
         }
-      }, 50);
-      return;
-    }
-    default: {
-      const controller = new AbortController();
-      controllers.set(message.id, controller);
-      pending.push({ request: message, controller });
-      void drain();
-    }
+      }
+      send(event);
+    });
+    thread.on('error', (error) => send(toErrorEvent(error)));
+    thread.on('exit', (code) => {
+      if (shuttingDown) process.exit(0);
+      // A dead work thread (out of memory, say) fails what it held; the process lives on with a new one.
+      for (const id of inFlight.keys()) {
+        send(toErrorEvent(new EngineError('ENGINE_CRASHED', `The engine's work thread stopped (code ${code}). Completed checkpoints and indexes are kept; try again.`), id));
+      }
+      inFlight.clear();
+      worker = startWorker();
+    });
+    return thread;
   }
+
+  // The host hears about running work at least once a second, even mid-step.
+  setInterval(() => {
+    const now = Date.now();
+    for (const entry of inFlight.values()) {
+      if (entry.latest && now - entry.lastSentMs >= heartbeatIntervalMs) {
+        entry.lastSentMs = now;
+        send(entry.latest);
+      }
+    }
+  }, heartbeatIntervalMs / 4).unref();
+
+  process.on('message', (message: EngineRequest) => {
+    if (message && typeof message === 'object') {
+      if (message.type === 'shutdown') shuttingDown = true;
+      else if (message.type !== 'cancel' && typeof message.id === 'number') inFlight.set(message.id, { lastSentMs: Date.now() });
+    }
+    worker.postMessage(message);
+  });
+  process.on('disconnect', () => process.exit(0));
+  send({ type: 'ready', pid: process.pid, version });
 }
 
-if (!process.send) {
-  console.error('The Cluster Lens engine runs as a child process. Use the "cluster-lens" command or the VS Code extension.');
-  process.exit(2);
+if (isMainThread) {
+  runProcess();
+} else {
+  process.on('uncaughtException', (error) => parentPort?.postMessage(toErrorEvent(error)));
+  process.on('unhandledRejection', (error) => parentPort?.postMessage(toErrorEvent(error)));
+  serveRequests(parentPort!);
 }
-process.on('message', handle);
-process.on('disconnect', () => process.exit(0));
-process.on('uncaughtException', (error) => {
-  send(toErrorEvent(error));
-  process.exit(1);
-});
-process.on('unhandledRejection', (error) => send(toErrorEvent(error)));
-send({ type: 'ready', pid: process.pid, version });

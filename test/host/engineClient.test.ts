@@ -10,27 +10,28 @@ import { EngineClient, EngineRequestError } from '../../src/host/engineClient';
 const root = path.resolve(__dirname, '../..');
 const enginePath = path.join(root, 'dist', 'engine.js');
 const sample = path.join(root, 'sample', 'fashion-mnist');
-const tinyOptions = { imageSizePx: 16, width: 4, batchSize: 50, minutes: 0, localCrops: 1 };
+const tinyOptions = { imageSizePx: 28, width: 4, batchSize: 50, minutes: 0, localCrops: 1 };
 
 test('engine: cancelling stops within a step and leaves checkpoint and index; resume continues', async () => {
   const client = new EngineClient({ enginePath });
   const runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-engine-')), 'run');
   try {
     const controller = new AbortController();
-    const steps: number[] = [];
+    let abortedAt = 0;
     const first = await client.request(
       { type: 'train', imagesDir: sample, runDir, options: { ...tinyOptions, epochs: 50 } },
       {
         signal: controller.signal,
         onProgress: (event: ProgressEvent) => {
-          if (event.phase !== 'train') return;
-          steps.push(event.step!);
-          if (event.step === 3) controller.abort();
+          if (event.phase !== 'train' || abortedAt > 0 || event.step! < 3) return;
+          abortedAt = event.step!;
+          controller.abort();
         },
       },
     );
     assert.equal(first.cancelled, true);
-    assert.ok(first.steps >= 3 && first.steps <= 4, `stopped at step ${first.steps}, asked at 3`);
+    // The request crosses two processes while the next step runs: it must land by the end of that step.
+    assert.ok(first.steps >= abortedAt && first.steps <= abortedAt + 2, `stopped at step ${first.steps}, asked after step ${abortedAt}`);
     assert.ok(existsSync(first.checkpointPath));
     assert.ok(first.indexPath && existsSync(first.indexPath), 'a cancelled run still gets an index');
 
@@ -38,6 +39,26 @@ test('engine: cancelling stops within a step and leaves checkpoint and index; re
     assert.equal(resumed.cancelled, false);
     assert.equal(resumed.steps, 20, 'resume finishes epoch 1 (20 steps of 50) from where it stopped');
     assert.ok(statSync(resumed.checkpointPath).mtimeMs >= statSync(first.checkpointPath).mtimeMs);
+  } finally {
+    await client.dispose();
+  }
+});
+
+test('engine: progress arrives at least once a second even when one step takes longer', async () => {
+  const client = new EngineClient({ enginePath });
+  const runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-heartbeat-')), 'run');
+  try {
+    const arrivals: number[] = [];
+    // Batch 1000 at 64 px makes single steps of a few seconds on wasm.
+    const result = await client.request(
+      { type: 'train', imagesDir: sample, runDir, options: { imageSizePx: 64, width: 8, batchSize: 1000, localCrops: 0, epochs: 1, minutes: 0 } },
+      { onProgress: () => arrivals.push(Date.now()) },
+    );
+    assert.equal(result.steps, 1);
+    assert.ok(result.durationMs > 2500, `the step should take longer than the heartbeat, took ${result.durationMs} ms in all`);
+    arrivals.push(Date.now());
+    const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]);
+    assert.ok(Math.max(...gaps) < 1600, `longest gap between progress events ${Math.max(...gaps)} ms`);
   } finally {
     await client.dispose();
   }

@@ -196,7 +196,8 @@ class SwavTrainer {
     const recentLosses: number[] = [];
 
     while (this.epoch < options.epochs && !cancelled && !outOfTime) {
-      const order = this.random.shuffle(Array.from({ length: this.images.records.length }, (_, i) => i));
+      // Each epoch's order has its own seed, so a run resumed mid-epoch sees the same batches.
+      const order = createRandom(options.seed * 100_003 + this.epoch + 1).shuffle(Array.from({ length: this.images.records.length }, (_, i) => i));
       const firstStep = this.step - this.epoch * this.stepsPerEpoch; // a resumed run continues mid-epoch
       for (let stepInEpoch = Math.max(0, firstStep); stepInEpoch < this.stepsPerEpoch; stepInEpoch++) {
         const progress = Math.max(this.step / totalSteps, elapsedMs() / budgetMs);

@@ -1,0 +1,112 @@
+// The engine's work thread: takes typed requests, runs one job at a time, and emits events.
+// It runs tensor work synchronously, so the process's main thread (main.ts) relays and keeps the heartbeat.
+import type { EngineEvent, EngineResult, ProgressEvent, WorkRequest } from '../protocol';
+import type { MessagePort } from 'node:worker_threads';
+import { isEngineRequest } from '../protocol';
+import { evaluateRun } from './analysis/evaluate';
+import { EngineError, toErrorEvent } from './errors';
+import { findNeighbours, indexRun } from './index/runQueries';
+import type { JobContext } from './jobContext';
+import { train } from './swav/trainer';
+
+const progressIntervalMs = 200;
+
+let port: MessagePort | undefined;
+
+function send(event: EngineEvent): void {
+  port?.postMessage(event);
+}
+
+const pending: { request: WorkRequest; controller: AbortController }[] = [];
+const controllers = new Map<number, AbortController>();
+let running = false;
+
+function contextFor(id: number, controller: AbortController): JobContext {
+  let lastSentMs = 0;
+  let lastPhase = '';
+  return {
+    signal: controller.signal,
+    progress(update) {
+      const now = Date.now();
+      if (now - lastSentMs >= progressIntervalMs || update.phase !== lastPhase || update.fraction >= 1) {
+        lastSentMs = now;
+        lastPhase = update.phase;
+        send({ type: 'progress', id, ...update } satisfies ProgressEvent);
+      }
+    },
+    log(level, message) {
+      send({ type: 'log', id, level, message });
+    },
+  };
+}
+
+async function execute(request: WorkRequest, context: JobContext): Promise<EngineResult> {
+  switch (request.type) {
+    case 'train':
+      return train({ imagesDir: request.imagesDir, runDir: request.runDir, options: request.options, resume: request.resume }, context);
+    case 'index':
+      return indexRun(request.runDir, context);
+    case 'neighbours':
+      return findNeighbours(request.runDir, request.image, request.k, context);
+    case 'evaluate':
+      return evaluateRun(request.runDir, context);
+  }
+}
+
+async function drain(): Promise<void> {
+  if (running) return;
+  running = true;
+  while (pending.length > 0) {
+    const { request, controller } = pending.shift()!;
+    const context = contextFor(request.id, controller);
+    try {
+      if (controller.signal.aborted) throw new EngineError('CANCELLED', 'Cancelled before it started.');
+      const result = await execute(request, context);
+      send({ type: 'result', id: request.id, result });
+    } catch (error) {
+      send(toErrorEvent(error, request.id));
+    } finally {
+      controllers.delete(request.id);
+    }
+  }
+  running = false;
+}
+
+function handle(message: unknown): void {
+  if (!isEngineRequest(message)) {
+    const id = typeof (message as { id?: unknown })?.id === 'number' ? (message as { id: number }).id : undefined;
+    send(toErrorEvent(new EngineError('BAD_REQUEST', `The engine does not understand this request: ${JSON.stringify(message)?.slice(0, 200)}`), id));
+    return;
+  }
+  switch (message.type) {
+    case 'cancel': {
+      const controller = controllers.get(message.targetId);
+      controller?.abort();
+      send({ type: 'result', id: message.id, result: { kind: 'ack', request: 'cancel' } });
+      return;
+    }
+    case 'shutdown': {
+      for (const controller of controllers.values()) controller.abort();
+      // Let a running job reach its checkpoint before acknowledging.
+      const waitForIdle = setInterval(() => {
+        if (!running) {
+          clearInterval(waitForIdle);
+          send({ type: 'result', id: message.id, result: { kind: 'ack', request: 'shutdown' } });
+        }
+      }, 20);
+      return;
+    }
+    default: {
+      const controller = new AbortController();
+      controllers.set(message.id, controller);
+      pending.push({ request: message, controller });
+      void drain();
+    }
+  }
+}
+
+/** Serves requests arriving on `workerPort` until the process ends. */
+export function serveRequests(workerPort: MessagePort): void {
+  port = workerPort;
+  workerPort.on('message', handle);
+}
