@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { closeBrowser, openWebview, skipWithoutChromium } from './harness';
+
+after(closeBrowser);
+
+const progress = (step: number, loss: number) => ({
+  type: 'dashboard.progress',
+  event: { type: 'progress', id: 1, phase: 'train', fraction: step / 10, epoch: 1, epochs: 2, step, loss, learningRate: 0.001, imagesPerSecond: 42.5, etaSeconds: 12, prototypeUsage: [0.5, 0.25, 0.25] },
+});
+
+test('dashboard: says it is ready, draws the loss curve from progress, keeps state', { skip: skipWithoutChromium }, async () => {
+  const view = await openWebview('dashboard');
+  try {
+    assert.deepEqual(await view.posted(), [{ type: 'webview.ready' }]);
+    await view.send({ type: 'dashboard.reset', runName: 'demo', history: [{ step: 1, loss: 3.4, learningRate: 0.001, imagesPerSecond: 40 }] });
+    for (let step = 2; step <= 5; step++) await view.send(progress(step, 3.4 - step * 0.1));
+    const chart = view.page.getByRole('img', { name: 'Loss curve' });
+    await chart.locator('canvas').waitFor();
+    await view.page.getByText('2.9000').waitFor();
+    assert.equal(await view.page.locator('#title').textContent(), 'Training: demo');
+    const state = (await view.page.evaluate(() => (window as unknown as { __state: { history: { step: number }[]; usage: number[] } }).__state))!;
+    assert.deepEqual(state.history.map((p) => p.step), [1, 2, 3, 4, 5]);
+    assert.deepEqual(state.usage, [0.5, 0.25, 0.25]);
+    // uPlot holds the series it draws: five points.
+    const drawn = await chart.locator('.u-legend .u-series').count();
+    assert.ok(drawn >= 2, 'legend shows the loss series');
+  } finally {
+    await view.close();
+  }
+});
+
+test('dashboard: restores its state after a reload', { skip: skipWithoutChromium }, async () => {
+  const view = await openWebview('dashboard', { state: { runName: 'restored', history: [{ step: 7, loss: 1.5, learningRate: 0, imagesPerSecond: 0 }], usage: [], summary: 'Trained.' } });
+  try {
+    assert.equal(await view.page.locator('#title').textContent(), 'Training: restored');
+    assert.equal(await view.page.getByRole('status').textContent(), 'Trained.');
+  } finally {
+    await view.close();
+  }
+});
+
+test('dashboard: hostile run names are shown as text, and the CSP blocks inline script', { skip: skipWithoutChromium }, async () => {
+  const view = await openWebview('dashboard');
+  try {
+    const hostile = '<img src=x onerror="window.__pwned=1">';
+    await view.send({ type: 'dashboard.reset', runName: hostile, history: [] });
+    assert.equal(await view.page.locator('#title').textContent(), `Training: ${hostile}`);
+    assert.equal(await view.page.locator('#root img').count(), 0);
+    const blocked = await view.page.evaluate(
+      () =>
+        new Promise<boolean>((resolve) => {
+          document.addEventListener('securitypolicyviolation', () => resolve(true), { once: true });
+          const script = document.createElement('script');
+          script.textContent = 'window.__inline = 1';
+          document.body.append(script);
+          setTimeout(() => resolve(false), 500);
+        }),
+    );
+    assert.equal(blocked, true, 'a securitypolicyviolation fired');
+    assert.equal(await view.page.evaluate(() => (window as unknown as { __inline?: number; __pwned?: number }).__inline ?? (window as unknown as { __pwned?: number }).__pwned), undefined);
+  } finally {
+    await view.close();
+  }
+});

@@ -1,0 +1,78 @@
+// Loads a webview bundle into headless Chromium behind the same CSP shell VS Code gets, with acquireVsCodeApi stubbed.
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { renderPanelHtml } from '../../src/host/views/webviewHtml';
+
+export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** Outside CI a machine without Chromium skips these tests; in CI they must run. */
+export const skipWithoutChromium = !existsSync(chromiumPath) && !process.env.CI ? `no Chromium at ${chromiumPath} (apt-get install chromium)` : false;
+
+const distWebview = path.resolve(__dirname, '../../dist/webview');
+
+export interface WebviewPage {
+  page: Page;
+  /** Messages the panel posted to the host. */
+  posted(): Promise<unknown[]>;
+  /** Sends a host → webview message. */
+  send(message: unknown): Promise<void>;
+  close(): Promise<void>;
+}
+
+let browser: Browser | undefined;
+
+export async function openWebview(bundle: string, options: { state?: unknown } = {}): Promise<WebviewPage> {
+  const server: Server = createServer((request, response) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname === '/') {
+      const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const css = existsSync(path.join(distWebview, `${bundle}.css`)) ? `${origin}/${bundle}.css` : undefined;
+      response.writeHead(200, { 'content-type': 'text/html' });
+      response.end(renderPanelHtml(origin, { bundle, title: bundle, scriptUri: `${origin}/${bundle}.js`, styleUri: css }));
+      return;
+    }
+    const file = path.join(distWebview, path.basename(url.pathname));
+    if (!existsSync(file)) {
+      response.writeHead(404).end();
+      return;
+    }
+    response.writeHead(200, { 'content-type': file.endsWith('.css') ? 'text/css' : file.endsWith('.png') ? 'image/png' : 'text/javascript' });
+    response.end(readFileSync(file));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  browser ??= await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
+  // A string, not a function: tsx would wrap named functions in a helper the page does not have.
+  await page.addInitScript({
+    content: `window.__posted = [];
+      window.__state = ${JSON.stringify(options.state ?? null)} ?? undefined;
+      window.acquireVsCodeApi = () => ({
+        postMessage: (message) => window.__posted.push(message),
+        getState: () => window.__state,
+        setState: (state) => { window.__state = state; },
+      });`,
+  });
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+  return {
+    page,
+    posted: () => page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted),
+    send: (message) => page.evaluate((m) => window.postMessage(m, '*'), message),
+    close: async () => {
+      await page.close();
+      server.close();
+      if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
+    },
+  };
+}
+
+export async function closeBrowser(): Promise<void> {
+  await browser?.close();
+  browser = undefined;
+}
