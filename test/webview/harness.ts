@@ -13,6 +13,7 @@ export const skipWithoutChromium = !existsSync(chromiumPath) && !process.env.CI 
 const distWebview = path.resolve(__dirname, '../../dist/webview');
 
 export interface WebviewPage {
+  origin: string;
   page: Page;
   /** Messages the panel posted to the host. */
   posted(): Promise<unknown[]>;
@@ -23,7 +24,8 @@ export interface WebviewPage {
 
 let browser: Browser | undefined;
 
-export async function openWebview(bundle: string, options: { state?: unknown } = {}): Promise<WebviewPage> {
+/** `imagesDir`, when given, is served under /images/ (the stand-in for the webview URI of the images folder). */
+export async function openWebview(bundle: string, options: { state?: unknown; imagesDir?: string } = {}): Promise<WebviewPage> {
   const server: Server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (url.pathname === '/') {
@@ -33,7 +35,11 @@ export async function openWebview(bundle: string, options: { state?: unknown } =
       response.end(renderPanelHtml(origin, { bundle, title: bundle, scriptUri: `${origin}/${bundle}.js`, styleUri: css }));
       return;
     }
-    const file = path.join(distWebview, path.basename(url.pathname));
+    const relative = decodeURIComponent(url.pathname);
+    const file =
+      options.imagesDir && relative.startsWith('/images/')
+        ? path.join(options.imagesDir, path.normalize(relative.slice('/images/'.length)).replace(/^(\.\.[/\\])+/, ''))
+        : path.join(distWebview, path.basename(relative));
     if (!existsSync(file)) {
       response.writeHead(404).end();
       return;
@@ -61,6 +67,7 @@ export async function openWebview(bundle: string, options: { state?: unknown } =
   page.on('pageerror', (error) => errors.push(error.message));
   await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
   return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     page,
     posted: () => page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted),
     send: (message) => page.evaluate((m) => window.postMessage(m, '*'), message),
