@@ -1,0 +1,70 @@
+// Run folders on disk and the mapping from VS Code settings to training options. No `vscode` here:
+// the extension passes its configuration in, so this logic is unit-tested in plain Node.
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { BackendPreference, TrainOptions } from '../protocol';
+
+export interface RunEntry {
+  runDir: string;
+  name: string;
+  imagesDir: string;
+  createdAt: string;
+  images: number;
+  hasIndex: boolean;
+}
+
+/** Runs under `runsRoot`, newest first; folders that are not runs, or are damaged, are left out. */
+export async function listRuns(runsRoot: string): Promise<RunEntry[]> {
+  if (!existsSync(runsRoot)) return [];
+  const entries = await fs.readdir(runsRoot, { withFileTypes: true });
+  const runs: RunEntry[] = [];
+  for (const entry of entries) {
+    if (!entry.isDirectory()) continue;
+    const runDir = path.join(runsRoot, entry.name);
+    try {
+      const manifest = JSON.parse(await fs.readFile(path.join(runDir, 'run.json'), 'utf8')) as { imagesDir: string; createdAt: string; images: number };
+      runs.push({ runDir, name: entry.name, imagesDir: manifest.imagesDir, createdAt: manifest.createdAt, images: manifest.images, hasIndex: existsSync(path.join(runDir, 'index.bin')) });
+    } catch {
+      // Not a run (or a damaged one): nothing to list.
+    }
+  }
+  return runs.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+/** A new run folder's name: the images folder's name and a sortable time stamp. */
+export function newRunName(imagesDir: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const base = path.basename(path.resolve(imagesDir)).replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'images';
+  return `${base}-${stamp}`;
+}
+
+/** Where runs live: an absolute setting as is, a relative one under the workspace folder. */
+export function runsRoot(setting: string, workspaceFolder: string | undefined, fallback: string): string {
+  const value = setting.trim() || '.cluster-lens';
+  if (path.isAbsolute(value)) return value;
+  return path.join(workspaceFolder ?? fallback, value);
+}
+
+export interface TrainSettings {
+  backend: BackendPreference;
+  imageSizePx: number;
+  prototypes: number;
+  epochs: number;
+  minutes: number;
+}
+
+/** Settings become training options; zeros mean "use the engine's default", which stays in one place. */
+export function trainOptionsFromSettings(settings: Partial<TrainSettings>): Partial<TrainOptions> {
+  const options: Partial<TrainOptions> = {};
+  if (settings.backend) options.backend = settings.backend;
+  if (settings.imageSizePx) options.imageSizePx = settings.imageSizePx;
+  if (settings.prototypes) options.prototypes = settings.prototypes;
+  if (settings.epochs) options.epochs = settings.epochs;
+  if (settings.minutes !== undefined && settings.minutes >= 0 && (settings.minutes > 0 || settings.epochs)) options.minutes = settings.minutes;
+  return options;
+}
+
+/** True for the image files the explorer's "Explain cluster" applies to. */
+export function isImageFile(filePath: string): boolean {
+  return /\.(png|jpe?g|webp|bmp|gif|tiff?)$/i.test(filePath);
+}

@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from '../../src/host/runs';
+
+test('runs: listed newest first; folders that are not runs are left out', async () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'cl-runs-'));
+  for (const [name, createdAt] of [['old', '2026-01-01T00:00:00Z'], ['new', '2026-02-01T00:00:00Z']]) {
+    mkdirSync(path.join(root, name));
+    writeFileSync(path.join(root, name, 'run.json'), JSON.stringify({ imagesDir: '/img', createdAt, images: 3 }));
+  }
+  writeFileSync(path.join(root, 'new', 'index.bin'), '');
+  mkdirSync(path.join(root, 'not-a-run'));
+  mkdirSync(path.join(root, 'damaged'));
+  writeFileSync(path.join(root, 'damaged', 'run.json'), '{oops');
+  const runs = await listRuns(root);
+  assert.deepEqual(runs.map((r) => [r.name, r.hasIndex]), [['new', true], ['old', false]]);
+  assert.deepEqual(await listRuns(path.join(root, 'missing')), []);
+});
+
+test('runs: names, roots, settings and image files', () => {
+  assert.equal(newRunName('/data/my photos!', new Date('2026-11-22T10:11:12.345Z')), 'my-photos-20261122T101112Z');
+  assert.equal(runsRoot('', '/ws', '/home'), '/ws/.cluster-lens');
+  assert.equal(runsRoot('/abs/runs', '/ws', '/home'), '/abs/runs');
+  assert.equal(runsRoot('runs', undefined, '/home'), '/home/runs');
+  assert.deepEqual(trainOptionsFromSettings({ backend: 'auto', imageSizePx: 0, prototypes: 0, epochs: 0, minutes: 0 }), { backend: 'auto' });
+  assert.deepEqual(trainOptionsFromSettings({ imageSizePx: 32, epochs: 5, minutes: 0 }), { imageSizePx: 32, epochs: 5, minutes: 0 });
+  assert.deepEqual(trainOptionsFromSettings({ minutes: 3 }), { minutes: 3 });
+  assert.ok(isImageFile('/a/b.JPG') && isImageFile('x.tiff') && !isImageFile('x.txt') && !isImageFile('png'));
+});
