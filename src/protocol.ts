@@ -68,6 +68,154 @@ export interface Neighbour {
   cluster: number;
 }
 
+/** Every explanation method the engine knows; `src/engine/explain/methods.ts` maps each to its module. */
+export const explainMethods = [
+  'gradcam',
+  'gradcam++',
+  'layercam',
+  'counterfactual',
+  'conditional-occlusion',
+  'context-agnostic-occlusion',
+  'pairwise-occlusion',
+  'interaction-cam-mean',
+  'interaction-cam-max',
+  'input-x-gradient',
+  'smoothgrad',
+  'averaged-transforms',
+  'pixel-invariance',
+  'random',
+] as const;
+
+export type ExplainMethod = (typeof explainMethods)[number];
+
+/**
+ * The scalar an explanation explains. Cluster targets: the assigned prototype's score, or a chosen one's.
+ * Similarity targets: the cosine between the image's backbone features and another image's.
+ */
+export type ExplainTarget =
+  | { kind: 'assigned' }
+  | { kind: 'prototype'; prototype: number }
+  /** The run's `rank`-th nearest image to this one (1 = nearest, the default). */
+  | { kind: 'neighbour'; rank?: number }
+  /** Another image, by path (absolute, or relative to the run's images folder). */
+  | { kind: 'image'; image: string }
+  /** A random-resized, flipped, colour-jittered view of the image itself. */
+  | { kind: 'augmented'; seed?: number };
+
+/** Method settings a caller may set; `src/engine/explain/options.ts` holds the defaults. */
+export interface ExplainOptions {
+  counterfactualSteps: number;
+  counterfactualLearningRate: number;
+  /** λ of λ·MSE(x', x). */
+  counterfactualMseWeight: number;
+  /** λ_tv of λ_tv·TV(x'). */
+  counterfactualTvWeight: number;
+  /** Weight of ‖x' − x‖₂. */
+  counterfactualL2Weight: number;
+  /** Stop once p(target) exceeds every other prototype's probability by this much. */
+  counterfactualMargin: number;
+  /** Side of the occluding square (0: a quarter of the image). */
+  occlusionPatchPx: number;
+  /** Step between patches (0: a sixteenth of the image, at least 1). */
+  occlusionStridePx: number;
+  /** Random erasures for pairwise occlusion. */
+  pairwiseErasures: number;
+  smoothGradSamples: number;
+  /** Noise σ as a share of the image's value range. */
+  smoothGradNoise: number;
+  averagedTransformViews: number;
+  averagedTransformSteps: number;
+  pixelInvarianceViews: number;
+  /** Images per forward pass for batched methods and metrics. */
+  batchSize: number;
+  /** Side of the PNGs written (0: at least 224 px, a whole multiple of the image size). */
+  displaySizePx: number;
+  /** Heatmap opacity in overlay.png. */
+  overlayOpacity: number;
+}
+
+export interface PrototypeProbability {
+  prototype: number;
+  /** Softmax of the prototype scores at the training temperature. */
+  probability: number;
+  /** Cosine between the embedding and the prototype. */
+  score: number;
+}
+
+/** A map over the model's input image, row-major, values in [0, 1] (1 = most important). */
+export interface Heatmap {
+  widthPx: number;
+  heightPx: number;
+  values: number[];
+}
+
+/** The scalar that was explained, resolved. */
+export type ExplainedTarget =
+  | { kind: 'prototype'; prototype: number; assigned: boolean; score: number; probability: number }
+  | { kind: 'similarity'; pair: 'neighbour' | 'image' | 'augmented'; pairImage?: string; similarity: number };
+
+export interface CounterfactualSummary {
+  originalCluster: number;
+  targetCluster: number;
+  /** The cluster of the edited image. */
+  newCluster: number;
+  /** Did the assignment change to the target? */
+  valid: boolean;
+  originalTargetProbability: number;
+  targetProbability: number;
+  topPrototypes: PrototypeProbability[];
+  /** Σ|x' − x| over every value. */
+  l1Distance: number;
+  /** ‖x' − x‖₂ over every value. */
+  l2Distance: number;
+  meanAbsoluteChange: number;
+  /** Share of pixels where some channel moved by more than 0.05. */
+  changedPixelShare: number;
+  steps: number;
+  /** Stopped early because the target held with the margin. */
+  converged: boolean;
+  durationMs: number;
+}
+
+/** PNGs of an explanation, as file paths or as base64 data; which exist depends on the method. */
+export interface ExplainImages {
+  /** The image as the model sees it (resized and centre-cropped). */
+  original?: string;
+  heatmap?: string;
+  overlay?: string;
+  pairOriginal?: string;
+  pairHeatmap?: string;
+  pairOverlay?: string;
+  counterfactual?: string;
+  diff?: string;
+}
+
+/** One method's faithfulness figures, averaged over the evaluated images. */
+export interface ExplanationScores {
+  method: ExplainMethod;
+  /** Insertion AUC, both images at once (SI, higher is better). */
+  simultaneousInsertion: number;
+  /** Deletion AUC, both images at once (SD, lower is better). */
+  simultaneousDeletion: number;
+  /** Insertion AUC, one image against the other intact (CI). */
+  conditionalInsertion: number;
+  /** Deletion AUC, one image against the other intact (CD). */
+  conditionalDeletion: number;
+  /** Average drop with both images masked by their maps (SAD, lower is better). */
+  simultaneousAverageDrop: number;
+  /** Share of images whose similarity rose when masked (SIC, higher is better). */
+  simultaneousIncrease: number;
+  conditionalAverageDrop: number;
+  conditionalIncrease: number;
+  /** Largest relative change of the map under small uniform input noise (MS, lower is better). */
+  maxSensitivity: number;
+  /** Cosine between the map of a cropped/flipped image and the cropped/flipped map (CGC, higher is better). */
+  consistencyCosine: number;
+  /** CGC's contrastive loss over the evaluated images (lower is better; needs at least 2 images). */
+  consistencyLoss: number;
+  durationMsPerImage: number;
+}
+
 // ---------------------------------------------------------------- requests
 
 export interface TrainRequest {
@@ -108,6 +256,50 @@ export interface EvaluateRequest {
   runDir: string;
 }
 
+export interface ExplainRequest {
+  type: 'explain';
+  id: number;
+  runDir: string;
+  /** An image path (absolute, or relative to the run's images folder). */
+  image: string;
+  method: ExplainMethod;
+  /** Default: the assigned prototype for CAMs and gradients, the nearest other cluster for counterfactuals, the nearest neighbour for the occlusion and Interaction-CAM methods. */
+  target?: ExplainTarget;
+  /** Write the PNGs into this folder and list their paths in the result. */
+  outDir?: string;
+  /** Put the PNGs in the result as base64 (for webviews). */
+  inlinePngs?: boolean;
+  options?: Partial<ExplainOptions>;
+  seed?: number;
+}
+
+export interface EvaluateExplanationsRequest {
+  type: 'evaluate-explanations';
+  id: number;
+  runDir: string;
+  methods: ExplainMethod[];
+  /** How many of the run's images to evaluate on (a seeded sample). */
+  images: number;
+  /** What each image is compared with (default: its nearest neighbour). */
+  pair?: 'neighbour' | 'augmented';
+  options?: Partial<ExplainOptions>;
+  seed?: number;
+}
+
+/** Everything the cluster map and the gallery need about a run (see RunOverview). */
+export interface OverviewRequest {
+  type: 'overview';
+  id: number;
+  runDir: string;
+}
+
+export interface ExportOnnxRequest {
+  type: 'exportOnnx';
+  id: number;
+  runDir: string;
+  outPath: string;
+}
+
 export interface ShutdownRequest {
   type: 'shutdown';
   id: number;
@@ -119,11 +311,15 @@ export type EngineRequest =
   | IndexRequest
   | NeighboursRequest
   | EvaluateRequest
+  | ExplainRequest
+  | EvaluateExplanationsRequest
+  | OverviewRequest
+  | ExportOnnxRequest
   | ShutdownRequest;
 
 // ---------------------------------------------------------------- events
 
-export type WorkPhase = 'scan' | 'decode' | 'train' | 'index' | 'evaluate';
+export type WorkPhase = 'scan' | 'decode' | 'train' | 'index' | 'evaluate' | 'explain';
 
 export interface ProgressEvent {
   type: 'progress';
@@ -209,13 +405,60 @@ export interface EvaluateResult {
   clusters_used: number;
 }
 
+export interface ExplainResult {
+  kind: 'explain';
+  backend: BackendName;
+  method: ExplainMethod;
+  runDir: string;
+  /** The explained image, absolute. */
+  image: string;
+  imageSizePx: number;
+  /** The image's assigned prototype. */
+  cluster: number;
+  /** The most probable prototypes, best first. */
+  topPrototypes: PrototypeProbability[];
+  /** The nearest images of the run by backbone features, best first (the image itself excluded). */
+  neighbours: Neighbour[];
+  target: ExplainedTarget;
+  heatmap: Heatmap;
+  /** The map over the other image, for similarity targets. */
+  pairHeatmap?: Heatmap;
+  counterfactual?: CounterfactualSummary;
+  /** Paths of the PNGs written, when the request named an `outDir`. */
+  files?: ExplainImages;
+  /** base64 PNGs, when the request asked for `inlinePngs`. */
+  pngs?: ExplainImages;
+  /** Time the method itself took. */
+  durationMs: number;
+}
+
+export interface EvaluateExplanationsResult {
+  kind: 'evaluate-explanations';
+  backend: BackendName;
+  runDir: string;
+  images: number;
+  pair: 'neighbour' | 'augmented';
+  /** One row per method, then the random-map baseline. */
+  rows: ExplanationScores[];
+  durationMs: number;
+}
+
 /** Acknowledges a cancel or shutdown request. */
 export interface AckResult {
   kind: 'ack';
   request: 'cancel' | 'shutdown';
 }
 
-export type EngineResult = TrainResult | IndexResult | NeighboursResult | EvaluateResult | AckResult;
+export type EngineResult =
+  | TrainResult
+  | IndexResult
+  | NeighboursResult
+  | EvaluateResult
+  | ExplainResult
+  | EvaluateExplanationsResult
+  | OverviewResult
+  | ExportOnnxResult
+  | AckResult;
 
 /** Requests that do work (as opposed to controlling the engine). */
 export type WorkRequest = Exclude<EngineRequest, CancelRequest | ShutdownRequest>;
@@ -226,6 +469,31 @@ export interface ResultOf {
   index: IndexResult;
   neighbours: NeighboursResult;
   evaluate: EvaluateResult;
+  explain: ExplainResult;
+  'evaluate-explanations': EvaluateExplanationsResult;
+  overview: OverviewResult;
+  exportOnnx: ExportOnnxResult;
+}
+
+export interface OverviewResult {
+  kind: 'overview';
+  overview: RunOverview;
+}
+
+/** An exported ONNX model: input `images` NCHW in [0, 1]; outputs `embedding`, `prototype_scores`, `features`. */
+export interface ExportOnnxResult {
+  kind: 'exportOnnx';
+  runDir: string;
+  outPath: string;
+  bytes: number;
+  opset: number;
+  imageSizePx: number;
+  channels: number;
+  featureDim: number;
+  projectionDim: number;
+  prototypes: number;
+  checkpointStep: number;
+  durationMs: number;
 }
 
 export interface ResultEvent {
@@ -278,6 +546,68 @@ export function isEngineRequest(value: unknown): value is EngineRequest {
       message.type === 'index' ||
       message.type === 'neighbours' ||
       message.type === 'evaluate' ||
+      message.type === 'explain' ||
+      message.type === 'evaluate-explanations' ||
+      message.type === 'overview' ||
+      message.type === 'exportOnnx' ||
       message.type === 'shutdown')
   );
 }
+
+// ---------------------------------------------------------------- webviews
+
+/** One point of the loss curve, as written to metrics.jsonl. */
+export interface TrainingPoint {
+  step: number;
+  loss: number;
+  learningRate: number;
+  imagesPerSecond: number;
+}
+
+/** Host → training dashboard. */
+export type ToDashboard =
+  | { type: 'dashboard.reset'; runName: string; backend?: BackendName; history: TrainingPoint[] }
+  | { type: 'dashboard.progress'; event: ProgressEvent }
+  | { type: 'dashboard.finished'; summary: string; failed: boolean };
+
+/** Any webview → host. */
+export type FromWebview = { type: 'webview.ready' } | { type: 'webview.openImage'; path: string } | { type: 'webview.explainImage'; path: string };
+
+/** Everything the cluster map and the gallery show about a run's index. */
+export interface RunOverview {
+  runDir: string;
+  imagesDir: string;
+  /** Image paths relative to imagesDir, in index order. */
+  paths: string[];
+  /** 2-D PCA coordinates, interleaved x, y. */
+  map: number[];
+  assignments: number[];
+  /** Probability of the assigned prototype. */
+  confidences: number[];
+  labels: number[];
+  labelNames: string[];
+  clusters: ClusterSummary[];
+  prototypes: number;
+}
+
+/** Host → cluster map. `imageBase` is the webview URI of imagesDir; thumbnails are imageBase + '/' + path. */
+export type ToClusterMap = { type: 'map.data'; overview: RunOverview; imageBase: string };
+
+/** Cluster map → host, besides the common FromWebview messages. */
+export type FromClusterMap = FromWebview | { type: 'map.selection'; imageIndices: number[] };
+
+/** Host → the Clusters side panel. */
+export type ToGallery =
+  | { type: 'gallery.data'; overview: RunOverview; imageBase: string }
+  | { type: 'gallery.neighbours'; query: string; cluster: number; neighbours: Neighbour[] }
+  | { type: 'gallery.empty'; message: string };
+
+/** Host → the explain panel. Images arrive as base64 PNGs in the results (`inlinePngs`). */
+export type ToExplainPanel =
+  | { type: 'explain.loading'; image: string; imageName: string }
+  | { type: 'explain.gradcam'; result: ExplainResult; prototypes: number; imageBase: string }
+  | { type: 'explain.counterfactual'; result: ExplainResult }
+  | { type: 'explain.error'; stage: 'gradcam' | 'counterfactual'; message: string };
+
+/** Explain panel → host, besides the common FromWebview messages. */
+export type FromExplainPanel = FromWebview | { type: 'explain.counterfactualTarget'; cluster: number };

@@ -1,4 +1,4 @@
-import type { ResultOf } from '../protocol';
+import type { EvaluateExplanationsResult, ExplainResult, ResultOf } from '../protocol';
 
 /** A short human summary of a result, for the terminal. */
 export function formatResult(result: ResultOf[keyof ResultOf]): string {
@@ -32,5 +32,61 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
         `  prototype assignment:         NMI ${result.proto_nmi.toFixed(4)}  ARI ${result.proto_ari.toFixed(4)}  ACC ${result.proto_acc.toFixed(4)}  (${result.clusters_used} clusters used)`,
         `  kNN (k=${result.knn_k}, leave-one-out):    ${result.knn.toFixed(4)}`,
       ].join('\n');
+    case 'explain':
+      return formatExplanation(result);
+    case 'evaluate-explanations':
+      return formatExplanationScores(result);
+    case 'overview':
+      return `${result.overview.paths.length} images in ${result.overview.clusters.length} clusters (${result.overview.runDir})`;
+    case 'exportOnnx':
+      return `Wrote ${result.outPath} (${(result.bytes / 1024).toFixed(0)} KiB, opset ${result.opset}): input images [N, ${result.channels}, ${result.imageSizePx}, ${result.imageSizePx}] in [0, 1]; outputs embedding [N, ${result.projectionDim}], prototype_scores [N, ${result.prototypes}], features [N, ${result.featureDim}].`;
   }
+}
+
+const percent = (value: number) => `${(100 * value).toFixed(1)}%`;
+
+function formatExplanation(result: ExplainResult): string {
+  const target = result.target;
+  const lines = [
+    `${result.image} is in cluster ${result.cluster}. Most probable clusters: ${result.topPrototypes.map((p) => `${p.prototype} (${percent(p.probability)})`).join(', ')}`,
+    target.kind === 'prototype'
+      ? `${result.method} explains cluster ${target.prototype}${target.assigned ? ' (the assigned one)' : ''}: score ${target.score.toFixed(4)}, probability ${percent(target.probability)}; ${result.durationMs.toFixed(0)} ms`
+      : `${result.method} explains the similarity ${target.similarity.toFixed(4)} to ${target.pair === 'augmented' ? 'an augmented view of the image' : target.pairImage}; ${result.durationMs.toFixed(0)} ms`,
+  ];
+  const counterfactual = result.counterfactual;
+  if (counterfactual) {
+    lines.push(
+      `  counterfactual ${counterfactual.valid ? 'reached' : 'did not reach'} cluster ${counterfactual.targetCluster} (now cluster ${counterfactual.newCluster}, p = ${percent(counterfactual.targetProbability)}, was ${percent(counterfactual.originalTargetProbability)})`,
+      `  edit: L1 ${counterfactual.l1Distance.toFixed(2)}, L2 ${counterfactual.l2Distance.toFixed(3)}, ${percent(counterfactual.changedPixelShare)} of pixels changed by more than 0.05; ${counterfactual.steps} steps${counterfactual.converged ? ' (stopped early)' : ''} in ${(counterfactual.durationMs / 1000).toFixed(2)} s`,
+    );
+  }
+  if (result.neighbours.length > 0) lines.push(`  nearest image: ${result.neighbours[0].path} (similarity ${result.neighbours[0].similarity.toFixed(4)}, cluster ${result.neighbours[0].cluster})`);
+  for (const [name, file] of Object.entries(result.files ?? {})) lines.push(`  ${name.padEnd(15)} ${file}`);
+  return lines.join('\n');
+}
+
+function formatExplanationScores(result: EvaluateExplanationsResult): string {
+  // The seed's table: ↑ higher is better, ↓ lower is better.
+  const columns: [string, (row: EvaluateExplanationsResult['rows'][number]) => number][] = [
+    ['SI↑', (row) => row.simultaneousInsertion],
+    ['SD↓', (row) => row.simultaneousDeletion],
+    ['CI↑', (row) => row.conditionalInsertion],
+    ['CD↓', (row) => row.conditionalDeletion],
+    ['SAD↓', (row) => row.simultaneousAverageDrop],
+    ['SIC↑', (row) => row.simultaneousIncrease],
+    ['CAD↓', (row) => row.conditionalAverageDrop],
+    ['CID↑', (row) => row.conditionalIncrease],
+    ['MS↓', (row) => row.maxSensitivity],
+    ['CGC↑', (row) => row.consistencyCosine],
+    ['CGC-loss↓', (row) => row.consistencyLoss],
+    ['ms/img', (row) => row.durationMsPerImage],
+  ];
+  const width = Math.max(...result.rows.map((row) => row.method.length), 'method'.length);
+  const header = ['method'.padEnd(width), ...columns.map(([name]) => name.padStart(9))].join(' ');
+  const rows = result.rows.map((row) => [row.method.padEnd(width), ...columns.map(([name, pick]) => (name === 'ms/img' ? pick(row).toFixed(0) : pick(row).toFixed(3)).padStart(9))].join(' '));
+  return [
+    `Explanations of the similarity of ${result.images} images to their ${result.pair === 'neighbour' ? 'nearest neighbours' : 'augmented views'}, backend ${result.backend} (${(result.durationMs / 1000).toFixed(1)} s):`,
+    header,
+    ...rows,
+  ].join('\n');
 }

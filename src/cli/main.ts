@@ -1,7 +1,7 @@
 // The cluster-lens command: the same engine process as the extension, driven over the same protocol.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
+import type { ExplainMethod, ExplainTarget, ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
 import { EngineClient, EngineRequestError } from '../host/engineClient';
 import { formatResult } from './format';
 import { version } from '../../package.json';
@@ -15,8 +15,18 @@ Usage:
   cluster-lens index <run-dir> [--json]
   cluster-lens neighbours <run-dir> <image> [--k 8] [--json]
   cluster-lens evaluate <run-dir> [--json]
+  cluster-lens export-onnx <run-dir> --out <model.onnx> [--json]
+  cluster-lens explain <run-dir> <image> --method <name> [--target <cluster>|--pair <image2>|--pair neighbour|--pair augmented]
+                       --out <dir> [--seed N] [--json]
+  cluster-lens evaluate-explanations <run-dir> --methods gradcam,smoothgrad,... [--images N] [--pair neighbour|augmented]
+                       [--seed N] [--json]
   cluster-lens fashion-mnist --out <dir> [--idx-dir DIR] [--per-class N] [--split train|test]
   cluster-lens bench [--json]
+
+Explanation methods: gradcam, gradcam++, layercam, counterfactual, conditional-occlusion, context-agnostic-occlusion,
+  pairwise-occlusion, interaction-cam-mean, interaction-cam-max, input-x-gradient, smoothgrad, averaged-transforms,
+  pixel-invariance, random. --target explains a cluster (a number, or "assigned"); --pair explains the similarity to
+  another image, the nearest neighbour or an augmented view of the image itself.
 
 With --json the result is one JSON line, the last line on stdout. Progress goes to stderr.
 Ctrl-C once cancels (the checkpoint and index are kept); twice stops at once.`;
@@ -36,6 +46,11 @@ const flagSpec = {
   json: { type: 'boolean' },
   'idx-dir': { type: 'string' },
   'per-class': { type: 'string' },
+  method: { type: 'string' },
+  methods: { type: 'string' },
+  target: { type: 'string' },
+  pair: { type: 'string' },
+  images: { type: 'string' },
   split: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
@@ -85,9 +100,48 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
       return { type: 'neighbours', runDir: path.resolve(positional(args, 0, '<run-dir>')), image: path.resolve(positional(args, 1, '<image>')), k: number(flags, 'k') ?? 8 };
     case 'evaluate':
       return { type: 'evaluate', runDir: path.resolve(positional(args, 0, '<run-dir>')) };
+    case 'export-onnx': {
+      const out = flags.out as string | undefined;
+      if (!out) throw new UsageError('export-onnx needs --out <model.onnx>');
+      return { type: 'exportOnnx', runDir: path.resolve(positional(args, 0, '<run-dir>')), outPath: path.resolve(out) };
+    }
+    case 'explain': {
+      const runDir = path.resolve(positional(args, 0, '<run-dir>'));
+      const image = path.resolve(positional(args, 1, '<image>'));
+      const method = flags.method as string | undefined;
+      if (!method) throw new UsageError('explain needs --method <name>');
+      const out = flags.out as string | undefined;
+      if (!out) throw new UsageError('explain needs --out <dir> for its PNGs');
+      return { type: 'explain', runDir, image, method: method as ExplainMethod, target: explainTarget(flags), outDir: path.resolve(out), seed: number(flags, 'seed') };
+    }
+    case 'evaluate-explanations': {
+      const runDir = path.resolve(positional(args, 0, '<run-dir>'));
+      const methods = (flags.methods as string | undefined)?.split(',').map((method) => method.trim()).filter(Boolean);
+      if (!methods?.length) throw new UsageError('evaluate-explanations needs --methods, e.g. --methods gradcam,smoothgrad');
+      const pair = flags.pair as string | undefined;
+      if (pair !== undefined && pair !== 'neighbour' && pair !== 'augmented') throw new UsageError('--pair must be neighbour or augmented for evaluate-explanations');
+      return { type: 'evaluate-explanations', runDir, methods: methods as ExplainMethod[], images: number(flags, 'images') ?? 10, pair, seed: number(flags, 'seed') };
+    }
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
+}
+
+/** --target <cluster>|assigned or --pair <image>|neighbour|augmented; neither leaves the method's default. */
+function explainTarget(flags: Record<string, unknown>): ExplainTarget | undefined {
+  const target = flags.target as string | undefined;
+  const pair = flags.pair as string | undefined;
+  if (target !== undefined && pair !== undefined) throw new UsageError('give either --target <cluster> or --pair <image2>, not both');
+  if (target !== undefined) {
+    if (target === 'assigned') return { kind: 'assigned' };
+    const prototype = Number(target);
+    if (target.trim() === '' || !Number.isInteger(prototype)) throw new UsageError(`--target must be a cluster number or "assigned", got "${target}"`);
+    return { kind: 'prototype', prototype };
+  }
+  if (pair === 'neighbour') return { kind: 'neighbour', rank: 1 };
+  if (pair === 'augmented') return { kind: 'augmented', seed: number(flags, 'seed') };
+  if (pair !== undefined) return { kind: 'image', image: path.resolve(pair) };
+  return undefined;
 }
 
 function progressPrinter(): (event: ProgressEvent) => void {

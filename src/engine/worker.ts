@@ -5,7 +5,10 @@ import type { MessagePort } from 'node:worker_threads';
 import { isEngineRequest } from '../protocol';
 import { evaluateRun } from './analysis/evaluate';
 import { EngineError, toErrorEvent } from './errors';
-import { findNeighbours, indexRun } from './index/runQueries';
+import { explainImage } from './explain/explainImage';
+import { evaluateExplanations } from './explain/metrics/evaluateExplanations';
+import { findNeighbours, indexRun, runOverview } from './index/runQueries';
+import { exportOnnx } from './onnx/export';
 import type { JobContext } from './jobContext';
 import { train } from './swav/trainer';
 
@@ -50,6 +53,14 @@ async function execute(request: WorkRequest, context: JobContext): Promise<Engin
       return findNeighbours(request.runDir, request.image, request.k, context);
     case 'evaluate':
       return evaluateRun(request.runDir, context);
+    case 'explain':
+      return explainImage(request, context);
+    case 'evaluate-explanations':
+      return evaluateExplanations(request, context);
+    case 'overview':
+      return { kind: 'overview', overview: await runOverview(request.runDir) };
+    case 'exportOnnx':
+      return exportOnnx(request.runDir, request.outPath);
   }
 }
 

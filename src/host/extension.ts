@@ -1,80 +1,206 @@
-// The extension host side. The full UI (dashboards, gallery, explain panel) builds on this client.
+// The extension host: commands, the engine client, the status bar, and the panels.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
+import type { BackendPreference, TrainResult } from '../protocol';
 import { EngineClient, EngineRequestError } from './engineClient';
+import { isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from './runs';
+import { ClusterMapPanel } from './views/clusterMapPanel';
+import { ClustersView } from './views/clustersView';
 import { DashboardPanel } from './views/dashboardPanel';
+import { ExplainPanel } from './views/explainPanel';
 
-let client: EngineClient | undefined;
+/** What the commands and views share: the engine, the current run, the output channel. */
+export interface Session {
+  readonly extensionUri: vscode.Uri;
+  readonly engine: EngineClient;
+  readonly output: vscode.LogOutputChannel;
+  /** The run the views show: the last trained or opened, else the newest on disk. */
+  currentRun(): Promise<string | undefined>;
+  setCurrentRun(runDir: string): void;
+}
+
+let engine: EngineClient | undefined;
 let training: AbortController | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('Cluster Lens', { log: true });
-  client = new EngineClient({
+  const config = () => vscode.workspace.getConfiguration('clusterLens');
+  engine = new EngineClient({
     enginePath: path.join(context.extensionPath, 'dist', 'engine.js'),
+    nodePath: config().get<string>('engineRuntime') || undefined,
     onLog: (event) => output[event.level === 'warn' ? 'warn' : event.level](event.message),
-    onCrash: (message) => void vscode.window.showErrorMessage(`Cluster Lens: ${message}`),
+    onCrash: (message) => {
+      output.error(message);
+      void vscode.window.showErrorMessage(`Cluster Lens: ${message} The engine restarts with the next request.`);
+    },
   });
+  let currentRunDir: string | undefined = context.workspaceState.get<string>('clusterLens.currentRun');
+  const runsFolder = () => runsRoot(config().get<string>('runsFolder') ?? '', vscode.workspace.workspaceFolders?.[0]?.uri.fsPath, context.globalStorageUri.fsPath);
+  const session: Session = {
+    extensionUri: context.extensionUri,
+    engine,
+    output,
+    async currentRun() {
+      if (currentRunDir && existsSync(path.join(currentRunDir, 'run.json'))) return currentRunDir;
+      return (await listRuns(runsFolder()))[0]?.runDir;
+    },
+    setCurrentRun(runDir) {
+      currentRunDir = runDir;
+      void context.workspaceState.update('clusterLens.currentRun', runDir);
+      void clusters.refresh();
+    },
+  };
+
+  const status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 10);
+  status.name = 'Cluster Lens training';
+  status.command = 'clusterLens.showDashboard';
+  const clusters = new ClustersView(session);
+
+  const requireTrust = (action: string): boolean => {
+    if (vscode.workspace.isTrusted) return true;
+    void vscode.window.showWarningMessage(`Cluster Lens: ${action} runs code and loads models, which an untrusted workspace does not allow. Trust the workspace to continue; browsing runs still works.`);
+    return false;
+  };
+
+  const train = async (folder?: vscode.Uri) => {
+    if (!requireTrust('Training')) return;
+    if (training) {
+      void vscode.window.showInformationMessage('Cluster Lens is already training. Cancel it first (Cluster Lens: Cancel Training).');
+      return;
+    }
+    const imagesUri =
+      folder ??
+      (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri, openLabel: 'Train on this folder' }))?.[0];
+    if (!imagesUri) return;
+    const imagesDir = imagesUri.fsPath;
+    const runDir = path.join(runsFolder(), newRunName(imagesDir));
+    const options = trainOptionsFromSettings({
+      backend: config().get<BackendPreference>('backend'),
+      imageSizePx: config().get<number>('imageSizePx'),
+      prototypes: config().get<number>('prototypes'),
+      epochs: config().get<number>('epochs'),
+      minutes: config().get<number>('minutes'),
+    });
+    const dashboard = DashboardPanel.show(context.extensionUri);
+    dashboard.post({ type: 'dashboard.reset', runName: path.basename(runDir), history: [] });
+    training = new AbortController();
+    const signal = training.signal;
+    status.text = '$(sync~spin) Cluster Lens: starting';
+    status.show();
+    void vscode.commands.executeCommand('setContext', 'clusterLens.training', true);
+    try {
+      const result: TrainResult = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'Cluster Lens: training', cancellable: true },
+        (progress, token) => {
+          token.onCancellationRequested(() => training?.abort());
+          let reported = 0;
+          return engine!.request(
+            { type: 'train', imagesDir, runDir, options },
+            {
+              signal,
+              onLog: (event) => output[event.level === 'warn' ? 'warn' : event.level](event.message),
+              onProgress: (event) => {
+                DashboardPanel.post({ type: 'dashboard.progress', event });
+                const increment = Math.max(0, event.fraction * 100 - reported);
+                reported += increment;
+                const detail = event.loss !== undefined ? `epoch ${event.epoch}/${event.epochs}, loss ${event.loss.toFixed(3)}` : event.message;
+                progress.report({ increment, message: detail });
+                status.text = event.loss !== undefined ? `$(sync~spin) epoch ${event.epoch}/${event.epochs} · loss ${event.loss.toFixed(3)}` : `$(sync~spin) Cluster Lens: ${event.phase}`;
+              },
+            },
+          );
+        },
+      );
+      const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.backend}), ${result.steps} steps, final loss ${result.finalLoss.toFixed(3)}${result.skipped.length ? `; ${result.skipped.length} files skipped (see the log)` : ''}.`;
+      DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false });
+      session.setCurrentRun(result.runDir);
+      status.text = `$(check) Cluster Lens · ${result.backend} · loss ${result.finalLoss.toFixed(3)}`;
+      const choice = await vscode.window.showInformationMessage(`Cluster Lens: ${summary}`, 'Show Cluster Map');
+      if (choice) await vscode.commands.executeCommand('clusterLens.showClusterMap');
+    } catch (error) {
+      const message = error instanceof EngineRequestError ? error.message : String(error);
+      DashboardPanel.post({ type: 'dashboard.finished', summary: message, failed: true });
+      status.text = '$(error) Cluster Lens: training failed';
+      void vscode.window.showErrorMessage(`Cluster Lens: ${message}`);
+    } finally {
+      training = undefined;
+      void vscode.commands.executeCommand('setContext', 'clusterLens.training', false);
+    }
+  };
+
+  const explain = async (uri?: vscode.Uri) => {
+    if (!requireTrust('Explaining')) return;
+    const target = uri ?? vscode.window.activeTextEditor?.document.uri ?? (vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined)?.uri;
+    if (!target || !isImageFile(target.fsPath)) {
+      void vscode.window.showWarningMessage('Cluster Lens: right-click an image file in the explorer and choose "Explain cluster".');
+      return;
+    }
+    const runDir = await session.currentRun();
+    if (!runDir) {
+      void vscode.window.showWarningMessage('Cluster Lens: there is no trained run yet. Run "Cluster Lens: Train Model…" first.');
+      return;
+    }
+    await ExplainPanel.show(session, runDir, target.fsPath);
+  };
+
+  const openRun = async () => {
+    const runs = await listRuns(runsFolder());
+    const picked = await vscode.window.showQuickPick(
+      [
+        ...runs.map((run) => ({ label: run.name, description: `${run.images} images${run.hasIndex ? '' : ', no index'}`, detail: run.imagesDir, runDir: run.runDir })),
+        { label: '$(folder-opened) Browse…', description: 'a run folder elsewhere', runDir: '' },
+      ],
+      { placeHolder: runs.length ? 'Open a Cluster Lens run' : `No runs in ${runsFolder()} yet` },
+    );
+    if (!picked) return;
+    let runDir = picked.runDir;
+    if (!runDir) {
+      const folder = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Open run' });
+      if (!folder?.[0]) return;
+      runDir = folder[0].fsPath;
+    }
+    if (!existsSync(path.join(runDir, 'run.json'))) {
+      void vscode.window.showErrorMessage(`Cluster Lens: ${runDir} is not a run folder (no run.json). Pick a folder made by training.`);
+      return;
+    }
+    session.setCurrentRun(runDir);
+    await ClusterMapPanel.show(session, runDir);
+  };
+
   context.subscriptions.push(
     output,
-    vscode.commands.registerCommand('clusterLens.train', () => trainCommand(output, context.extensionUri)),
-    vscode.commands.registerCommand('clusterLens.cancelTraining', () => training?.abort()),
+    status,
+    vscode.commands.registerCommand('clusterLens.train', (folder?: vscode.Uri) => train(folder)),
+    vscode.commands.registerCommand('clusterLens.cancelTraining', () => {
+      if (training) training.abort();
+      else void vscode.window.showInformationMessage('Cluster Lens is not training.');
+    }),
     vscode.commands.registerCommand('clusterLens.showDashboard', () => DashboardPanel.show(context.extensionUri)),
+    vscode.commands.registerCommand('clusterLens.showClusterMap', async () => {
+      const runDir = await session.currentRun();
+      if (!runDir) void vscode.window.showWarningMessage('Cluster Lens: there is no trained run yet. Run "Cluster Lens: Train Model…" first.');
+      else await ClusterMapPanel.show(session, runDir);
+    }),
+    vscode.commands.registerCommand('clusterLens.explainCluster', (uri?: vscode.Uri) => explain(uri)),
+    vscode.commands.registerCommand('clusterLens.openRun', openRun),
+    vscode.commands.registerCommand('clusterLens.exportOnnx', async () => {
+      void vscode.window.showInformationMessage('Cluster Lens: exporting to ONNX is not available in this version yet; use "cluster-lens export-onnx" when it lands.');
+    }),
+    vscode.window.registerWebviewViewProvider(ClustersView.viewType, clusters),
     vscode.window.registerWebviewPanelSerializer(DashboardPanel.viewType, {
       deserializeWebviewPanel: async (panel) => DashboardPanel.revive(panel, context.extensionUri),
     }),
-    { dispose: () => void client?.dispose() },
+    vscode.window.registerWebviewPanelSerializer(ClusterMapPanel.viewType, {
+      deserializeWebviewPanel: async (panel) => ClusterMapPanel.revive(session, panel),
+    }),
+    vscode.window.onDidChangeActiveTextEditor(() => void clusters.showNeighboursOfActiveImage()),
+    vscode.window.tabGroups.onDidChangeTabs(() => void clusters.showNeighboursOfActiveImage()),
+    { dispose: () => void engine?.dispose() },
   );
 }
 
-async function trainCommand(output: vscode.LogOutputChannel, extensionUri: vscode.Uri): Promise<void> {
-  if (!client) return;
-  if (training) {
-    void vscode.window.showInformationMessage('Cluster Lens is already training. Cancel it first.');
-    return;
-  }
-  const folder = vscode.workspace.workspaceFolders?.[0];
-  const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, defaultUri: folder?.uri, openLabel: 'Train on this folder' });
-  if (!picked?.[0]) return;
-  const dashboard = DashboardPanel.show(extensionUri);
-  const imagesDir = picked[0].fsPath;
-  const runDir = path.join(folder?.uri.fsPath ?? imagesDir, '.cluster-lens', new Date().toISOString().replace(/[:.]/g, '-'));
-  dashboard.post({ type: 'dashboard.reset', runName: path.basename(imagesDir), history: [] });
-  training = new AbortController();
-  const signal = training.signal;
-  try {
-    const result = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: 'Cluster Lens: training', cancellable: true },
-      (progress, token) => {
-        token.onCancellationRequested(() => training?.abort());
-        let reported = 0;
-        return client!.request(
-          { type: 'train', imagesDir, runDir },
-          {
-            signal,
-            onLog: (event) => output[event.level === 'warn' ? 'warn' : event.level](event.message),
-            onProgress: (event) => {
-              DashboardPanel.post({ type: 'dashboard.progress', event });
-              const increment = Math.max(0, event.fraction * 100 - reported);
-              reported += increment;
-              const detail = event.loss !== undefined ? `epoch ${event.epoch}/${event.epochs}, loss ${event.loss.toFixed(3)}` : event.message;
-              progress.report({ increment, message: detail });
-            },
-          },
-        );
-      },
-    );
-    const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.backend}), final loss ${result.finalLoss.toFixed(3)}. Run saved in ${result.runDir}.`;
-    DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false });
-    void vscode.window.showInformationMessage(`Cluster Lens: ${summary}`);
-  } catch (error) {
-    const message = error instanceof EngineRequestError ? error.message : String(error);
-    DashboardPanel.post({ type: 'dashboard.finished', summary: message, failed: true });
-    void vscode.window.showErrorMessage(`Cluster Lens: ${message}`);
-  } finally {
-    training = undefined;
-  }
-}
-
 export async function deactivate(): Promise<void> {
-  await client?.dispose();
+  training?.abort();
+  await engine?.dispose();
 }

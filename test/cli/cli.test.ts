@@ -51,6 +51,15 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   assert.ok(hits.every((hit, i) => i === 0 || hit.similarity <= hits[i - 1].similarity), 'sorted by similarity');
   assert.ok(!hits.some((hit) => image.endsWith(hit.path)), 'the query itself is excluded');
 
+  const onnxPath = path.join(path.dirname(runDir), 'model.onnx');
+  const exported = await cluster(['export-onnx', runDir, '--out', onnxPath]);
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.equal(exported.json.outPath, onnxPath);
+  assert.equal(readFileSync(onnxPath).length, exported.json.bytes);
+  const noOut = await cluster(['export-onnx', runDir]);
+  assert.equal(noOut.code, 2);
+  assert.match(noOut.stderr, /--out/);
+
   const evaluated = await cluster(['evaluate', runDir]);
   assert.equal(evaluated.code, 0, evaluated.stderr);
   for (const key of ['images', 'skipped', 'nmi', 'ari', 'acc', 'proto_nmi', 'knn', 'backend']) assert.ok(key in evaluated.json, `evaluate prints ${key}`);

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { IndexResult, NeighboursResult } from '../../protocol';
+import type { IndexResult, NeighboursResult, RunOverview } from '../../protocol';
 import { initBackend } from '../backend/backend';
 import { decodeImage, loadImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';
@@ -109,4 +109,24 @@ export function forgetRun(runDir: string): void {
   const cached = modelCache.get(resolved);
   if (cached) disposeModel(cached.checkpoint.model);
   modelCache.delete(resolved);
+}
+
+/** What the cluster map and the gallery show: paths, 2-D map, assignments and cluster summaries. */
+export async function runOverview(runDir: string): Promise<RunOverview> {
+  const resolved = path.resolve(runDir);
+  const index = await cachedIndex(resolved);
+  const { probabilities, assignments } = index;
+  const confidences = Array.from(assignments, (cluster, row) => probabilities.data[row * probabilities.dims + cluster]);
+  return {
+    runDir: resolved,
+    imagesDir: index.header.imagesDir,
+    paths: index.header.records.map((record) => record.path),
+    map: Array.from(index.map.data),
+    assignments: Array.from(assignments),
+    confidences,
+    labels: index.header.records.map((record) => record.label),
+    labelNames: index.header.labelNames,
+    clusters: index.header.clusters,
+    prototypes: probabilities.dims,
+  };
 }

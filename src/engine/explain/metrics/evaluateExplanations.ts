@@ -1,0 +1,158 @@
+// The `evaluate-explanations` request: every chosen method, and a random-map baseline, explains the
+// similarity of N images of a run with their pairs, and each map is scored for faithfulness (insertion and
+// deletion, average drop and increase), stability (max-sensitivity) and consistency (CGC).
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { EvaluateExplanationsRequest, EvaluateExplanationsResult, ExplainMethod, ExplainOptions, ExplanationScores } from '../../../protocol';
+import { EngineError } from '../../errors';
+import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../../jobContext';
+import { createRandom } from '../../util/random';
+import type { Explainer } from '../explainer';
+import { explainerFor, explainers } from '../methods';
+import { resolveExplainOptions } from '../options';
+import { loadImage, nearestImages, openRun, type ExplainableRun } from '../run';
+import { pairedSimilarities } from '../target';
+import { augmentedView } from '../views';
+import { averageDropIncrease } from './averageDrop';
+import { consistencyTransforms, contrastiveConsistencyLoss, cosine, transformMap } from './consistency';
+import { insertionDeletion, type PairScorer } from './insertionDeletion';
+import { maxSensitivity } from './maxSensitivity';
+
+// Stages of each insertion/deletion curve.
+const curveSteps = 24;
+// Max-sensitivity: noise draws, and the noise's half-width in [0, 1] pixel units (≈ the seed's 0.2 in normalised units).
+const sensitivitySamples = 3;
+const sensitivityRadius = 0.05;
+
+export type EvaluateExplanationsJob = Omit<EvaluateExplanationsRequest, 'type' | 'id'>;
+
+type Sums = Omit<ExplanationScores, 'method' | 'consistencyLoss'>;
+
+/** Checks the method list: known, deduplicated, each able to explain a similarity. The random baseline is added once, last. */
+export function evaluationMethods(methods: unknown): Explainer[] {
+  if (!Array.isArray(methods) || methods.length === 0) {
+    throw new EngineError('BAD_REQUEST', `Name at least one method to evaluate, e.g. gradcam,smoothgrad. Known: ${Object.keys(explainers).join(', ')}.`);
+  }
+  const chosen = [...new Set(methods)].map((method) => explainerFor(method)).filter((explainer) => explainer.method !== 'random');
+  for (const explainer of chosen) {
+    if (!explainer.targets.includes('similarity')) {
+      throw new EngineError('BAD_REQUEST', `${explainer.method} explains a change of cluster, not the similarity of two images, so these metrics do not apply. Leave it out of --methods and look at it with "cluster-lens explain".`);
+    }
+  }
+  return [...chosen, explainers.random];
+}
+
+async function pairFor(run: ExplainableRun, image: tf.Tensor4D, position: number, pair: 'neighbour' | 'augmented', seed: number): Promise<tf.Tensor4D> {
+  if (pair === 'augmented') return tf.tidy(() => augmentedView(image, createRandom(seed), run.cropScale));
+  const { dims, data } = run.index.features;
+  const [nearest] = nearestImages(run, data.subarray(position * dims, (position + 1) * dims), 1, position);
+  if (!nearest) throw new EngineError('BAD_REQUEST', 'The run has a single image, so there is no neighbour to pair it with. Use --pair augmented.');
+  return loadImage(run, path.join(run.index.header.imagesDir, nearest.path));
+}
+
+export async function evaluateExplanations(job: EvaluateExplanationsJob, context: JobContext): Promise<EvaluateExplanationsResult> {
+  const startedAt = Date.now();
+  const methods = evaluationMethods(job.methods);
+  const pairKind = job.pair ?? 'neighbour';
+  if (pairKind !== 'neighbour' && pairKind !== 'augmented') throw new EngineError('BAD_REQUEST', `Pair ${JSON.stringify(job.pair)} is not one of neighbour, augmented.`);
+  if (!Number.isInteger(job.images) || job.images < 1) throw new EngineError('BAD_REQUEST', `The number of images must be a whole number ≥ 1, not ${JSON.stringify(job.images)}.`);
+  const options = resolveExplainOptions(job.options);
+  const seed = job.seed ?? 0;
+  const run = await openRun(job.runDir, context);
+  try {
+    return await evaluateOnRun(run, methods, job.images, pairKind, options, seed, context, startedAt);
+  } finally {
+    run.dispose();
+  }
+}
+
+async function evaluateOnRun(
+  run: ExplainableRun,
+  methods: Explainer[],
+  images: number,
+  pairKind: 'neighbour' | 'augmented',
+  options: ExplainOptions,
+  seed: number,
+  context: JobContext,
+  startedAt: number,
+): Promise<EvaluateExplanationsResult> {
+  const random = createRandom(seed);
+  const records = run.index.header.records;
+  const positions = random.shuffle(records.map((_, position) => position)).slice(0, Math.min(images, records.length));
+  const score: PairScorer = (images, pairs) => pairedSimilarities(run.net, images, pairs, options.batchSize);
+
+  const sums = new Map<ExplainMethod, Sums>();
+  const consistencyPairs = new Map<ExplainMethod, Map<string, { queries: Float32Array[]; keys: Float32Array[] }>>();
+  for (const explainer of methods) {
+    sums.set(explainer.method, {
+      simultaneousInsertion: 0, simultaneousDeletion: 0, conditionalInsertion: 0, conditionalDeletion: 0,
+      simultaneousAverageDrop: 0, simultaneousIncrease: 0, conditionalAverageDrop: 0, conditionalIncrease: 0,
+      maxSensitivity: 0, consistencyCosine: 0, durationMsPerImage: 0,
+    });
+    consistencyPairs.set(explainer.method, new Map());
+  }
+
+  for (const [done, position] of positions.entries()) {
+    const image = await loadImage(run, path.join(run.index.header.imagesDir, records[position].path));
+    const pair = await pairFor(run, image, position, pairKind, seed + position).catch((error) => {
+      image.dispose();
+      throw error;
+    });
+    const transforms = consistencyTransforms(createRandom(seed + position));
+    try {
+      for (const [methodIndex, explainer] of methods.entries()) {
+        throwIfCancelled(context.signal);
+        context.progress({
+          phase: 'explain',
+          fraction: (done * methods.length + methodIndex) / (positions.length * methods.length),
+          message: `Image ${done + 1}/${positions.length}: ${explainer.method}`,
+        });
+        const mapsOf = (x: tf.Tensor4D, y: tf.Tensor4D) => explainer.explain({ net: run.net, image: x, target: { kind: 'similarity', pair: y }, options, seed: seed + position, signal: context.signal });
+        const explainStartedAt = performance.now();
+        const explanation = await mapsOf(image, pair);
+        const durationMs = performance.now() - explainStartedAt;
+        const pairHeatmap = explanation.pairHeatmap!;
+        const curves = insertionDeletion(score, image, pair, explanation.heatmap, pairHeatmap, curveSteps);
+        const drops = averageDropIncrease(score, image, pair, explanation.heatmap, pairHeatmap);
+        const sensitivity = await maxSensitivity(mapsOf, image, pair, explanation, sensitivitySamples, sensitivityRadius, createRandom(seed + position));
+        let consistency = 0;
+        for (const transform of transforms) {
+          const transformed = transform.apply(image);
+          const mapOfTransformed = await mapsOf(transformed, pair).finally(() => transformed.dispose());
+          const transformedMap = transformMap(explanation.heatmap, transform);
+          consistency += cosine(transformedMap, mapOfTransformed.heatmap) / transforms.length;
+          const perTransform = consistencyPairs.get(explainer.method)!;
+          if (!perTransform.has(transform.name)) perTransform.set(transform.name, { queries: [], keys: [] });
+          perTransform.get(transform.name)!.queries.push(transformedMap);
+          perTransform.get(transform.name)!.keys.push(mapOfTransformed.heatmap);
+        }
+        const sum = sums.get(explainer.method)!;
+        sum.simultaneousInsertion += curves.simultaneousInsertion;
+        sum.simultaneousDeletion += curves.simultaneousDeletion;
+        sum.conditionalInsertion += curves.conditionalInsertion;
+        sum.conditionalDeletion += curves.conditionalDeletion;
+        sum.simultaneousAverageDrop += drops.simultaneousDrop;
+        sum.simultaneousIncrease += drops.simultaneousIncrease;
+        sum.conditionalAverageDrop += drops.conditionalDrop;
+        sum.conditionalIncrease += drops.conditionalIncrease;
+        sum.maxSensitivity += sensitivity;
+        sum.consistencyCosine += consistency;
+        sum.durationMsPerImage += durationMs;
+        await yieldToEventLoop();
+      }
+    } finally {
+      tf.dispose([image, pair]);
+    }
+  }
+
+  const count = positions.length;
+  const rows: ExplanationScores[] = methods.map((explainer) => {
+    const sum = sums.get(explainer.method)!;
+    const perTransform = [...consistencyPairs.get(explainer.method)!.values()];
+    const consistencyLoss = perTransform.reduce((total, { queries, keys }) => total + contrastiveConsistencyLoss(queries, keys), 0) / Math.max(1, perTransform.length);
+    const mean = Object.fromEntries(Object.entries(sum).map(([name, value]) => [name, value / count])) as Sums;
+    return { method: explainer.method, ...mean, consistencyLoss };
+  });
+  context.progress({ phase: 'explain', fraction: 1, message: `Evaluated ${methods.length} methods on ${count} images` });
+  return { kind: 'evaluate-explanations', backend: run.backend, runDir: run.runDir, images: count, pair: pairKind, rows, durationMs: Date.now() - startedAt };
+}

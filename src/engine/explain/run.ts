@@ -1,0 +1,118 @@
+// A run opened for explaining: its index, model, image size and backend, and images turned into tensors.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendName, Neighbour, PrototypeProbability } from '../../protocol';
+import { decodeImage } from '../data/decode';
+import { EngineError } from '../errors';
+import type { RunIndex } from '../index/indexer';
+import { topKCosine } from '../index/neighbours';
+import { cachedCheckpoint, cachedIndex, initRunBackend } from '../index/runQueries';
+import type { JobContext } from '../jobContext';
+import { readManifest } from '../runFolder';
+import type { ExplainableModel } from './explainer';
+import { swavExplainable } from './network';
+import { l2Normalize } from '../model/model';
+
+export interface ExplainableRun {
+  runDir: string;
+  index: RunIndex;
+  net: ExplainableModel;
+  /** Frees what the run holds for explaining (the cached model and index stay). */
+  dispose(): void;
+  backend: BackendName;
+  imageSizePx: number;
+  channels: 1 | 3;
+  cropScale: [number, number];
+}
+
+/** Opens a run: index first (NOT_FOUND, NO_INDEX), then the backend, then the checkpoint. The caller disposes it. */
+export async function openRun(runDir: string, context: JobContext): Promise<ExplainableRun> {
+  const resolved = path.resolve(runDir);
+  const index = await cachedIndex(resolved);
+  const backend = await initRunBackend(resolved, context);
+  const manifest = await readManifest(resolved);
+  const checkpoint = await cachedCheckpoint(resolved);
+  const net = swavExplainable(checkpoint.model, manifest.options.temperature);
+  return {
+    runDir: resolved,
+    index,
+    net,
+    dispose: () => net.dispose(),
+    backend: backend.name,
+    imageSizePx: manifest.options.imageSizePx,
+    channels: checkpoint.header.spec.channels as 1 | 3,
+    cropScale: manifest.options.globalCropScale,
+  };
+}
+
+/** An image path as given (absolute, or relative to the run's images folder), and its row in the index, or -1. */
+export function locateImage(run: ExplainableRun, image: string): { absolute: string; position: number } {
+  const absolute = path.resolve(run.index.header.imagesDir, image);
+  const relative = path.relative(run.index.header.imagesDir, absolute).split(path.sep).join('/');
+  return { absolute, position: run.index.header.records.findIndex((record) => record.path === relative) };
+}
+
+/** Decodes an image as the model sees it: [1, S, S, C] in [0, 1]. NOT_FOUND or DECODE_FAILED when it cannot. */
+export async function loadImage(run: ExplainableRun, absolute: string): Promise<tf.Tensor4D> {
+  if (!existsSync(absolute)) throw new EngineError('NOT_FOUND', `The image ${absolute} does not exist. Pass a path to an image file.`);
+  const pixels = await decodeImage(absolute, run.imageSizePx, run.channels);
+  return tf.tidy(() => tf.div(tf.tensor4d(Float32Array.from(pixels), [1, run.imageSizePx, run.imageSizePx, run.channels]), 255) as tf.Tensor4D);
+}
+
+export interface ImageSummary {
+  cluster: number;
+  probabilities: Float32Array;
+  scores: Float32Array;
+  /** L2-normalised backbone features, comparable with the index's. */
+  features: Float32Array;
+}
+
+export function summarizeImage(net: ExplainableModel, image: tf.Tensor4D): ImageSummary {
+  const [features, scores, probabilities] = tf.tidy(() => {
+    const outputs = net.outputs(net.featureMap(image));
+    return [l2Normalize(outputs.features), outputs.scores, tf.softmax(tf.div(outputs.scores, net.temperature))];
+  });
+  const summary = {
+    features: features.dataSync() as Float32Array,
+    scores: scores.dataSync() as Float32Array,
+    probabilities: probabilities.dataSync() as Float32Array,
+  };
+  tf.dispose([features, scores, probabilities]);
+  let cluster = 0;
+  summary.scores.forEach((score, prototype) => {
+    if (score > summary.scores[cluster]) cluster = prototype;
+  });
+  return { ...summary, cluster };
+}
+
+/** The `count` most probable prototypes, best first. */
+export function topPrototypes(probabilities: Float32Array, scores: Float32Array, count: number): PrototypeProbability[] {
+  return Array.from(probabilities, (probability, prototype) => ({ prototype, probability, score: scores[prototype] }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, count);
+}
+
+/** The run's images nearest to `features`, best first, without the image's own row. */
+export function nearestImages(run: ExplainableRun, features: Float32Array, k: number, exclude: number): Neighbour[] {
+  return topKCosine(run.index.features, features, k, exclude >= 0 ? exclude : undefined).map((hit) => ({
+    imageIndex: hit.index,
+    path: run.index.header.records[hit.index].path,
+    similarity: hit.similarity,
+    cluster: run.index.assignments[hit.index],
+  }));
+}
+
+/** The most probable prototype other than `cluster` among those the index uses; any other prototype when none is. */
+export function nearestOtherCluster(run: ExplainableRun, probabilities: Float32Array, cluster: number): number {
+  const used = new Set(run.index.assignments);
+  let best = -1;
+  for (const onlyUsed of [true, false]) {
+    probabilities.forEach((probability, prototype) => {
+      if (prototype === cluster || (onlyUsed && !used.has(prototype))) return;
+      if (best < 0 || probability > probabilities[best]) best = prototype;
+    });
+    if (best >= 0) break;
+  }
+  return best;
+}

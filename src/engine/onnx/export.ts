@@ -1,0 +1,334 @@
+import type { ExportOnnxResult } from '../../protocol';
+// Writes a trained run as a self-contained ONNX model for inference elsewhere: backbone, projection head
+// and prototypes, with every BatchNorm folded into the layer before it; or, for a frozen imported
+// backbone, that backbone with the trained head appended.
+
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { CheckpointHeader } from '../model/checkpoint';
+import { checkpointPath } from '../model/checkpoint';
+import type { ModelSpec } from '../model/model';
+import { EngineError } from '../errors';
+import { writeFileAtomic } from '../util/atomicFile';
+import { readArchive } from '../util/tensorArchive';
+import { imageInput, type OnnxGraph } from './graph';
+import { OnnxModelError } from './onnxError';
+import { OrtModel } from './ortBackbone';
+import { DataType, AttributeType, appendToModel, encodeModel, type AttributeMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from './schema';
+
+/** Weights by the engine's variable names ([kh,kw,in,out] convolutions, [in,out] linear layers). */
+export type WeightMap = Map<string, { shape: number[]; values: Float32Array }>;
+
+export type { ExportOnnxResult } from '../../protocol';
+
+export const exportOpset = 17;
+const irVersion = 8; // the IR that goes with opset 17
+const batchNormEpsilon = 1e-5; // as the engine's BatchNorm
+
+export const onnxDocumentation = [
+  'Cluster Lens SwAV model.',
+  'Input `images`: float32, NCHW [batch, channels, height, width], values in [0, 1] (pixel / 255), RGB or grey as trained; the batch size is dynamic, height and width are fixed at the training image size.',
+  'Per-channel normalisation (x - mean) / std with the training set statistics is inside the graph (the Sub and Div after the input); do not normalise again.',
+  'Outputs: `embedding` [batch, projectionDim], the L2-normalised projection; `prototype_scores` [batch, prototypes], cosine scores of the embedding against the prototypes (softmax of scores / temperature gives cluster probabilities; argmax is the cluster);',
+  '`features` [batch, featureDim], backbone features after global average pooling (not normalised).',
+  'BatchNorm layers are folded into the convolution or linear layer before them; convolutions pad as TensorFlow "same" padding does (extra row and column at the bottom and right).',
+].join(' ');
+
+/**
+ * Reads a run's checkpoint (no tensors, no backend) and writes it as ONNX to `outPath`, atomically.
+ * Unless `verify` is false, onnxruntime first loads the model and runs it once.
+ */
+export async function exportOnnx(runDir: string, outPath: string, options: { verify?: boolean } = {}): Promise<ExportOnnxResult> {
+  const startedAt = Date.now();
+  const resolvedRun = path.resolve(runDir);
+  const resolvedOut = path.resolve(outPath);
+  const file = checkpointPath(resolvedRun);
+  if (!existsSync(file)) {
+    throw new EngineError('NO_CHECKPOINT', `No checkpoint at ${file}. Train a model first (cluster-lens train <images> --out <run-dir>).`);
+  }
+  let archive;
+  try {
+    archive = await readArchive<CheckpointHeader>(file);
+  } catch (error) {
+    throw new EngineError('BAD_CHECKPOINT', `The checkpoint ${file} cannot be read (${(error as Error).message}). Train again, or restore the file from a backup.`, String(error));
+  }
+  const { header, arrays } = archive;
+  if (header?.format !== 'cluster-lens-checkpoint') throw new EngineError('BAD_CHECKPOINT', `${file} is not a Cluster Lens checkpoint.`);
+  const weights: WeightMap = new Map();
+  for (const [key, { shape, values }] of arrays) {
+    if (key.startsWith('model.')) weights.set(key.slice('model.'.length), { shape, values: values as Float32Array });
+  }
+  const bytes = buildOnnxModel(header.spec, weights, {
+    imageSizePx: header.options.imageSizePx,
+    metadata: {
+      'cluster-lens.checkpointStep': String(header.step),
+      'cluster-lens.temperature': String(header.options.temperature),
+    },
+  });
+  if (options.verify !== false) await verifyExport(bytes, resolvedOut, header.spec.channels, header.options.imageSizePx, [header.spec.projectionDim, header.spec.prototypes]);
+  await writeFileAtomic(resolvedOut, bytes);
+  return {
+    kind: 'exportOnnx',
+    runDir: resolvedRun,
+    outPath: resolvedOut,
+    bytes: bytes.length,
+    opset: exportOpset,
+    imageSizePx: header.options.imageSizePx,
+    channels: header.spec.channels,
+    featureDim: header.spec.width * 2 ** (header.spec.blocksPerStage.length - 1),
+    projectionDim: header.spec.projectionDim,
+    prototypes: header.spec.prototypes,
+    checkpointStep: header.step,
+    durationMs: Date.now() - startedAt,
+  };
+}
+
+/** Loads the model in onnxruntime and checks one run's output shapes and values, before the file is written. */
+async function verifyExport(bytes: Uint8Array, outPath: string, channels: number, sizePx: number, dims: [number, number]): Promise<void> {
+  const model = await OrtModel.open(bytes, outPath, { threads: 1 });
+  try {
+    const out = await model.run({ images: { data: new Float32Array(2 * channels * sizePx * sizePx).fill(0.5), dims: [2, channels, sizePx, sizePx] } }, ['embedding', 'prototype_scores']);
+    const shapes = [out.embedding.dims, out.prototype_scores.dims].map((shape) => shape.join('×'));
+    if (shapes[0] !== `2×${dims[0]}` || shapes[1] !== `2×${dims[1]}` || !out.embedding.data.every(Number.isFinite)) {
+      throw new EngineError('INTERNAL', `The exported model gave outputs of shape ${shapes.join(' and ')} (expected 2×${dims[0]} and 2×${dims[1]}); nothing was written. Please report this.`);
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+/** TensorFlow's 'same' padding for one axis: output ceil(size / stride), the odd pixel at the end. */
+export function samePadding(size: number, kernel: number, stride: number): { begin: number; end: number; output: number } {
+  const output = Math.ceil(size / stride);
+  const total = Math.max((output - 1) * stride + kernel - size, 0);
+  const begin = Math.floor(total / 2);
+  return { begin, end: total - begin, output };
+}
+
+/** The serialised ONNX model for an engine model's weights at a fixed square image size. */
+export function buildOnnxModel(spec: ModelSpec, weights: WeightMap, options: { imageSizePx: number; metadata?: Record<string, string> }): Uint8Array {
+  const graph = new GraphBuilder(weights);
+  const size = options.imageSizePx;
+  const channels = spec.channels;
+  const perChannel = (values: number[]) => Float32Array.from(values);
+  graph.constant('input.mean', [1, channels, 1, 1], perChannel(spec.inputMean));
+  graph.constant('input.std', [1, channels, 1, 1], perChannel(spec.inputStd));
+  graph.node('Sub', ['images', 'input.mean'], 'input.centred');
+  graph.node('Div', ['input.centred', 'input.std'], 'input.normalized');
+
+  let x = 'input.normalized';
+  let sizePx = size;
+  const convBn = (convName: string, bnName: string, input: string, stride: number, relu: boolean) => {
+    const { output, sizePx: outputSize } = graph.convBatchNorm(convName, bnName, input, sizePx, stride);
+    sizePx = outputSize;
+    return relu ? graph.node('Relu', [output], `${convName}.relu`) : output;
+  };
+  x = convBn('stem.conv', 'stem.bn', x, spec.stemStride, true);
+  spec.blocksPerStage.forEach((blocks, stage) => {
+    for (let block = 0; block < blocks; block++) {
+      const prefix = `stage${stage}.block${block}`;
+      const stride = stage > 0 && block === 0 ? 2 : 1;
+      const inputSize = sizePx;
+      const blockInput = x;
+      let out = convBn(`${prefix}.conv1`, `${prefix}.bn1`, blockInput, stride, true);
+      out = convBn(`${prefix}.conv2`, `${prefix}.bn2`, out, 1, false);
+      let shortcut = blockInput;
+      if (weights.has(`${prefix}.shortcut.conv`)) {
+        shortcut = graph.convBatchNorm(`${prefix}.shortcut.conv`, `${prefix}.shortcut.bn`, blockInput, inputSize, stride).output;
+      }
+      x = graph.node('Relu', [graph.node('Add', [out, shortcut], `${prefix}.add`)], `${prefix}.relu`);
+    }
+  });
+  graph.node('Flatten', [graph.node('GlobalAveragePool', [x], 'backbone.pool')], 'features', [intAttr('axis', 1)]);
+
+  graph.head('features', '', exportOpset);
+
+  const featureDim = spec.width * 2 ** (spec.blocksPerStage.length - 1);
+  return encodeModel({
+    irVersion,
+    producerName: 'cluster-lens',
+    producerVersion: '1',
+    docString: onnxDocumentation,
+    opsetImport: [{ domain: '', version: exportOpset }],
+    metadataProps: Object.entries({
+      'cluster-lens.format': '1',
+      'cluster-lens.inputLayout': 'NCHW',
+      'cluster-lens.inputRange': '[0, 1]',
+      'cluster-lens.imageSizePx': String(size),
+      'cluster-lens.spec': JSON.stringify(spec),
+      ...options.metadata,
+    }).map(([key, value]) => ({ key, value })),
+    graph: {
+      name: 'cluster_lens_swav',
+      node: graph.nodes,
+      initializer: graph.initializers,
+      input: [tensorInfo('images', ['batch', channels, size, size], 'float32 NCHW in [0, 1]; normalisation is inside the graph')],
+      output: [
+        tensorInfo('embedding', ['batch', spec.projectionDim], 'L2-normalised projection'),
+        tensorInfo('prototype_scores', ['batch', spec.prototypes], 'cosine scores against the prototypes'),
+        tensorInfo('features', ['batch', featureDim], 'backbone features after global average pooling'),
+      ],
+    },
+  });
+}
+
+function tensorInfo(name: string, dims: (number | string)[], docString: string): ValueInfoMessage {
+  return {
+    name,
+    docString,
+    type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: dims.map((dim) => (typeof dim === 'number' ? { dimValue: dim } : { dimParam: dim })) } } },
+  };
+}
+
+/**
+ * A frozen-backbone run as one ONNX model: the imported backbone, byte for byte, with the head's nodes,
+ * weights and outputs appended to its graph (see appendToModel). The images input stays the backbone's
+ * own, with its own layout and normalisation (recorded in the metadata).
+ */
+export function appendHeadToBackbone(backbone: { bytes: Uint8Array; graph: OnnxGraph; featureOutput: string }, head: { spec: ModelSpec; weights: WeightMap }, metadata: Record<string, string> = {}): Uint8Array {
+  const taken = new Set([...backbone.graph.initializers.keys(), ...backbone.graph.inputs.map((i) => i.name), ...backbone.graph.nodes.flatMap((n) => n.outputs)]);
+  for (const name of ['embedding', 'prototype_scores']) {
+    if (taken.has(name)) throw new OnnxModelError('unsupported', backbone.graph.file, `The backbone ${backbone.graph.file} already has a value named '${name}'; rename it before exporting with a head.`);
+  }
+  const graph = new GraphBuilder(head.weights);
+  const rank = backbone.graph.outputs.find((output) => output.name === backbone.featureOutput)?.dims?.length;
+  let features = backbone.featureOutput;
+  if (rank !== 2) {
+    // A feature map [N, C, h, w]: average it, as OrtBackbone.features does.
+    features = graph.node('Flatten', [graph.node('GlobalAveragePool', [features], 'cluster_lens.pool')], 'cluster_lens.features', [intAttr('axis', 1)]);
+  }
+  graph.head(features, 'cluster_lens.', backbone.graph.opset);
+  const { spec } = head;
+  return appendToModel(backbone.bytes, {
+    docString: `Cluster Lens SwAV model: a frozen imported backbone followed by the Cluster Lens head. Input '${imageInput(backbone.graph).name}': the backbone's own input (NCHW); the pixels in [0, 1] are normalised by cluster-lens.inputMean / cluster-lens.inputStd first. Outputs: embedding, prototype_scores, and the backbone's own outputs.`,
+    metadataProps: Object.entries({
+      'cluster-lens.format': '1',
+      'cluster-lens.frozenBackbone': path.basename(backbone.graph.file),
+      'cluster-lens.inputMean': JSON.stringify(spec.inputMean),
+      'cluster-lens.inputStd': JSON.stringify(spec.inputStd),
+      ...metadata,
+    }).map(([key, value]) => ({ key, value })),
+    graph: {
+      node: graph.nodes,
+      initializer: graph.initializers,
+      output: [tensorInfo('embedding', ['batch', spec.projectionDim], 'L2-normalised projection'), tensorInfo('prototype_scores', ['batch', spec.prototypes], 'cosine scores against the prototypes')],
+    },
+  });
+}
+
+interface BatchNormWeights {
+  gamma: Float32Array;
+  beta: Float32Array;
+  mean: Float32Array;
+  variance: Float32Array;
+}
+
+function batchNormOf(weights: WeightMap, name: string): BatchNormWeights {
+  const get = (suffix: string) => {
+    const found = weights.get(`${name}.${suffix}`);
+    if (!found) throw new EngineError('BAD_CHECKPOINT', `The checkpoint has no ${name}.${suffix}; it does not match its model description. Train again.`);
+    return found.values;
+  };
+  return { gamma: get('gamma'), beta: get('beta'), mean: get('runningMean'), variance: get('runningVariance') };
+}
+
+/** y = γ (x − μ) / √(σ² + ε) + β folded into a layer: scale its outputs by s = γ/√(σ²+ε), bias b' = s (b − μ) + β. */
+function foldScale(bn: BatchNormWeights, outputs: number, bias?: Float32Array): { scale: Float64Array; bias: Float32Array } {
+  const scale = new Float64Array(outputs);
+  const folded = new Float32Array(outputs);
+  for (let o = 0; o < outputs; o++) {
+    scale[o] = bn.gamma[o] / Math.sqrt(bn.variance[o] + batchNormEpsilon);
+    folded[o] = scale[o] * ((bias?.[o] ?? 0) - bn.mean[o]) + bn.beta[o];
+  }
+  return { scale, bias: folded };
+}
+
+/** A [in, out] linear layer with a BatchNorm after it, as a Gemm's B [in, out] and C [out]. */
+function foldLinear(weight: Float32Array, shape: number[], bias: Float32Array, bn: BatchNormWeights): { weight: Float32Array; bias: Float32Array } {
+  const [inputs, outputs] = shape;
+  const { scale, bias: folded } = foldScale(bn, outputs, bias);
+  const out = new Float32Array(weight.length);
+  for (let i = 0; i < inputs; i++) for (let o = 0; o < outputs; o++) out[i * outputs + o] = weight[i * outputs + o] * scale[o];
+  return { weight: out, bias: folded };
+}
+
+class GraphBuilder {
+  readonly nodes: NodeMessage[] = [];
+  readonly initializers: TensorMessage[] = [];
+
+  constructor(private readonly weights: WeightMap) {}
+
+  weight(name: string): { shape: number[]; values: Float32Array } {
+    const found = this.weights.get(name);
+    if (!found) throw new EngineError('BAD_CHECKPOINT', `The checkpoint has no weight "${name}"; it does not match its model description. Train again.`);
+    return found;
+  }
+
+  constant(name: string, dims: number[], values: Float32Array): string {
+    const raw = new Uint8Array(values.length * 4);
+    const view = new DataView(raw.buffer);
+    values.forEach((value, i) => view.setFloat32(i * 4, value, true));
+    this.initializers.push({ name, dims, dataType: DataType.FLOAT, rawData: raw });
+    return name;
+  }
+
+  node(opType: string, inputs: string[], output: string, attribute: AttributeMessage[] = []): string {
+    this.nodes.push({ name: output, opType, input: inputs, output: [output], attribute });
+    return output;
+  }
+
+  /** Linear → BatchNorm (folded) → ReLU → Linear → L2 normalisation → `embedding`, then `prototype_scores`. */
+  head(features: string, prefix: string, opset: number): void {
+    const fc1 = this.weight('head.fc1.weight');
+    const { weight, bias } = foldLinear(fc1.values, fc1.shape, this.weight('head.fc1.bias').values, batchNormOf(this.weights, 'head.bn'));
+    const name = (suffix: string) => `${prefix}head.${suffix}`;
+    this.constant(name('fc1.weight'), fc1.shape, weight);
+    this.constant(name('fc1.bias'), [fc1.shape[1]], bias);
+    const hidden = this.node('Relu', [this.node('Gemm', [features, name('fc1.weight'), name('fc1.bias')], name('fc1'))], name('relu'));
+    this.constant(name('fc2.weight'), this.weight('head.fc2.weight').shape, this.weight('head.fc2.weight').values);
+    this.constant(name('fc2.bias'), this.weight('head.fc2.bias').shape, this.weight('head.fc2.bias').values);
+    const projection = this.node('Gemm', [hidden, name('fc2.weight'), name('fc2.bias')], name('projection'));
+    // ReduceL2 takes its axes as an attribute up to opset 17 and as an input from opset 18.
+    let norm: string;
+    if (opset >= 18) {
+      this.initializers.push({ name: name('normAxes'), dims: [1], dataType: DataType.INT64, int64Data: [1] });
+      norm = this.node('ReduceL2', [projection, name('normAxes')], name('norm'), [intAttr('keepdims', 1)]);
+    } else {
+      norm = this.node('ReduceL2', [projection], name('norm'), [intsAttr('axes', [1]), intAttr('keepdims', 1)]);
+    }
+    this.constant(name('minimumNorm'), [], Float32Array.of(1e-12));
+    this.node('Div', [projection, this.node('Max', [norm, name('minimumNorm')], name('safeNorm'))], 'embedding');
+    this.constant(`${prefix}prototypes`, this.weight('prototypes').shape, this.weight('prototypes').values);
+    this.node('Gemm', ['embedding', `${prefix}prototypes`], 'prototype_scores', [intAttr('transB', 1)]);
+  }
+
+  /** A 'same'-padded convolution with its BatchNorm folded in, from [kh,kw,in,out] to ONNX's [out,in,kh,kw]. */
+  convBatchNorm(convName: string, bnName: string, input: string, sizePx: number, stride: number): { output: string; sizePx: number } {
+    const { shape, values } = this.weight(convName);
+    const [kh, kw, inputs, outputs] = shape;
+    const { scale, bias } = foldScale(batchNormOf(this.weights, bnName), outputs);
+    const kernel = new Float32Array(values.length);
+    for (let y = 0; y < kh; y++)
+      for (let x = 0; x < kw; x++)
+        for (let i = 0; i < inputs; i++)
+          for (let o = 0; o < outputs; o++) kernel[((o * inputs + i) * kh + y) * kw + x] = values[((y * kw + x) * inputs + i) * outputs + o] * scale[o];
+    this.constant(`${convName}.weight`, [outputs, inputs, kh, kw], kernel);
+    this.constant(`${convName}.bias`, [outputs], bias);
+    const rows = samePadding(sizePx, kh, stride);
+    const columns = samePadding(sizePx, kw, stride);
+    const output = this.node('Conv', [input, `${convName}.weight`, `${convName}.bias`], convName, [
+      intsAttr('kernel_shape', [kh, kw]),
+      intsAttr('strides', [stride, stride]),
+      intsAttr('pads', [rows.begin, columns.begin, rows.end, columns.end]),
+    ]);
+    return { output, sizePx: rows.output };
+  }
+}
+
+function intAttr(name: string, value: number): AttributeMessage {
+  return { name, type: AttributeType.INT, i: value };
+}
+
+function intsAttr(name: string, values: number[]): AttributeMessage {
+  return { name, type: AttributeType.INTS, ints: values };
+}

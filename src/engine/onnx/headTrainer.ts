@@ -1,0 +1,255 @@
+// SwAV with a frozen backbone: only the projection head and the prototypes learn, from backbone
+// features of augmented crops. Same loss, Sinkhorn, Adam, schedule and queue as the full trainer.
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { TrainOptions } from '../../protocol';
+import { EngineError } from '../errors';
+import { yieldToEventLoop, type JobContext } from '../jobContext';
+import { head, normalizePrototypes, trainableVariables, updateRunningStatistics, variable, variableFrom, type BatchStatistics, type ModelSpec, type SwavModel } from '../model/model';
+import { Adam } from '../swav/adam';
+import { swapLoss } from '../swav/loss';
+import { EmbeddingQueue } from '../swav/queue';
+import { learningRateAt } from '../swav/schedule';
+import { createRandom, type Random } from '../util/random';
+
+export type HeadTrainOptions = Pick<
+  TrainOptions,
+  | 'epochs'
+  | 'minutes'
+  | 'batchSize'
+  | 'projectionHiddenDim'
+  | 'projectionDim'
+  | 'prototypes'
+  | 'learningRate'
+  | 'finalLearningRate'
+  | 'warmupEpochs'
+  | 'weightDecay'
+  | 'temperature'
+  | 'sinkhornEpsilon'
+  | 'sinkhornIterations'
+  | 'freezePrototypesSteps'
+  | 'queueLength'
+  | 'queueStartEpoch'
+  | 'seed'
+>;
+
+/** Backbone features of augmented crops, however they are made (a precomputed bank, or onnxruntime per step). */
+export interface CropFeatureSource {
+  readonly images: number;
+  readonly featureDim: number;
+  /** Crops per image and step; the first two are the global crops whose codes the others predict. */
+  readonly crops: number;
+  /** One [indices.length × featureDim] array per crop. */
+  cropFeatures(indices: number[], random: Random): Promise<Float32Array[]>;
+}
+
+export interface HeadTrainingOutcome {
+  /** A head-only model: `head.*` and `prototypes` variables (see createHeadModel). The caller disposes it. */
+  model: SwavModel;
+  /** The optimiser's moments, for a checkpoint; the caller disposes it. */
+  optimizer: Adam;
+  epochs: number;
+  steps: number;
+  /** Mean loss over the last 20 steps. */
+  finalLoss: number;
+  losses: number[];
+  imagesPerSecond: number;
+  cancelled: boolean;
+}
+
+const cropsForAssign = [0, 1];
+
+/**
+ * The projection head and prototypes alone, with the variable names and initialisation of createModel,
+ * so `head`, `normalizePrototypes` and checkpoints work unchanged. There is no backbone: `spec.width` is
+ * the backbone's feature size and `spec.blocksPerStage` is [0]; the backbone lives in the ONNX file.
+ */
+export function createHeadModel(featureDim: number, options: Pick<TrainOptions, 'projectionHiddenDim' | 'projectionDim' | 'prototypes'>, random: Random, input: Pick<ModelSpec, 'channels' | 'inputMean' | 'inputStd'> = { channels: 3, inputMean: [], inputStd: [] }): SwavModel {
+  const variables = new Map<string, tf.Variable>();
+  const fill = (size: number, make: () => number) => Float32Array.from({ length: size }, make);
+  const linear = (name: string, inDim: number, outDim: number) => {
+    const bound = 1 / Math.sqrt(inDim); // PyTorch's nn.Linear initialisation, as createModel
+    variables.set(`${name}.weight`, variableFrom(fill(inDim * outDim, () => random.uniform(-bound, bound)), [inDim, outDim], true));
+    variables.set(`${name}.bias`, variableFrom(fill(outDim, () => random.uniform(-bound, bound)), [outDim], true));
+  };
+  linear('head.fc1', featureDim, options.projectionHiddenDim);
+  const hidden = options.projectionHiddenDim;
+  variables.set('head.bn.gamma', variableFrom(fill(hidden, () => 1), [hidden], true));
+  variables.set('head.bn.beta', variableFrom(fill(hidden, () => 0), [hidden], true));
+  variables.set('head.bn.runningMean', variableFrom(fill(hidden, () => 0), [hidden], false));
+  variables.set('head.bn.runningVariance', variableFrom(fill(hidden, () => 1), [hidden], false));
+  linear('head.fc2', hidden, options.projectionDim);
+  variables.set('prototypes', variableFrom(fill(options.prototypes * options.projectionDim, () => random.normal()), [options.prototypes, options.projectionDim], true));
+  const model: SwavModel = {
+    spec: {
+      channels: input.channels,
+      stemStride: 1,
+      width: featureDim,
+      blocksPerStage: [0],
+      projectionHiddenDim: hidden,
+      projectionDim: options.projectionDim,
+      prototypes: options.prototypes,
+      inputMean: input.inputMean,
+      inputStd: input.inputStd,
+    },
+    variables,
+  };
+  normalizePrototypes(model);
+  return model;
+}
+
+export interface HeadTrainingStart {
+  /** A head to continue (from a checkpoint) or one made with the run's input description; default a fresh one. */
+  model?: SwavModel;
+  optimizer?: Adam;
+  /** Called after every finished epoch and once when stopping early: the place to write a checkpoint. */
+  onEpochEnd?: (state: { epoch: number; step: number; model: SwavModel; optimizer: Adam }) => Promise<void>;
+}
+
+/** Trains the head on `source` for `options.epochs` (or `options.minutes`); cancellable between steps. */
+export async function trainHeadOnFeatures(source: CropFeatureSource, options: HeadTrainOptions, context: JobContext, start: HeadTrainingStart = {}): Promise<HeadTrainingOutcome> {
+  if (source.crops < 2) throw new EngineError('BAD_CONFIG', `SwAV needs at least 2 crops per image; the feature source gives ${source.crops}.`);
+  if (source.images < 2) throw new EngineError('NO_IMAGES', `Only ${source.images} image(s) to train on; training needs at least 2.`);
+  const random = createRandom(options.seed);
+  const model = start.model ?? createHeadModel(source.featureDim, options, random);
+  const optimizer = start.optimizer ?? new Adam();
+  const queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
+  const batchSize = Math.min(options.batchSize, source.images);
+  const stepsPerEpoch = Math.floor(source.images / batchSize);
+  const totalSteps = options.epochs * stepsPerEpoch;
+  const warmupSteps = Math.max(1, Math.round(options.warmupEpochs * stepsPerEpoch));
+  const budgetMs = options.minutes > 0 ? options.minutes * 60_000 : Infinity;
+  const startedAt = Date.now();
+  const losses: number[] = [];
+  let step = 0;
+  let epoch = 0;
+  let cancelled = false;
+  let outOfTime = false;
+  try {
+    while (epoch < options.epochs && !cancelled && !outOfTime) {
+      const order = createRandom(options.seed * 100_003 + epoch + 1).shuffle(Array.from({ length: source.images }, (_, i) => i));
+      for (let stepInEpoch = 0; stepInEpoch < stepsPerEpoch; stepInEpoch++) {
+        const elapsedMs = Date.now() - startedAt;
+        const progress = Math.max(step / totalSteps, elapsedMs / budgetMs);
+        const learningRate = step < warmupSteps ? (options.learningRate * (step + 1)) / warmupSteps : learningRateAt(progress, 0, options.learningRate, options.finalLearningRate);
+        const batch = order.slice(stepInEpoch * batchSize, (stepInEpoch + 1) * batchSize);
+        const crops = await source.cropFeatures(batch, random);
+        const { loss, usage } = headStep(model, optimizer, queue, crops, batch.length, source.featureDim, options, learningRate, step, epoch);
+        if (!Number.isFinite(loss)) {
+          throw new EngineError('INTERNAL', `Head training diverged at step ${step + 1} (loss ${loss}). Lower the learning rate (now ${options.learningRate}) and train again.`);
+        }
+        step++;
+        losses.push(loss);
+        const seconds = Math.max((Date.now() - startedAt) / 1000, 1e-3);
+        context.progress({
+          phase: 'train',
+          fraction: Math.min(1, Math.max(step / totalSteps, (Date.now() - startedAt) / budgetMs)),
+          epoch: epoch + 1,
+          epochs: options.epochs,
+          step,
+          totalSteps,
+          loss,
+          learningRate,
+          imagesPerSecond: (step * batchSize) / seconds,
+          prototypeUsage: usage,
+        });
+        await yieldToEventLoop();
+        if (context.signal.aborted) {
+          cancelled = true;
+          break;
+        }
+        if (Date.now() - startedAt >= budgetMs) {
+          outOfTime = true;
+          break;
+        }
+      }
+      if (!cancelled && !outOfTime) epoch++;
+      await start.onEpochEnd?.({ epoch, step, model, optimizer });
+    }
+  } catch (error) {
+    if (!start.model) for (const v of model.variables.values()) v.dispose();
+    if (!start.optimizer) optimizer.dispose();
+    throw error;
+  } finally {
+    queue?.dispose();
+  }
+  const recent = losses.slice(-20);
+  return {
+    model,
+    optimizer,
+    epochs: epoch,
+    steps: step,
+    finalLoss: recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : NaN,
+    losses,
+    imagesPerSecond: (step * batchSize) / Math.max((Date.now() - startedAt) / 1000, 1e-3),
+    cancelled,
+  };
+}
+
+/** One SwAV step on the head: swapped loss over the crops' features, Adam, running BatchNorm statistics. */
+function headStep(
+  model: SwavModel,
+  optimizer: Adam,
+  queue: EmbeddingQueue | undefined,
+  crops: Float32Array[],
+  batch: number,
+  featureDim: number,
+  options: HeadTrainOptions,
+  learningRate: number,
+  step: number,
+  epoch: number,
+): { loss: number; usage: number[] } {
+  normalizePrototypes(model);
+  const statistics: BatchStatistics = new Map();
+  const frozen = step < options.freezePrototypesSteps;
+  const variables = trainableVariables(model).filter((v) => !(frozen && v === variable(model, 'prototypes')));
+  let assignedEmbeddings: tf.Tensor2D[] = [];
+  let usageTensor: tf.Tensor1D | undefined;
+  const { value, grads } = tf.tidy(() => {
+    const features = crops.map((data) => tf.tensor2d(data, [batch, featureDim]));
+    const queueScores = queue && epoch >= options.queueStartEpoch ? queue.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
+    return tf.variableGrads(() => {
+      // BatchNorm statistics follow the global crops only, as in the full trainer.
+      const global = head(model, tf.concat(features.slice(0, 2)) as tf.Tensor2D, 'train', statistics);
+      const cropScores = splitRows(global.scores, 2);
+      if (features.length > 2) cropScores.push(...splitRows(head(model, tf.concat(features.slice(2)) as tf.Tensor2D, 'train').scores, features.length - 2));
+      assignedEmbeddings = splitRows(global.embedding, 2).map((e) => tf.keep(e));
+      usageTensor = tf.keep(tf.div(tf.sum(tf.oneHot(tf.argMax(cropScores[0], 1), options.prototypes), 0), batch) as tf.Tensor1D);
+      return swapLoss(cropScores, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign }, queueScores);
+    }, variables);
+  });
+  const nameOf = new Map([...model.variables].map(([name, v]) => [v.name, name]));
+  const namedGradients: tf.NamedTensorMap = {};
+  for (const [variableName, gradient] of Object.entries(grads)) namedGradients[nameOf.get(variableName)!] = gradient;
+  optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
+  updateRunningStatistics(model, statistics);
+  queue?.push(assignedEmbeddings);
+  const loss = value.dataSync()[0];
+  const usage = Array.from(usageTensor!.dataSync());
+  tf.dispose([value, ...Object.values(grads), ...assignedEmbeddings, usageTensor!]);
+  return { loss, usage };
+}
+
+/** Embeddings and prototype scores of backbone features [count × F], in eval mode, in batches. */
+export function embedFeatures(model: SwavModel, features: Float32Array, count: number, batchSize = 1024): { embeddings: Float32Array; scores: Float32Array } {
+  const featureDim = features.length / Math.max(1, count);
+  const embeddings = new Float32Array(count * model.spec.projectionDim);
+  const scores = new Float32Array(count * model.spec.prototypes);
+  for (let start = 0; start < count; start += batchSize) {
+    const rows = Math.min(batchSize, count - start);
+    const [embedding, score] = tf.tidy(() => {
+      const out = head(model, tf.tensor2d(features.subarray(start * featureDim, (start + rows) * featureDim), [rows, featureDim]), 'eval');
+      return [out.embedding, out.scores];
+    });
+    embeddings.set(embedding.dataSync(), start * model.spec.projectionDim);
+    scores.set(score.dataSync(), start * model.spec.prototypes);
+    tf.dispose([embedding, score]);
+  }
+  return { embeddings, scores };
+}
+
+/** Equal row blocks via slice (tfjs's SplitV gradient mis-sizes its input gradient). */
+function splitRows(x: tf.Tensor2D, parts: number): tf.Tensor2D[] {
+  const rows = x.shape[0] / parts;
+  return Array.from({ length: parts }, (_, i) => tf.slice(x, [i * rows, 0], [rows, -1]));
+}

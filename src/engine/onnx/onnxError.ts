@@ -1,0 +1,31 @@
+import type { ErrorCode } from '../../protocol';
+import { EngineError } from '../errors';
+
+/** What kind of trouble an ONNX file is in; the `code` the user sees follows from it in one place. */
+export type OnnxProblem = 'unreadable' | 'corrupt' | 'unsupported';
+
+// protocol.ts has no ONNX codes yet; these are the closest existing ones (see the issue 6 report).
+const codeOf: Record<OnnxProblem, ErrorCode> = {
+  unreadable: 'NOT_FOUND',
+  corrupt: 'BAD_CHECKPOINT',
+  unsupported: 'BAD_REQUEST',
+};
+
+/** An ONNX model that cannot be used: names the file, and the operator and node where one is to blame. */
+export class OnnxModelError extends EngineError {
+  constructor(
+    readonly problem: OnnxProblem,
+    readonly file: string,
+    message: string,
+    readonly where: { operator?: string; node?: string } = {},
+    detail?: string,
+  ) {
+    super(codeOf[problem], message, detail);
+    this.name = 'OnnxModelError';
+  }
+}
+
+/** "node 'x' (Conv)", or "a Conv node" when the exporter left the name empty. */
+export function describeNode(node: { name: string; opType: string }): string {
+  return node.name ? `node '${node.name}' (${node.opType})` : `a ${node.opType} node`;
+}

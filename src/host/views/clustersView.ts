@@ -1,0 +1,63 @@
+// The "Clusters" side panel (a webview view): the run's clusters, and neighbours of the image open in the editor.
+import path from 'node:path';
+import * as vscode from 'vscode';
+import type { FromWebview, ToGallery } from '../../protocol';
+import type { Session } from '../extension';
+import { EngineRequestError } from '../engineClient';
+import { isImageFile } from '../runs';
+import { explainImage, openImage } from './openImage';
+import { imageBase, panelHtml, ReadyQueue, webviewOptions } from './panelAssets';
+
+export class ClustersView implements vscode.WebviewViewProvider {
+  static readonly viewType = 'clusterLens.clusters';
+  private view: vscode.WebviewView | undefined;
+  private messages: ReadyQueue<ToGallery> | undefined;
+  private imagesDir = '';
+  private runDir = '';
+
+  constructor(private readonly session: Session) {}
+
+  resolveWebviewView(view: vscode.WebviewView): void {
+    this.view = view;
+    this.messages = new ReadyQueue((message) => void view.webview.postMessage(message));
+    view.webview.options = webviewOptions(this.session.extensionUri);
+    view.webview.html = panelHtml(view.webview, this.session.extensionUri, 'gallery', 'Clusters');
+    view.webview.onDidReceiveMessage((message: FromWebview) => {
+      if (message.type === 'webview.ready') this.messages?.markReady();
+      else if (message.type === 'webview.openImage') void openImage(this.imagesDir, message.path);
+      else if (message.type === 'webview.explainImage') void explainImage(this.imagesDir, message.path);
+    });
+    void this.refresh();
+  }
+
+  async refresh(): Promise<void> {
+    if (!this.view || !this.messages) return;
+    const runDir = await this.session.currentRun();
+    if (!runDir) {
+      this.messages.post({ type: 'gallery.empty', message: 'No run yet. Run "Cluster Lens: Train Model…" on a folder of images.' });
+      return;
+    }
+    try {
+      const { overview } = await this.session.engine.request({ type: 'overview', runDir });
+      this.runDir = runDir;
+      this.imagesDir = overview.imagesDir;
+      this.view.webview.options = webviewOptions(this.session.extensionUri, overview.imagesDir);
+      this.messages.post({ type: 'gallery.data', overview, imageBase: imageBase(this.view.webview, overview.imagesDir) });
+    } catch (error) {
+      this.messages.post({ type: 'gallery.empty', message: error instanceof EngineRequestError ? error.message : String(error) });
+    }
+  }
+
+  /** When an image of the run is open in the editor, show its nearest neighbours. */
+  async showNeighboursOfActiveImage(): Promise<void> {
+    const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined;
+    const file = input?.uri?.fsPath;
+    if (!file || !this.messages || !this.imagesDir || !isImageFile(file) || path.relative(this.imagesDir, file).startsWith('..')) return;
+    try {
+      const result = await this.session.engine.request({ type: 'neighbours', runDir: this.runDir, image: file, k: 12 });
+      this.messages.post({ type: 'gallery.neighbours', query: path.relative(this.imagesDir, file).split(path.sep).join('/'), cluster: result.cluster, neighbours: result.neighbours });
+    } catch (error) {
+      this.session.output.warn(`Neighbours of ${file}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}

@@ -1,0 +1,115 @@
+// On a run trained on the shipped sample: the counterfactual reaches its target with pixels kept in [0, 1],
+// and 200 explain requests, every method in turn, leave no tensor behind.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { counterfactual } from '../../../src/engine/explain/counterfactual';
+import { explainImage } from '../../../src/engine/explain/explainImage';
+import { resolveExplainOptions } from '../../../src/engine/explain/options';
+import { loadImage, locateImage, nearestOtherCluster, openRun, summarizeImage } from '../../../src/engine/explain/run';
+import { silentContext } from '../../../src/engine/jobContext';
+import { train } from '../../../src/engine/swav/trainer';
+import { explainMethods, type ExplainOptions } from '../../../src/protocol';
+
+const sample = path.resolve(__dirname, '../../../sample/fashion-mnist');
+const classes = ['1-trouser', '2-pullover', '7-sneaker', '8-bag'];
+let runDir: string;
+let images: string[];
+
+before(async () => {
+  // 30 images of each of 4 classes, trained for 12 steps at the sample's native 28 px.
+  const imagesDir = mkdtempSync(path.join(os.tmpdir(), 'cl-explain-images-'));
+  images = [];
+  for (const label of classes) {
+    mkdirSync(path.join(imagesDir, label));
+    for (const file of readdirSync(path.join(sample, label)).sort().slice(0, 30)) {
+      symlinkSync(path.join(sample, label, file), path.join(imagesDir, label, file));
+      images.push(`${label}/${file}`);
+    }
+  }
+  runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-run-')), 'run');
+  await train(
+    { imagesDir, runDir, options: { imageSizePx: 28, width: 4, prototypes: 6, batchSize: 40, epochs: 4, minutes: 0, localCrops: 1, freezePrototypesSteps: 3, backend: 'wasm', seed: 2 } },
+    silentContext(),
+  );
+});
+
+test('counterfactual: moves sample images into the nearest other cluster and into a far one, pixels in [0, 1]', async () => {
+  const run = await openRun(runDir, silentContext());
+  const options = resolveExplainOptions();
+  try {
+    for (const image of [images[0], images[45], images[100]]) {
+      const x = await loadImage(run, locateImage(run, image).absolute);
+      try {
+        const summary = summarizeImage(run.net, x);
+        const leastLikely = summary.probabilities.indexOf(Math.min(...summary.probabilities));
+        for (const target of [nearestOtherCluster(run, summary.probabilities, summary.cluster), leastLikely]) {
+          assert.notEqual(target, summary.cluster);
+          const outcome = await counterfactual(run.net, x, target, options);
+          assert.equal(outcome.valid, true, `${image}: cluster ${summary.cluster} → ${target} not reached in ${outcome.steps} steps (p = ${outcome.probabilities[target]})`);
+          assert.equal(outcome.converged, true, 'stopped early once the target held with the margin');
+          assert.ok(outcome.steps >= 1 && outcome.steps <= 300);
+          const others = Array.from(outcome.probabilities).filter((_, k) => k !== target);
+          assert.ok(outcome.probabilities[target] - Math.max(...others) >= options.counterfactualMargin - 1e-6, 'the target holds with the margin');
+          assert.ok(outcome.pixels.every((value) => value >= 0 && value <= 1), 'pixels stay in [0, 1]');
+          assert.ok(outcome.l1Distance > 0 && outcome.l2Distance > 0 && outcome.l2Distance <= outcome.l1Distance);
+          assert.ok(Math.abs(outcome.meanAbsoluteChange - outcome.l1Distance / outcome.pixels.length) < 1e-9);
+          assert.ok(outcome.changedPixelShare > 0 && outcome.changedPixelShare <= 1);
+          assert.ok(outcome.maxAbsoluteChange <= 1);
+        }
+      } finally {
+        x.dispose();
+      }
+    }
+  } finally {
+    run.dispose();
+  }
+});
+
+test('counterfactual: the explain request reports validity, edit size and the new assignment; an impossible margin runs out of steps honestly', async () => {
+  const result = await explainImage({ runDir, image: images[10], method: 'counterfactual', inlinePngs: true }, silentContext());
+  const summary = result.counterfactual!;
+  assert.equal(result.target.kind, 'prototype');
+  assert.notEqual(summary.targetCluster, result.cluster, 'the default target is another cluster');
+  assert.equal(summary.valid, true);
+  assert.equal(summary.newCluster, summary.targetCluster);
+  assert.equal(summary.topPrototypes[0].prototype, summary.targetCluster);
+  assert.ok(summary.targetProbability > summary.originalTargetProbability);
+  for (const name of ['original', 'counterfactual', 'diff', 'overlay'] as const) assert.ok(Buffer.from(result.pngs![name]!, 'base64').subarray(1, 4).toString() === 'PNG', `${name} is a PNG`);
+  assert.equal(Math.max(...result.heatmap.values), 1, 'the diff map is scaled to its largest change');
+
+  const stuck = await explainImage({ runDir, image: images[10], method: 'counterfactual', options: { counterfactualSteps: 3, counterfactualMargin: 1 } }, silentContext());
+  assert.equal(stuck.counterfactual!.steps, 3);
+  assert.equal(stuck.counterfactual!.converged, false);
+});
+
+test('explain: 200 requests over every method and target leave no tensor behind', async () => {
+  // Few perturbations per call: this counts tensors, it does not judge maps.
+  const small: Partial<ExplainOptions> = {
+    counterfactualSteps: 3,
+    occlusionPatchPx: 14,
+    occlusionStridePx: 14,
+    pairwiseErasures: 4,
+    smoothGradSamples: 2,
+    averagedTransformViews: 1,
+    averagedTransformSteps: 2,
+    pixelInvarianceViews: 4,
+  };
+  const requests = explainMethods.flatMap((method) => {
+    const twoImage = ['context-agnostic-occlusion', 'pairwise-occlusion', 'interaction-cam-mean', 'interaction-cam-max'].includes(method);
+    const targets = method === 'counterfactual' ? [undefined, { kind: 'prototype' as const, prototype: 0 }] : twoImage ? [undefined, { kind: 'augmented' as const }] : [{ kind: 'assigned' as const }, { kind: 'image' as const, image: images[70] }];
+    return targets.map((target) => ({ method, target }));
+  });
+  // Warm up: the first calls load the checkpoint and the index, which stay cached on purpose.
+  for (const { method, target } of requests) await explainImage({ runDir, image: images[3], method, target, options: small }, silentContext());
+  const baseline = tf.memory().numTensors;
+  for (let call = 0; call < 200; call++) {
+    const { method, target } = requests[call % requests.length];
+    const result = await explainImage({ runDir, image: images[call % images.length], method, target, options: small, inlinePngs: call % 10 === 0 }, silentContext());
+    assert.equal(result.heatmap.values.length, 28 * 28);
+  }
+  assert.equal(tf.memory().numTensors, baseline);
+});

@@ -1,0 +1,111 @@
+// Explanations through the real engine process (dist/engine.js, built by `node esbuild.mjs`) and the CLI:
+// bad requests get clear error codes and leave the engine alive; good ones return maps, figures and PNGs.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { EngineClient, EngineRequestError } from '../../../src/host/engineClient';
+import { silentContext } from '../../../src/engine/jobContext';
+import { train } from '../../../src/engine/swav/trainer';
+
+const root = path.resolve(__dirname, '../../..');
+const enginePath = path.join(root, 'dist', 'engine.js');
+const cli = path.join(root, 'dist', 'cli.js');
+const run = promisify(execFile);
+let imagesDir: string;
+let runDir: string;
+let broken: string;
+
+before(async () => {
+  assert.ok(existsSync(enginePath) && existsSync(cli), 'run "node esbuild.mjs" (or npm run build) first');
+  imagesDir = mkdtempSync(path.join(os.tmpdir(), 'cl-explain-engine-'));
+  for (const [label, draw] of [['squares', (i: number) => `<rect x="${4 + (i % 5)}" y="${4 + (i % 3)}" width="14" height="14" fill="white"/>`], ['stripes', (i: number) => `<rect x="0" y="${i % 7}" width="32" height="6" fill="#888"/><rect x="0" y="${16 + (i % 5)}" width="32" height="6" fill="#888"/>`]] as const) {
+    mkdirSync(path.join(imagesDir, label));
+    for (let i = 0; i < 10; i++) {
+      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32"><rect width="32" height="32" fill="black"/>${draw(i)}</svg>`;
+      await sharp(Buffer.from(svg)).png().toFile(path.join(imagesDir, label, `${i}.png`));
+    }
+  }
+  broken = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-broken-')), 'broken.png');
+  writeFileSync(broken, 'this is not a PNG');
+  runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-engine-run-')), 'run');
+  // Trained without an index, so that the first request meets a run that has none.
+  const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 4, batchSize: 10, localCrops: 0, epochs: 2, minutes: 0, backend: 'wasm' as const };
+  await train({ imagesDir, runDir, options, index: false }, silentContext());
+});
+
+const rejectsWith = (code: string, pattern: RegExp) => (error: EngineRequestError) => {
+  assert.equal(error.code, code, error.message);
+  assert.match(error.message, pattern);
+  return true;
+};
+
+test('engine: bad explain requests get clear errors and the engine stays alive', async () => {
+  const client = new EngineClient({ enginePath });
+  const image = path.join(imagesDir, 'squares', '0.png');
+  try {
+    await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'gradcam' }), rejectsWith('NO_INDEX', /cluster-lens index/));
+    const pid = client.pid;
+    await client.request({ type: 'index', runDir });
+
+    await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'gradcan' as never }), rejectsWith('BAD_REQUEST', /gradcan.*gradcam/));
+    await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'gradcam', target: { kind: 'prototype', prototype: 4 } }), rejectsWith('BAD_REQUEST', /Cluster 4 does not exist.*0 to 3/));
+    await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'gradcam', target: { kind: 'prototype', prototype: -1 } }), rejectsWith('BAD_REQUEST', /Cluster -1/));
+    await assert.rejects(client.request({ type: 'explain', runDir, image: broken, method: 'gradcam' }), rejectsWith('DECODE_FAILED', /broken\.png.*not an image/));
+    await assert.rejects(client.request({ type: 'explain', runDir, image: path.join(imagesDir, 'nope.png'), method: 'gradcam' }), rejectsWith('NOT_FOUND', /nope\.png/));
+    await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'counterfactual', target: { kind: 'augmented' } }), rejectsWith('BAD_REQUEST', /counterfactual explains a cluster/));
+    await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'pairwise-occlusion', target: { kind: 'assigned' } }), rejectsWith('BAD_REQUEST', /similarity of two images/));
+    await assert.rejects(client.request({ type: 'explain', runDir: '/nonexistent/run', image, method: 'gradcam' }), rejectsWith('NOT_FOUND', /\/nonexistent\/run/));
+    await assert.rejects(client.request({ type: 'evaluate-explanations', runDir, methods: ['gradcam', 'counterfactual'], images: 2 }), rejectsWith('BAD_REQUEST', /counterfactual/));
+    await assert.rejects(client.request({ type: 'evaluate-explanations', runDir, methods: [], images: 2 }), rejectsWith('BAD_REQUEST', /at least one method/));
+
+    const outDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-out-')), 'pngs');
+    const explained = await client.request({ type: 'explain', runDir, image, method: 'gradcam', outDir, inlinePngs: true });
+    assert.equal(explained.kind, 'explain');
+    assert.equal(explained.target.kind, 'prototype');
+    assert.equal(explained.heatmap.values.length, 16 * 16);
+    assert.equal(explained.topPrototypes.length, 4);
+    assert.ok(Math.abs(explained.topPrototypes.reduce((sum, p) => sum + p.probability, 0) - 1) < 1e-4);
+    assert.equal(explained.neighbours.length, 8);
+    for (const name of ['original', 'heatmap', 'overlay'] as const) {
+      assert.ok(existsSync(explained.files![name]!), `${name}.png written`);
+      assert.equal((await sharp(explained.files![name]!).metadata()).width, 224);
+      assert.ok(explained.pngs![name]!.length > 100);
+    }
+
+    const evaluated = await client.request({ type: 'evaluate-explanations', runDir, methods: ['gradcam', 'smoothgrad'], images: 2, pair: 'augmented', options: { smoothGradSamples: 4 } });
+    assert.deepEqual(evaluated.rows.map((row) => row.method), ['gradcam', 'smoothgrad', 'random']);
+    assert.equal(evaluated.images, 2);
+    for (const row of evaluated.rows) for (const [name, value] of Object.entries(row)) if (name !== 'method') assert.ok(Number.isFinite(value), `${row.method}.${name} = ${value}`);
+    assert.equal(client.pid, pid, 'the same engine process answered every request');
+  } finally {
+    await client.dispose();
+  }
+});
+
+test('cli: explain writes the PNGs and prints the figures as the last JSON line; evaluate-explanations prints a table', async () => {
+  const outDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-cli-')), 'out');
+  const image = path.join(imagesDir, 'stripes', '3.png');
+  const { stdout } = await run(process.execPath, [cli, 'explain', runDir, image, '--method', 'conditional-occlusion', '--pair', 'neighbour', '--out', outDir, '--json'], { maxBuffer: 1 << 26 });
+  const result = JSON.parse(stdout.trim().split('\n').at(-1)!);
+  assert.equal(result.kind, 'explain');
+  assert.equal(result.target.kind, 'similarity');
+  assert.equal(result.target.pair, 'neighbour');
+  assert.equal(result.pairHeatmap.values.length, 16 * 16);
+  for (const file of ['original.png', 'heatmap.png', 'overlay.png', 'pair-original.png', 'pair-heatmap.png', 'pair-overlay.png']) assert.ok(existsSync(path.join(outDir, file)), `${file} written`);
+
+  const counterfactual = await run(process.execPath, [cli, 'explain', runDir, image, '--method', 'counterfactual', '--out', outDir]);
+  assert.match(counterfactual.stdout, /counterfactual (reached|did not reach) cluster \d/);
+  assert.ok(existsSync(path.join(outDir, 'counterfactual.png')) && existsSync(path.join(outDir, 'diff.png')));
+
+  const table = await run(process.execPath, [cli, 'evaluate-explanations', runDir, '--methods', 'layercam', '--images', '1']);
+  assert.match(table.stdout, /SI↑\s+SD↓\s+CI↑\s+CD↓\s+SAD↓/);
+  assert.match(table.stdout, /\nlayercam\s+[\d.]+/);
+  assert.match(table.stdout, /\nrandom\s+[\d.]+/);
+
+  await assert.rejects(run(process.execPath, [cli, 'explain', runDir, image, '--method', 'gradcam', '--target', '1', '--pair', 'neighbour', '--out', outDir]), (error: { code: number; stderr: string }) => error.code === 2 && /not both/.test(error.stderr));
+});
