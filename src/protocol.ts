@@ -36,6 +36,11 @@ export interface TrainOptions {
   queueStartEpoch: number;
   seed: number;
   backend: BackendPreference;
+  /**
+   * An ONNX image backbone (absolute path) to use frozen: onnxruntime computes its features and only the
+   * SwAV head and prototypes train. Absent: the engine trains its own ResNet.
+   */
+  backbone?: string;
 }
 
 export interface SkippedFile {
@@ -510,6 +515,10 @@ export type ErrorCode =
   | 'NO_CHECKPOINT'
   | 'NO_INDEX'
   | 'BAD_CHECKPOINT'
+  /** An ONNX model that cannot be read or parsed. */
+  | 'BAD_MODEL'
+  /** An ONNX model that parses but uses an operator, shape or layout Cluster Lens cannot handle. */
+  | 'UNSUPPORTED_MODEL'
   | 'DECODE_FAILED'
   | 'BACKEND_UNAVAILABLE'
   | 'BUSY'

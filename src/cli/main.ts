@@ -11,7 +11,7 @@ const usage = `cluster-lens ${version}: SwAV clustering and explanations for a f
 Usage:
   cluster-lens train <images-dir> --out <run-dir> [--minutes M | --epochs N] [--image-size S]
                      [--prototypes K] [--backend auto|tensorflow|webgpu|wasm|cpu] [--seed N]
-                     [--batch-size B] [--width W] [--resume] [--json]
+                     [--batch-size B] [--width W] [--backbone model.onnx] [--resume] [--json]
   cluster-lens index <run-dir> [--json]
   cluster-lens neighbours <run-dir> <image> [--k 8] [--json]
   cluster-lens evaluate <run-dir> [--json]
@@ -28,6 +28,9 @@ Explanation methods: gradcam, gradcam++, layercam, counterfactual, conditional-o
   pixel-invariance, random. --target explains a cluster (a number, or "assigned"); --pair explains the similarity to
   another image, the nearest neighbour or an augmented view of the image itself.
 
+--backbone trains on a frozen imported ONNX image backbone (NCHW input): onnxruntime computes its features and
+  only the SwAV head and prototypes train; the image size follows the model's when it fixes one.
+
 With --json the result is one JSON line, the last line on stdout. Progress goes to stderr.
 Ctrl-C once cancels (the checkpoint and index are kept); twice stops at once.`;
 
@@ -41,6 +44,7 @@ const flagSpec = {
   seed: { type: 'string' },
   'batch-size': { type: 'string' },
   width: { type: 'string' },
+  backbone: { type: 'string' },
   resume: { type: 'boolean' },
   k: { type: 'string' },
   json: { type: 'boolean' },
@@ -89,6 +93,7 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
         batchSize: number(flags, 'batch-size'),
         width: number(flags, 'width'),
         backend: flags.backend as TrainOptions['backend'] | undefined,
+        backbone: typeof flags.backbone === 'string' ? path.resolve(flags.backbone) : undefined,
       };
       // An explicit --epochs without --minutes means "train for N epochs", not "N epochs or the default time".
       if (options.epochs !== undefined && options.minutes === undefined) options.minutes = 0;

@@ -9,6 +9,7 @@ import { explainImage } from './explain/explainImage';
 import { evaluateExplanations } from './explain/metrics/evaluateExplanations';
 import { findNeighbours, indexRun, runOverview } from './index/runQueries';
 import { exportOnnx } from './onnx/export';
+import { isFrozenRun, trainFrozenBackbone } from './onnx/frozenRun';
 import type { JobContext } from './jobContext';
 import { train } from './swav/trainer';
 
@@ -45,8 +46,11 @@ function contextFor(id: number, controller: AbortController): JobContext {
 
 async function execute(request: WorkRequest, context: JobContext): Promise<EngineResult> {
   switch (request.type) {
-    case 'train':
-      return train({ imagesDir: request.imagesDir, runDir: request.runDir, options: request.options, resume: request.resume }, context);
+    case 'train': {
+      const job = { imagesDir: request.imagesDir, runDir: request.runDir, options: request.options, resume: request.resume };
+      const frozen = Boolean(request.options?.backbone) || (request.resume === true && (await isFrozenRun(request.runDir)));
+      return frozen ? trainFrozenBackbone(job, context) : train(job, context);
+    }
     case 'index':
       return indexRun(request.runDir, context);
     case 'neighbours':

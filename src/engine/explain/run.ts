@@ -13,6 +13,7 @@ import { readManifest } from '../runFolder';
 import type { ExplainableModel } from './explainer';
 import { swavExplainable } from './network';
 import { l2Normalize } from '../model/model';
+import { frozenExplainable } from '../onnx/frozenRun';
 
 export interface ExplainableRun {
   runDir: string;
@@ -33,7 +34,9 @@ export async function openRun(runDir: string, context: JobContext): Promise<Expl
   const backend = await initRunBackend(resolved, context);
   const manifest = await readManifest(resolved);
   const checkpoint = await cachedCheckpoint(resolved);
-  const net = swavExplainable(checkpoint.model, manifest.options.temperature);
+  const record = checkpoint.header.backbone;
+  // A frozen imported backbone explains through its graph converted to tfjs operations.
+  const net = record ? await frozenExplainable(resolved, record, checkpoint.model, manifest.options.temperature) : swavExplainable(checkpoint.model, manifest.options.temperature);
   return {
     runDir: resolved,
     index,

@@ -115,6 +115,20 @@ export async function buildIndex(
 ): Promise<IndexResult> {
   const startedAt = Date.now();
   const embedded = await embedImageSet(model, images, context, [0.9, 0.98]);
+  return writeIndex(embedded, images, { ...meta, startedAt }, context);
+}
+
+/**
+ * Assigns clusters, projects to 2-D and writes `index.bin` atomically from features (L2-normalised),
+ * embeddings and prototype scores computed elsewhere: by the engine's model, or by a frozen ONNX backbone.
+ */
+export async function writeIndex(
+  embedded: EmbedOutput,
+  images: ImageSet,
+  meta: { runDir: string; backend: BackendName; checkpointStep: number; temperature?: number; startedAt?: number },
+  context: JobContext,
+): Promise<IndexResult> {
+  const startedAt = meta.startedAt ?? Date.now();
   const { probabilities, assignments, confidences } = assignPrototypes(embedded.scores, meta.temperature ?? 0.1);
   const projection = pca(embedded.embeddings, 2);
   const labels = Int32Array.from(images.records, (r) => r.label);

@@ -10,7 +10,8 @@ import type { JobContext } from '../jobContext';
 import { checkpointPath, loadCheckpoint, type LoadedCheckpoint } from '../model/checkpoint';
 import { disposeModel, forward, l2Normalize } from '../model/model';
 import { readManifest, runPath } from '../runFolder';
-import { buildIndex, readIndex, type RunIndex } from './indexer';
+import { describeWithBackbone, embedWithBackbone, openFrozenBackbone } from '../onnx/frozenRun';
+import { buildIndex, readIndex, writeIndex, type RunIndex } from './indexer';
 import { topKCosine } from './neighbours';
 
 /** Loaded runs stay in memory between queries, until their files change. */
@@ -57,7 +58,14 @@ export async function indexRun(runDir: string, context: JobContext): Promise<Ind
     signal: context.signal,
     onProgress: (done, total) => context.progress({ phase: 'decode', fraction: 0.5 * (done / total), message: `Decoding images ${done}/${total}` }),
   });
-  return buildIndex(checkpoint.model, images, { runDir: resolved, backend: backend.name, checkpointStep: checkpoint.header.step, temperature: manifest.options.temperature }, context);
+  const meta = { runDir: resolved, backend: backend.name, checkpointStep: checkpoint.header.step, temperature: manifest.options.temperature };
+  const record = checkpoint.header.backbone;
+  if (!record) return buildIndex(checkpoint.model, images, meta, context);
+  // A frozen imported backbone: onnxruntime computes the features, the checkpoint's head the rest.
+  const startedAt = Date.now();
+  const backbone = await openFrozenBackbone(resolved, record);
+  const embedded = await embedWithBackbone(backbone, checkpoint.model, images, { ...context, progress: (update) => context.progress({ ...update, fraction: 0.5 + 0.45 * update.fraction }) });
+  return writeIndex(embedded, images, { ...meta, startedAt }, context);
 }
 
 /** Nearest images by cosine similarity of backbone features; the query may be outside the index. */
@@ -79,14 +87,21 @@ export async function findNeighbours(runDir: string, image: string, k: number, c
     const spec = checkpoint.header.spec;
     const manifest = await readManifest(resolved);
     const pixels = await decodeImage(absolute, manifest.options.imageSizePx, spec.channels as 1 | 3);
-    const [features, scores] = tf.tidy(() => {
-      const input = tf.div(tf.tensor4d(Float32Array.from(pixels), [1, manifest.options.imageSizePx, manifest.options.imageSizePx, spec.channels]), 255) as tf.Tensor4D;
-      const output = forward(checkpoint.model, input, 'eval');
-      return [l2Normalize(output.features), tf.argMax(output.scores, 1)];
-    });
-    query = features.dataSync() as Float32Array;
-    cluster = scores.dataSync()[0];
-    tf.dispose([features, scores]);
+    const record = checkpoint.header.backbone;
+    if (record) {
+      const described = await describeWithBackbone(await openFrozenBackbone(resolved, record), checkpoint.model, pixels, manifest.options.imageSizePx, spec.channels);
+      query = described.features;
+      cluster = described.cluster;
+    } else {
+      const [features, scores] = tf.tidy(() => {
+        const input = tf.div(tf.tensor4d(Float32Array.from(pixels), [1, manifest.options.imageSizePx, manifest.options.imageSizePx, spec.channels]), 255) as tf.Tensor4D;
+        const output = forward(checkpoint.model, input, 'eval');
+        return [l2Normalize(output.features), tf.argMax(output.scores, 1)];
+      });
+      query = features.dataSync() as Float32Array;
+      cluster = scores.dataSync()[0];
+      tf.dispose([features, scores]);
+    }
   }
   const hits = topKCosine(index.features, query, k, position >= 0 ? position : undefined);
   return {

@@ -17,6 +17,11 @@ export interface CheckpointHeader {
   randomState: number;
   backend: string;
   savedAt: string;
+  /**
+   * A frozen imported backbone: the model holds only the head and prototypes, and features come from this
+   * ONNX file (a copy lives in the run folder, see frozenBackbonePath). `path` is where it was imported from.
+   */
+  backbone?: { path: string; sha256: string; featureOutput: string; inputMean: number[]; inputStd: number[]; imageSizePx: number };
 }
 
 export interface LoadedCheckpoint {

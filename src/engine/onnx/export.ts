@@ -12,6 +12,7 @@ import { EngineError } from '../errors';
 import { writeFileAtomic } from '../util/atomicFile';
 import { readArchive } from '../util/tensorArchive';
 import { imageInput, type OnnxGraph } from './graph';
+import { readFrozenBackbone } from './frozenRun';
 import { OnnxModelError } from './onnxError';
 import { OrtModel } from './ortBackbone';
 import { DataType, AttributeType, appendToModel, encodeModel, type AttributeMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from './schema';
@@ -58,14 +59,23 @@ export async function exportOnnx(runDir: string, outPath: string, options: { ver
   for (const [key, { shape, values }] of arrays) {
     if (key.startsWith('model.')) weights.set(key.slice('model.'.length), { shape, values: values as Float32Array });
   }
-  const bytes = buildOnnxModel(header.spec, weights, {
-    imageSizePx: header.options.imageSizePx,
-    metadata: {
-      'cluster-lens.checkpointStep': String(header.step),
-      'cluster-lens.temperature': String(header.options.temperature),
-    },
-  });
-  if (options.verify !== false) await verifyExport(bytes, resolvedOut, header.spec.channels, header.options.imageSizePx, [header.spec.projectionDim, header.spec.prototypes]);
+  const metadata = {
+    'cluster-lens.checkpointStep': String(header.step),
+    'cluster-lens.temperature': String(header.options.temperature),
+  };
+  let bytes: Uint8Array;
+  let inputName = 'images';
+  let featureDim = header.spec.width * 2 ** (header.spec.blocksPerStage.length - 1);
+  if (header.backbone) {
+    // A frozen imported backbone: its own graph, with the trained head appended (the head's spec.width is the feature size).
+    const backbone = await readFrozenBackbone(resolvedRun, header.backbone);
+    bytes = appendHeadToBackbone({ ...backbone, featureOutput: header.backbone.featureOutput }, { spec: header.spec, weights }, metadata);
+    inputName = imageInput(backbone.graph).name;
+    featureDim = header.spec.width;
+  } else {
+    bytes = buildOnnxModel(header.spec, weights, { imageSizePx: header.options.imageSizePx, metadata });
+  }
+  if (options.verify !== false) await verifyExport(bytes, resolvedOut, inputName, header.spec.channels, header.options.imageSizePx, [header.spec.projectionDim, header.spec.prototypes]);
   await writeFileAtomic(resolvedOut, bytes);
   return {
     kind: 'exportOnnx',
@@ -75,7 +85,7 @@ export async function exportOnnx(runDir: string, outPath: string, options: { ver
     opset: exportOpset,
     imageSizePx: header.options.imageSizePx,
     channels: header.spec.channels,
-    featureDim: header.spec.width * 2 ** (header.spec.blocksPerStage.length - 1),
+    featureDim,
     projectionDim: header.spec.projectionDim,
     prototypes: header.spec.prototypes,
     checkpointStep: header.step,
@@ -84,10 +94,10 @@ export async function exportOnnx(runDir: string, outPath: string, options: { ver
 }
 
 /** Loads the model in onnxruntime and checks one run's output shapes and values, before the file is written. */
-async function verifyExport(bytes: Uint8Array, outPath: string, channels: number, sizePx: number, dims: [number, number]): Promise<void> {
+async function verifyExport(bytes: Uint8Array, outPath: string, inputName: string, channels: number, sizePx: number, dims: [number, number]): Promise<void> {
   const model = await OrtModel.open(bytes, outPath, { threads: 1 });
   try {
-    const out = await model.run({ images: { data: new Float32Array(2 * channels * sizePx * sizePx).fill(0.5), dims: [2, channels, sizePx, sizePx] } }, ['embedding', 'prototype_scores']);
+    const out = await model.run({ [inputName]: { data: new Float32Array(2 * channels * sizePx * sizePx).fill(0.5), dims: [2, channels, sizePx, sizePx] } }, ['embedding', 'prototype_scores']);
     const shapes = [out.embedding.dims, out.prototype_scores.dims].map((shape) => shape.join('×'));
     if (shapes[0] !== `2×${dims[0]}` || shapes[1] !== `2×${dims[1]}` || !out.embedding.data.every(Number.isFinite)) {
       throw new EngineError('INTERNAL', `The exported model gave outputs of shape ${shapes.join(' and ')} (expected 2×${dims[0]} and 2×${dims[1]}); nothing was written. Please report this.`);

@@ -4,11 +4,10 @@ import { EngineError } from '../errors';
 /** What kind of trouble an ONNX file is in; the `code` the user sees follows from it in one place. */
 export type OnnxProblem = 'unreadable' | 'corrupt' | 'unsupported';
 
-// protocol.ts has no ONNX codes yet; these are the closest existing ones (see the issue 6 report).
 const codeOf: Record<OnnxProblem, ErrorCode> = {
   unreadable: 'NOT_FOUND',
-  corrupt: 'BAD_CHECKPOINT',
-  unsupported: 'BAD_REQUEST',
+  corrupt: 'BAD_MODEL',
+  unsupported: 'UNSUPPORTED_MODEL',
 };
 
 /** An ONNX model that cannot be used: names the file, and the operator and node where one is to blame. */

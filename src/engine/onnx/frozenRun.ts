@@ -1,0 +1,295 @@
+// A run on a frozen imported backbone: onnxruntime computes the features, the SwAV head and prototypes
+// train on them in the engine. The run folder keeps a copy of the ONNX file, so it survives the original moving.
+
+import { createHash } from 'node:crypto';
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { TrainResult } from '../../protocol';
+import { initBackend } from '../backend/backend';
+import { resolveTrainOptions } from '../config';
+import type { MultiCropOptions } from '../data/augment';
+import { loadImageSet, type ImageSet } from '../data/decode';
+import { scanImageFolder } from '../data/scan';
+import { EngineError } from '../errors';
+import type { ExplainableModel } from '../explain/explainer';
+import { writeIndex, type EmbedOutput } from '../index/indexer';
+import type { JobContext } from '../jobContext';
+import { checkpointPath, saveCheckpoint, type CheckpointHeader } from '../model/checkpoint';
+import { disposeModel, type SwavModel } from '../model/model';
+import { readManifest, runPath, writeManifest, type RunManifest } from '../runFolder';
+import type { TrainJob } from '../swav/trainer';
+import { createRandom } from '../util/random';
+import { bankCropSource, computeFeatureBank, imageSetFeatures, liveCropSource } from './cropFeatures';
+import { lastFeatureMapName, onnxExplainable } from './explainable';
+import { parseOnnx, readOnnxFile, type OnnxGraph } from './graph';
+import { createHeadModel, embedFeatures, trainHeadOnFeatures, type CropFeatureSource } from './headTrainer';
+import { OnnxModelError } from './onnxError';
+import { OrtBackbone } from './ortBackbone';
+import { convertToTfjs } from './tfjsBackbone';
+
+export type BackboneRecord = NonNullable<CheckpointHeader['backbone']>;
+
+export const frozenBackboneFileName = 'backbone.onnx';
+
+/** Above this, augmented views are embedded per step instead of once into a bank held in memory. */
+const maxBankBytes = 1024 ** 3;
+
+export function frozenBackbonePath(runDir: string): string {
+  return path.join(runDir, frozenBackboneFileName);
+}
+
+/** Whether a run folder was trained on an imported backbone, from its manifest (no checkpoint read). */
+export async function isFrozenRun(runDir: string): Promise<boolean> {
+  try {
+    return Boolean((await readManifest(path.resolve(runDir))).options.backbone);
+  } catch {
+    return false;
+  }
+}
+
+/** The run's copy of its backbone, or the original when the copy is gone but the original is unchanged. */
+export async function readFrozenBackbone(runDir: string, record: BackboneRecord): Promise<{ bytes: Uint8Array; graph: OnnxGraph }> {
+  const copy = frozenBackbonePath(runDir);
+  if (existsSync(copy)) return readOnnxFile(copy);
+  if (existsSync(record.path)) {
+    const bytes = await fs.readFile(record.path);
+    if (sha256(bytes) === record.sha256) return { bytes, graph: parseOnnx(bytes, record.path) };
+  }
+  throw new EngineError('BAD_CHECKPOINT', `The run ${runDir} was trained on the ONNX backbone ${record.path}, but its copy ${copy} is missing and the original is gone or changed. Restore ${frozenBackboneFileName}, or train the run again.`);
+}
+
+const ortCache = new Map<string, { key: string; backbone: Promise<OrtBackbone> }>();
+
+/** An onnxruntime session on the run's backbone, kept between queries (reopened when the record changes). */
+export async function openFrozenBackbone(runDir: string, record: BackboneRecord): Promise<OrtBackbone> {
+  const resolved = path.resolve(runDir);
+  const key = JSON.stringify(record);
+  const cached = ortCache.get(resolved);
+  if (cached && cached.key === key) return cached.backbone;
+  if (cached) void cached.backbone.then((old) => old.dispose()).catch(() => undefined);
+  const backbone = readFrozenBackbone(resolved, record).then(({ bytes, graph }) => OrtBackbone.fromBytes(bytes, graph, backboneOptions(record)));
+  ortCache.set(resolved, { key, backbone });
+  backbone.catch(() => ortCache.delete(resolved));
+  return backbone;
+}
+
+function backboneOptions(record: BackboneRecord) {
+  return { inputMean: record.inputMean, inputStd: record.inputStd, featureOutput: record.featureOutput };
+}
+
+/** Index rows for `images`: L2-normalised backbone features from onnxruntime, then the head's embeddings and scores. */
+export async function embedWithBackbone(backbone: OrtBackbone, model: SwavModel, images: ImageSet, context: JobContext): Promise<EmbedOutput> {
+  const count = images.records.length;
+  const { features, featureDim } = await imageSetFeatures(backbone, images, context);
+  checkFeatureDim(featureDim, model, backbone.file);
+  const { embeddings, scores } = embedFeatures(model, features, count);
+  return {
+    features: { data: l2NormalizeRows(features, featureDim), rows: count, dims: featureDim },
+    embeddings: { data: embeddings, rows: count, dims: model.spec.projectionDim },
+    scores: { data: scores, rows: count, dims: model.spec.prototypes },
+  };
+}
+
+/** One decoded image (NHWC bytes at the run's size): L2-normalised features and its cluster. */
+export async function describeWithBackbone(backbone: OrtBackbone, model: SwavModel, pixels: ArrayLike<number>, sizePx: number, channels: number): Promise<{ features: Float32Array; cluster: number }> {
+  const raw = await backbone.features(Float32Array.from(pixels, (value) => value / 255), 1, sizePx, sizePx, channels);
+  checkFeatureDim(raw.length, model, backbone.file);
+  const { scores } = embedFeatures(model, raw, 1);
+  return { features: l2NormalizeRows(raw, raw.length), cluster: scores.indexOf(Math.max(...scores)) };
+}
+
+/** The run's backbone as tfjs operations with its head, for the explanation methods; dispose() frees the weights. */
+export async function frozenExplainable(runDir: string, record: BackboneRecord, model: SwavModel, temperature: number): Promise<ExplainableModel & { dispose(): void }> {
+  const { graph } = await readFrozenBackbone(runDir, record);
+  const mapName = lastFeatureMapName(graph, record.featureOutput);
+  const converted = convertToTfjs(graph, { ...backboneOptions(record), outputs: [mapName] });
+  return { ...onnxExplainable(converted, model, temperature, mapName), dispose: () => converted.dispose() };
+}
+
+/** Trains the SwAV head on a frozen ONNX backbone's features and leaves a run folder behind, as the trainer does. */
+export async function trainFrozenBackbone(job: TrainJob, context: JobContext): Promise<TrainResult> {
+  const startedAt = Date.now();
+  const runDir = path.resolve(job.runDir);
+  const imagesDir = path.resolve(job.imagesDir);
+  if (job.resume) {
+    throw new EngineError('BAD_REQUEST', `Resuming is not supported for runs on an imported backbone (${runDir}). Train again without --resume: only the head trains, which is quick.`);
+  }
+  const source = job.options?.backbone;
+  if (!source) throw new EngineError('BAD_REQUEST', 'A frozen-backbone run needs options.backbone, the path of an ONNX file.');
+  const sourcePath = path.resolve(source);
+  // The backend must be up before any tensor exists.
+  const backend = await initBackend(resolveTrainOptions(job.options).backend, context.log);
+  context.progress({ phase: 'scan', fraction: 0, message: `Opening ${sourcePath}` });
+  const { bytes, graph } = await readOnnxFile(sourcePath);
+  const ort = await OrtBackbone.fromBytes(bytes, graph);
+  let model: SwavModel | undefined;
+  try {
+    const { heightPx, widthPx } = ort.input;
+    if (heightPx !== undefined && widthPx !== undefined && heightPx !== widthPx) {
+      throw new OnnxModelError('unsupported', sourcePath, `The ONNX model ${sourcePath} takes ${heightPx}×${widthPx} images; Cluster Lens needs square ones.`);
+    }
+    const given = job.options?.imageSizePx;
+    if (heightPx !== undefined && given !== undefined && given !== heightPx) {
+      throw new EngineError('BAD_CONFIG', `The ONNX model ${sourcePath} takes ${heightPx} px images, but imageSizePx is ${given}. Leave the image size unset, or set it to ${heightPx}.`);
+    }
+    const options = resolveTrainOptions({ ...job.options, backbone: sourcePath, ...(heightPx !== undefined ? { imageSizePx: heightPx } : {}) }, { backend: backend.name, gpu: backend.gpu });
+    warnIfNotConvertible(graph, ort.input.featureOutput, context);
+
+    context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
+    const scan = await scanImageFolder(imagesDir, { signal: context.signal });
+    const images = await loadImageSet(scan, {
+      imageSizePx: options.imageSizePx,
+      channels: ort.input.channels as 1 | 3,
+      signal: context.signal,
+      onProgress: (done, total) => context.progress({ phase: 'decode', fraction: 0.05 * (done / total), message: `Decoding images ${done}/${total}` }),
+    });
+    for (const skipped of images.skipped) context.log('warn', `Skipped ${skipped.path}: ${skipped.reason}`);
+    if (images.records.length < 2) {
+      throw new EngineError('NO_IMAGES', `Only ${images.records.length} usable image(s) in ${imagesDir}; training needs at least 2. See the log for skipped files.`);
+    }
+
+    await fs.mkdir(runDir, { recursive: true });
+    if (path.resolve(frozenBackbonePath(runDir)) !== sourcePath) await fs.copyFile(sourcePath, frozenBackbonePath(runDir));
+    const record: BackboneRecord = { path: sourcePath, sha256: sha256(bytes), featureOutput: ort.input.featureOutput, inputMean: ort.input.mean, inputStd: ort.input.std, imageSizePx: options.imageSizePx };
+    const manifest: RunManifest = {
+      format: 'cluster-lens-run',
+      imagesDir,
+      options,
+      channels: images.channels,
+      labelNames: images.labelNames,
+      backend: backend.name,
+      createdAt: new Date().toISOString(),
+      images: images.records.length,
+      skipped: images.skipped,
+    };
+    await writeManifest(runDir, manifest, images.records);
+    await fs.rm(runPath(runDir, 'metrics'), { force: true });
+
+    const crops: MultiCropOptions = {
+      globalCrops: 2,
+      globalSizePx: options.imageSizePx,
+      globalScale: options.globalCropScale,
+      localCrops: options.localCrops,
+      localSizePx: options.localCropSizePx,
+      localScale: options.localCropScale,
+      flipProbability: 0.5,
+      colorJitter: 0.4,
+      grayscaleProbability: 0.2,
+    };
+    const cropSource = await featureSource(ort, images, crops, options.epochs, options.seed, within(context, 0.05, 0.25, 0.05));
+    context.log('info', `Frozen backbone ${path.basename(sourcePath)}: ${cropSource.featureDim} features; training the head on ${images.records.length} images`);
+    model = createHeadModel(cropSource.featureDim, options, createRandom(options.seed), { channels: images.channels, inputMean: ort.input.mean, inputStd: ort.input.std });
+
+    let metrics: string[] = [];
+    const trainStartedAt = Date.now();
+    const training: JobContext = {
+      ...context,
+      progress: (update) => {
+        if (update.step !== undefined && update.loss !== undefined) {
+          metrics.push(JSON.stringify({ step: update.step, epoch: (update.epoch ?? 1) - 1, loss: update.loss, learningRate: update.learningRate, imagesPerSecond: update.imagesPerSecond, elapsedMs: Date.now() - trainStartedAt }));
+        }
+        context.progress({ ...update, fraction: 0.25 + 0.65 * update.fraction });
+      },
+    };
+    const outcome = await trainHeadOnFeatures(cropSource, options, training, {
+      model,
+      onEpochEnd: async (state) => {
+        const header: CheckpointHeader = {
+          format: 'cluster-lens-checkpoint',
+          spec: state.model.spec,
+          options,
+          epoch: state.epoch,
+          step: state.step,
+          elapsedMs: Date.now() - trainStartedAt,
+          randomState: 0,
+          backend: backend.name,
+          savedAt: new Date().toISOString(),
+          backbone: record,
+        };
+        await saveCheckpoint(checkpointPath(runDir), header, state.model, state.optimizer.exportState());
+        if (metrics.length) await fs.appendFile(runPath(runDir, 'metrics'), metrics.join('\n') + '\n');
+        metrics = [];
+      },
+    });
+    outcome.optimizer.dispose();
+    if (outcome.cancelled) context.log('info', `Training cancelled at step ${outcome.steps}; checkpoint saved.`);
+
+    let indexPath: string | undefined;
+    if (job.index !== false) {
+      // Index even when cancelled, as the trainer does: the run stays explorable.
+      const indexing = { ...within(context, 0.9, 0.98), signal: new AbortController().signal };
+      const embedded = await embedWithBackbone(ort, model, images, indexing);
+      indexPath = (await writeIndex(embedded, images, { runDir, backend: backend.name, checkpointStep: outcome.steps, temperature: options.temperature }, indexing)).indexPath;
+    }
+    return {
+      kind: 'train',
+      runDir,
+      backend: backend.name,
+      images: images.records.length,
+      skipped: images.skipped,
+      epochs: outcome.epochs,
+      steps: outcome.steps,
+      finalLoss: outcome.finalLoss,
+      imagesPerSecond: outcome.imagesPerSecond,
+      durationMs: Date.now() - startedAt,
+      cancelled: outcome.cancelled,
+      checkpointPath: checkpointPath(runDir),
+      indexPath,
+    };
+  } finally {
+    if (model) disposeModel(model);
+    await ort.dispose();
+  }
+}
+
+/**
+ * Augmented views once into a bank when it fits in memory (onnxruntime then runs a fixed number of times per
+ * image, not once per crop and epoch); otherwise fresh crops embedded every step.
+ */
+async function featureSource(ort: OrtBackbone, images: ImageSet, crops: MultiCropOptions, epochs: number, seed: number, context: JobContext): Promise<CropFeatureSource> {
+  const views = {
+    global: Math.min(8, Math.max(2, 2 * epochs)),
+    local: crops.localCrops === 0 ? 0 : Math.min(crops.localCrops * epochs, Math.max(crops.localCrops, 4)),
+  };
+  const sizePx = ort.input.heightPx ?? crops.globalSizePx;
+  const featureDim = ort.featureDim ?? (await ort.features(new Float32Array(sizePx * sizePx * images.channels), 1, sizePx, sizePx, images.channels)).length;
+  if ((views.global + views.local) * images.records.length * featureDim * 4 > maxBankBytes) return liveCropSource(ort, images, crops, featureDim);
+  const bank = await computeFeatureBank(ort, images, crops, views, createRandom(seed * 7919 + 1), context);
+  return bankCropSource(bank, crops.localCrops);
+}
+
+/** Converting now tells the user early that gradient explanations will not work; features still come from onnxruntime. */
+function warnIfNotConvertible(graph: OnnxGraph, featureOutput: string, context: JobContext): void {
+  try {
+    convertToTfjs(graph, { featureOutput, outputs: [lastFeatureMapName(graph, featureOutput)] }).dispose();
+  } catch (error) {
+    if (!(error instanceof OnnxModelError)) throw error;
+    context.log('warn', `Explanations will not be available for this run: ${error.message}`);
+  }
+}
+
+/** A context whose progress `fraction` (0..`full`) lands in [from, to] of the whole request. */
+function within(context: JobContext, from: number, to: number, full = 1): JobContext {
+  return { ...context, progress: (update) => context.progress({ ...update, fraction: from + ((to - from) * Math.min(update.fraction, full)) / full }) };
+}
+
+function checkFeatureDim(featureDim: number, model: SwavModel, file: string): void {
+  if (featureDim !== model.spec.width) {
+    throw new EngineError('BAD_CHECKPOINT', `The backbone ${file} gives ${featureDim} features, but the run's head was trained on ${model.spec.width}. Train the run again.`);
+  }
+}
+
+function l2NormalizeRows(values: Float32Array, dims: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let offset = 0; offset < values.length; offset += dims) {
+    let sum = 0;
+    for (let d = 0; d < dims; d++) sum += values[offset + d] ** 2;
+    const scale = 1 / Math.max(Math.sqrt(sum), 1e-12);
+    for (let d = 0; d < dims; d++) out[offset + d] = values[offset + d] * scale;
+  }
+  return out;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
