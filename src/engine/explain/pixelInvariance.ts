@@ -63,20 +63,20 @@ function surrogateMap(net: ExplainableModel, image: tf.Tensor4D, reference: Refe
   const views = tf.tidy(() => tf.mul(jitter.views, tf.sub(1, tf.tensor4d(erased, [count, sizePx, sizePx, 1]))) as tf.Tensor4D);
   const labels = scoreAgainst(net, views, reference, batchSize);
   tf.dispose([views, jitter.views]);
-  const small = Math.min(sizePx, surrogateSizePx);
+  const surrogatePx = Math.min(sizePx, surrogateSizePx);
   const map = tf.tidy(() => {
-    const kept = tf.reshape(tf.image.resizeBilinear(tf.sub(1, tf.tensor4d(erased, [count, sizePx, sizePx, 1])) as tf.Tensor4D, [small, small], false, true), [count, -1]) as tf.Tensor2D;
+    const kept = tf.reshape(tf.image.resizeBilinear(tf.sub(1, tf.tensor4d(erased, [count, sizePx, sizePx, 1])) as tf.Tensor4D, [surrogatePx, surrogatePx], false, true), [count, -1]) as tf.Tensor2D;
     // Nuisance covariates: a constant and the jitter's draws.
     const nuisance = tf.concat([tf.ones([count, 1]), tf.tensor2d(jitter.factors, [count, 4])], 1) as tf.Tensor2D;
     const residual = (values: tf.Tensor2D) => tf.sub(values, tf.matMul(nuisance, leastSquares(nuisance, values)));
     const design = residual(kept);
-    const target = residual(tf.tensor2d(labels, [count, 1]));
+    const residualLabels = residual(tf.tensor2d(labels, [count, 1]));
     // Ridge in its dual form, w = Xᵀ (XXᵀ + λI)⁻¹ y: `count` unknowns instead of one per pixel.
     const gram = Float64Array.from(tf.matMul(design, design, false, true).dataSync());
     const trace = gram.reduce((sum, value, index) => (index % (count + 1) === 0 ? sum + value : sum), 0);
-    const alpha = solveRidge(gram, count, Float64Array.from(target.dataSync()), ridge * Math.max(trace / count, 1e-12));
+    const alpha = solveRidge(gram, count, Float64Array.from(residualLabels.dataSync()), ridge * Math.max(trace / count, 1e-12));
     const weights = tf.matMul(tf.tensor2d(Float32Array.from(alpha), [1, count]), design);
-    return tf.reshape(upsampleMaps(tf.relu(tf.reshape(weights, [1, small, small, 1])) as tf.Tensor4D, sizePx), [-1]);
+    return tf.reshape(upsampleMaps(tf.relu(tf.reshape(weights, [1, surrogatePx, surrogatePx, 1])) as tf.Tensor4D, sizePx), [-1]);
   });
   const values = normalizeArray(map.dataSync() as Float32Array);
   map.dispose();
