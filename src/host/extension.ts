@@ -185,7 +185,24 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('clusterLens.explainCluster', (uri?: vscode.Uri) => explain(uri)),
     vscode.commands.registerCommand('clusterLens.openRun', openRun),
     vscode.commands.registerCommand('clusterLens.exportOnnx', async () => {
-      void vscode.window.showInformationMessage('Cluster Lens: exporting to ONNX is not available in this version yet; use "cluster-lens export-onnx" when it lands.');
+      if (!requireTrust('Exporting a model')) return;
+      const runDir = await session.currentRun();
+      if (!runDir) {
+        void vscode.window.showWarningMessage('Cluster Lens: there is no trained run to export yet. Run "Cluster Lens: Train Model…" first.');
+        return;
+      }
+      const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(runDir, 'model.onnx')), filters: { ONNX: ['onnx'] }, saveLabel: 'Export' });
+      if (!target) return;
+      try {
+        const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Cluster Lens: exporting to ONNX' }, () =>
+          engine!.request({ type: 'exportOnnx', runDir, outPath: target.fsPath }),
+        );
+        void vscode.window.showInformationMessage(
+          `Cluster Lens: wrote ${path.basename(result.outPath)} (opset ${result.opset}). Input images [N, ${result.channels}, ${result.imageSizePx}, ${result.imageSizePx}] in [0, 1]; outputs embedding, prototype_scores, features.`,
+        );
+      } catch (error) {
+        void vscode.window.showErrorMessage(`Cluster Lens: ${error instanceof EngineRequestError ? error.message : String(error)}`);
+      }
     }),
     vscode.window.registerWebviewViewProvider(ClustersView.viewType, clusters),
     vscode.window.registerWebviewPanelSerializer(DashboardPanel.viewType, {
