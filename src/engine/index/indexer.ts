@@ -11,6 +11,7 @@ import { forward, l2Normalize, type SwavModel } from '../model/model';
 import { runPath } from '../runFolder';
 import { readArchive, writeArchive, type ArchiveArray } from '../util/tensorArchive';
 import { pca } from './pca';
+import { embedWithOnnxRuntime } from '../onnx/ortEmbed';
 
 export interface IndexHeader {
   format: 'cluster-lens-index';
@@ -106,6 +107,19 @@ export function assignPrototypes(scores: Matrix, temperature: number): { probabi
   return { probabilities: { data: probabilities, rows: scores.rows, dims: scores.dims }, assignments, confidences };
 }
 
+/** onnxruntime when it loads (several times faster on CPU), else the tfjs forward pass; the numbers agree to ~1e-6. */
+async function embedFastest(model: SwavModel, images: ImageSet, context: JobContext, fractionRange: [number, number]): Promise<EmbedOutput> {
+  if (process.env.CLUSTER_LENS_INDEX_RUNTIME !== 'tfjs') {
+    try {
+      return await embedWithOnnxRuntime(model, images, context, fractionRange);
+    } catch (error) {
+      if (context.signal.aborted) throw error;
+      context.log('warn', `Indexing with onnxruntime failed (${(error as Error).message}); using the tfjs forward pass.`);
+    }
+  }
+  return embedImageSet(model, images, context, fractionRange);
+}
+
 /** Embeds every image, assigns clusters, projects to 2-D and writes `index.bin` atomically. */
 export async function buildIndex(
   model: SwavModel,
@@ -114,7 +128,7 @@ export async function buildIndex(
   context: JobContext,
 ): Promise<IndexResult> {
   const startedAt = Date.now();
-  const embedded = await embedImageSet(model, images, context, [0.9, 0.98]);
+  const embedded = await embedFastest(model, images, context, [0.9, 0.98]);
   return writeIndex(embedded, images, { ...meta, startedAt }, context);
 }
 

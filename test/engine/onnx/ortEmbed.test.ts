@@ -1,0 +1,42 @@
+// Indexing runs through onnxruntime: its embeddings must equal the tfjs forward pass.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { initBackend } from '../../../src/engine/backend/backend';
+import { loadImageSet } from '../../../src/engine/data/decode';
+import { scanImageFolder } from '../../../src/engine/data/scan';
+import { embedImageSet } from '../../../src/engine/index/indexer';
+import { silentContext } from '../../../src/engine/jobContext';
+import { checkpointPath, loadCheckpoint } from '../../../src/engine/model/checkpoint';
+import { disposeModel } from '../../../src/engine/model/model';
+import { embedWithOnnxRuntime } from '../../../src/engine/onnx/ortEmbed';
+import { train } from '../../../src/engine/swav/trainer';
+
+test('onnxruntime indexing gives the tfjs embeddings, features and scores', async () => {
+  await initBackend('wasm');
+  const imagesDir = mkdtempSync(path.join(os.tmpdir(), 'cl-ort-embed-'));
+  for (const [label, colour] of [['warm', '#d42'], ['cold', '#28c']] as const) {
+    mkdirSync(path.join(imagesDir, label));
+    for (let i = 0; i < 10; i++) {
+      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="#111"/><rect x="${i % 6}" y="${(i * 3) % 7}" width="9" height="9" fill="${colour}"/></svg>`;
+      await sharp(Buffer.from(svg)).png().toFile(path.join(imagesDir, label, `${i}.png`));
+    }
+  }
+  const runDir = mkdtempSync(path.join(os.tmpdir(), 'cl-ort-run-'));
+  const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 5, batchSize: 10, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, backend: 'wasm' as const };
+  await train({ imagesDir, runDir, options, index: false }, silentContext());
+  const { model } = await loadCheckpoint(checkpointPath(runDir));
+  const images = await loadImageSet(await scanImageFolder(imagesDir), { imageSizePx: 16, channels: 3 });
+  const viaTfjs = await embedImageSet(model, images, silentContext());
+  const viaOrt = await embedWithOnnxRuntime(model, images, silentContext(), [0, 1]);
+  for (const key of ['features', 'embeddings', 'scores'] as const) {
+    assert.equal(viaOrt[key].rows, 20);
+    assert.equal(viaOrt[key].dims, viaTfjs[key].dims);
+    const difference = viaOrt[key].data.reduce((max, v, i) => Math.max(max, Math.abs(v - viaTfjs[key].data[i])), 0);
+    assert.ok(difference < 1e-4, `${key} differ by ${difference}`);
+  }
+  disposeModel(model);
+});
