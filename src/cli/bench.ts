@@ -1,28 +1,269 @@
-// A quick throughput figure on the shipped sample: training and embedding images per second.
-// The side-by-side comparison with the PyTorch reference belongs to the speed issue's benchmark.
-import { mkdtempSync, rmSync } from 'node:fs';
+// `cluster-lens bench`: our training and embedding throughput against the PyTorch reference
+// (../shared/reference/swav_torch.py), run one after the other on the same machine and data.
+//
+// Speed (default): Fashion-MNIST at 28 px, the reference's recipe (width 32, four stages, 2+4 crops of 28 and
+// 16 px, batch 256, 30 prototypes), `--seconds` of training for each (default 60), then the embedding speed of
+// each on the 10,000 test images. Ours trains on the test images as a folder tree, through the engine like any
+// run; the reference trains on the 60,000 training images from the idx files (throughput does not depend on
+// which images). The reference runs where a python with torch, sklearn and scipy is found
+// (Debian: apt-get install python3-torch python3-sklearn python3-scipy); otherwise its side says why not.
+//
+// Quality (`--quality`): the product's 10-minute target: `train` with default options on the 10,000 test
+// images, then `evaluate` on them; prints k-means NMI / ARI / ACC and kNN against the 0.60 target.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { BackendPreference, ProgressEvent, ResultOf, TrainOptions, WorkRequest } from '../protocol';
 import { EngineClient } from '../host/engineClient';
 
-export async function runBench(json: boolean): Promise<number> {
-  const sample = path.resolve(__dirname, '..', 'sample', 'fashion-mnist');
+export interface BenchOptions {
+  json?: boolean;
+  /** Training seconds for each side of the speed comparison (default 60). */
+  seconds?: number;
+  /** Run the 10-minute quality check instead of the speed comparison. */
+  quality?: boolean;
+  /** Training minutes for --quality (default 10). */
+  minutes?: number;
+  /** Where Fashion-MNIST's PNG tree is (or is written): <dir>/test/<class>/*.png. */
+  dataDir?: string;
+  idxDir?: string;
+  /** A python with torch, sklearn and scipy; default: the first of CLUSTER_LENS_PYTHON, /usr/bin/python3, python3 that has them. */
+  python?: string;
+  /** The reference script; default ../shared/reference/swav_torch.py beside the repository. */
+  referenceScript?: string;
+  backend?: BackendPreference;
+  /** The engine bundle; default dist/engine.js beside this file's bundle. */
+  enginePath?: string;
+}
+
+const defaultIdxDir = '/usr/share/datasets/fashion-mnist';
+const qualityTargetNmi = 0.6;
+
+/** The reference's defaults (swav_torch.py): the recipe both sides train for the speed comparison. */
+const referenceRecipe: Partial<TrainOptions> = {
+  imageSizePx: 28,
+  width: 32,
+  blocksPerStage: [1, 1, 1, 1],
+  projectionHiddenDim: 512,
+  projectionDim: 128,
+  prototypes: 30,
+  localCrops: 4,
+  localCropSizePx: 16,
+  globalCropScale: [0.35, 1],
+  localCropScale: [0.1, 0.35],
+  batchSize: 256,
+  learningRate: 2e-3,
+  freezePrototypesSteps: 200,
+  epochs: 100_000,
+};
+
+export async function runBench(options: boolean | BenchOptions = {}): Promise<number> {
+  const settings: BenchOptions = typeof options === 'boolean' ? { json: options } : options;
+  const repositoryRoot = packageRoot(__dirname);
+  const dataDir = settings.dataDir ?? path.join(os.tmpdir(), 'cluster-lens-bench', 'fashion-mnist');
+  const testDir = await ensureTestImages(dataDir, settings.idxDir ?? defaultIdxDir);
+  const client = new EngineClient({ enginePath: settings.enginePath ?? path.join(__dirname, 'engine.js'), restartOnCrash: false });
   const runDir = mkdtempSync(path.join(os.tmpdir(), 'cluster-lens-bench-'));
-  const client = new EngineClient({ enginePath: path.join(__dirname, 'engine.js') });
   try {
-    const trained = await client.request({ type: 'train', imagesDir: sample, runDir, options: { imageSizePx: 28, epochs: 3, minutes: 0 } });
-    const indexed = await client.request({ type: 'index', runDir });
-    const figures = {
-      backend: trained.backend,
-      images: trained.images,
-      train_imgs_per_s: Number(trained.imagesPerSecond.toFixed(1)),
-      embed_imgs_per_s: Number(indexed.imagesPerSecond.toFixed(1)),
-      steps: trained.steps,
-    };
-    process.stdout.write(json ? `${JSON.stringify(figures)}\n` : `${Object.entries(figures).map(([k, v]) => `${k}: ${v}`).join('\n')}\n`);
+    const figures = settings.quality
+      ? await qualityRun(client, testDir, runDir, settings)
+      : await speedRun(client, testDir, runDir, settings, repositoryRoot);
+    process.stdout.write(settings.json ? `${JSON.stringify(figures)}\n` : `${formatFigures(figures)}\n`);
     return 0;
   } finally {
     await client.dispose();
     rmSync(runDir, { recursive: true, force: true });
   }
+}
+
+async function speedRun(client: EngineClient, testDir: string, runDir: string, settings: BenchOptions, repositoryRoot: string): Promise<Record<string, unknown>> {
+  const seconds = settings.seconds ?? 60;
+  log(`ours: training ${seconds} s on ${testDir} (reference recipe: width 32, 4 stages, 2+4 crops, batch 256)`);
+  const trained = await engineRequest(client, {
+    type: 'train',
+    imagesDir: testDir,
+    runDir,
+    options: { ...referenceRecipe, minutes: seconds / 60, backend: settings.backend ?? 'auto' },
+  });
+  const indexed = await engineRequest(client, { type: 'index', runDir });
+  const ours = {
+    backend: trained.backend,
+    train_imgs_per_s: round(trained.imagesPerSecond),
+    steps: trained.steps,
+    embed_imgs_per_s: round(indexed.imagesPerSecond),
+    macs_per_28px_image: forwardMacs(),
+  };
+  const reference = await runReference(seconds, settings, repositoryRoot);
+  const figures: Record<string, unknown> = { mode: 'speed', seconds, ours, reference: reference.result ?? { skipped: reference.skipped } };
+  if (reference.result) {
+    figures.train_ratio = round(ours.train_imgs_per_s / Number(reference.result.imgs_per_s), 3);
+    figures.embed_ratio = round(ours.embed_imgs_per_s / Number(reference.result.embed_imgs_per_s), 3);
+  }
+  return figures;
+}
+
+async function qualityRun(client: EngineClient, testDir: string, runDir: string, settings: BenchOptions): Promise<Record<string, unknown>> {
+  const minutes = settings.minutes ?? 10;
+  log(`quality: training ${minutes} min with the default recipe on ${testDir}, then evaluating on the same images`);
+  const trained = await engineRequest(client, {
+    type: 'train',
+    imagesDir: testDir,
+    runDir,
+    options: { minutes, backend: settings.backend ?? 'auto' },
+  });
+  const evaluated = await engineRequest(client, { type: 'evaluate', runDir });
+  return {
+    mode: 'quality',
+    minutes,
+    backend: trained.backend,
+    images: trained.images,
+    epochs: trained.epochs,
+    steps: trained.steps,
+    train_imgs_per_s: round(trained.imagesPerSecond),
+    nmi: round(evaluated.nmi, 4),
+    ari: round(evaluated.ari, 4),
+    acc: round(evaluated.acc, 4),
+    knn: round(evaluated.knn, 4),
+    proto_nmi: round(evaluated.proto_nmi, 4),
+    target_nmi: qualityTargetNmi,
+    meets_target: evaluated.nmi >= qualityTargetNmi,
+    // Measured with swav_torch.py in the same protocol (../shared/NOTES.md).
+    reference_nmi: { 'width 32, 2+4 crops, 10 min': 0.492, 'width 16, 2+2 crops, 10 min': 0.594 },
+  };
+}
+
+/** Fashion-MNIST's 10,000 test images as <dataDir>/test/<class>/*.png, written once from Debian's idx files. */
+async function ensureTestImages(dataDir: string, idxDir: string): Promise<string> {
+  const testDir = path.join(dataDir, 'test');
+  const classes = existsSync(testDir) ? readdirSync(testDir, { withFileTypes: true }).filter((entry) => entry.isDirectory()) : [];
+  const complete = classes.length === 10 && classes.every((entry) => readdirSync(path.join(testDir, entry.name)).length === 1000);
+  if (complete) return testDir;
+  if (!existsSync(path.join(idxDir, 't10k-images-idx3-ubyte.gz'))) {
+    throw new Error(`Fashion-MNIST is not in ${idxDir}. Install it with apt-get install dataset-fashion-mnist, or pass its folder.`);
+  }
+  log(`writing Fashion-MNIST's test images to ${testDir}`);
+  const { writeFashionMnistPngs } = await import('../engine/data/fashionMnist');
+  await writeFashionMnistPngs({ idxDir, outDir: dataDir, splits: ['test'] });
+  return testDir;
+}
+
+interface ReferenceOutcome {
+  result?: Record<string, unknown>;
+  skipped?: string;
+}
+
+/** Runs swav_torch.py for `seconds` with as many threads as we use, and reads its JSON line. */
+async function runReference(seconds: number, settings: BenchOptions, repositoryRoot: string): Promise<ReferenceOutcome> {
+  const script = settings.referenceScript ?? path.resolve(repositoryRoot, '..', 'shared', 'reference', 'swav_torch.py');
+  if (!existsSync(script)) return { skipped: `reference script not found at ${script}` };
+  const python = findPython(settings.python);
+  if (python === undefined) {
+    return { skipped: 'no python with torch, sklearn and scipy (Debian: apt-get install python3-torch python3-sklearn python3-scipy)' };
+  }
+  const threads = Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+  const idxDir = settings.idxDir ?? defaultIdxDir;
+  log(`reference: ${python} ${path.basename(script)} for ${seconds} s on ${threads} threads (width 32, 2+4 crops, batch 256)`);
+  const output = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(python, [script, idxDir, '--seconds', String(seconds), '--threads', String(threads)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('error', (error) => resolve({ code: -1, stdout, stderr: String(error) }));
+  });
+  const line = output.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return { result: JSON.parse(line) as Record<string, unknown> };
+  } catch {
+    return { skipped: `the reference failed (exit ${output.code}): ${output.stderr.trim().split('\n').pop() ?? ''}` };
+  }
+}
+
+function findPython(explicit?: string): string | undefined {
+  const candidates = [explicit, process.env.CLUSTER_LENS_PYTHON, '/usr/bin/python3', 'python3'].filter((c): c is string => Boolean(c));
+  for (const candidate of candidates) {
+    const probe = spawnSync(candidate, ['-c', 'import torch, sklearn, scipy'], { stdio: 'ignore', timeout: 60_000 });
+    if (probe.status === 0) return candidate;
+  }
+  return undefined;
+}
+
+/**
+ * Multiply-accumulates of one forward pass at 28 px: ours (ResNet basic blocks, stem, 1×1 shortcuts) and the
+ * reference's (four plain conv-conv blocks), both at width 32, so the throughput ratio can be read per MAC too.
+ */
+function forwardMacs(): { ours: number; reference: number } {
+  const conv = (sizePx: number, kernel: number, inChannels: number, outChannels: number) => sizePx * sizePx * kernel * kernel * inChannels * outChannels;
+  const w = 32;
+  const ours =
+    conv(28, 3, 1, w) + 2 * conv(28, 3, w, w) +
+    conv(14, 3, w, 2 * w) + conv(14, 3, 2 * w, 2 * w) + conv(14, 1, w, 2 * w) +
+    conv(7, 3, 2 * w, 4 * w) + conv(7, 3, 4 * w, 4 * w) + conv(7, 1, 2 * w, 4 * w) +
+    conv(4, 3, 4 * w, 8 * w) + conv(4, 3, 8 * w, 8 * w) + conv(4, 1, 4 * w, 8 * w);
+  const reference =
+    conv(28, 3, 1, w) + conv(28, 3, w, w) + conv(14, 3, w, 2 * w) + conv(14, 3, 2 * w, 2 * w) +
+    conv(7, 3, 2 * w, 4 * w) + conv(7, 3, 4 * w, 4 * w) + conv(4, 3, 4 * w, 8 * w) + conv(4, 3, 8 * w, 8 * w);
+  return { ours, reference };
+}
+
+async function engineRequest<T extends WorkRequest['type']>(client: EngineClient, request: Omit<Extract<WorkRequest, { type: T }>, 'id'> & { type: T }): Promise<ResultOf[T]> {
+  let lastPrinted = 0;
+  const onProgress = (event: ProgressEvent) => {
+    const now = Date.now();
+    if (now - lastPrinted < 5000 && event.fraction < 1) return;
+    lastPrinted = now;
+    const speed = event.imagesPerSecond !== undefined ? `  ${event.imagesPerSecond.toFixed(1)} img/s` : '';
+    log(`  ${event.phase} ${Math.round(event.fraction * 100)}%${speed}${event.message && event.phase !== 'train' ? `  ${event.message}` : ''}`);
+  };
+  return client.request(request, {
+    onProgress,
+    onLog: (event) => {
+      if (event.level !== 'debug') log(`  [${event.level}] ${event.message}`);
+    },
+  });
+}
+
+function formatFigures(figures: Record<string, unknown>): string {
+  if (figures.mode === 'quality') {
+    const f = figures as Record<string, number | string | boolean>;
+    return [
+      `quality: ${f.minutes} min on ${f.backend}, ${f.images} images, ${f.epochs} epochs, ${f.steps} steps, ${f.train_imgs_per_s} img/s`,
+      `  k-means NMI ${f.nmi} (target ${f.target_nmi}: ${f.meets_target ? 'met' : 'not met'}), ARI ${f.ari}, ACC ${f.acc}, kNN ${f.knn}, prototype NMI ${f.proto_nmi}`,
+      '  reference (swav_torch.py, 10 min): NMI 0.492 at width 32 / 2+4 crops, 0.594 at width 16 / 2+2 crops',
+    ].join('\n');
+  }
+  const ours = figures.ours as Record<string, unknown>;
+  const reference = figures.reference as Record<string, unknown>;
+  const macs = ours.macs_per_28px_image as { ours: number; reference: number };
+  const lines = [
+    `speed: ${figures.seconds} s of training each, Fashion-MNIST 28 px, width 32, 2+4 crops, batch 256`,
+    `  ours (${ours.backend}):      train ${ours.train_imgs_per_s} img/s (${ours.steps} steps), embed ${ours.embed_imgs_per_s} img/s`,
+  ];
+  if (reference.skipped) {
+    lines.push(`  reference: skipped: ${reference.skipped}`);
+  } else {
+    lines.push(`  reference (torch ${reference.torch}, ${reference.threads} threads): train ${reference.imgs_per_s} img/s (${reference.iters} steps), embed ${reference.embed_imgs_per_s} img/s`);
+    lines.push(`  ratio ours/reference: train ${figures.train_ratio}, embed ${figures.embed_ratio}`);
+  }
+  lines.push(`  forward MACs per 28 px image: ours ${(macs.ours / 1e6).toFixed(1)} M, reference ${(macs.reference / 1e6).toFixed(1)} M`);
+  return lines.join('\n');
+}
+
+/** The folder holding our package.json: dist/.. from the bundle, src/cli/../.. from source. */
+function packageRoot(start: string): string {
+  let directory = start;
+  while (!existsSync(path.join(directory, 'package.json')) && path.dirname(directory) !== directory) directory = path.dirname(directory);
+  return directory;
+}
+
+function round(value: number, digits = 1): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
 }

@@ -1,4 +1,4 @@
-import type { TrainOptions } from '../protocol';
+import type { BackendName, TrainOptions } from '../protocol';
 import { EngineError } from './errors';
 
 /** The one place training defaults live; CLI flags and VS Code settings map onto these. */
@@ -12,7 +12,7 @@ export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
   blocksPerStage: [1, 1, 1],
   projectionHiddenDim: 256,
   projectionDim: 64,
-  localCrops: 2,
+  localCrops: 4,
   localCropSizePx: 0, // 0: derived from the image size (≈ 0.57 × global, as 128/224 in SwAV's recipe)
   globalCropScale: [0.35, 1],
   localCropScale: [0.1, 0.35],
@@ -32,10 +32,36 @@ export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
 
 const backends = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 
-/** Merges partial options over the defaults and rejects values that cannot work, naming the setting. */
-export function resolveTrainOptions(partial: Partial<TrainOptions> = {}): TrainOptions {
+/** What the defaults adapt to, once known: the backend that runs the job and the images it trains on. */
+export interface TrainContext {
+  backend: BackendName;
+  /** Whether the backend computes on a GPU (webgpu, tfjs-node-gpu). */
+  gpu: boolean;
+  /** The images' typical size: the median of their shorter sides, in pixels. */
+  nativeImageSizePx?: number;
+}
+
+/**
+ * Defaults that depend on where the job runs. A GPU takes larger batches and images; pure-JS cpu, smaller.
+ * Images are never upscaled past their typical native size (a 28 px dataset trains at 28 px, not 64): extra
+ * pixels cost time and add no detail. None of this looks at labels.
+ */
+export function adaptedDefaults(context: TrainContext): Partial<TrainOptions> {
+  const [batchSize, imageSizePx] = context.gpu ? [256, 96] : context.backend === 'cpu' ? [32, 32] : [defaultTrainOptions.batchSize, defaultTrainOptions.imageSizePx];
+  const native = context.nativeImageSizePx;
+  // At least 16 px, since the network downsamples 4–8×.
+  const sizePx = native !== undefined && native > 0 ? Math.max(16, Math.min(imageSizePx, Math.round(native))) : imageSizePx;
+  return { batchSize, imageSizePx: sizePx };
+}
+
+/**
+ * Merges partial options over the defaults (adapted to `context` when given) and rejects values that cannot
+ * work, naming the setting.
+ */
+export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context?: TrainContext): TrainOptions {
   const defined = Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined));
-  const options: TrainOptions = { ...defaultTrainOptions, ...defined } as TrainOptions;
+  const adapted = context ? adaptedDefaults(context) : {};
+  const options: TrainOptions = { ...defaultTrainOptions, ...adapted, ...defined } as TrainOptions;
   if (options.localCropSizePx === 0) options.localCropSizePx = Math.max(8, Math.round((options.imageSizePx * 4) / 7 / 4) * 4);
 
   const check = (ok: boolean, setting: string, expected: string) => {

@@ -15,6 +15,7 @@ import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { BackendName, BackendPreference, LogLevel } from '../../protocol';
 import { EngineError } from '../errors';
 import { registerWasmKernels } from './wasmKernels';
+import { defaultThreadCount, findThreadedGlue, threadedGlueFile, withWasmThreads } from './wasmThreads';
 
 export interface SkippedBackend {
   backend: BackendName;
@@ -23,6 +24,8 @@ export interface SkippedBackend {
 
 export interface BackendInfo {
   name: BackendName;
+  /** Computes on a GPU (webgpu, tfjs-node-gpu): training defaults take larger batches and images. */
+  gpu: boolean;
   /** Rungs of the 'auto' ladder that could not start, fastest first. */
   skipped: SkippedBackend[];
   simd?: boolean;
@@ -148,8 +151,9 @@ async function startTensorflow(): Promise<Omit<BackendInfo, 'skipped'>> {
   for (const packageName of packages) {
     try {
       loadOptional(packageName, `npm install ${packageName}`);
+      adoptBackend('tensorflow', packageName);
       await activate('tensorflow', `${packageName} loaded but its backend did not start`);
-      return { name: 'tensorflow', note: `native TensorFlow through ${packageName}` };
+      return { name: 'tensorflow', gpu: packageName.endsWith('-gpu'), note: `native TensorFlow through ${packageName}` };
     } catch (error) {
       failures.push(asFailure(error));
     }
@@ -163,13 +167,16 @@ async function startTensorflow(): Promise<Omit<BackendInfo, 'skipped'>> {
   );
 }
 
+interface GpuAdapter {
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+}
+
 async function startWebgpu(): Promise<Omit<BackendInfo, 'skipped'>> {
-  const advice = 'Install them with npm install webgpu @tensorflow/tfjs-backend-webgpu, on a machine with a GPU.';
+  const advice = 'WebGPU needs a real GPU, its driver and the Vulkan loader (libvulkan1), and a plain node runtime (not Electron); software renderers are rejected.';
   const dawn = loadOptional('webgpu', 'npm install webgpu @tensorflow/tfjs-backend-webgpu') as {
-    create: (options: string[]) => { requestAdapter: () => Promise<unknown> };
+    create: (options: string[]) => { requestAdapter: () => Promise<GpuAdapter | null> };
     globals: Record<string, unknown>;
   };
-  loadOptional('@tensorflow/tfjs-backend-webgpu', 'npm install @tensorflow/tfjs-backend-webgpu');
   const scope = globalThis as { navigator?: { gpu?: unknown } };
   if (scope.navigator?.gpu === undefined) {
     // tfjs-backend-webgpu looks for the browser's globals; Dawn provides them for Node.
@@ -178,42 +185,96 @@ async function startWebgpu(): Promise<Omit<BackendInfo, 'skipped'>> {
     if (scope.navigator === undefined) scope.navigator = { gpu };
     else Object.defineProperty(scope.navigator, 'gpu', { value: gpu, configurable: true });
   }
-  const gpu = scope.navigator?.gpu as { requestAdapter: () => Promise<unknown> };
-  if ((await gpu.requestAdapter()) == null) {
-    throw new RungFailure(
-      'no adapter found',
-      'WebGPU needs a real GPU and the Vulkan loader (libvulkan1); software renderers are rejected.',
-    );
+  const gpu = scope.navigator?.gpu as { requestAdapter: () => Promise<GpuAdapter | null> };
+  let adapter: GpuAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (error) {
+    throw new RungFailure(`requesting a GPU adapter failed: ${firstLine(error)}`, advice, errorText(error));
   }
+  if (adapter == null) throw new RungFailure('no adapter found', advice);
+  loadWebgpuBackend();
   await activate('webgpu', 'the webgpu backend did not start', advice);
-  return { name: 'webgpu' };
+  const info = adapter.info;
+  const gpuName = [info?.vendor, info?.architecture, info?.device || info?.description].filter(Boolean).join(' ');
+  return { name: 'webgpu', gpu: true, note: gpuName ? `GPU: ${gpuName}` : undefined };
+}
+
+/**
+ * tfjs-backend-webgpu registers itself on import, and only where `navigator.gpu` exists, so it is loaded once
+ * Dawn is in place. A plain `require`, so that the engine's bundle carries the package and it registers with
+ * the bundle's own tfjs-core (a copy loaded from node_modules would register with another one).
+ */
+function loadWebgpuBackend(): void {
+  if (tf.findBackendFactory('webgpu') !== null) return;
+  try {
+    require('@tensorflow/tfjs-backend-webgpu');
+  } catch (error) {
+    if ((error as { code?: string }).code === 'MODULE_NOT_FOUND') {
+      throw new RungFailure('not installed: npm install @tensorflow/tfjs-backend-webgpu', 'Run npm install @tensorflow/tfjs-backend-webgpu beside the extension.');
+    }
+    throw new RungFailure(`@tensorflow/tfjs-backend-webgpu failed to load: ${firstLine(error)}`, 'Reinstall @tensorflow/tfjs-backend-webgpu.', errorText(error));
+  }
 }
 
 async function startWasm(): Promise<Omit<BackendInfo, 'skipped'>> {
   const directory = wasmDirectory();
   setWasmPaths(directory + path.sep);
   registerWasmKernels();
-  const before = new Set(processHandlers().map((handler) => handler.listener));
-  await activate('wasm', 'the wasm backend did not start');
-  // Emscripten's start-up adds handlers that rethrow every uncaught error and rejection, which
-  // would kill the engine process before its own handlers could report the error.
-  for (const { event, listener } of processHandlers()) {
-    if (!before.has(listener) && /\bthrow\b/.test(String(listener))) {
-      (process as NodeJS.EventEmitter).removeListener(event, listener);
+  const threads = defaultThreadCount();
+  let note: string | undefined;
+  if (tf.findBackend('wasm') !== null) {
+    // Already started in this process (a switch back from cpu, say): it keeps the threads it started with.
+    await activateWasm();
+    note = wasmNote;
+  } else if (threads <= 1) {
+    note = process.env.CLUSTER_LENS_THREADS ? 'single-threaded, as CLUSTER_LENS_THREADS asks' : 'single-threaded: this machine has one core';
+    await activateWasm();
+  } else {
+    const glue = findThreadedGlue(directory, (request) => optionalRequire.resolve(request));
+    if (glue === undefined) {
+      note = `single-threaded: the threaded build's ${threadedGlueFile} is missing beside the .wasm binaries`;
+      await activateWasm();
+    } else {
+      try {
+        await withWasmThreads(threads, glue, activateWasm);
+      } catch (error) {
+        note = `single-threaded: the threaded build did not start (${asFailure(error).reason})`;
+        await activateWasm();
+      }
     }
   }
   return {
     name: 'wasm',
-    simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT') as boolean,
+    gpu: false,
+    simd: (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean,
     threads: getThreadsCount(),
-    // Measured: setThreadsCount has no effect in Node, whose wasm build runs without Web Workers.
-    note: 'single-threaded: the threaded wasm build needs Web Workers, which Node lacks',
+    note: (wasmNote = note),
   };
+}
+
+/** Why the running wasm backend is single-threaded, when it is. */
+let wasmNote: string | undefined;
+
+/** tf.setBackend('wasm'), then drops the handlers emscripten's start-up leaves behind. */
+async function activateWasm(): Promise<void> {
+  const before = new Set(processHandlers().map((handler) => handler.listener));
+  try {
+    await activate('wasm', 'the wasm backend did not start');
+  } finally {
+    // Emscripten's start-up adds handlers that rethrow every uncaught error and rejection, which
+    // would kill the engine process before its own handlers could report the error.
+    for (const { event, listener } of processHandlers()) {
+      if (!before.has(listener) && /\bthrow\b/.test(String(listener))) {
+        (process as NodeJS.EventEmitter).removeListener(event, listener);
+      }
+    }
+  }
 }
 
 async function startCpu(): Promise<Omit<BackendInfo, 'skipped'>> {
   await activate('cpu', 'the cpu backend did not start');
-  return { name: 'cpu', note: `pure JavaScript (tfjs-backend-cpu ${version_cpu}): thousands of times slower than wasm for training` };
+  return { name: 'cpu', gpu: false, note: `pure JavaScript (tfjs-backend-cpu ${version_cpu}): thousands of times slower than wasm for training` };
 }
 
 type Listener = (...args: unknown[]) => void;
@@ -238,6 +299,28 @@ function wasmDirectory(): string {
     );
   }
   return packaged;
+}
+
+/**
+ * A package loaded from node_modules registers its backend with the tfjs-core it finds there. The engine's
+ * bundle carries its own tfjs-core, so copy the backend's factory and kernels across; run from source, both
+ * are the same module and there is nothing to do.
+ */
+function adoptBackend(name: BackendName, packageName: string): void {
+  const packageRequire = createRequire(optionalRequire.resolve(packageName));
+  let theirs: typeof tf;
+  try {
+    theirs = packageRequire('@tensorflow/tfjs-core') as typeof tf;
+  } catch {
+    return;
+  }
+  if (theirs === tf || tf.findBackendFactory(name) !== null) return;
+  const factory = theirs.findBackendFactory(name);
+  if (factory === null) return;
+  tf.registerBackend(name, factory);
+  for (const kernel of theirs.getKernelsForBackend(name)) {
+    if (tf.getKernel(kernel.kernelName, name) === undefined) tf.registerKernel(kernel);
+  }
 }
 
 /** Loads an optional package, telling "not installed" apart from "installed but broken". */

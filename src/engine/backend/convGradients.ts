@@ -7,6 +7,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { KernelCalls, type KernelArgs } from './kernelCalls';
+import { sliceWithSimd } from './simdKernels';
 
 type Shape4 = [number, number, number, number];
 
@@ -62,6 +63,14 @@ function forwardGeometry(
   ];
 }
 
+/** x[begin + i·strides] for i < size, by our SIMD copy (the wasm StridedSlice kernel goes element by element). */
+function window(calls: KernelCalls, x: tf.TensorInfo, begin: number[], size: number[], strides: number[]): tf.TensorInfo {
+  const copied = sliceWithSimd(calls.backend, x, begin, size, strides);
+  if (copied !== undefined) return calls.adopt(copied);
+  const end = begin.map((start, axis) => start + (size[axis] - 1) * strides[axis] + 1);
+  return calls.run('StridedSlice', { x }, { begin, end, strides, beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0 });
+}
+
 /**
  * dW[ky,kx,ci,co] = Σ_{n,oy,ox} x[n, oy·s + ky − pad, ox·s + kx − pad, ci] · dy[n,oy,ox,co]:
  * one conv2d over x as [Ci,H,W,N] with dy as the filter [Ho,Wo,N,Co], dilated by the stride.
@@ -76,6 +85,44 @@ function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const [batch, , , inChannels] = x.shape;
   const calls = new KernelCalls(args.backend, 'wasm');
   try {
+    if (rows.kernel === 1 && columns.kernel === 1 && rows.padBefore === 0 && columns.padBefore === 0) {
+      // A 1×1 kernel (a shortcut's projection) is a plain product: dW = x_sᵀ · dy over the strided inputs.
+      // As a conv with dy as the filter it ran 6x slower than its forward pass.
+      const sampled =
+        rows.stride === 1 && columns.stride === 1
+          ? x
+          : window(calls, x, [0, 0, 0, 0], [batch, rows.outputSize, columns.outputSize, inChannels], [1, rows.stride, columns.stride, 1]);
+      const pixels = batch * rows.outputSize * columns.outputSize;
+      const product = calls.run(
+        'BatchMatMul',
+        { a: calls.reshape(sampled, [pixels, inChannels]), b: calls.reshape(dy, [pixels, dy.shape[3]]) },
+        { transposeA: true, transposeB: false },
+      );
+      const result = calls.reshape(product, [1, 1, inChannels, dy.shape[3]]);
+      calls.release(result);
+      return result;
+    }
+    if (inChannels === 1) {
+      // One input channel (the stem): the patches [taps, pixels] are as small as dy, so build them and take
+      // one product, dW = patches · dy. The conv with dy as the filter has only `taps` output rows to split.
+      const padded = calls.run('PadV2', { x }, {
+        paddings: [[0, 0], [rows.padBefore, Math.max(padAfterRows, 0)], [columns.padBefore, Math.max(padAfterColumns, 0)], [0, 0]],
+        constantValue: 0,
+      });
+      const pixels = batch * rows.outputSize * columns.outputSize;
+      const taps: tf.TensorInfo[] = [];
+      for (let tapY = 0; tapY < rows.kernel; tapY++) {
+        for (let tapX = 0; tapX < columns.kernel; tapX++) {
+          const tap = window(calls, padded, [0, tapY, tapX, 0], [batch, rows.outputSize, columns.outputSize, 1], [1, rows.stride, columns.stride, 1]);
+          taps.push(calls.reshape(tap, [1, pixels]));
+        }
+      }
+      const patches = calls.run('Concat', taps as unknown as tf.NamedTensorInfoMap, { axis: 0 });
+      const product = calls.run('BatchMatMul', { a: patches, b: calls.reshape(dy, [pixels, dy.shape[3]]) }, { transposeA: false, transposeB: false });
+      const result = calls.reshape(product, [rows.kernel, columns.kernel, 1, dy.shape[3]]);
+      calls.release(result);
+      return result;
+    }
     let input = calls.transpose(x, [3, 1, 2, 0]);
     // Cropping the unreached inputs is cheaper than computing and discarding extra filter taps.
     input = calls.crop(

@@ -38,6 +38,12 @@ export class KernelCalls {
     return output;
   }
 
+  /** Takes charge of an output made outside `run`, so `release` frees it too. */
+  adopt(output: tf.TensorInfo): tf.TensorInfo {
+    this.outputs.push(output);
+    return output;
+  }
+
   reshape(x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
     return this.run('Reshape', { x }, { shape });
   }

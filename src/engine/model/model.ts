@@ -1,4 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { batchNormActivation } from '../backend/fusedBatchNorm';
+
+// The composite training BatchNorm lives beside the fused one; kept here under its old name for callers.
+export { batchNormWithBatchStatistics } from '../backend/fusedBatchNorm';
 import type { Random } from '../util/random';
 import '../util/tensorOps';
 
@@ -115,32 +119,78 @@ export function backbone(model: SwavModel, images: tf.Tensor4D, mode: ForwardMod
 /** The last convolutional feature map [N, h, w, C] (the Grad-CAM layer). */
 export function featureMap(model: SwavModel, images: tf.Tensor4D, mode: ForwardMode, statistics?: BatchStatistics): tf.Tensor4D {
   return tf.tidy(() => {
-    const v = (name: string) => variable(model, name);
     const normalized = tf.div(tf.sub(images, model.spec.inputMean), model.spec.inputStd) as tf.Tensor4D;
-    let x = tf.relu(batchNorm(model, 'stem.bn', tf.conv2d(normalized, v('stem.conv') as tf.Tensor4D, model.spec.stemStride, 'same'), mode, statistics)) as tf.Tensor4D;
+    const convolve = (input: tf.Tensor4D, prefix: string, stride: number, activation: Activation): tf.Tensor4D =>
+      convBatchNorm(model, input, `${prefix}.conv`, `${prefix}.bn`, stride, activation, mode, statistics);
+    let x = convolve(normalized, 'stem', model.spec.stemStride, { relu: true });
     model.spec.blocksPerStage.forEach((blocks, stage) => {
       for (let block = 0; block < blocks; block++) {
         const prefix = `stage${stage}.block${block}`;
         const stride = blockStride(stage, block);
-        let out = tf.conv2d(x, v(`${prefix}.conv1`) as tf.Tensor4D, stride, 'same');
-        out = tf.relu(batchNorm(model, `${prefix}.bn1`, out, mode, statistics));
-        out = batchNorm(model, `${prefix}.bn2`, tf.conv2d(out, v(`${prefix}.conv2`) as tf.Tensor4D, 1, 'same'), mode, statistics);
-        const shortcut = model.variables.has(`${prefix}.shortcut.conv`)
-          ? batchNorm(model, `${prefix}.shortcut.bn`, tf.conv2d(x, v(`${prefix}.shortcut.conv`) as tf.Tensor4D, stride, 'same'), mode, statistics)
-          : x;
-        x = tf.relu(tf.add(out, shortcut)) as tf.Tensor4D;
+        const shortcut = model.variables.has(`${prefix}.shortcut.conv`) ? convolve(x, `${prefix}.shortcut`, stride, { relu: false }) : x;
+        const out = convBatchNorm(model, x, `${prefix}.conv1`, `${prefix}.bn1`, stride, { relu: true }, mode, statistics);
+        x = convBatchNorm(model, out, `${prefix}.conv2`, `${prefix}.bn2`, 1, { relu: true, residual: shortcut }, mode, statistics);
       }
     });
     return x;
   });
 }
 
+/** What follows a BatchNorm: an optional residual add, then an optional ReLU. */
+interface Activation {
+  relu: boolean;
+  residual?: tf.Tensor;
+}
+
+/**
+ * conv → BatchNorm → (+ residual) → (ReLU). Training normalises with batch statistics in one fused op; eval folds
+ * the running statistics into the convolution's weights and bias, so XNNPACK applies them (and the ReLU) in its
+ * output loop. Both stay differentiable, which explanations need.
+ */
+function convBatchNorm(
+  model: SwavModel,
+  input: tf.Tensor4D,
+  convName: string,
+  batchNormName: string,
+  stride: number,
+  activation: Activation,
+  mode: ForwardMode,
+  statistics?: BatchStatistics,
+): tf.Tensor4D {
+  const weights = variable(model, convName) as tf.Tensor4D;
+  if (mode === 'train') {
+    return trainBatchNorm(model, batchNormName, tf.conv2d(input, weights, stride, 'same'), activation, statistics);
+  }
+  const { scale, shift } = foldedBatchNorm(model, batchNormName);
+  const folded = tf.mul(weights, scale) as tf.Tensor4D;
+  if (activation.residual === undefined) {
+    return tf.fused.conv2d({ x: input, filter: folded, strides: stride, pad: 'same', bias: shift, activation: activation.relu ? 'relu' : 'linear' });
+  }
+  const y = tf.add(tf.fused.conv2d({ x: input, filter: folded, strides: stride, pad: 'same', bias: shift }), activation.residual);
+  return (activation.relu ? tf.relu(y) : y) as tf.Tensor4D;
+}
+
+/** Eval-mode BatchNorm as y = x·scale + shift, from the running statistics. */
+function foldedBatchNorm(model: SwavModel, name: string): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+  const scale = tf.mul(variable(model, `${name}.gamma`), tf.rsqrt(tf.add(variable(model, `${name}.runningVariance`), batchNormEpsilon))) as tf.Tensor1D;
+  const shift = tf.sub(variable(model, `${name}.beta`), tf.mul(variable(model, `${name}.runningMean`), scale)) as tf.Tensor1D;
+  return { scale, shift };
+}
+
 /** Projection head and prototype scores from backbone features. */
 export function head(model: SwavModel, features: tf.Tensor2D, mode: ForwardMode, statistics?: BatchStatistics): { embedding: tf.Tensor2D; scores: tf.Tensor2D } {
   return tf.tidy(() => {
     const v = (name: string) => variable(model, name);
-    let hidden = tf.add(tf.matMul(features, v('head.fc1.weight') as tf.Tensor2D), v('head.fc1.bias')) as tf.Tensor2D;
-    hidden = tf.relu(batchNorm(model, 'head.bn', hidden, mode, statistics));
+    let hidden: tf.Tensor2D;
+    if (mode === 'train') {
+      hidden = tf.add(tf.matMul(features, v('head.fc1.weight') as tf.Tensor2D), v('head.fc1.bias')) as tf.Tensor2D;
+      hidden = trainBatchNorm(model, 'head.bn', hidden, { relu: true }, statistics);
+    } else {
+      const { scale, shift } = foldedBatchNorm(model, 'head.bn');
+      const weights = tf.mul(v('head.fc1.weight'), scale) as tf.Tensor2D;
+      const bias = tf.add(tf.mul(v('head.fc1.bias'), scale), shift);
+      hidden = tf.fused.matMul({ a: features, b: weights, bias, activation: 'relu' }) as tf.Tensor2D;
+    }
     const projection = tf.add(tf.matMul(hidden, v('head.fc2.weight') as tf.Tensor2D), v('head.fc2.bias')) as tf.Tensor2D;
     const embedding = l2Normalize(projection);
     const scores = tf.matMul(embedding, v('prototypes') as tf.Tensor2D, false, true) as tf.Tensor2D;
@@ -158,55 +208,15 @@ export function normalizePrototypes(model: SwavModel): void {
   tf.tidy(() => prototypes.assign(l2Normalize(prototypes, 1)));
 }
 
-function batchNorm<T extends tf.Tensor>(model: SwavModel, name: string, x: T, mode: ForwardMode, statistics?: BatchStatistics): T {
-  const gamma = variable(model, `${name}.gamma`);
-  const beta = variable(model, `${name}.beta`);
-  if (mode === 'eval') {
-    return tf.batchNorm(x, variable(model, `${name}.runningMean`), variable(model, `${name}.runningVariance`), beta, gamma, batchNormEpsilon) as T;
-  }
-  const axes = x.rank === 4 ? [0, 1, 2] : [0];
-  const count = axes.reduce((product, axis) => product * x.shape[axis], 1);
-  let batchMean: tf.Tensor | undefined;
-  let batchVariance: tf.Tensor | undefined;
-  const normalized = batchNormWithBatchStatistics(axes, (mean, variance) => {
-    batchMean = mean;
-    batchVariance = variance;
-  })(x, gamma, beta) as T;
-  if (statistics) statistics.set(name, { mean: batchMean!, variance: batchVariance!, count });
-  else tf.dispose([batchMean!, batchVariance!]);
-  return normalized;
-}
-
-/**
- * BatchNorm with batch statistics and its closed-form gradient:
- * dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
- * tfjs's own FusedBatchNorm gradient tiles every statistic to the input's full size, which dominated wasm steps.
- */
-export function batchNormWithBatchStatistics(axes: number[], onStatistics: (mean: tf.Tensor, variance: tf.Tensor) => void) {
-  return tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, gamma, beta] = inputs as tf.Tensor[];
-    const count = axes.reduce((product, axis) => product * x.shape[axis], 1);
-    const save = inputs[3] as tf.GradSaveFunc;
-    const { mean, variance } = tf.moments(x, axes);
-    onStatistics(tf.keep(tf.clone(mean)), tf.keep(tf.clone(variance)));
-    const inverseStd = tf.rsqrt(tf.add(variance, batchNormEpsilon));
-    const normalized = tf.mul(tf.sub(x, mean), inverseStd);
-    save([normalized, inverseStd, gamma]);
-    return {
-      value: tf.add(tf.mul(normalized, gamma), beta),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [xHat, invStd, scale] = saved;
-        const gradient = dy as tf.Tensor;
-        const sumDy = tf.sum(gradient, axes);
-        const sumDyXHat = tf.sum(tf.mul(gradient, xHat), axes);
-        const dx = tf.mul(
-          tf.sub(tf.sub(gradient, tf.div(sumDy, count)), tf.mul(xHat, tf.div(sumDyXHat, count))),
-          tf.mul(scale, invStd),
-        );
-        return [dx, sumDyXHat, sumDy];
-      },
-    };
-  });
+/** Training BatchNorm (batch statistics), fused with what follows it; records the statistics for the running averages. */
+function trainBatchNorm<T extends tf.Tensor>(model: SwavModel, name: string, x: T, activation: Activation, statistics?: BatchStatistics): T {
+  const gamma = variable(model, `${name}.gamma`) as tf.Tensor as tf.Tensor1D;
+  const beta = variable(model, `${name}.beta`) as tf.Tensor as tf.Tensor1D;
+  const { y, mean, variance } = batchNormActivation(x, gamma, beta, { ...activation, epsilon: batchNormEpsilon });
+  const count = x.size / x.shape[x.rank - 1];
+  if (statistics) statistics.set(name, { mean, variance, count });
+  else tf.dispose([mean, variance]);
+  return y;
 }
 
 /** Folds one step's batch statistics into the running averages (unbiased variance, as PyTorch does). */

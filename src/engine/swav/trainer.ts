@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainOptions, TrainResult } from '../../protocol';
 import { initBackend, type BackendInfo } from '../backend/backend';
@@ -22,6 +23,7 @@ import {
   updateRunningStatistics,
   variable,
   type BatchStatistics,
+  type ModelSpec,
   type SwavModel,
 } from '../model/model';
 import { readManifest, runPath, writeManifest, type RunManifest } from '../runFolder';
@@ -52,10 +54,22 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   const requested = resolveTrainOptions(previous ? { ...previous.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) } : job.options);
   const backend = await initBackend(requested.backend, context.log);
   const resumeFrom = job.resume ? await loadCheckpoint(checkpointPath(runDir)) : undefined;
-  // A resumed run keeps its recipe; only the budget (epochs, minutes) and the backend may change.
-  const options = resumeFrom ? resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) }) : requested;
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
   const scan = await scanImageFolder(imagesDir, { signal: context.signal });
+  // A resumed run keeps its recipe; only the budget (epochs, minutes) and the backend may change. A new one
+  // fills the options it was not given with defaults for this backend and these images.
+  let options: TrainOptions;
+  if (resumeFrom) {
+    options = resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) });
+  } else {
+    const nativeImageSizePx = await typicalImageSizePx(scan.root, scan.files.map((file) => file.path));
+    options = resolveTrainOptions(job.options, { backend: backend.name, gpu: backend.gpu, nativeImageSizePx });
+    const given = job.options ?? {};
+    if (given.imageSizePx === undefined || given.batchSize === undefined) {
+      const native = nativeImageSizePx !== undefined ? ` (the images are about ${nativeImageSizePx} px)` : '';
+      context.log('info', `Recipe for ${backend.name}: ${options.imageSizePx} px images${native}, batch ${options.batchSize}`);
+    }
+  }
   const images = await loadImageSet(scan, {
     imageSizePx: options.imageSizePx,
     channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto',
@@ -117,12 +131,128 @@ interface TrainOutcome {
   cancelled: boolean;
 }
 
-class SwavTrainer {
+/**
+ * One SwAV training step and the state it updates: model, optimiser, queue and the augmentation's random stream.
+ * The trainer drives it; the profiling and benchmark scripts call it directly.
+ */
+export class TrainStep {
   readonly model: SwavModel;
-  private readonly optimizer = new Adam();
+  readonly optimizer = new Adam();
+  readonly random: Random;
   private readonly queue: EmbeddingQueue | undefined;
-  private readonly random: Random;
   private readonly crops: MultiCropOptions;
+
+  constructor(
+    private readonly options: TrainOptions,
+    private readonly images: ImageSet,
+    resumeFrom?: Awaited<ReturnType<typeof loadCheckpoint>>,
+    gpu = false,
+    specOverrides: Partial<ModelSpec> = {},
+  ) {
+    this.crops = {
+      globalCrops: 2,
+      globalSizePx: options.imageSizePx,
+      globalScale: options.globalCropScale,
+      localCrops: options.localCrops,
+      localSizePx: options.localCropSizePx,
+      localScale: options.localCropScale,
+      flipProbability: 0.5,
+      colorJitter: 0.4,
+      grayscaleProbability: 0.2,
+    };
+    this.queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
+    if (resumeFrom) {
+      this.model = resumeFrom.model;
+      this.optimizer.importState(resumeFrom.header.step, resumeFrom.extra);
+      this.random = createRandom(resumeFrom.header.randomState);
+    } else {
+      this.random = createRandom(options.seed);
+      const { mean, std } = channelStatistics(images);
+      this.model = createModel(
+        {
+          channels: images.channels,
+          stemStride: stemStrideFor(options.imageSizePx, options.blocksPerStage.length, gpu),
+          width: options.width,
+          blocksPerStage: options.blocksPerStage,
+          projectionHiddenDim: options.projectionHiddenDim,
+          projectionDim: options.projectionDim,
+          prototypes: options.prototypes,
+          inputMean: mean,
+          inputStd: std,
+          ...specOverrides,
+        },
+        this.random,
+      );
+    }
+  }
+
+  /**
+   * Multi-crop, forward, swapped loss, Adam on the images `batch` (indices into the set); returns the loss and
+   * prototype usage. `step` is the global step (prototypes stay frozen before `freezePrototypesSteps`), `epoch`
+   * the current epoch (the queue joins from `queueStartEpoch`).
+   */
+  run(batch: number[], learningRate: number, step = Infinity, epoch = Infinity): { loss: number; usage: number[] } {
+    const { model, options } = this;
+    normalizePrototypes(model);
+    const statistics: BatchStatistics = new Map();
+    const frozen = step < options.freezePrototypesSteps;
+    const variables = trainableVariables(model).filter((v) => !(frozen && v === variable(model, 'prototypes')));
+    let assignedEmbeddings: tf.Tensor2D[] = [];
+    let usageTensor: tf.Tensor1D | undefined;
+    const { value, grads } = tf.tidy(() => {
+      const images = imageBatch(this.images, batch);
+      const crops = multiCrop(images, this.crops, this.random);
+      const queueScores = this.queue && epoch >= options.queueStartEpoch ? this.queue.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
+      return tf.variableGrads(() => {
+        const globalOut = forward(model, tf.concat(crops.slice(0, 2)) as tf.Tensor4D, 'train', statistics);
+        const cropScores = splitRows(globalOut.scores, 2);
+        if (crops.length > 2) {
+          // Running statistics follow the global crops only: those match the eval-time input.
+          const localOut = forward(model, tf.concat(crops.slice(2)) as tf.Tensor4D, 'train');
+          cropScores.push(...splitRows(localOut.scores, crops.length - 2));
+        }
+        assignedEmbeddings = splitRows(globalOut.embedding, 2).map((e) => tf.keep(e));
+        usageTensor = tf.keep(tf.div(tf.sum(tf.oneHot(tf.argMax(cropScores[0], 1), options.prototypes), 0), batch.length) as tf.Tensor1D);
+        return swapLoss(cropScores, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign }, queueScores);
+      }, variables);
+    });
+    const nameOf = new Map([...model.variables].map(([name, v]) => [v.name, name]));
+    const namedGradients: tf.NamedTensorMap = {};
+    for (const [variableName, gradient] of Object.entries(grads)) namedGradients[nameOf.get(variableName)!] = gradient;
+    this.optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
+    updateRunningStatistics(model, statistics);
+    if (this.queue) this.queue.push(assignedEmbeddings);
+    const loss = value.dataSync()[0];
+    const usage = Array.from(usageTensor!.dataSync());
+    tf.dispose([value, ...Object.values(grads), ...assignedEmbeddings, usageTensor!]);
+    return { loss, usage };
+  }
+
+  dispose(): void {
+    disposeModel(this.model);
+    this.optimizer.dispose();
+    this.queue?.dispose();
+  }
+}
+
+/** A fresh training step for `options` on `images`, for scripts that time or profile it. */
+export function createTrainStep(options: TrainOptions, images: ImageSet, specOverrides: Partial<ModelSpec> = {}): TrainStep {
+  return new TrainStep(options, images, undefined, false, specOverrides);
+}
+
+/**
+ * The stem halves the resolution when the last stage still sees at least 3×3 (6×6 on a GPU, which can afford
+ * the finer maps): a 28 px image through three stages runs at 14, 7 and 4 px on CPU, four times fewer
+ * positions in the widest-resolution stage, which measured 3× faster training steps on wasm.
+ */
+export function stemStrideFor(imageSizePx: number, stages: number, gpu: boolean): 1 | 2 {
+  let lastStagePx = Math.ceil(imageSizePx / 2);
+  for (let stage = 1; stage < stages; stage++) lastStagePx = Math.ceil(lastStagePx / 2);
+  return lastStagePx >= (gpu ? 6 : 3) ? 2 : 1;
+}
+
+class SwavTrainer {
+  private readonly training: TrainStep;
   private readonly batchSize: number;
   private readonly stepsPerEpoch: number;
   private epoch = 0;
@@ -140,45 +270,18 @@ class SwavTrainer {
   ) {
     this.batchSize = Math.min(options.batchSize, images.records.length);
     this.stepsPerEpoch = Math.floor(images.records.length / this.batchSize);
-    this.crops = {
-      globalCrops: 2,
-      globalSizePx: options.imageSizePx,
-      globalScale: options.globalCropScale,
-      localCrops: options.localCrops,
-      localSizePx: options.localCropSizePx,
-      localScale: options.localCropScale,
-      flipProbability: 0.5,
-      colorJitter: 0.4,
-      grayscaleProbability: 0.2,
-    };
-    this.queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
+    this.training = new TrainStep(options, images, resumeFrom, backend.gpu);
     if (resumeFrom) {
-      this.model = resumeFrom.model;
-      this.optimizer.importState(resumeFrom.header.step, resumeFrom.extra);
       this.epoch = resumeFrom.header.epoch;
       this.step = resumeFrom.header.step;
       this.previousElapsedMs = resumeFrom.header.elapsedMs;
-      this.random = createRandom(resumeFrom.header.randomState);
       context.log('info', `Resuming from epoch ${this.epoch}, step ${this.step}`);
-    } else {
-      this.random = createRandom(options.seed);
-      const { mean, std } = channelStatistics(images);
-      this.model = createModel(
-        {
-          channels: images.channels,
-          stemStride: options.imageSizePx >= 48 ? 2 : 1,
-          width: options.width,
-          blocksPerStage: options.blocksPerStage,
-          projectionHiddenDim: options.projectionHiddenDim,
-          projectionDim: options.projectionDim,
-          prototypes: options.prototypes,
-          inputMean: mean,
-          inputStd: std,
-        },
-        this.random,
-      );
     }
     context.log('info', `Model: ${parameterCount(this.model).toLocaleString('en')} parameters; ${images.records.length} images, batch ${this.batchSize}, ${this.stepsPerEpoch} steps per epoch`);
+  }
+
+  get model(): SwavModel {
+    return this.training.model;
   }
 
   async run(): Promise<TrainOutcome> {
@@ -206,7 +309,7 @@ class SwavTrainer {
             ? (options.learningRate * (this.step + 1)) / warmupSteps
             : learningRateAt(progress, 0, options.learningRate, options.finalLearningRate);
         const batch = order.slice(stepInEpoch * this.batchSize, (stepInEpoch + 1) * this.batchSize);
-        const { loss, usage } = this.trainStep(batch, learningRate);
+        const { loss, usage } = this.training.run(batch, learningRate, this.step, this.epoch);
         this.step++;
         sessionSteps++;
         sessionImages += batch.length;
@@ -259,44 +362,6 @@ class SwavTrainer {
     };
   }
 
-  /** One SwAV step: multi-crop, forward, swapped loss, Adam; returns the loss and prototype usage. */
-  private trainStep(batch: number[], learningRate: number): { loss: number; usage: number[] } {
-    const { model, options } = this;
-    normalizePrototypes(model);
-    const statistics: BatchStatistics = new Map();
-    const frozen = this.step < options.freezePrototypesSteps;
-    const variables = trainableVariables(model).filter((v) => !(frozen && v === variable(model, 'prototypes')));
-    let assignedEmbeddings: tf.Tensor2D[] = [];
-    let usageTensor: tf.Tensor1D | undefined;
-    const { value, grads } = tf.tidy(() => {
-      const images = imageBatch(this.images, batch);
-      const crops = multiCrop(images, this.crops, this.random);
-      const queueScores = this.queue && this.epoch >= options.queueStartEpoch ? this.queue.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
-      return tf.variableGrads(() => {
-        const globalOut = forward(model, tf.concat(crops.slice(0, 2)) as tf.Tensor4D, 'train', statistics);
-        const cropScores = splitRows(globalOut.scores, 2);
-        if (crops.length > 2) {
-          // Running statistics follow the global crops only: those match the eval-time input.
-          const localOut = forward(model, tf.concat(crops.slice(2)) as tf.Tensor4D, 'train');
-          cropScores.push(...splitRows(localOut.scores, crops.length - 2));
-        }
-        assignedEmbeddings = splitRows(globalOut.embedding, 2).map((e) => tf.keep(e));
-        usageTensor = tf.keep(tf.div(tf.sum(tf.oneHot(tf.argMax(cropScores[0], 1), options.prototypes), 0), batch.length) as tf.Tensor1D);
-        return swapLoss(cropScores, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign }, queueScores);
-      }, variables);
-    });
-    const nameOf = new Map([...model.variables].map(([name, v]) => [v.name, name]));
-    const namedGradients: tf.NamedTensorMap = {};
-    for (const [variableName, gradient] of Object.entries(grads)) namedGradients[nameOf.get(variableName)!] = gradient;
-    this.optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
-    updateRunningStatistics(model, statistics);
-    if (this.queue) this.queue.push(assignedEmbeddings);
-    const loss = value.dataSync()[0];
-    const usage = Array.from(usageTensor!.dataSync());
-    tf.dispose([value, ...Object.values(grads), ...assignedEmbeddings, usageTensor!]);
-    return { loss, usage };
-  }
-
   private async save(elapsedMs: number): Promise<void> {
     const header: CheckpointHeader = {
       format: 'cluster-lens-checkpoint',
@@ -305,11 +370,11 @@ class SwavTrainer {
       epoch: this.epoch,
       step: this.step,
       elapsedMs,
-      randomState: this.random.state(),
+      randomState: this.training.random.state(),
       backend: this.backend.name,
       savedAt: new Date().toISOString(),
     };
-    await saveCheckpoint(checkpointPath(this.runDir), header, this.model, this.optimizer.exportState());
+    await saveCheckpoint(checkpointPath(this.runDir), header, this.model, this.training.optimizer.exportState());
     if (this.metricsBuffer.length) {
       await fs.appendFile(runPath(this.runDir, 'metrics'), this.metricsBuffer.join('\n') + '\n');
       this.metricsBuffer = [];
@@ -317,10 +382,30 @@ class SwavTrainer {
   }
 
   dispose(): void {
-    disposeModel(this.model);
-    this.optimizer.dispose();
-    this.queue?.dispose();
+    this.training.dispose();
   }
+}
+
+/**
+ * The median shorter side of up to 64 images spread over the folder, read from their headers (no decoding);
+ * undefined when none can be read.
+ */
+async function typicalImageSizePx(root: string, files: string[]): Promise<number | undefined> {
+  const sample = Array.from({ length: Math.min(64, files.length) }, (_, i) => files[Math.floor((i * files.length) / Math.min(64, files.length))]);
+  const sides: number[] = [];
+  await Promise.all(
+    sample.map(async (file) => {
+      try {
+        const { width, height } = await sharp(path.join(root, file)).metadata();
+        if (width && height) sides.push(Math.min(width, height));
+      } catch {
+        // Unreadable files are reported when the images load; BMP headers are not worth a second reader here.
+      }
+    }),
+  );
+  if (sides.length === 0) return undefined;
+  sides.sort((a, b) => a - b);
+  return sides[Math.floor(sides.length / 2)];
 }
 
 function pick<T extends object, K extends keyof T>(source: T, keys: K[]): Partial<T> {
