@@ -1,6 +1,6 @@
 // Starts code-server (a real VS Code in the browser) with the built extension, and drives it with Playwright.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,10 +17,14 @@ export interface VsCode {
   workspace: string;
   /** Right-clicks an explorer row and picks a context-menu item, retrying while menus are still loading. */
   contextMenu(row: string, item: string): Promise<void>;
+  /** Expands a folder in the explorer (clicking an expanded one would collapse it). */
+  expand(folder: string): Promise<void>;
   /** Runs a command from the palette by its full title. */
   command(title: string): Promise<void>;
   /** The webview frame that shows an element with this accessible name (webviews nest two iframes deep). */
   webviewWith(name: string, timeoutMs?: number): Promise<Frame>;
+  /** What is on screen, for failure messages: tabs, notifications, webview frames. */
+  describeScreen(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -48,7 +52,7 @@ export async function startVsCode(options: { files: (workspace: string) => void;
     JSON.stringify({ 'security.workspace.trust.enabled': false, 'workbench.startupEditor': 'none', 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', ...options.settings }),
   );
   // The unpacked extension, as VS Code installs it: <publisher>.<name>-<version>.
-  const manifest = JSON.parse(require('node:fs').readFileSync(path.join(root, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
+  const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
   symlinkSync(root, path.join(extensions, `${manifest.publisher}.${manifest.name}-${manifest.version}`));
   const port = await freePort();
   const server: ChildProcess = spawn(
@@ -104,6 +108,12 @@ export async function startVsCode(options: { files: (workspace: string) => void;
       }
       throw new Error(`the context menu of "${row}" has no "${item}"`);
     },
+    async expand(folder) {
+      const row = page.locator('.explorer-folders-view .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${folder}$`) }) }).first();
+      await row.waitFor();
+      if ((await row.getAttribute('aria-expanded')) !== 'true') await row.click();
+      await page.waitForFunction((el) => el?.getAttribute('aria-expanded') === 'true', await row.elementHandle(), { timeout: 10_000 });
+    },
     async command(title) {
       await page.keyboard.press('F1');
       const input = page.locator('.quick-input-widget input');
@@ -116,12 +126,15 @@ export async function startVsCode(options: { files: (workspace: string) => void;
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         for (const frame of page.frames().filter((f) => f !== page.mainFrame())) {
-          if (await frame.locator(`[aria-label="${name}"], img[alt="${name}"]`).count().catch(() => 0)) return frame;
+          // A frame still swapping in (webviews load a pending frame first) can leave a query hanging: bound it.
+          const count = await Promise.race([frame.locator(`[aria-label="${name}"], img[alt="${name}"]`).count().catch(() => 0), delay(2000).then(() => 0)]);
+          if (count) return frame;
         }
         await page.waitForTimeout(250);
       }
-      throw new Error(`no webview shows "${name}"`);
+      throw new Error(`no webview shows "${name}" after ${timeoutMs / 1000} s.\n${await describeScreen(page, userData)}`);
     },
+    describeScreen: () => describeScreen(page, userData),
     async close() {
       // For debugging a failure: the last screen and the workspace (runs included) land in CL_E2E_LOG.
       if (process.env.CL_E2E_LOG) {
@@ -130,7 +143,35 @@ export async function startVsCode(options: { files: (workspace: string) => void;
       }
       await browser.close();
       server.kill();
+      rmSync(base, { recursive: true, force: true });
     },
   };
   }
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Editor tabs, notification texts and webview frame addresses: enough to tell from a CI log why a step failed. */
+async function describeScreen(page: Page, userData: string): Promise<string> {
+  const texts = async (selector: string) => (await page.locator(selector).allTextContents().catch(() => [] as string[])).map((t) => t.trim()).filter(Boolean);
+  const tabs = await texts('.tabs-container .tab .label-name');
+  const notifications = await texts('.notification-toast .notification-list-item-message');
+  const rows = await texts('.explorer-folders-view .monaco-list-row');
+  const frames = page.frames().filter((f) => f !== page.mainFrame()).map((f) => f.url().replace(/\?.*/, '').slice(-80) + (f.isDetached() ? ' (detached)' : ''));
+  const log = findFile(path.join(userData, 'logs'), 'Cluster Lens.log');
+  const logTail = log ? readFileSync(log, 'utf8').split('\n').slice(-15).join('\n') : '(no extension log)';
+  return [`tabs: ${tabs.join(' | ') || '(none)'}`, `notifications: ${notifications.join(' | ') || '(none)'}`, `explorer: ${rows.join(' | ')}`, `frames: ${frames.join(' | ')}`, `extension log:\n${logTail}`].join('\n');
+}
+
+function findFile(dir: string, name: string): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isFile() && entry.name === name) return full;
+    if (entry.isDirectory()) {
+      const found = findFile(full, name);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }

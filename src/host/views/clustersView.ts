@@ -19,7 +19,7 @@ export class ClustersView implements vscode.WebviewViewProvider {
 
   resolveWebviewView(view: vscode.WebviewView): void {
     this.view = view;
-    this.messages = new ReadyQueue((message) => void view.webview.postMessage(message));
+    this.messages = new ReadyQueue((message) => void view.webview.postMessage(message), { replayOnReload: true });
     view.webview.options = webviewOptions(this.session.extensionUri);
     view.webview.html = panelHtml(view.webview, this.session.extensionUri, 'gallery', 'Clusters');
     view.webview.onDidReceiveMessage((message: FromWebview) => {
@@ -42,6 +42,7 @@ export class ClustersView implements vscode.WebviewViewProvider {
       this.runDir = runDir;
       this.imagesDir = overview.imagesDir;
       this.view.webview.options = webviewOptions(this.session.extensionUri, overview.imagesDir);
+      this.messages.reset();
       this.messages.post({ type: 'gallery.data', overview, imageBase: imageBase(this.view.webview, overview.imagesDir) });
     } catch (error) {
       this.messages.post({ type: 'gallery.empty', message: error instanceof EngineRequestError ? error.message : String(error) });

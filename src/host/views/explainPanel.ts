@@ -1,5 +1,6 @@
 // The explain panel: Grad-CAM of the assigned prototype, then a counterfactual toward the nearest other cluster
 // (or the one the user picks), both computed by the engine and shown side by side.
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { FromExplainPanel, ToExplainPanel } from '../../protocol';
@@ -13,9 +14,14 @@ export class ExplainPanel {
   private static current: ExplainPanel | undefined;
 
   static async show(session: Session, runDir: string, image: string): Promise<void> {
+    // The images folder is a resource root from the start: changing a webview's options later reloads its page.
+    const imagesDir = await runImagesDir(runDir);
     if (!ExplainPanel.current) {
-      const panel = vscode.window.createWebviewPanel(ExplainPanel.viewType, 'Explain cluster', vscode.ViewColumn.Beside, webviewOptions(session.extensionUri));
-      ExplainPanel.current = new ExplainPanel(session, panel);
+      const panel = vscode.window.createWebviewPanel(ExplainPanel.viewType, 'Explain cluster', vscode.ViewColumn.Beside, webviewOptions(session.extensionUri, imagesDir));
+      ExplainPanel.current = new ExplainPanel(session, panel, imagesDir);
+    } else if (imagesDir !== ExplainPanel.current.imagesDir) {
+      ExplainPanel.current.panel.webview.options = webviewOptions(session.extensionUri, imagesDir);
+      ExplainPanel.current.imagesDir = imagesDir;
     }
     ExplainPanel.current.panel.reveal(undefined, true);
     await ExplainPanel.current.explain(runDir, image);
@@ -24,18 +30,18 @@ export class ExplainPanel {
   private readonly messages: ReadyQueue<ToExplainPanel>;
   private runDir = '';
   private image = '';
-  private imagesDir = '';
 
   private constructor(
     private readonly session: Session,
     private readonly panel: vscode.WebviewPanel,
+    private imagesDir: string | undefined,
   ) {
-    this.messages = new ReadyQueue((message) => void panel.webview.postMessage(message));
+    this.messages = new ReadyQueue((message) => void panel.webview.postMessage(message), { replayOnReload: true });
     panel.webview.html = panelHtml(panel.webview, session.extensionUri, 'explain', 'Explain cluster');
     panel.webview.onDidReceiveMessage((message: FromExplainPanel) => {
       if (message.type === 'webview.ready') this.messages.markReady();
-      else if (message.type === 'webview.openImage') void openImage(this.imagesDir, message.path);
-      else if (message.type === 'webview.explainImage') void explainImage(this.imagesDir, message.path);
+      else if (message.type === 'webview.openImage') void (this.imagesDir && openImage(this.imagesDir, message.path));
+      else if (message.type === 'webview.explainImage') void (this.imagesDir && explainImage(this.imagesDir, message.path));
       else if (message.type === 'explain.counterfactualTarget') void this.counterfactual(message.cluster);
     });
     panel.onDidDispose(() => {
@@ -47,12 +53,15 @@ export class ExplainPanel {
     this.runDir = runDir;
     this.image = image;
     this.panel.title = `Explain: ${path.basename(image)}`;
+    this.messages.reset();
     this.messages.post({ type: 'explain.loading', image, imageName: path.basename(image) });
     try {
       const result = await this.session.engine.request({ type: 'explain', runDir, image, method: 'gradcam', inlinePngs: true });
       const { overview } = await this.session.engine.request({ type: 'overview', runDir });
-      this.imagesDir = overview.imagesDir;
-      this.panel.webview.options = webviewOptions(this.session.extensionUri, overview.imagesDir);
+      if (overview.imagesDir !== this.imagesDir) {
+        this.imagesDir = overview.imagesDir;
+        this.panel.webview.options = webviewOptions(this.session.extensionUri, overview.imagesDir);
+      }
       this.messages.post({ type: 'explain.gradcam', result, prototypes: overview.prototypes, imageBase: imageBase(this.panel.webview, overview.imagesDir) });
     } catch (error) {
       this.messages.post({ type: 'explain.error', stage: 'gradcam', message: describe(error) });
@@ -80,4 +89,14 @@ export class ExplainPanel {
 
 function describe(error: unknown): string {
   return error instanceof EngineRequestError ? error.message : String(error);
+}
+
+/** The run's images folder from its run.json, or undefined where that cannot be read (the engine then says why). */
+async function runImagesDir(runDir: string): Promise<string | undefined> {
+  try {
+    const manifest = JSON.parse(await readFile(path.join(runDir, 'run.json'), 'utf8')) as { imagesDir?: unknown };
+    return typeof manifest.imagesDir === 'string' ? manifest.imagesDir : undefined;
+  } catch {
+    return undefined;
+  }
 }

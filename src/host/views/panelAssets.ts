@@ -19,20 +19,4 @@ export function imageBase(webview: vscode.Webview, imagesDir: string): string {
   return webview.asWebviewUri(vscode.Uri.file(imagesDir)).toString().replace(/\/$/, '');
 }
 
-/** Messages sent before the webview says it is ready wait in a queue. */
-export class ReadyQueue<T> {
-  private ready = false;
-  private readonly queue: T[] = [];
-
-  constructor(private readonly deliver: (message: T) => void) {}
-
-  markReady(): void {
-    this.ready = true;
-    for (const message of this.queue.splice(0)) this.deliver(message);
-  }
-
-  post(message: T): void {
-    if (this.ready) this.deliver(message);
-    else this.queue.push(message);
-  }
-}
+export { ReadyQueue } from './readyQueue';
