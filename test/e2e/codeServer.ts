@@ -77,9 +77,13 @@ export async function startVsCode(options: { files: (workspace: string) => void;
   try {
     browser = await chromium.launch({
     executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    // Crashes and console errors end up in failure messages (describeScreen).
+    page.on('crash', () => pageEvents.push('the page crashed'));
+    page.on('pageerror', (error) => pageEvents.push(`page error: ${error.message}`));
+    page.on('console', (message) => message.type() === 'error' && pageEvents.push(`console: ${message.text().slice(0, 300)}`));
     await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
     await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
     await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60_000 });
@@ -152,6 +156,8 @@ export async function startVsCode(options: { files: (workspace: string) => void;
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Editor tabs, notification texts and webview frame addresses: enough to tell from a CI log why a step failed. */
+const pageEvents: string[] = [];
+
 async function describeScreen(page: Page, userData: string): Promise<string> {
   const texts = async (selector: string) => (await page.locator(selector).allTextContents().catch(() => [] as string[])).map((t) => t.trim()).filter(Boolean);
   const tabs = await texts('.tabs-container .tab .label-name');
@@ -160,7 +166,7 @@ async function describeScreen(page: Page, userData: string): Promise<string> {
   const frames = page.frames().filter((f) => f !== page.mainFrame()).map((f) => f.url().replace(/\?.*/, '').slice(-80) + (f.isDetached() ? ' (detached)' : ''));
   const log = findFile(path.join(userData, 'logs'), 'Cluster Lens.log');
   const logTail = log ? readFileSync(log, 'utf8').split('\n').slice(-15).join('\n') : '(no extension log)';
-  return [`tabs: ${tabs.join(' | ') || '(none)'}`, `notifications: ${notifications.join(' | ') || '(none)'}`, `explorer: ${rows.join(' | ')}`, `frames: ${frames.join(' | ')}`, `extension log:\n${logTail}`].join('\n');
+  return [`tabs: ${tabs.join(' | ') || '(none)'}`, `notifications: ${notifications.join(' | ') || '(none)'}`, `explorer: ${rows.join(' | ')}`, `frames: ${frames.join(' | ')}`, `page events (last 10):\n${pageEvents.slice(-10).join('\n') || '(none)'}`, `extension log:\n${logTail}`].join('\n');
 }
 
 function findFile(dir: string, name: string): string | undefined {

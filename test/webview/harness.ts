@@ -50,7 +50,7 @@ export async function openWebview(bundle: string, options: { state?: unknown; im
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   browser ??= await chromium.launch({
     executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
   const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
   // A string, not a function: tsx would wrap named functions in a helper the page does not have.
