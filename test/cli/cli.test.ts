@@ -1,11 +1,12 @@
 // End to end: the built CLI trains, indexes, queries and evaluates on the sample set shipped in the repo.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { tempDir } from '../tempDir';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '../..');
@@ -24,7 +25,7 @@ async function cluster(args: string[]): Promise<{ json: Record<string, unknown>;
 
 test('cli: train, index, neighbours and evaluate on the sample set', async () => {
   assert.ok(existsSync(cli), 'run "npm run build" first');
-  const runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-cli-')), 'run');
+  const runDir = path.join(tempDir('cl-cli-'), 'run');
   const trained = await cluster(['train', sample, '--out', runDir, '--epochs', '2', '--image-size', '28', '--width', '8', '--batch-size', '100', '--seed', '1']);
   assert.equal(trained.code, 0, trained.stderr);
   assert.equal(trained.json.kind, 'train');

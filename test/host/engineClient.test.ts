@@ -1,11 +1,12 @@
 // The engine as a child process: cancel within a step, resume, bad requests, and a crash.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { ProgressEvent } from '../../src/protocol';
 import { EngineClient, EngineRequestError } from '../../src/host/engineClient';
+import { tempDir } from '../tempDir';
 
 const root = path.resolve(__dirname, '../..');
 const enginePath = path.join(root, 'dist', 'engine.js');
@@ -14,7 +15,7 @@ const tinyOptions = { imageSizePx: 28, width: 4, batchSize: 50, minutes: 0, loca
 
 test('engine: cancelling stops within a step and leaves checkpoint and index; resume continues', async () => {
   const client = new EngineClient({ enginePath });
-  const runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-engine-')), 'run');
+  const runDir = path.join(tempDir('cl-engine-'), 'run');
   try {
     const controller = new AbortController();
     let abortedAt = 0;
@@ -46,7 +47,7 @@ test('engine: cancelling stops within a step and leaves checkpoint and index; re
 
 test('engine: progress arrives at least once a second even when one step takes longer', async () => {
   const client = new EngineClient({ enginePath });
-  const runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-heartbeat-')), 'run');
+  const runDir = path.join(tempDir('cl-heartbeat-'), 'run');
   try {
     const arrivals: number[] = [];
     // Batch 1000 at 64 px makes single steps of a few seconds on wasm.
@@ -84,7 +85,7 @@ test('engine: bad requests get clear errors and the engine stays alive', async (
 test('engine: a crash rejects the request in flight, is reported once, and the next request starts a fresh engine', async () => {
   const crashes: string[] = [];
   const client = new EngineClient({ enginePath, onCrash: (message) => crashes.push(message) });
-  const runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-crash-')), 'run');
+  const runDir = path.join(tempDir('cl-crash-'), 'run');
   try {
     let killed = false;
     await assert.rejects(

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from '../../src/host/runs';
+import { tempDir } from '../tempDir';
 
 test('runs: listed newest first; folders that are not runs are left out', async () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'cl-runs-'));
+  const root = tempDir('cl-runs-');
   for (const [name, createdAt] of [['old', '2026-01-01T00:00:00Z'], ['new', '2026-02-01T00:00:00Z']]) {
     mkdirSync(path.join(root, name));
     writeFileSync(path.join(root, name, 'run.json'), JSON.stringify({ imagesDir: '/img', createdAt, images: 3 }));

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
 import type { RunOverview } from '../../src/protocol';
 import { closeBrowser, openWebview, skipWithoutChromium } from './harness';
+import { tempDir } from '../tempDir';
 
 after(closeBrowser);
 
@@ -31,7 +31,7 @@ function overview(count: number): RunOverview {
 }
 
 test('cluster map: hover shows the file name as text with its thumbnail, click asks to explain, lasso selects a blob', { skip: skipWithoutChromium }, async () => {
-  const imagesDir = mkdtempSync(path.join(os.tmpdir(), 'cl-map-'));
+  const imagesDir = tempDir('cl-map-');
   writeFileSync(path.join(imagesDir, hostileName), await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).png().toBuffer());
   const view = await openWebview('cluster-map', { imagesDir });
   try {

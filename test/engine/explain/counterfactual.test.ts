@@ -1,8 +1,7 @@
 // On a run trained on the shipped sample: the counterfactual reaches its target with pixels kept in [0, 1],
 // and 200 explain requests, every method in turn, leave no tensor behind.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,6 +12,7 @@ import { loadImage, locateImage, nearestOtherCluster, openRun, summarizeImage } 
 import { silentContext } from '../../../src/engine/jobContext';
 import { train } from '../../../src/engine/swav/trainer';
 import { explainMethods, type ExplainOptions } from '../../../src/protocol';
+import { tempDir } from '../../tempDir';
 
 // One small image makes hundreds of tiny kernels, and on a busy 2-core machine the wasm thread pool's hand-offs
 // cost more than the work (measured: counterfactual.test.ts 58 s with 2 threads, 13 s with 1; engine.test.ts 19 s
@@ -25,7 +25,7 @@ let images: string[];
 
 before(async () => {
   // 20 images of each of 4 classes, trained for 8 steps at the sample's native 28 px.
-  const imagesDir = mkdtempSync(path.join(os.tmpdir(), 'cl-explain-images-'));
+  const imagesDir = tempDir('cl-explain-images-');
   images = [];
   for (const label of classes) {
     mkdirSync(path.join(imagesDir, label));
@@ -34,7 +34,7 @@ before(async () => {
       images.push(`${label}/${file}`);
     }
   }
-  runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-run-')), 'run');
+  runDir = path.join(tempDir('cl-explain-run-'), 'run');
   await train(
     { imagesDir, runDir, options: { imageSizePx: 28, width: 4, prototypes: 6, batchSize: 40, epochs: 4, minutes: 0, localCrops: 1, freezePrototypesSteps: 3, backend: 'wasm', seed: 2 } },
     silentContext(),

@@ -2,8 +2,7 @@
 // bad requests get clear error codes and leave the engine alive; good ones return maps, figures and PNGs.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -11,6 +10,7 @@ import sharp from 'sharp';
 import { EngineClient, EngineRequestError } from '../../../src/host/engineClient';
 import { silentContext } from '../../../src/engine/jobContext';
 import { train } from '../../../src/engine/swav/trainer';
+import { tempDir } from '../../tempDir';
 
 // One small image makes hundreds of tiny kernels, and on a busy 2-core machine the wasm thread pool's hand-offs
 // cost more than the work (measured: counterfactual.test.ts 58 s with 2 threads, 13 s with 1; engine.test.ts 19 s
@@ -26,7 +26,7 @@ let broken: string;
 
 before(async () => {
   assert.ok(existsSync(enginePath) && existsSync(cli), 'run "node esbuild.mjs" (or npm run build) first');
-  imagesDir = mkdtempSync(path.join(os.tmpdir(), 'cl-explain-engine-'));
+  imagesDir = tempDir('cl-explain-engine-');
   for (const [label, draw] of [['squares', (i: number) => `<rect x="${4 + (i % 5)}" y="${4 + (i % 3)}" width="14" height="14" fill="white"/>`], ['stripes', (i: number) => `<rect x="0" y="${i % 7}" width="32" height="6" fill="#888"/><rect x="0" y="${16 + (i % 5)}" width="32" height="6" fill="#888"/>`]] as const) {
     mkdirSync(path.join(imagesDir, label));
     for (let i = 0; i < 10; i++) {
@@ -34,9 +34,9 @@ before(async () => {
       await sharp(Buffer.from(svg)).png().toFile(path.join(imagesDir, label, `${i}.png`));
     }
   }
-  broken = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-broken-')), 'broken.png');
+  broken = path.join(tempDir('cl-explain-broken-'), 'broken.png');
   writeFileSync(broken, 'this is not a PNG');
-  runDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-engine-run-')), 'run');
+  runDir = path.join(tempDir('cl-explain-engine-run-'), 'run');
   // Trained without an index, so that the first request meets a run that has none.
   const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 4, batchSize: 10, localCrops: 0, epochs: 2, minutes: 0, backend: 'wasm' as const };
   await train({ imagesDir, runDir, options, index: false }, silentContext());
@@ -67,7 +67,7 @@ test('engine: bad explain requests get clear errors and the engine stays alive',
     await assert.rejects(client.request({ type: 'evaluate-explanations', runDir, methods: ['gradcam', 'counterfactual'], images: 2 }), rejectsWith('BAD_REQUEST', /counterfactual/));
     await assert.rejects(client.request({ type: 'evaluate-explanations', runDir, methods: [], images: 2 }), rejectsWith('BAD_REQUEST', /at least one method/));
 
-    const outDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-out-')), 'pngs');
+    const outDir = path.join(tempDir('cl-explain-out-'), 'pngs');
     const explained = await client.request({ type: 'explain', runDir, image, method: 'gradcam', outDir, inlinePngs: true });
     assert.equal(explained.kind, 'explain');
     assert.equal(explained.target.kind, 'prototype');
@@ -92,7 +92,7 @@ test('engine: bad explain requests get clear errors and the engine stays alive',
 });
 
 test('cli: explain writes the PNGs and prints the figures as the last JSON line; evaluate-explanations prints a table', async () => {
-  const outDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'cl-explain-cli-')), 'out');
+  const outDir = path.join(tempDir('cl-explain-cli-'), 'out');
   const image = path.join(imagesDir, 'stripes', '3.png');
   const { stdout } = await run(process.execPath, [cli, 'explain', runDir, image, '--method', 'conditional-occlusion', '--pair', 'neighbour', '--out', outDir, '--json'], { maxBuffer: 1 << 26 });
   const result = JSON.parse(stdout.trim().split('\n').at(-1)!);

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -9,6 +8,7 @@ import { checkpointPath, loadCheckpoint, saveCheckpoint, type CheckpointHeader }
 import { batchNormWithBatchStatistics, createModel, disposeModel, featureDim, forward, normalizePrototypes, variable, type ModelSpec } from '../../../src/engine/model/model';
 import { resolveTrainOptions } from '../../../src/engine/config';
 import { createRandom } from '../../../src/engine/util/random';
+import { tempDir } from '../../tempDir';
 
 const spec: ModelSpec = {
   channels: 1,
@@ -68,7 +68,7 @@ test('forward and normalizePrototypes do not leak tensors', async () => {
 
 test('checkpoint: save and load give the same network; corrupt files get a clear error', async () => {
   await tf.setBackend('cpu');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'cl-ckpt-'));
+  const dir = tempDir('cl-ckpt-');
   const model = createModel(spec, createRandom(3));
   const header: CheckpointHeader = {
     format: 'cluster-lens-checkpoint',

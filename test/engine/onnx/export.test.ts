@@ -1,7 +1,6 @@
 // Export: onnxruntime runs the exported file and agrees with the engine's own eval forward pass.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -18,13 +17,14 @@ import { train } from '../../../src/engine/swav/trainer';
 import { createRandom } from '../../../src/engine/util/random';
 import type { TrainOptions } from '../../../src/protocol';
 import { assertClose, randomPixels, tensorOf, toNchw } from './helpers';
+import { tempDir } from '../../tempDir';
 
 const options: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, freezePrototypesSteps: 1, backend: 'wasm' };
 let runDir: string;
 
 before(async () => {
   await initBackend('wasm');
-  const imagesDir = mkdtempSync(path.join(os.tmpdir(), 'cl-onnx-export-'));
+  const imagesDir = tempDir('cl-onnx-export-');
   for (const [label, colour] of [['red', '#c33'], ['blue', '#36c']] as const) {
     mkdirSync(path.join(imagesDir, label));
     for (let i = 0; i < 8; i++) {
@@ -32,7 +32,7 @@ before(async () => {
       await sharp(Buffer.from(svg)).png().toFile(path.join(imagesDir, label, `${i}.png`));
     }
   }
-  runDir = mkdtempSync(path.join(os.tmpdir(), 'cl-onnx-run-'));
+  runDir = tempDir('cl-onnx-run-');
   await train({ imagesDir, runDir, options, index: false }, silentContext());
 });
 
@@ -125,7 +125,7 @@ test('export: same padding puts the odd pixel at the end, as TensorFlow does', (
 });
 
 test('export: a folder without a checkpoint is a clear error', async () => {
-  const empty = mkdtempSync(path.join(os.tmpdir(), 'cl-onnx-empty-'));
+  const empty = tempDir('cl-onnx-empty-');
   await assert.rejects(exportOnnx(empty, path.join(empty, 'model.onnx')), (error: Error & { code?: string }) => error.code === 'NO_CHECKPOINT' && error.message.includes(empty));
 });
 

@@ -1,8 +1,7 @@
 // A run on a frozen imported ONNX backbone, end to end: train, index, neighbours, evaluate, explain, export;
 // and bad ONNX files through the real engine process (dist/engine.js, built by `node esbuild.mjs`).
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -23,6 +22,7 @@ import { OrtModel } from '../../../src/engine/onnx/ortBackbone';
 import { EngineClient, EngineRequestError } from '../../../src/host/engineClient';
 import type { TrainOptions } from '../../../src/protocol';
 import { assertClose, fixtures, toNchw } from './helpers';
+import { tempDir } from '../../tempDir';
 
 process.env.CLUSTER_LENS_THREADS ??= '1';
 const enginePath = path.resolve(__dirname, '../../..', 'dist', 'engine.js');
@@ -32,7 +32,7 @@ let scratch: string;
 
 before(async () => {
   await initBackend('wasm');
-  scratch = mkdtempSync(path.join(os.tmpdir(), 'cl-frozen-'));
+  scratch = tempDir('cl-frozen-');
   imagesDir = path.join(scratch, 'images');
   for (const [label, draw] of [['squares', (i: number) => `<rect x="${4 + (i % 5)}" y="${4 + (i % 3)}" width="14" height="14" fill="white"/>`], ['stripes', (i: number) => `<rect x="0" y="${i % 7}" width="32" height="6" fill="#888"/><rect x="0" y="${16 + (i % 5)}" width="32" height="6" fill="#888"/>`]] as const) {
     mkdirSync(path.join(imagesDir, label), { recursive: true });

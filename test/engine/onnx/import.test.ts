@@ -1,8 +1,7 @@
 // Import: committed PyTorch fixtures (scripts/onnx/make-fixtures.py) through onnxruntime and through tfjs,
 // and clear errors for unsupported and corrupt files.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -17,8 +16,9 @@ import { decodeModel, encodeModel } from '../../../src/engine/onnx/schema';
 import { convertToTfjs } from '../../../src/engine/onnx/tfjsBackbone';
 import { createRandom } from '../../../src/engine/util/random';
 import { assertClose, fixtures, randomPixels, tensorOf } from './helpers';
+import { tempDir } from '../../tempDir';
 
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'cl-onnx-import-'));
+const scratch = tempDir('cl-onnx-import-');
 
 before(async () => {
   await initBackend('wasm');

@@ -1,7 +1,6 @@
 // Indexing runs through onnxruntime: its embeddings must equal the tfjs forward pass.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -14,10 +13,11 @@ import { checkpointPath, loadCheckpoint } from '../../../src/engine/model/checkp
 import { disposeModel } from '../../../src/engine/model/model';
 import { embedWithOnnxRuntime } from '../../../src/engine/onnx/ortEmbed';
 import { train } from '../../../src/engine/swav/trainer';
+import { tempDir } from '../../tempDir';
 
 test('onnxruntime indexing gives the tfjs embeddings, features and scores', async () => {
   await initBackend('wasm');
-  const imagesDir = mkdtempSync(path.join(os.tmpdir(), 'cl-ort-embed-'));
+  const imagesDir = tempDir('cl-ort-embed-');
   for (const [label, colour] of [['warm', '#d42'], ['cold', '#28c']] as const) {
     mkdirSync(path.join(imagesDir, label));
     for (let i = 0; i < 10; i++) {
@@ -25,7 +25,7 @@ test('onnxruntime indexing gives the tfjs embeddings, features and scores', asyn
       await sharp(Buffer.from(svg)).png().toFile(path.join(imagesDir, label, `${i}.png`));
     }
   }
-  const runDir = mkdtempSync(path.join(os.tmpdir(), 'cl-ort-run-'));
+  const runDir = tempDir('cl-ort-run-');
   const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 5, batchSize: 10, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, backend: 'wasm' as const };
   await train({ imagesDir, runDir, options, index: false }, silentContext());
   const { model } = await loadCheckpoint(checkpointPath(runDir));

@@ -1,7 +1,6 @@
 // The trainer in-process on wasm: exact resume after a cancel, and no tensor leaks across runs.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,12 +10,13 @@ import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
 import { train } from '../../../src/engine/swav/trainer';
 import type { TrainOptions } from '../../../src/protocol';
+import { tempDir } from '../../tempDir';
 
 const options: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, freezePrototypesSteps: 2, backend: 'wasm' };
 let imagesDir: string;
 
 before(async () => {
-  imagesDir = mkdtempSync(path.join(os.tmpdir(), 'cl-trainer-'));
+  imagesDir = tempDir('cl-trainer-');
   // Two visually distinct classes: bright squares and dark stripes.
   for (const [label, draw] of [['squares', (i: number) => `<rect x="${4 + (i % 5)}" y="${4 + (i % 3)}" width="14" height="14" fill="white"/>`], ['stripes', (i: number) => `<rect x="0" y="${i % 7}" width="32" height="6" fill="#888"/><rect x="0" y="${16 + (i % 5)}" width="32" height="6" fill="#888"/>`]] as const) {
     mkdirSync(path.join(imagesDir, label));
@@ -35,11 +35,11 @@ async function weights(runDir: string): Promise<Map<string, Float32Array>> {
 }
 
 test('trainer: a run cancelled mid-epoch and resumed ends with the same weights as one straight run', async () => {
-  const straightDir = mkdtempSync(path.join(os.tmpdir(), 'cl-straight-'));
+  const straightDir = tempDir('cl-straight-');
   const straight = await train({ imagesDir, runDir: straightDir, options, index: false }, silentContext());
   assert.equal(straight.steps, 6);
 
-  const resumedDir = mkdtempSync(path.join(os.tmpdir(), 'cl-resumed-'));
+  const resumedDir = tempDir('cl-resumed-');
   const controller = new AbortController();
   const context = { ...silentContext(controller.signal), progress: (event: { step?: number }) => event.step === 4 && controller.abort() };
   const cancelled = await train({ imagesDir, runDir: resumedDir, options, index: false }, context);
@@ -58,7 +58,7 @@ test('trainer: a run cancelled mid-epoch and resumed ends with the same weights 
 });
 
 test('trainer: repeated runs leave no tensors behind', async () => {
-  const runDir = mkdtempSync(path.join(os.tmpdir(), 'cl-leak-'));
+  const runDir = tempDir('cl-leak-');
   await train({ imagesDir, runDir, options: { ...options, epochs: 1 } }, silentContext());
   const baseline = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) await train({ imagesDir, runDir, options: { ...options, epochs: 1, queueLength: 16, queueStartEpoch: 0 } }, silentContext());
