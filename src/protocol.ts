@@ -377,7 +377,10 @@ export interface IndexResult {
   images: number;
   skipped: SkippedFile[];
   clusters: ClusterSummary[];
+  /** The whole job's throughput: model setup, forward passes, assignment, PCA and writing the index. */
   imagesPerSecond: number;
+  /** The forward passes' throughput alone (what a framework's own embedding benchmark times), where measured. */
+  forwardImagesPerSecond?: number;
   durationMs: number;
   indexPath: string;
 }

@@ -1,4 +1,4 @@
-// Runs the benchmark with every option, before the CLI wires them: node --import tsx scripts/bench/bench.ts
+// Runs the benchmark from source (the CLI has the same options: cluster-lens bench): node --import tsx scripts/bench/bench.ts
 //   [--seconds 60] [--quality] [--minutes 10] [--data DIR] [--python PATH] [--backend auto] [--json]
 // It drives the built engine (dist/engine.js): run `npm run build` first.
 import path from 'node:path';

@@ -1,7 +1,7 @@
 // The cluster-lens command: the same engine process as the extension, driven over the same protocol.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ExplainMethod, ExplainTarget, ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
+import type { BackendPreference, ExplainMethod, ExplainTarget, ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
 import { EngineClient, EngineRequestError } from '../host/engineClient';
 import { formatResult } from './format';
 import { version } from '../../package.json';
@@ -21,7 +21,7 @@ Usage:
   cluster-lens evaluate-explanations <run-dir> --methods gradcam,smoothgrad,... [--images N] [--pair neighbour|augmented]
                        [--seed N] [--json]
   cluster-lens fashion-mnist --out <dir> [--idx-dir DIR] [--per-class N] [--split train|test]
-  cluster-lens bench [--json]
+  cluster-lens bench [--seconds 60] [--quality [--minutes 10]] [--backend auto] [--python PATH] [--json]
 
 Explanation methods: gradcam, gradcam++, layercam, counterfactual, conditional-occlusion, context-agnostic-occlusion,
   pairwise-occlusion, interaction-cam-mean, interaction-cam-max, input-x-gradient, smoothgrad, averaged-transforms,
@@ -56,6 +56,9 @@ const flagSpec = {
   pair: { type: 'string' },
   images: { type: 'string' },
   split: { type: 'string' },
+  seconds: { type: 'string' },
+  quality: { type: 'boolean' },
+  python: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -249,7 +252,15 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'fashion-mnist') return await fashionMnistCommand(flags);
     if (command === 'bench') {
       const { runBench } = await import('./bench');
-      return await runBench(Boolean(flags.json));
+      return await runBench({
+        json: Boolean(flags.json),
+        seconds: number(flags, 'seconds'),
+        quality: Boolean(flags.quality),
+        minutes: number(flags, 'minutes'),
+        python: flags.python as string | undefined,
+        backend: flags.backend as BackendPreference | undefined,
+        idxDir: flags['idx-dir'] as string | undefined,
+      });
     }
     return await runEngineCommand(command, args, flags);
   } catch (error) {

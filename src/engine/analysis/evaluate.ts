@@ -7,6 +7,8 @@ import { kMeans } from './kmeans';
 import { adjustedRandIndex, clusteringAccuracy, knnAccuracy, normalizedMutualInformation } from './metrics';
 
 export const knnNeighbours = 20;
+/** k-means keeps the best of this many k-means++ starts (lowest inertia, no labels), as sklearn's n_init=10 in the reference. */
+export const kMeansRestarts = 10;
 
 /** Scores a run's clustering against its folder labels: k-means on backbone features, and the prototypes. */
 export async function evaluateRun(runDir: string, context: JobContext): Promise<EvaluateResult> {
@@ -20,8 +22,8 @@ export async function evaluateRun(runDir: string, context: JobContext): Promise<
     );
   }
   const labels = Int32Array.from(index.header.records, (record) => record.label);
-  context.progress({ phase: 'evaluate', fraction: 0.1, message: `k-means (k = ${labelCount}) on ${labels.length} images` });
-  const clustering = kMeans(index.features, labelCount, { seed: 0 });
+  context.progress({ phase: 'evaluate', fraction: 0.1, message: `k-means (k = ${labelCount}, best of ${kMeansRestarts} starts) on ${labels.length} images` });
+  const clustering = kMeans(index.features, labelCount, { seed: 0, restarts: kMeansRestarts });
   context.progress({ phase: 'evaluate', fraction: 0.6, message: 'kNN accuracy' });
   const knn = knnAccuracy(index.features, labels, knnNeighbours);
   context.progress({ phase: 'evaluate', fraction: 1, message: 'Done' });

@@ -44,6 +44,8 @@ export interface EmbedOutput {
   features: Matrix;
   embeddings: Matrix;
   scores: Matrix;
+  /** Time spent in the network's forward passes alone (no model setup, no post-processing), where measured. */
+  forwardMs?: number;
 }
 
 const embedBatchSize = 256;
@@ -53,15 +55,18 @@ export async function embedImageSet(model: SwavModel, images: ImageSet, context:
   const count = images.records.length;
   const chunks: { features: Float32Array; embeddings: Float32Array; scores: Float32Array }[] = [];
   let featureDims = 0;
+  let forwardMs = 0;
   for (let start = 0; start < count; start += embedBatchSize) {
     throwIfCancelled(context.signal);
     const indices = Array.from({ length: Math.min(embedBatchSize, count - start) }, (_, i) => start + i);
+    const forwardStart = performance.now();
     const [features, embeddings, scores] = tf.tidy(() => {
       const output = forward(model, imageBatch(images, indices), 'eval');
       return [l2Normalize(output.features), output.embedding, output.scores];
     });
     featureDims = features.shape[1]!;
     chunks.push({ features: (await features.data()) as Float32Array, embeddings: (await embeddings.data()) as Float32Array, scores: (await scores.data()) as Float32Array });
+    forwardMs += performance.now() - forwardStart;
     tf.dispose([features, embeddings, scores]);
     const done = start + indices.length;
     context.progress({ phase: 'index', fraction: fractionRange[0] + (fractionRange[1] - fractionRange[0]) * (done / count), message: `Embedding images ${done}/${count}` });
@@ -80,6 +85,7 @@ export async function embedImageSet(model: SwavModel, images: ImageSet, context:
     features: join((c) => c.features, featureDims),
     embeddings: join((c) => c.embeddings, model.spec.projectionDim),
     scores: join((c) => c.scores, model.spec.prototypes),
+    forwardMs,
   };
 }
 
@@ -184,6 +190,7 @@ export async function writeIndex(
     skipped: images.skipped,
     clusters,
     imagesPerSecond: images.records.length / Math.max(durationMs / 1000, 1e-3),
+    ...(embedded.forwardMs ? { forwardImagesPerSecond: images.records.length / Math.max(embedded.forwardMs / 1000, 1e-3) } : {}),
     durationMs,
     indexPath,
   };

@@ -24,6 +24,7 @@ export async function embedWithOnnxRuntime(model: SwavModel, images: ImageSet, c
   const embeddings: Float32Array[] = [];
   const scores: Float32Array[] = [];
   let featureDims = 0;
+  let forwardMs = 0;
   try {
     for (let start = 0; start < count; start += batchSize) {
       throwIfCancelled(context.signal);
@@ -35,7 +36,9 @@ export async function embedWithOnnxRuntime(model: SwavModel, images: ImageSet, c
           for (let c = 0; c < channels; c++) input[(n * channels + c) * plane + p] = images.pixels[source + p * channels + c] / 255;
         }
       }
+      const forwardStart = performance.now();
       const out = await session.run({ images: { data: input, dims: [batch, channels, size, size] } }, ['features', 'embedding', 'prototype_scores']);
+      forwardMs += performance.now() - forwardStart;
       featureDims = out.features.dims[1];
       features.push(normalizeRows(out.features.data as Float32Array, featureDims));
       embeddings.push(out.embedding.data as Float32Array);
@@ -56,7 +59,7 @@ export async function embedWithOnnxRuntime(model: SwavModel, images: ImageSet, c
     }
     return { data, rows: count, dims };
   };
-  return { features: join(features, featureDims), embeddings: join(embeddings, model.spec.projectionDim), scores: join(scores, model.spec.prototypes) };
+  return { features: join(features, featureDims), embeddings: join(embeddings, model.spec.projectionDim), scores: join(scores, model.spec.prototypes), forwardMs };
 }
 
 function normalizeRows(values: Float32Array, dims: number): Float32Array {

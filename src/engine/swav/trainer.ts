@@ -297,6 +297,8 @@ class SwavTrainer {
     let sessionSteps = 0;
     let sessionImages = 0;
     const recentLosses: number[] = [];
+    // Until the first step ends (the slowest: kernels compile and warm up), heartbeats repeat this, not "decoding".
+    context.progress({ phase: 'train', fraction: 0.05, message: `Training: step ${this.step + 1} of ${totalSteps} (the first step is the slowest)` });
 
     while (this.epoch < options.epochs && !cancelled && !outOfTime) {
       // Each epoch's order has its own seed, so a run resumed mid-epoch sees the same batches.
