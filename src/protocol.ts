@@ -399,10 +399,14 @@ export interface EvaluateResult {
   backend: BackendName;
   images: number;
   skipped: number;
-  /** k-means on backbone embeddings, k = number of label folders. */
+  /** k-means on the L2-normalised backbone features, k = number of label folders (the reference's protocol). */
   nmi: number;
   ari: number;
   acc: number;
+  /** k-means on the L2-normalised projections, the space where the prototypes and SwAV's objective live. */
+  projection_nmi: number;
+  projection_ari: number;
+  projection_acc: number;
   /** The prototype assignment scored against the labels. */
   proto_nmi: number;
   proto_ari: number;

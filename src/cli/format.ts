@@ -29,6 +29,7 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
       return [
         `${result.images} images (${result.skipped} skipped), backend ${result.backend}`,
         `  k-means on backbone features: NMI ${result.nmi.toFixed(4)}  ARI ${result.ari.toFixed(4)}  ACC ${result.acc.toFixed(4)}`,
+        `  k-means on projections:       NMI ${result.projection_nmi.toFixed(4)}  ARI ${result.projection_ari.toFixed(4)}  ACC ${result.projection_acc.toFixed(4)}`,
         `  prototype assignment:         NMI ${result.proto_nmi.toFixed(4)}  ARI ${result.proto_ari.toFixed(4)}  ACC ${result.proto_acc.toFixed(4)}  (${result.clusters_used} clusters used)`,
         `  kNN (k=${result.knn_k}, leave-one-out):    ${result.knn.toFixed(4)}`,
       ].join('\n');

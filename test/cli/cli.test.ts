@@ -63,10 +63,11 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
 
   const evaluated = await cluster(['evaluate', runDir]);
   assert.equal(evaluated.code, 0, evaluated.stderr);
-  for (const key of ['images', 'skipped', 'nmi', 'ari', 'acc', 'proto_nmi', 'knn', 'backend']) assert.ok(key in evaluated.json, `evaluate prints ${key}`);
+  for (const key of ['images', 'skipped', 'nmi', 'ari', 'acc', 'projection_nmi', 'proto_nmi', 'knn', 'backend']) assert.ok(key in evaluated.json, `evaluate prints ${key}`);
   assert.equal(evaluated.json.images, 1000);
   // Even two short epochs must beat chance clearly: random NMI is ~0, random kNN 0.1.
   assert.ok((evaluated.json.nmi as number) > 0.2, `nmi ${evaluated.json.nmi}`);
+  assert.ok((evaluated.json.projection_nmi as number) > 0.2, `projection nmi ${evaluated.json.projection_nmi}`);
   assert.ok((evaluated.json.knn as number) > 0.4, `knn ${evaluated.json.knn}`);
 });
 
