@@ -620,10 +620,17 @@ export type ToGallery =
 
 /** Host → the explain panel. Images arrive as base64 PNGs in the results (`inlinePngs`). */
 export type ToExplainPanel =
-  | { type: 'explain.loading'; image: string; imageName: string }
+  | { type: 'explain.loading'; runDir: string; image: string; imageName: string }
   | { type: 'explain.gradcam'; result: ExplainResult; prototypes: number; imageBase: string }
   | { type: 'explain.counterfactual'; result: ExplainResult }
   | { type: 'explain.error'; stage: 'gradcam' | 'counterfactual'; message: string };
 
 /** Explain panel → host, besides the common FromWebview messages. */
 export type FromExplainPanel = FromWebview | { type: 'explain.counterfactualTarget'; cluster: number };
+
+/** What the explain panel keeps across reloads: enough for the host to explain the same image again. */
+export interface ExplainPanelState {
+  opacity: number;
+  runDir?: string;
+  image?: string;
+}

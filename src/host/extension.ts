@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { BackendPreference, TrainResult } from '../protocol';
+import type { BackendPreference, ExplainPanelState, TrainResult } from '../protocol';
 import { EngineClient, EngineRequestError } from './engineClient';
 import { isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from './runs';
 import { ClusterMapPanel } from './views/clusterMapPanel';
@@ -210,6 +210,9 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.window.registerWebviewPanelSerializer(ClusterMapPanel.viewType, {
       deserializeWebviewPanel: async (panel) => ClusterMapPanel.revive(session, panel),
+    }),
+    vscode.window.registerWebviewPanelSerializer(ExplainPanel.viewType, {
+      deserializeWebviewPanel: async (panel, state: ExplainPanelState | undefined) => ExplainPanel.revive(session, panel, state),
     }),
     vscode.window.onDidChangeActiveTextEditor(() => void clusters.showNeighboursOfActiveImage()),
     vscode.window.tabGroups.onDidChangeTabs(() => void clusters.showNeighboursOfActiveImage()),

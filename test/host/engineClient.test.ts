@@ -24,7 +24,7 @@ test('engine: cancelling stops within a step and leaves checkpoint and index; re
       {
         signal: controller.signal,
         onProgress: (event: ProgressEvent) => {
-          if (event.phase !== 'train' || abortedAt > 0 || event.step! < 3) return;
+          if (event.phase !== 'train' || abortedAt > 0 || event.step === undefined || event.step < 3) return;
           abortedAt = event.step!;
           controller.abort();
         },

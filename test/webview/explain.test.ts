@@ -27,7 +27,7 @@ async function result(method: 'gradcam' | 'counterfactual'): Promise<ExplainResu
 test('explain panel: prototypes, Grad-CAM overlay with opacity, counterfactual triptych, target choice, escaped names', { skip: skipWithoutChromium }, async () => {
   const view = await openWebview('explain');
   try {
-    await view.send({ type: 'explain.loading', image: '/images/a.png', imageName: 'a.png' });
+    await view.send({ type: 'explain.loading', runDir: '/runs/r1', image: '/images/a.png', imageName: 'a.png' });
     await view.send({ type: 'explain.gradcam', result: await result('gradcam'), prototypes: 6, imageBase: `${view.origin}/images` });
     const heatmap = view.page.getByRole('img', { name: 'Grad-CAM heatmap' });
     assert.match((await heatmap.getAttribute('src'))!, /^data:image\/png;base64,/);
@@ -35,7 +35,8 @@ test('explain panel: prototypes, Grad-CAM overlay with opacity, counterfactual t
 
     await view.page.getByRole('slider', { name: 'Heatmap opacity' }).fill('0.25');
     assert.equal(await heatmap.evaluate((img) => (img as HTMLImageElement).style.opacity), '0.25');
-    assert.deepEqual(await view.page.evaluate(() => (window as unknown as { __state: unknown }).__state), { opacity: 0.25 });
+    // The state keeps the run and image too, so the host can explain them again after a reload.
+    assert.deepEqual(await view.page.evaluate(() => (window as unknown as { __state: unknown }).__state), { opacity: 0.25, runDir: '/runs/r1', image: '/images/a.png' });
 
     await view.send({ type: 'explain.counterfactual', result: await result('counterfactual') });
     for (const name of ['Counterfactual', 'Counterfactual difference']) {

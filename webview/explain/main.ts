@@ -4,13 +4,10 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import './explain.css';
-import type { ExplainResult, FromExplainPanel, ToExplainPanel } from '../../src/protocol';
+import type { ExplainPanelState, ExplainResult, FromExplainPanel, ToExplainPanel } from '../../src/protocol';
 import { imageUrl } from '../shared/palette';
 import { connect, element } from '../shared/vscode';
 
-interface ExplainState {
-  opacity: number;
-}
 
 const root = document.getElementById('root')!;
 const title = element('h2', { id: 'title' }, 'Explain cluster');
@@ -50,12 +47,15 @@ counterfactualSection.append(element('h3', {}, 'Counterfactual'), targetLabel, t
 const neighbours = element('section', { 'aria-label': 'Nearest neighbours' });
 root.append(title, busy, errors, summary, camSection, counterfactualSection, neighbours);
 
-let state: ExplainState = { opacity: 0.6 };
+let state: ExplainPanelState = { opacity: 0.6 };
 let imageBase = '';
 
-const vscode = connect<ExplainState, ToExplainPanel>((message) => {
+const vscode = connect<ExplainPanelState, ToExplainPanel>((message) => {
   switch (message.type) {
     case 'explain.loading':
+      // Kept so that after a reload the host can explain the same image again (see ExplainPanel.revive).
+      state = { ...state, runDir: message.runDir, image: message.image };
+      vscode.setState(state);
       title.textContent = `Explain cluster: ${message.imageName}`;
       busy.hidden = false;
       errors.hidden = true;

@@ -8,7 +8,7 @@ import type { TrainResult } from '../../protocol';
 import { initBackend } from '../backend/backend';
 import { resolveTrainOptions } from '../config';
 import type { MultiCropOptions } from '../data/augment';
-import { loadImageSet, type ImageSet } from '../data/decode';
+import type { ImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';
 import { EngineError } from '../errors';
 import type { ExplainableModel } from '../explain/explainer';
@@ -17,6 +17,7 @@ import type { JobContext } from '../jobContext';
 import { checkpointPath, saveCheckpoint, type CheckpointHeader } from '../model/checkpoint';
 import { disposeModel, type SwavModel } from '../model/model';
 import { readManifest, runPath, writeManifest, type RunManifest } from '../runFolder';
+import { decodeTrainingImages, multiCropOptions, trainResult } from '../swav/runSetup';
 import type { TrainJob } from '../swav/trainer';
 import { createRandom } from '../util/random';
 import { bankCropSource, computeFeatureBank, imageSetFeatures, liveCropSource } from './cropFeatures';
@@ -137,16 +138,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
 
     context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
     const scan = await scanImageFolder(imagesDir, { signal: context.signal });
-    const images = await loadImageSet(scan, {
-      imageSizePx: options.imageSizePx,
-      channels: ort.input.channels as 1 | 3,
-      signal: context.signal,
-      onProgress: (done, total) => context.progress({ phase: 'decode', fraction: 0.05 * (done / total), message: `Decoding images ${done}/${total}` }),
-    });
-    for (const skipped of images.skipped) context.log('warn', `Skipped ${skipped.path}: ${skipped.reason}`);
-    if (images.records.length < 2) {
-      throw new EngineError('NO_IMAGES', `Only ${images.records.length} usable image(s) in ${imagesDir}; training needs at least 2. See the log for skipped files.`);
-    }
+    const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: ort.input.channels as 1 | 3 }, context);
 
     await fs.mkdir(runDir, { recursive: true });
     if (path.resolve(frozenBackbonePath(runDir)) !== sourcePath) await fs.copyFile(sourcePath, frozenBackbonePath(runDir));
@@ -165,17 +157,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
     await writeManifest(runDir, manifest, images.records);
     await fs.rm(runPath(runDir, 'metrics'), { force: true });
 
-    const crops: MultiCropOptions = {
-      globalCrops: 2,
-      globalSizePx: options.imageSizePx,
-      globalScale: options.globalCropScale,
-      localCrops: options.localCrops,
-      localSizePx: options.localCropSizePx,
-      localScale: options.localCropScale,
-      flipProbability: 0.5,
-      colorJitter: 0.4,
-      grayscaleProbability: 0.2,
-    };
+    const crops = multiCropOptions(options);
     const cropSource = await featureSource(ort, images, crops, options.epochs, options.seed, within(context, 0.05, 0.25, 0.05));
     context.log('info', `Frozen backbone ${path.basename(sourcePath)}: ${cropSource.featureDim} features; training the head on ${images.records.length} images`);
     model = createHeadModel(cropSource.featureDim, options, createRandom(options.seed), { channels: images.channels, inputMean: ort.input.mean, inputStd: ort.input.std });
@@ -221,21 +203,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
       const embedded = await embedWithBackbone(ort, model, images, indexing);
       indexPath = (await writeIndex(embedded, images, { runDir, backend: backend.name, checkpointStep: outcome.steps, temperature: options.temperature }, indexing)).indexPath;
     }
-    return {
-      kind: 'train',
-      runDir,
-      backend: backend.name,
-      images: images.records.length,
-      skipped: images.skipped,
-      epochs: outcome.epochs,
-      steps: outcome.steps,
-      finalLoss: outcome.finalLoss,
-      imagesPerSecond: outcome.imagesPerSecond,
-      durationMs: Date.now() - startedAt,
-      cancelled: outcome.cancelled,
-      checkpointPath: checkpointPath(runDir),
-      indexPath,
-    };
+    return trainResult({ runDir, backend: backend.name, images, startedAt, indexPath }, outcome);
   } finally {
     if (model) disposeModel(model);
     await ort.dispose();

@@ -7,7 +7,7 @@ import { initBackend, type BackendInfo } from '../backend/backend';
 import { resolveTrainOptions } from '../config';
 import { multiCrop, type MultiCropOptions } from '../data/augment';
 import { channelStatistics, imageBatch } from '../data/batch';
-import { loadImageSet, type ImageSet } from '../data/decode';
+import type { ImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';
 import { EngineError } from '../errors';
 import { buildIndex } from '../index/indexer';
@@ -31,6 +31,7 @@ import { createRandom, type Random } from '../util/random';
 import { Adam } from './adam';
 import { swapLoss } from './loss';
 import { EmbeddingQueue } from './queue';
+import { decodeTrainingImages, multiCropOptions, trainResult } from './runSetup';
 import { learningRateAt } from './schedule';
 
 export interface TrainJob {
@@ -70,16 +71,7 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
       context.log('info', `Recipe for ${backend.name}: ${options.imageSizePx} px images${native}, batch ${options.batchSize}`);
     }
   }
-  const images = await loadImageSet(scan, {
-    imageSizePx: options.imageSizePx,
-    channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto',
-    signal: context.signal,
-    onProgress: (done, total) => context.progress({ phase: 'decode', fraction: 0.05 * (done / total), message: `Decoding images ${done}/${total}` }),
-  });
-  for (const skipped of images.skipped) context.log('warn', `Skipped ${skipped.path}: ${skipped.reason}`);
-  if (images.records.length < 2) {
-    throw new EngineError('NO_IMAGES', `Only ${images.records.length} usable image(s) in ${imagesDir}; training needs at least 2. See the log for skipped files.`);
-  }
+  const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto' }, context);
 
   await fs.mkdir(runDir, { recursive: true });
   const manifest: RunManifest = {
@@ -103,21 +95,7 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
       const index = await buildIndex(trainer.model, images, { runDir, backend: backend.name, checkpointStep: outcome.steps }, { ...context, signal: new AbortController().signal });
       indexPath = index.indexPath;
     }
-    return {
-      kind: 'train',
-      runDir,
-      backend: backend.name,
-      images: images.records.length,
-      skipped: images.skipped,
-      epochs: outcome.epochs,
-      steps: outcome.steps,
-      finalLoss: outcome.finalLoss,
-      imagesPerSecond: outcome.imagesPerSecond,
-      durationMs: Date.now() - startedAt,
-      cancelled: outcome.cancelled,
-      checkpointPath: checkpointPath(runDir),
-      indexPath,
-    };
+    return trainResult({ runDir, backend: backend.name, images, startedAt, indexPath }, outcome);
   } finally {
     trainer.dispose();
   }
@@ -149,17 +127,7 @@ export class TrainStep {
     gpu = false,
     specOverrides: Partial<ModelSpec> = {},
   ) {
-    this.crops = {
-      globalCrops: 2,
-      globalSizePx: options.imageSizePx,
-      globalScale: options.globalCropScale,
-      localCrops: options.localCrops,
-      localSizePx: options.localCropSizePx,
-      localScale: options.localCropScale,
-      flipProbability: 0.5,
-      colorJitter: 0.4,
-      grayscaleProbability: 0.2,
-    };
+    this.crops = multiCropOptions(options);
     this.queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
     if (resumeFrom) {
       this.model = resumeFrom.model;
@@ -298,7 +266,7 @@ class SwavTrainer {
     let sessionImages = 0;
     const recentLosses: number[] = [];
     // Until the first step ends (the slowest: kernels compile and warm up), heartbeats repeat this, not "decoding".
-    context.progress({ phase: 'train', fraction: 0.05, message: `Training: step ${this.step + 1} of ${totalSteps} (the first step is the slowest)` });
+    context.progress({ phase: 'train', fraction: 0.05, step: this.step, totalSteps, message: `Training: step ${this.step + 1} of ${totalSteps} (the first step is the slowest)` });
 
     while (this.epoch < options.epochs && !cancelled && !outOfTime) {
       // Each epoch's order has its own seed, so a run resumed mid-epoch sees the same batches.

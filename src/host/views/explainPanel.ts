@@ -1,9 +1,10 @@
 // The explain panel: Grad-CAM of the assigned prototype, then a counterfactual toward the nearest other cluster
 // (or the one the user picks), both computed by the engine and shown side by side.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { FromExplainPanel, ToExplainPanel } from '../../protocol';
+import type { ExplainPanelState, FromExplainPanel, ToExplainPanel } from '../../protocol';
 import type { Session } from '../extension';
 import { EngineRequestError } from '../engineClient';
 import { explainImage, openImage } from './openImage';
@@ -24,6 +25,21 @@ export class ExplainPanel {
       ExplainPanel.current.imagesDir = imagesDir;
     }
     ExplainPanel.current.panel.reveal(undefined, true);
+    await ExplainPanel.current.explain(runDir, image);
+  }
+
+  /** After a window reload: explain the image the panel showed, if its run and file are still there. */
+  static async revive(session: Session, panel: vscode.WebviewPanel, state: ExplainPanelState | undefined): Promise<void> {
+    const runDir = state?.runDir;
+    const image = state?.image;
+    if (!vscode.workspace.isTrusted || !runDir || !image || !existsSync(path.join(runDir, 'run.json')) || !existsSync(image)) {
+      panel.dispose();
+      return;
+    }
+    const imagesDir = await runImagesDir(runDir);
+    panel.webview.options = webviewOptions(session.extensionUri, imagesDir);
+    ExplainPanel.current?.panel.dispose();
+    ExplainPanel.current = new ExplainPanel(session, panel, imagesDir);
     await ExplainPanel.current.explain(runDir, image);
   }
 
@@ -54,7 +70,7 @@ export class ExplainPanel {
     this.image = image;
     this.panel.title = `Explain: ${path.basename(image)}`;
     this.messages.reset();
-    this.messages.post({ type: 'explain.loading', image, imageName: path.basename(image) });
+    this.messages.post({ type: 'explain.loading', runDir, image, imageName: path.basename(image) });
     try {
       const result = await this.session.engine.request({ type: 'explain', runDir, image, method: 'gradcam', inlinePngs: true });
       const { overview } = await this.session.engine.request({ type: 'overview', runDir });
