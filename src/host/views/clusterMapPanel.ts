@@ -5,7 +5,8 @@ import type { FromClusterMap, ToClusterMap } from '../../protocol';
 import type { Session } from '../extension';
 import { EngineRequestError } from '../engineClient';
 import { explainImage, openImage } from './openImage';
-import { imageBase, panelHtml, ReadyQueue, webviewOptions } from './panelAssets';
+import { imageBase, panelHtml, webviewOptions } from './panelAssets';
+import { ReadyQueue } from './readyQueue';
 
 export class ClusterMapPanel {
   static readonly viewType = 'clusterLens.clusterMap';

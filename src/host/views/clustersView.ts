@@ -6,7 +6,8 @@ import type { Session } from '../extension';
 import { EngineRequestError } from '../engineClient';
 import { isImageFile } from '../runs';
 import { explainImage, openImage } from './openImage';
-import { imageBase, panelHtml, ReadyQueue, webviewOptions } from './panelAssets';
+import { imageBase, panelHtml, webviewOptions } from './panelAssets';
+import { ReadyQueue } from './readyQueue';
 
 export class ClustersView implements vscode.WebviewViewProvider {
   static readonly viewType = 'clusterLens.clusters';

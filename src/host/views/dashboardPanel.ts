@@ -1,7 +1,8 @@
 // The training dashboard panel: one per window, revived after a reload by its serializer.
 import * as vscode from 'vscode';
 import type { FromWebview, ToDashboard } from '../../protocol';
-import { panelHtml, ReadyQueue, webviewOptions } from './panelAssets';
+import { panelHtml, webviewOptions } from './panelAssets';
+import { ReadyQueue } from './readyQueue';
 
 export class DashboardPanel {
   static readonly viewType = 'clusterLens.dashboard';

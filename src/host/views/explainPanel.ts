@@ -8,7 +8,8 @@ import type { ExplainPanelState, FromExplainPanel, ToExplainPanel } from '../../
 import type { Session } from '../extension';
 import { EngineRequestError } from '../engineClient';
 import { explainImage, openImage } from './openImage';
-import { imageBase, panelHtml, ReadyQueue, webviewOptions } from './panelAssets';
+import { imageBase, panelHtml, webviewOptions } from './panelAssets';
+import { ReadyQueue } from './readyQueue';
 
 export class ExplainPanel {
   static readonly viewType = 'clusterLens.explain';

@@ -18,5 +18,3 @@ export function panelHtml(webview: vscode.Webview, extensionUri: vscode.Uri, bun
 export function imageBase(webview: vscode.Webview, imagesDir: string): string {
   return webview.asWebviewUri(vscode.Uri.file(imagesDir)).toString().replace(/\/$/, '');
 }
-
-export { ReadyQueue } from './readyQueue';
