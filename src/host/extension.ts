@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as vscode from 'vscode';
 import type { BackendPreference, ExplainPanelState, TrainResult } from '../protocol';
 import { EngineClient, EngineRequestError } from './engineClient';
-import { isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from './runs';
+import { engineEnvironment, isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from './runs';
 import { ClusterMapPanel } from './views/clusterMapPanel';
 import { ClustersView } from './views/clustersView';
 import { DashboardPanel } from './views/dashboardPanel';
@@ -29,6 +29,7 @@ export function activate(context: vscode.ExtensionContext): void {
   engine = new EngineClient({
     enginePath: path.join(context.extensionPath, 'dist', 'engine.js'),
     nodePath: config().get<string>('engineRuntime') || undefined,
+    env: engineEnvironment(config().get<number>('engineThreads')),
     onLog: (event) => output[event.level === 'warn' ? 'warn' : event.level](event.message),
     onCrash: (message) => {
       output.error(message);

@@ -68,3 +68,8 @@ export function trainOptionsFromSettings(settings: Partial<TrainSettings>): Part
 export function isImageFile(filePath: string): boolean {
   return /\.(png|jpe?g|webp|bmp|gif|tiff?)$/i.test(filePath);
 }
+
+/** The engine's environment from settings: a positive thread count pins the wasm backend's threads. */
+export function engineEnvironment(threads: number | undefined): NodeJS.ProcessEnv {
+  return threads !== undefined && Number.isInteger(threads) && threads > 0 ? { CLUSTER_LENS_THREADS: String(threads) } : {};
+}

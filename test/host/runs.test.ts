@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from '../../src/host/runs';
+import { engineEnvironment, isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from '../../src/host/runs';
 import { tempDir } from '../tempDir';
 
 test('runs: listed newest first; folders that are not runs are left out', async () => {
@@ -29,4 +29,10 @@ test('runs: names, roots, settings and image files', () => {
   assert.deepEqual(trainOptionsFromSettings({ imageSizePx: 32, epochs: 5, minutes: 0 }), { imageSizePx: 32, epochs: 5, minutes: 0 });
   assert.deepEqual(trainOptionsFromSettings({ minutes: 3 }), { minutes: 3 });
   assert.ok(isImageFile('/a/b.JPG') && isImageFile('x.tiff') && !isImageFile('x.txt') && !isImageFile('png'));
+});
+
+test('runs: the thread setting reaches the engine only when it pins a count', () => {
+  assert.deepEqual(engineEnvironment(1), { CLUSTER_LENS_THREADS: '1' });
+  assert.deepEqual(engineEnvironment(4), { CLUSTER_LENS_THREADS: '4' });
+  for (const unset of [undefined, 0, -2, 1.5]) assert.deepEqual(engineEnvironment(unset), {});
 });
