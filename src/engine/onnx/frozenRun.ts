@@ -16,8 +16,8 @@ import { writeIndex, type EmbedOutput } from '../index/indexer';
 import type { JobContext } from '../jobContext';
 import { checkpointPath, saveCheckpoint, type CheckpointHeader } from '../model/checkpoint';
 import { disposeModel, type SwavModel } from '../model/model';
-import { readManifest, runPath, writeManifest, type RunManifest } from '../runFolder';
-import { decodeTrainingImages, multiCropOptions, trainResult } from '../swav/runSetup';
+import { readManifest, runPath } from '../runFolder';
+import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } from '../swav/runSetup';
 import type { TrainJob } from '../swav/trainer';
 import { createRandom } from '../util/random';
 import { bankCropSource, computeFeatureBank, imageSetFeatures, liveCropSource } from './cropFeatures';
@@ -140,21 +140,9 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
     const scan = await scanImageFolder(imagesDir, { signal: context.signal });
     const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: ort.input.channels as 1 | 3 }, context);
 
-    await fs.mkdir(runDir, { recursive: true });
+    await startRunFolder({ runDir, imagesDir, options, images, backend: backend.name });
     if (path.resolve(frozenBackbonePath(runDir)) !== sourcePath) await fs.copyFile(sourcePath, frozenBackbonePath(runDir));
     const record: BackboneRecord = { path: sourcePath, sha256: sha256(bytes), featureOutput: ort.input.featureOutput, inputMean: ort.input.mean, inputStd: ort.input.std, imageSizePx: options.imageSizePx };
-    const manifest: RunManifest = {
-      format: 'cluster-lens-run',
-      imagesDir,
-      options,
-      channels: images.channels,
-      labelNames: images.labelNames,
-      backend: backend.name,
-      createdAt: new Date().toISOString(),
-      images: images.records.length,
-      skipped: images.skipped,
-    };
-    await writeManifest(runDir, manifest, images.records);
     await fs.rm(runPath(runDir, 'metrics'), { force: true });
 
     const crops = multiCropOptions(options);

@@ -1,5 +1,6 @@
 // What every training job shares, whatever trains (the whole network, or a head on a frozen backbone):
 // decoding the folder with progress and named skips, and the result it reports.
+import { promises as fs } from 'node:fs';
 import type { BackendName, TrainOptions, TrainResult } from '../../protocol';
 import type { MultiCropOptions } from '../data/augment';
 import { loadImageSet, type ImageSet } from '../data/decode';
@@ -7,6 +8,7 @@ import type { ScanResult } from '../data/scan';
 import { EngineError } from '../errors';
 import type { JobContext } from '../jobContext';
 import { checkpointPath } from '../model/checkpoint';
+import { writeManifest } from '../runFolder';
 
 /** Decodes the scanned images for training; each skipped file is logged by name, and fewer than two is an error. */
 export async function decodeTrainingImages(scan: ScanResult, options: { imageSizePx: number; channels: 1 | 3 | 'auto' }, context: JobContext): Promise<ImageSet> {
@@ -35,6 +37,27 @@ export function multiCropOptions(options: TrainOptions): MultiCropOptions {
     colorJitter: 0.4,
     grayscaleProbability: 0.2,
   };
+}
+
+/** Creates the run folder and writes its manifest (run.json) and image list for these images and options. */
+export async function startRunFolder(run: { runDir: string; imagesDir: string; options: TrainOptions; images: ImageSet; backend: BackendName; createdAt?: string }): Promise<void> {
+  await fs.mkdir(run.runDir, { recursive: true });
+  const { images } = run;
+  await writeManifest(
+    run.runDir,
+    {
+      format: 'cluster-lens-run',
+      imagesDir: run.imagesDir,
+      options: run.options,
+      channels: images.channels,
+      labelNames: images.labelNames,
+      backend: run.backend,
+      createdAt: run.createdAt ?? new Date().toISOString(),
+      images: images.records.length,
+      skipped: images.skipped,
+    },
+    images.records,
+  );
 }
 
 export interface TrainOutcomeSummary {

@@ -26,12 +26,12 @@ import {
   type ModelSpec,
   type SwavModel,
 } from '../model/model';
-import { readManifest, runPath, writeManifest, type RunManifest } from '../runFolder';
+import { readManifest, runPath } from '../runFolder';
 import { createRandom, type Random } from '../util/random';
 import { Adam } from './adam';
 import { swapLoss } from './loss';
 import { EmbeddingQueue } from './queue';
-import { decodeTrainingImages, multiCropOptions, trainResult } from './runSetup';
+import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } from './runSetup';
 import { learningRateAt } from './schedule';
 
 export interface TrainJob {
@@ -73,19 +73,7 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   }
   const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto' }, context);
 
-  await fs.mkdir(runDir, { recursive: true });
-  const manifest: RunManifest = {
-    format: 'cluster-lens-run',
-    imagesDir,
-    options,
-    channels: images.channels,
-    labelNames: images.labelNames,
-    backend: backend.name,
-    createdAt: previous?.createdAt ?? new Date().toISOString(),
-    images: images.records.length,
-    skipped: images.skipped,
-  };
-  await writeManifest(runDir, manifest, images.records);
+  await startRunFolder({ runDir, imagesDir, options, images, backend: backend.name, createdAt: previous?.createdAt });
 
   const trainer = new SwavTrainer(options, images, backend, context, runDir, resumeFrom);
   try {
