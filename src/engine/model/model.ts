@@ -256,6 +256,16 @@ export function trainableVariables(model: SwavModel): tf.Variable[] {
   return [...model.variables.values()].filter((v) => v.trainable);
 }
 
+/**
+ * The start of every SwAV step: the prototypes go back onto the unit sphere, and while they are frozen (the
+ * first steps) they are left out of the variables the step updates.
+ */
+export function startStep(model: SwavModel, prototypesFrozen: boolean): tf.Variable[] {
+  normalizePrototypes(model);
+  const prototypes = variable(model, 'prototypes');
+  return trainableVariables(model).filter((v) => !(prototypesFrozen && v === prototypes));
+}
+
 export function disposeModel(model: SwavModel): void {
   for (const v of model.variables.values()) v.dispose();
   model.variables.clear();

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TrainOptions } from '../../protocol';
 import { EngineError } from '../errors';
 import { yieldToEventLoop, type JobContext } from '../jobContext';
-import { head, normalizePrototypes, trainableVariables, updateRunningStatistics, variable, variableFrom, type BatchStatistics, type ModelSpec, type SwavModel } from '../model/model';
+import { head, normalizePrototypes, startStep, updateRunningStatistics, variable, variableFrom, type BatchStatistics, type ModelSpec, type SwavModel } from '../model/model';
 import { Adam } from '../swav/adam';
 import { swapLoss } from '../swav/loss';
 import { EmbeddingQueue } from '../swav/queue';
@@ -199,10 +199,8 @@ function headStep(
   step: number,
   epoch: number,
 ): { loss: number; usage: number[] } {
-  normalizePrototypes(model);
+  const variables = startStep(model, step < options.freezePrototypesSteps);
   const statistics: BatchStatistics = new Map();
-  const frozen = step < options.freezePrototypesSteps;
-  const variables = trainableVariables(model).filter((v) => !(frozen && v === variable(model, 'prototypes')));
   let assignedEmbeddings: tf.Tensor2D[] = [];
   let usageTensor: tf.Tensor1D | undefined;
   const { value, grads } = tf.tidy(() => {

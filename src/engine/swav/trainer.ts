@@ -17,9 +17,8 @@ import {
   createModel,
   disposeModel,
   forward,
-  normalizePrototypes,
   parameterCount,
-  trainableVariables,
+  startStep,
   updateRunningStatistics,
   variable,
   type BatchStatistics,
@@ -149,10 +148,8 @@ export class TrainStep {
    */
   run(batch: number[], learningRate: number, step = Infinity, epoch = Infinity): { loss: number; usage: number[] } {
     const { model, options } = this;
-    normalizePrototypes(model);
+    const variables = startStep(model, step < options.freezePrototypesSteps);
     const statistics: BatchStatistics = new Map();
-    const frozen = step < options.freezePrototypesSteps;
-    const variables = trainableVariables(model).filter((v) => !(frozen && v === variable(model, 'prototypes')));
     let assignedEmbeddings: tf.Tensor2D[] = [];
     let usageTensor: tf.Tensor1D | undefined;
     const { value, grads } = tf.tidy(() => {
