@@ -1,0 +1,286 @@
+// A small reverse-mode differentiator that writes ONNX: each differentiable op emits its forward nodes
+// and records how to emit its gradient, so one onnxruntime session runs a whole training step (forward
+// and backward) on MLAS's native kernels. It covers the ops of the engine's own network, nothing more.
+
+import { samePadding } from './export';
+import { AttributeType, DataType, type AttributeMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from './schema';
+
+type Attributes = Record<string, number | number[] | string>;
+
+/** Below this many output positions, a filter gradient runs as one convolution; above, as one GEMM per tap (measured faster each side). */
+const tapGemmMinimumPositions = 17;
+
+export class DifferentiableGraph {
+  readonly nodes: NodeMessage[] = [];
+  readonly initializers: TensorMessage[] = [];
+  readonly inputs: ValueInfoMessage[] = [];
+  readonly outputs: ValueInfoMessage[] = [];
+  private readonly shapes = new Map<string, number[]>();
+  private readonly differentiable = new Set<string>();
+  private readonly gradients = new Map<string, string>();
+  /** Gradient emitters in forward order; backward() runs them in reverse. */
+  private readonly tape: { output: string; emit: (dy: string) => void }[] = [];
+  private readonly constants = new Map<string, string>();
+  private counter = 0;
+
+  shape(value: string): number[] {
+    const found = this.shapes.get(value);
+    if (!found) throw new Error(`no shape for ${value}`);
+    return found;
+  }
+
+  /** A graph input; `trainable` inputs get gradients. */
+  input(name: string, shape: number[], trainable: boolean): string {
+    this.inputs.push(valueInfo(name, shape));
+    this.shapes.set(name, shape);
+    if (trainable) this.differentiable.add(name);
+    return name;
+  }
+
+  /** Makes `value` a graph output under `name`. */
+  output(value: string, name: string): void {
+    this.nodes.push({ opType: 'Identity', input: [value], output: [name], name });
+    this.outputs.push(valueInfo(name, this.shape(value)));
+  }
+
+  /** A plain node without a gradient. */
+  op(opType: string, inputs: string[], shape: number[], attributes: Attributes = {}): string {
+    const output = `${opType.toLowerCase()}_${this.counter++}`;
+    this.nodes.push({ opType, input: inputs, output: [output], name: output, attribute: encodeAttributes(attributes) });
+    this.shapes.set(output, shape);
+    return output;
+  }
+
+  floats(values: number[] | Float32Array, shape: number[]): string {
+    return this.constant(DataType.FLOAT, Array.from(values), shape);
+  }
+
+  ints(values: number[]): string {
+    return this.constant(DataType.INT64, values, [values.length]);
+  }
+
+  scalar(value: number): string {
+    return this.constant(DataType.FLOAT, [value], []);
+  }
+
+  private constant(dataType: number, values: number[], shape: number[]): string {
+    const key = `${dataType}:${shape.join(',')}:${values.join(',')}`;
+    const known = this.constants.get(key);
+    if (known) return known;
+    const name = `const_${this.counter++}`;
+    const tensor: TensorMessage = { name, dims: shape, dataType };
+    if (dataType === DataType.INT64) tensor.int64Data = values;
+    else tensor.rawData = new Uint8Array(Float32Array.from(values).buffer);
+    this.initializers.push(tensor);
+    this.shapes.set(name, shape);
+    this.constants.set(key, name);
+    return name;
+  }
+
+  private needsGradient(value: string): boolean {
+    return this.differentiable.has(value);
+  }
+
+  /** Records an op whose output is differentiable when any of its inputs is. */
+  private record(inputs: string[], output: string, emit: (dy: string) => void): string {
+    if (inputs.some((input) => this.needsGradient(input))) {
+      this.differentiable.add(output);
+      this.tape.push({ output, emit });
+    }
+    return output;
+  }
+
+  private accumulate(value: string, gradient: string): void {
+    if (!this.needsGradient(value)) return;
+    const previous = this.gradients.get(value);
+    this.gradients.set(value, previous ? this.op('Add', [previous, gradient], this.shape(value)) : gradient);
+  }
+
+  /** Emits the backward pass from `seeds` (value → its gradient); read results with gradient(). */
+  backward(seeds: [string, string][]): void {
+    for (const [value, gradient] of seeds) this.accumulate(value, gradient);
+    for (let i = this.tape.length - 1; i >= 0; i--) {
+      const { output, emit } = this.tape[i];
+      const dy = this.gradients.get(output);
+      if (dy) emit(dy);
+    }
+  }
+
+  gradient(value: string): string {
+    const found = this.gradients.get(value);
+    if (!found) throw new Error(`${value} received no gradient`);
+    return found;
+  }
+
+  // ---- differentiable ops ----
+
+  /** TensorFlow-'same' convolution of NCHW `x` with an [kh, kw, in, out] filter (the engine's layout). */
+  conv2d(x: string, filter: string, stride: number): string {
+    const [n, , h, w] = this.shape(x);
+    const [kh, kw, inChannels, outChannels] = this.shape(filter);
+    const padH = samePadding(h, kh, stride);
+    const padW = samePadding(w, kw, stride);
+    const pads = [padH.begin, padW.begin, padH.end, padW.end];
+    const oihw = this.op('Transpose', [filter], [outChannels, inChannels, kh, kw], { perm: [3, 2, 0, 1] });
+    const y = this.op('Conv', [x, oihw], [n, outChannels, padH.output, padW.output], { kernel_shape: [kh, kw], strides: [stride, stride], pads });
+    return this.record([x, filter], y, (dy) => {
+      if (this.needsGradient(x)) this.accumulate(x, this.convInputGradient(dy, filter, oihw, this.shape(x), stride, pads));
+      if (this.needsGradient(filter)) this.accumulate(filter, this.convFilterGradient(x, dy, [kh, kw], stride, pads));
+    });
+  }
+
+  private convInputGradient(dy: string, filter: string, oihw: string, xShape: number[], stride: number, pads: number[]): string {
+    const [kh, kw, inChannels, outChannels] = this.shape(filter);
+    if (stride === 1) {
+      // A stride-1 input gradient is a convolution with the filter flipped and its channels swapped
+      // (MLAS's Conv measured 1.6× faster than its ConvTranspose here); the pads swap ends.
+      const swapped = this.op('Transpose', [filter], [inChannels, outChannels, kh, kw], { perm: [2, 3, 0, 1] });
+      const flipped = this.op('Slice', [swapped, this.ints([kh - 1, kw - 1]), this.ints([-kh - 1, -kw - 1]), this.ints([2, 3]), this.ints([-1, -1])], [inChannels, outChannels, kh, kw]);
+      return this.op('Conv', [dy, flipped], xShape, { kernel_shape: [kh, kw], pads: [pads[2], pads[3], pads[0], pads[1]] });
+    }
+    const [, , outH, outW] = this.shape(dy);
+    const extraH = xShape[2] - (stride * (outH - 1) + kh - pads[0] - pads[2]);
+    const extraW = xShape[3] - (stride * (outW - 1) + kw - pads[1] - pads[3]);
+    return this.op('ConvTranspose', [dy, oihw], xShape, { kernel_shape: [kh, kw], strides: [stride, stride], pads, output_padding: [extraH, extraW] });
+  }
+
+  /** dW[kh, kw, in, out] = Σ over batch and positions of dy · the input patch. */
+  private convFilterGradient(x: string, dy: string, [kh, kw]: number[], stride: number, pads: number[]): string {
+    const [n, inChannels, h, w] = this.shape(x);
+    const [, outChannels, outH, outW] = this.shape(dy);
+    if (outH * outW >= tapGemmMinimumPositions) {
+      // One batched GEMM per filter tap: dy [n, out, hw] · x_tap [n, hw, in], summed over the batch.
+      const nhwc = this.op('Transpose', [x], [n, h, w, inChannels], { perm: [0, 2, 3, 1] });
+      const padded = this.op('Pad', [nhwc, this.ints([0, pads[0], pads[1], 0, 0, pads[2], pads[3], 0])], [n, h + pads[0] + pads[2], w + pads[1] + pads[3], inChannels]);
+      const dyRows = this.op('Reshape', [dy, this.ints([n, outChannels, outH * outW])], [n, outChannels, outH * outW]);
+      const taps: string[] = [];
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          const ends = [i + stride * (outH - 1) + 1, j + stride * (outW - 1) + 1];
+          const tap = this.op('Slice', [padded, this.ints([i, j]), this.ints(ends), this.ints([1, 2]), this.ints([stride, stride])], [n, outH, outW, inChannels]);
+          const rows = this.op('Reshape', [tap, this.ints([n, outH * outW, inChannels])], [n, outH * outW, inChannels]);
+          const product = this.op('MatMul', [dyRows, rows], [n, outChannels, inChannels]);
+          taps.push(this.op('ReduceSum', [product, this.ints([0])], [outChannels, inChannels], { keepdims: 0 }));
+        }
+      }
+      const stacked = taps.length === 1 ? taps[0] : this.op('Concat', taps, [kh * kw * outChannels, inChannels], { axis: 0 });
+      const grid = this.op('Reshape', [stacked, this.ints([kh, kw, outChannels, inChannels])], [kh, kw, outChannels, inChannels]);
+      return this.op('Transpose', [grid], [kh, kw, inChannels, outChannels], { perm: [0, 1, 3, 2] });
+    }
+    // Few positions: one convolution with batch and channels swapped, dy as a dilated filter.
+    const xT = this.op('Transpose', [x], [inChannels, n, h, w], { perm: [1, 0, 2, 3] });
+    const dyT = this.op('Transpose', [dy], [outChannels, n, outH, outW], { perm: [1, 0, 2, 3] });
+    const fullH = h + pads[0] + pads[2] - stride * (outH - 1);
+    const fullW = w + pads[1] + pads[3] - stride * (outW - 1);
+    let grid = this.op('Conv', [xT, dyT], [inChannels, outChannels, fullH, fullW], { kernel_shape: [outH, outW], dilations: [stride, stride], pads });
+    if (fullH !== kh || fullW !== kw) grid = this.op('Slice', [grid, this.ints([0, 0]), this.ints([kh, kw]), this.ints([2, 3])], [inChannels, outChannels, kh, kw]);
+    return this.op('Transpose', [grid], [kh, kw, inChannels, outChannels], { perm: [2, 3, 0, 1] });
+  }
+
+  /**
+   * Training BatchNorm over every axis but the channel axis (1), with batch statistics; returns the
+   * output and the batch mean and (biased) variance per channel.
+   */
+  batchNorm(x: string, gamma: string, beta: string, epsilon: number): { y: string; mean: string; variance: string } {
+    const shape = this.shape(x);
+    const channels = shape[1];
+    const axes = shape.map((_, axis) => axis).filter((axis) => axis !== 1);
+    const kept = shape.map((size, axis) => (axis === 1 ? size : 1));
+    const mean = this.op('ReduceMean', [x], kept, { axes, keepdims: 1 });
+    const centred = this.op('Sub', [x, mean], shape);
+    const variance = this.op('ReduceMean', [this.op('Mul', [centred, centred], shape)], kept, { axes, keepdims: 1 });
+    const inverse = this.op('Reciprocal', [this.op('Sqrt', [this.op('Add', [variance, this.scalar(epsilon)], kept)], kept)], kept);
+    const normalized = this.op('Mul', [centred, inverse], shape);
+    const gammaB = this.op('Reshape', [gamma, this.ints(kept)], kept);
+    const betaB = this.op('Reshape', [beta, this.ints(kept)], kept);
+    const y = this.op('Add', [this.op('Mul', [normalized, gammaB], shape), betaB], shape);
+    const flat = (value: string) => this.op('Reshape', [value, this.ints([channels])], [channels]);
+    this.record([x, gamma, beta], y, (dy) => {
+      const sum = (value: string, keep: boolean) => this.op('ReduceSum', [value, this.ints(axes)], keep ? kept : [channels], { keepdims: keep ? 1 : 0 });
+      const mean = (value: string) => this.op('ReduceMean', [value], kept, { axes, keepdims: 1 });
+      this.accumulate(beta, sum(dy, false));
+      this.accumulate(gamma, sum(this.op('Mul', [dy, normalized], shape), false));
+      if (this.needsGradient(x)) {
+        // dx = (g − mean(g) − x̂·mean(g·x̂)) / σ with g = dy·γ: the closed form, one pass per term.
+        const g = this.op('Mul', [dy, gammaB], shape);
+        const centredG = this.op('Sub', [g, mean(g)], shape);
+        const projected = this.op('Mul', [normalized, mean(this.op('Mul', [g, normalized], shape))], shape);
+        this.accumulate(x, this.op('Mul', [this.op('Sub', [centredG, projected], shape), inverse], shape));
+      }
+    });
+    return { y, mean: flat(mean), variance: flat(variance) };
+  }
+
+  relu(x: string): string {
+    const shape = this.shape(x);
+    const y = this.op('Relu', [x], shape);
+    return this.record([x], y, (dy) => this.accumulate(x, this.op('Mul', [dy, this.op('Sign', [y], shape)], shape)));
+  }
+
+  add(a: string, b: string): string {
+    const shape = this.shape(a);
+    const y = this.op('Add', [a, b], shape);
+    return this.record([a, b], y, (dy) => {
+      this.accumulate(a, dy);
+      this.accumulate(b, dy);
+    });
+  }
+
+  /** Mean over the spatial axes of NCHW `x`: [n, c]. */
+  spatialMean(x: string): string {
+    const [n, c, h, w] = this.shape(x);
+    const y = this.op('ReduceMean', [x], [n, c], { axes: [2, 3], keepdims: 0 });
+    return this.record([x], y, (dy) => {
+      const scaled = this.op('Mul', [dy, this.scalar(1 / (h * w))], [n, c]);
+      const column = this.op('Reshape', [scaled, this.ints([n, c, 1, 1])], [n, c, 1, 1]);
+      this.accumulate(x, this.op('Expand', [column, this.ints([n, c, h, w])], [n, c, h, w]));
+    });
+  }
+
+  /** x [n, in] · weight [in, out] + bias [out]. */
+  dense(x: string, weight: string, bias: string): string {
+    const [n] = this.shape(x);
+    const [inDim, outDim] = this.shape(weight);
+    const y = this.op('Gemm', [x, weight, bias], [n, outDim]);
+    return this.record([x, weight, bias], y, (dy) => {
+      if (this.needsGradient(x)) this.accumulate(x, this.op('Gemm', [dy, weight], [n, inDim], { transB: 1 }));
+      this.accumulate(weight, this.op('Gemm', [x, dy], [inDim, outDim], { transA: 1 }));
+      this.accumulate(bias, this.op('ReduceSum', [dy, this.ints([0])], [outDim], { keepdims: 0 }));
+    });
+  }
+
+  /** Rows of `x` scaled to unit length (norms below 1e-12 count as 1e-12). */
+  l2NormalizeRows(x: string): string {
+    const shape = this.shape(x);
+    const column = [shape[0], 1];
+    const norm = this.op('Max', [this.op('ReduceL2', [x], column, { axes: [1], keepdims: 1 }), this.scalar(1e-12)], column);
+    const y = this.op('Div', [x, norm], shape);
+    return this.record([x], y, (dy) => {
+      const along = this.op('ReduceSum', [this.op('Mul', [dy, y], shape), this.ints([1])], column, { keepdims: 1 });
+      this.accumulate(x, this.op('Div', [this.op('Sub', [dy, this.op('Mul', [y, along], shape)], shape), norm], shape));
+    });
+  }
+
+  /** a [n, d] · bᵀ with b [k, d]: [n, k]. */
+  matMulTransposed(a: string, b: string): string {
+    const [n, d] = this.shape(a);
+    const [k] = this.shape(b);
+    const y = this.op('Gemm', [a, b], [n, k], { transB: 1 });
+    return this.record([a, b], y, (dy) => {
+      if (this.needsGradient(a)) this.accumulate(a, this.op('Gemm', [dy, b], [n, d]));
+      if (this.needsGradient(b)) this.accumulate(b, this.op('Gemm', [dy, a], [k, d], { transA: 1 }));
+    });
+  }
+}
+
+function valueInfo(name: string, shape: number[]): ValueInfoMessage {
+  return { name, type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: shape.map((dimValue) => ({ dimValue })) } } } };
+}
+
+function encodeAttributes(attributes: Attributes): AttributeMessage[] {
+  return Object.entries(attributes).map(([name, value]) => {
+    if (typeof value === 'string') return { name, type: AttributeType.STRING, s: new TextEncoder().encode(value) };
+    if (Array.isArray(value)) return { name, type: AttributeType.INTS, ints: value };
+    return Number.isInteger(value) ? { name, type: AttributeType.INT, i: value } : { name, type: AttributeType.FLOAT, f: value };
+  });
+}

@@ -1,0 +1,166 @@
+// One SwAV training step as an ONNX graph: the engine's network (model.ts) on the global and the local
+// crops, Sinkhorn codes, the swapped loss, and the gradient of every trainable weight. Adam, the queue and
+// the running BatchNorm statistics stay with the engine's variables; only the heavy tensor work moves here.
+
+import type { ModelSpec } from '../model/model';
+import { DifferentiableGraph } from './autodiff';
+import { encodeModel } from './schema';
+
+export interface TrainingGraphShape {
+  /** Images per crop. */
+  batch: number;
+  globalCrops: number;
+  globalSizePx: number;
+  localCrops: number;
+  localSizePx: number;
+  /** Rows of past embeddings scored for each assigned crop's Sinkhorn (0: no queue inputs). */
+  queueRows: number;
+}
+
+export interface SwapLossSettings {
+  temperature: number;
+  epsilon: number;
+  sinkhornIterations: number;
+  cropsForAssign: number[];
+}
+
+/** Names of the graph's inputs and outputs. */
+export const trainingGraphNames = {
+  globalCrops: 'crops.global',
+  localCrops: 'crops.local',
+  queueScores: (position: number) => `queue.scores.${position}`,
+  loss: 'loss',
+  gradient: (variable: string) => `gradient.${variable}`,
+  globalEmbedding: 'embedding.global',
+  globalScores: 'scores.global',
+  batchMean: (layer: string) => `batchnorm.${layer}.mean`,
+  batchVariance: (layer: string) => `batchnorm.${layer}.variance`,
+};
+
+const batchNormEpsilon = 1e-5; // as model.ts
+
+export interface TrainingGraph {
+  bytes: Uint8Array;
+  /** Trainable variables, fed as inputs by these names, in the engine's layouts. */
+  variables: string[];
+  /** BatchNorm layers whose global-crop batch statistics are outputs. */
+  batchNormLayers: string[];
+}
+
+/**
+ * The step's graph for `spec` and fixed shapes. Inputs: NHWC crops in [0, 1] (normalisation is inside),
+ * every trainable variable by name, and queue scores when `shape.queueRows` > 0. Outputs: the loss, one
+ * gradient per variable, the global crops' embeddings and scores, and their BatchNorm batch statistics.
+ */
+export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, number[]>, shape: TrainingGraphShape, loss: SwapLossSettings): TrainingGraph {
+  const graph = new DifferentiableGraph();
+  const names = trainingGraphNames;
+  const variables = [...variableShapes.keys()];
+  for (const name of variables) graph.input(name, variableShapes.get(name)!, true);
+  const batchNormLayers: string[] = [];
+
+  const network = (cropsInput: string, crops: number, sizePx: number, recordStatistics: boolean) => {
+    const n = crops * shape.batch;
+    const c = spec.channels;
+    const images = graph.input(cropsInput, [n, sizePx, sizePx, c], false);
+    const nchw = graph.op('Transpose', [images], [n, c, sizePx, sizePx], { perm: [0, 3, 1, 2] });
+    const centred = graph.op('Sub', [nchw, graph.floats(spec.inputMean, [1, c, 1, 1])], [n, c, sizePx, sizePx]);
+    const normalized = graph.op('Div', [centred, graph.floats(spec.inputStd, [1, c, 1, 1])], [n, c, sizePx, sizePx]);
+    const batchNorm = (x: string, layer: string) => {
+      const { y, mean, variance } = graph.batchNorm(x, `${layer}.gamma`, `${layer}.beta`, batchNormEpsilon);
+      if (recordStatistics) {
+        graph.output(mean, names.batchMean(layer));
+        graph.output(variance, names.batchVariance(layer));
+        batchNormLayers.push(layer);
+      }
+      return y;
+    };
+    const convBatchNorm = (x: string, conv: string, bn: string, stride: number) => batchNorm(graph.conv2d(x, conv, stride), bn);
+
+    let x = graph.relu(convBatchNorm(normalized, 'stem.conv', 'stem.bn', spec.stemStride));
+    spec.blocksPerStage.forEach((blocks, stage) => {
+      for (let block = 0; block < blocks; block++) {
+        const prefix = `stage${stage}.block${block}`;
+        const stride = stage > 0 && block === 0 ? 2 : 1;
+        const shortcut = variableShapes.has(`${prefix}.shortcut.conv`) ? convBatchNorm(x, `${prefix}.shortcut.conv`, `${prefix}.shortcut.bn`, stride) : x;
+        const out = graph.relu(convBatchNorm(x, `${prefix}.conv1`, `${prefix}.bn1`, stride));
+        x = graph.relu(graph.add(convBatchNorm(out, `${prefix}.conv2`, `${prefix}.bn2`, 1), shortcut));
+      }
+    });
+    const features = graph.spatialMean(x);
+    const hidden = graph.relu(batchNorm(graph.dense(features, 'head.fc1.weight', 'head.fc1.bias'), 'head.bn'));
+    const embedding = graph.l2NormalizeRows(graph.dense(hidden, 'head.fc2.weight', 'head.fc2.bias'));
+    return { embedding, scores: graph.matMulTransposed(embedding, 'prototypes') };
+  };
+
+  const global = network(names.globalCrops, shape.globalCrops, shape.globalSizePx, true);
+  const passes = [{ scores: global.scores, crops: shape.globalCrops }];
+  if (shape.localCrops > 0) passes.push({ scores: network(names.localCrops, shape.localCrops, shape.localSizePx, false).scores, crops: shape.localCrops });
+  graph.output(global.embedding, names.globalEmbedding);
+  graph.output(global.scores, names.globalScores);
+
+  // Each crop's [B, K] scores, as rows of its pass's output.
+  const prototypes = variableShapes.get('prototypes')![0];
+  const rows = [shape.batch, prototypes];
+  const cropScores = passes.flatMap(({ scores, crops }) =>
+    Array.from({ length: crops }, (_, i) => graph.op('Slice', [scores, graph.ints([i * shape.batch]), graph.ints([(i + 1) * shape.batch]), graph.ints([0])], rows)),
+  );
+  const views = cropScores.length;
+  const logProbabilities = cropScores.map((scores) => graph.op('LogSoftmax', [graph.op('Div', [scores, graph.scalar(loss.temperature)], rows)], rows, { axis: 1 }));
+  const probabilities = logProbabilities.map((logP) => graph.op('Exp', [logP], rows));
+
+  // loss = mean over assigned crops a and other views v of −mean_b Σ_k q_a log p_v; its gradient with
+  // respect to view v's scores is Σ_a (p_v · Σ_k q_a − q_a) / (T · B), times the same weight.
+  const weight = 1 / (loss.cropsForAssign.length * (views - 1));
+  const scoreGradients: string[][] = cropScores.map(() => []);
+  const lossTerms: string[] = [];
+  loss.cropsForAssign.forEach((assigned, position) => {
+    const codes = sinkhornCodes(graph, cropScores[assigned], shape.queueRows > 0 ? graph.input(names.queueScores(position), [shape.queueRows, prototypes], false) : undefined, loss);
+    const codeMass = graph.op('ReduceSum', [codes, graph.ints([1])], [shape.batch, 1], { keepdims: 1 });
+    for (let view = 0; view < views; view++) {
+      if (view === assigned) continue;
+      lossTerms.push(graph.op('ReduceSum', [graph.op('Mul', [codes, logProbabilities[view]], rows)], [], { keepdims: 0 }));
+      const difference = graph.op('Sub', [graph.op('Mul', [probabilities[view], codeMass], rows), codes], rows);
+      scoreGradients[view].push(graph.op('Mul', [difference, graph.scalar(weight / (loss.temperature * shape.batch))], rows));
+    }
+  });
+  const total = lossTerms.reduce((sum, term) => graph.op('Add', [sum, term], []));
+  graph.output(graph.op('Mul', [total, graph.scalar(-weight / shape.batch)], []), names.loss);
+
+  const sumOf = (terms: string[]) => terms.reduce((sum, term) => graph.op('Add', [sum, term], rows));
+  let view = 0;
+  const seeds: [string, string][] = passes.map(({ scores, crops }) => {
+    const parts = Array.from({ length: crops }, () => sumOf(scoreGradients[view++]));
+    return [scores, parts.length === 1 ? parts[0] : graph.op('Concat', parts, [crops * shape.batch, prototypes], { axis: 0 })];
+  });
+  graph.backward(seeds);
+  for (const name of variables) graph.output(graph.gradient(name), names.gradient(name));
+
+  const bytes = encodeModel({
+    irVersion: 8,
+    producerName: 'cluster-lens',
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name: 'swav_training_step', node: graph.nodes, initializer: graph.initializers, input: graph.inputs, output: graph.outputs },
+  });
+  return { bytes, variables, batchNormLayers };
+}
+
+/**
+ * SwAV's Sinkhorn-Knopp (as sinkhorn.ts) on [B, K] scores, after `queue` rows when given: Q = exp(s/ε) / ΣQ,
+ * then each prototype gets 1/K of the mass and each sample 1/B, `iterations` times; returns the batch's rows
+ * of B·Q, each summing to 1.
+ */
+function sinkhornCodes(graph: DifferentiableGraph, scores: string, queue: string | undefined, settings: SwapLossSettings): string {
+  const [batch, prototypes] = graph.shape(scores);
+  const samples = batch + (queue ? graph.shape(queue)[0] : 0);
+  const all = [samples, prototypes];
+  const pooled = queue ? graph.op('Concat', [queue, scores], all, { axis: 0 }) : scores;
+  let q = graph.op('Exp', [graph.op('Div', [pooled, graph.scalar(settings.epsilon)], all)], all);
+  q = graph.op('Div', [q, graph.op('ReduceSum', [q], [], { keepdims: 0 })], all);
+  for (let i = 0; i < settings.sinkhornIterations; i++) {
+    q = graph.op('Div', [graph.op('Div', [q, graph.op('ReduceSum', [q, graph.ints([0])], [1, prototypes], { keepdims: 1 })], all), graph.scalar(prototypes)], all);
+    q = graph.op('Div', [graph.op('Div', [q, graph.op('ReduceSum', [q, graph.ints([1])], [samples, 1], { keepdims: 1 })], all), graph.scalar(samples)], all);
+  }
+  const codes = graph.op('Mul', [q, graph.scalar(samples)], all);
+  return queue ? graph.op('Slice', [codes, graph.ints([samples - batch]), graph.ints([samples]), graph.ints([0])], [batch, prototypes]) : codes;
+}
