@@ -3,6 +3,8 @@
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
+export type TrainingRuntime = 'onnxruntime' | 'tfjs';
+export type TrainingRuntimePreference = 'auto' | TrainingRuntime;
 
 /** Options a caller may set for training; `src/engine/config.ts` holds the defaults. */
 export interface TrainOptions {
@@ -36,6 +38,11 @@ export interface TrainOptions {
   queueStartEpoch: number;
   seed: number;
   backend: BackendPreference;
+  /**
+   * What computes a training step's forward and backward pass: `onnxruntime` (native CPU kernels; one ONNX
+   * graph per step), `tfjs` (the chosen tfjs backend), or `auto`: onnxruntime unless the tfjs backend is a GPU.
+   */
+  trainingRuntime: TrainingRuntimePreference;
   /**
    * An ONNX image backbone (absolute path) to use frozen: onnxruntime computes its features and only the
    * SwAV head and prototypes train. Absent: the engine trains its own ResNet.
@@ -358,6 +365,8 @@ export interface TrainResult {
   kind: 'train';
   runDir: string;
   backend: BackendName;
+  /** What ran the training steps (absent for frozen-backbone runs, whose head trains on tfjs). */
+  trainingRuntime?: TrainingRuntime;
   images: number;
   skipped: SkippedFile[];
   epochs: number;

@@ -1,10 +1,11 @@
 // Times one SwAV train step (multi-crop, forward, loss, gradients, Adam) and lists the kernels it spends time in.
 // Run: node --import tsx scripts/bench/profileStep.ts [--backend wasm] [--size 28] [--width 16] [--blocks 1,1,1]
 //        [--batch 64] [--local 2] [--local-size 16] [--stem 1|2] [--steps 5] [--no-profile] [--calls]
+//        [--runtime tfjs|onnxruntime] (onnxruntime: the step runs as one ONNX graph; no kernel profile)
 // Random pixels stand in for images: the cost of a step does not depend on what the pixels show.
 
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendPreference } from '../../src/protocol';
+import type { BackendPreference, TrainingRuntime } from '../../src/protocol';
 import { describeBackend, initBackend } from '../../src/engine/backend/backend';
 import { resolveTrainOptions } from '../../src/engine/config';
 import type { ImageSet } from '../../src/engine/data/decode';
@@ -43,27 +44,28 @@ async function main(): Promise<void> {
     skipped: [],
   };
   const stem = flag('stem', '');
-  const step = createTrainStep(options, images, stem ? { stemStride: Number(stem) as 1 | 2 } : {});
+  const runtime = flag('runtime', 'tfjs') as TrainingRuntime;
+  const step = createTrainStep(options, images, { specOverrides: stem ? { stemStride: Number(stem) as 1 | 2 } : {}, runtime });
   const batch = () => Array.from({ length: options.batchSize }, () => random.int(imageCount));
-  step.run(batch(), 1e-3); // warm-up: XNNPACK builds its operators on first use
+  await step.run(batch(), 1e-3); // warm-up: XNNPACK builds its operators on first use
   const steps = Number(flag('steps', '5'));
   const tensorsBefore = tf.memory().numTensors;
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const start = performance.now();
-    step.run(batch(), 1e-3);
+    await step.run(batch(), 1e-3);
     times.push(performance.now() - start);
   }
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)];
   console.log(
-    `step: median ${median.toFixed(0)} ms, best ${times[0].toFixed(0)} ms; ${((options.batchSize * 1000) / median).toFixed(1)} img/s ` +
+    `${runtime} step: median ${median.toFixed(0)} ms, best ${times[0].toFixed(0)} ms; ${((options.batchSize * 1000) / median).toFixed(1)} img/s ` +
       `(batch ${options.batchSize}, ${sizePx} px, width ${options.width}, blocks [${options.blocksPerStage}], 2+${options.localCrops} crops of ${sizePx}/${options.localCropSizePx} px)`,
   );
   if (tf.memory().numTensors !== tensorsBefore) console.log(`LEAK: ${tf.memory().numTensors - tensorsBefore} tensors`);
-  if (!process.argv.includes('--no-profile')) {
-    const profile = await tf.profile(() => {
-      step.run(batch(), 1e-3);
+  if (!process.argv.includes('--no-profile') && runtime === 'tfjs') {
+    const profile = await tf.profile(async () => {
+      await step.run(batch(), 1e-3);
     });
     const byKernel = new Map<string, { ms: number; calls: number }>();
     for (const kernel of profile.kernels) {

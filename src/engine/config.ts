@@ -28,6 +28,7 @@ export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
   queueStartEpoch: 2,
   seed: 0,
   backend: 'auto',
+  trainingRuntime: 'auto',
 }) as TrainOptions;
 
 const backends = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
@@ -101,5 +102,6 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   check(isInt(options.queueStartEpoch, 0, 1e6), 'queueStartEpoch', 'a whole number ≥ 0');
   check(Number.isInteger(options.seed), 'seed', 'a whole number');
   check(backends.includes(options.backend), 'backend', backends.join(', '));
+  check(['auto', 'onnxruntime', 'tfjs'].includes(options.trainingRuntime), 'trainingRuntime', 'auto, onnxruntime or tfjs');
   return options;
 }

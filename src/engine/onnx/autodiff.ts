@@ -22,6 +22,8 @@ export class DifferentiableGraph {
   private readonly tape: { output: string; emit: (dy: string) => void }[] = [];
   private readonly constants = new Map<string, string>();
   private counter = 0;
+  /** Prefix of the next nodes' names, so a profile can tell forward, input-gradient and filter-gradient work apart. */
+  private tag = '';
 
   shape(value: string): number[] {
     const found = this.shapes.get(value);
@@ -45,7 +47,7 @@ export class DifferentiableGraph {
 
   /** A plain node without a gradient. */
   op(opType: string, inputs: string[], shape: number[], attributes: Attributes = {}): string {
-    const output = `${opType.toLowerCase()}_${this.counter++}`;
+    const output = `${this.tag}${opType.toLowerCase()}_${this.counter++}`;
     this.nodes.push({ opType, input: inputs, output: [output], name: output, attribute: encodeAttributes(attributes) });
     this.shapes.set(output, shape);
     return output;
@@ -75,6 +77,16 @@ export class DifferentiableGraph {
     this.shapes.set(name, shape);
     this.constants.set(key, name);
     return name;
+  }
+
+  private tagged<T>(tag: string, emit: () => T): T {
+    const previous = this.tag;
+    this.tag = tag;
+    try {
+      return emit();
+    } finally {
+      this.tag = previous;
+    }
   }
 
   private needsGradient(value: string): boolean {
@@ -124,8 +136,8 @@ export class DifferentiableGraph {
     const oihw = this.op('Transpose', [filter], [outChannels, inChannels, kh, kw], { perm: [3, 2, 0, 1] });
     const y = this.op('Conv', [x, oihw], [n, outChannels, padH.output, padW.output], { kernel_shape: [kh, kw], strides: [stride, stride], pads });
     return this.record([x, filter], y, (dy) => {
-      if (this.needsGradient(x)) this.accumulate(x, this.convInputGradient(dy, filter, oihw, this.shape(x), stride, pads));
-      if (this.needsGradient(filter)) this.accumulate(filter, this.convFilterGradient(x, dy, [kh, kw], stride, pads));
+      if (this.needsGradient(x)) this.accumulate(x, this.tagged('input_gradient/', () => this.convInputGradient(dy, filter, oihw, this.shape(x), stride, pads)));
+      if (this.needsGradient(filter)) this.accumulate(filter, this.tagged('filter_gradient/', () => this.convFilterGradient(x, dy, [kh, kw], stride, pads)));
     });
   }
 
@@ -179,42 +191,52 @@ export class DifferentiableGraph {
 
   /**
    * Training BatchNorm over every axis but the channel axis (1), with batch statistics; returns the
-   * output and the batch mean and (biased) variance per channel.
+   * output and the batch mean and (biased) variance per channel. Activations are the bulk of a step's
+   * memory traffic, so both directions touch them as few times as they can: the statistics in two
+   * reductions, the output in one BatchNormalization, and the input gradient as k1·dy + k2·x + k3 per
+   * channel in two more (each an affine BatchNormalization) and one Add.
    */
   batchNorm(x: string, gamma: string, beta: string, epsilon: number): { y: string; mean: string; variance: string } {
     const shape = this.shape(x);
     const channels = shape[1];
+    const positions = shape.reduce((a, b) => a * b, 1) / channels;
     const axes = shape.map((_, axis) => axis).filter((axis) => axis !== 1);
-    const kept = shape.map((size, axis) => (axis === 1 ? size : 1));
-    const mean = this.op('ReduceMean', [x], kept, { axes, keepdims: 1 });
-    const centred = this.op('Sub', [x, mean], shape);
-    const variance = this.op('ReduceMean', [this.op('Mul', [centred, centred], shape)], kept, { axes, keepdims: 1 });
-    const inverse = this.op('Reciprocal', [this.op('Sqrt', [this.op('Add', [variance, this.scalar(epsilon)], kept)], kept)], kept);
-    const normalized = this.op('Mul', [centred, inverse], shape);
-    const gammaB = this.op('Reshape', [gamma, this.ints(kept)], kept);
-    const betaB = this.op('Reshape', [beta, this.ints(kept)], kept);
-    const y = this.op('Add', [this.op('Mul', [normalized, gammaB], shape), betaB], shape);
-    const flat = (value: string) => this.op('Reshape', [value, this.ints([channels])], [channels]);
-    this.record([x, gamma, beta], y, (dy) => {
-      const sum = (value: string, keep: boolean) => this.op('ReduceSum', [value, this.ints(axes)], keep ? kept : [channels], { keepdims: keep ? 1 : 0 });
-      const mean = (value: string) => this.op('ReduceMean', [value], kept, { axes, keepdims: 1 });
-      this.accumulate(beta, sum(dy, false));
-      this.accumulate(gamma, sum(this.op('Mul', [dy, normalized], shape), false));
+    const vector = [channels];
+    const perChannel = (value: string) => this.op('Reshape', [value, this.ints(vector)], vector);
+    const mean = perChannel(this.op('ReduceMean', [x], shape.map((size, axis) => (axis === 1 ? size : 1)), { axes, keepdims: 1 }));
+    const meanOfSquares = this.op('Div', [perChannel(this.op('ReduceSumSquare', [x], shape.map((size, axis) => (axis === 1 ? size : 1)), { axes, keepdims: 1 })), this.scalar(positions)], vector);
+    // E[x²] − E[x]², kept ≥ 0 against rounding.
+    const variance = this.op('Relu', [this.op('Sub', [meanOfSquares, this.op('Mul', [mean, mean], vector)], vector)], vector);
+    const y = this.op('BatchNormalization', [x, gamma, beta, mean, variance], shape, { epsilon });
+    this.record([x, gamma, beta], y, (dy) => this.tagged('batchnorm_gradient/', () => {
+      const inverse = this.op('Reciprocal', [this.op('Sqrt', [this.op('Add', [variance, this.scalar(epsilon)], vector)], vector)], vector);
+      const sumDy = this.op('ReduceSum', [dy, this.ints(axes)], vector, { keepdims: 0 });
+      const sumDyX = this.op('ReduceSum', [this.op('Mul', [dy, x], shape), this.ints(axes)], vector, { keepdims: 0 });
+      // Σ dy·x̂ = (Σ dy·x − μ Σ dy) / σ
+      const dGamma = this.op('Mul', [this.op('Sub', [sumDyX, this.op('Mul', [mean, sumDy], vector)], vector), inverse], vector);
+      this.accumulate(beta, sumDy);
+      this.accumulate(gamma, dGamma);
       if (this.needsGradient(x)) {
-        // dx = (g − mean(g) − x̂·mean(g·x̂)) / σ with g = dy·γ: the closed form, one pass per term.
-        const g = this.op('Mul', [dy, gammaB], shape);
-        const centredG = this.op('Sub', [g, mean(g)], shape);
-        const projected = this.op('Mul', [normalized, mean(this.op('Mul', [g, normalized], shape))], shape);
-        this.accumulate(x, this.op('Mul', [this.op('Sub', [centredG, projected], shape), inverse], shape));
+        // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)), expanded into k1·dy + k2·x + k3.
+        const k1 = this.op('Mul', [gamma, inverse], vector);
+        const slope = this.op('Mul', [this.op('Mul', [k1, inverse], vector), this.op('Div', [dGamma, this.scalar(positions)], vector)], vector);
+        const k2 = this.op('Neg', [slope], vector);
+        const k3 = this.op('Sub', [this.op('Mul', [slope, mean], vector), this.op('Mul', [k1, this.op('Div', [sumDy, this.scalar(positions)], vector)], vector)], vector);
+        const zeros = this.floats(new Float32Array(channels), vector);
+        // BatchNormalization with mean 0 and variance 1 − ε is the affine map a·v + b.
+        const unit = this.floats(new Float32Array(channels).fill(1 - epsilon), vector);
+        const affine = (value: string, scale: string, shift: string) => this.op('BatchNormalization', [value, scale, shift, zeros, unit], shape, { epsilon });
+        this.accumulate(x, this.op('Add', [affine(dy, k1, zeros), affine(x, k2, k3)], shape));
       }
-    });
-    return { y, mean: flat(mean), variance: flat(variance) };
+    }));
+    return { y, mean, variance };
   }
 
   relu(x: string): string {
     const shape = this.shape(x);
     const y = this.op('Relu', [x], shape);
-    return this.record([x], y, (dy) => this.accumulate(x, this.op('Mul', [dy, this.op('Sign', [y], shape)], shape)));
+    const zero = this.scalar(0);
+    return this.record([x], y, (dy) => this.accumulate(x, this.tagged('relu_gradient/', () => this.op('Where', [this.op('Greater', [y, zero], shape), dy, zero], shape))));
   }
 
   add(a: string, b: string): string {

@@ -43,8 +43,8 @@ export interface TrainingGraph {
   bytes: Uint8Array;
   /** Trainable variables, fed as inputs by these names, in the engine's layouts. */
   variables: string[];
-  /** BatchNorm layers whose global-crop batch statistics are outputs. */
-  batchNormLayers: string[];
+  /** BatchNorm layers whose global-crop batch statistics are outputs, with the positions each averages over. */
+  batchNormLayers: { layer: string; positions: number }[];
 }
 
 /**
@@ -57,7 +57,7 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
   const names = trainingGraphNames;
   const variables = [...variableShapes.keys()];
   for (const name of variables) graph.input(name, variableShapes.get(name)!, true);
-  const batchNormLayers: string[] = [];
+  const batchNormLayers: { layer: string; positions: number }[] = [];
 
   const network = (cropsInput: string, crops: number, sizePx: number, recordStatistics: boolean) => {
     const n = crops * shape.batch;
@@ -71,7 +71,8 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
       if (recordStatistics) {
         graph.output(mean, names.batchMean(layer));
         graph.output(variance, names.batchVariance(layer));
-        batchNormLayers.push(layer);
+        const xShape = graph.shape(x);
+        batchNormLayers.push({ layer, positions: xShape.reduce((a, b) => a * b, 1) / xShape[1] });
       }
       return y;
     };

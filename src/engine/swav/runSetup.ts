@@ -1,7 +1,7 @@
 // What every training job shares, whatever trains (the whole network, or a head on a frozen backbone):
 // decoding the folder with progress and named skips, and the result it reports.
 import { promises as fs } from 'node:fs';
-import type { BackendName, TrainOptions, TrainResult } from '../../protocol';
+import type { BackendName, TrainingRuntime, TrainOptions, TrainResult } from '../../protocol';
 import type { MultiCropOptions } from '../data/augment';
 import { loadImageSet, type ImageSet } from '../data/decode';
 import type { ScanResult } from '../data/scan';
@@ -68,11 +68,15 @@ export interface TrainOutcomeSummary {
   cancelled: boolean;
 }
 
-export function trainResult(run: { runDir: string; backend: BackendName; images: ImageSet; startedAt: number; indexPath?: string }, outcome: TrainOutcomeSummary): TrainResult {
+export function trainResult(
+  run: { runDir: string; backend: BackendName; trainingRuntime?: TrainingRuntime; images: ImageSet; startedAt: number; indexPath?: string },
+  outcome: TrainOutcomeSummary,
+): TrainResult {
   return {
     kind: 'train',
     runDir: run.runDir,
     backend: run.backend,
+    ...(run.trainingRuntime ? { trainingRuntime: run.trainingRuntime } : {}),
     images: run.images.records.length,
     skipped: run.images.skipped,
     epochs: outcome.epochs,

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TrainOptions, TrainResult } from '../../protocol';
+import type { TrainingRuntime, TrainingRuntimePreference, TrainOptions, TrainResult } from '../../protocol';
 import { initBackend, type BackendInfo } from '../backend/backend';
 import { resolveTrainOptions } from '../config';
 import { multiCrop, type MultiCropOptions } from '../data/augment';
@@ -19,6 +19,7 @@ import {
   forward,
   parameterCount,
   startStep,
+  trainableVariables,
   updateRunningStatistics,
   variable,
   type BatchStatistics,
@@ -27,7 +28,10 @@ import {
 } from '../model/model';
 import { readManifest, runPath } from '../runFolder';
 import { createRandom, type Random } from '../util/random';
+import { defaultThreadCount } from '../backend/wasmThreads';
 import { Adam } from './adam';
+import { loadOrt } from '../onnx/ortBackbone';
+import { OrtStepGradients } from './ortGradients';
 import { swapLoss } from './loss';
 import { EmbeddingQueue } from './queue';
 import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } from './runSetup';
@@ -74,7 +78,8 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
 
   await startRunFolder({ runDir, imagesDir, options, images, backend: backend.name, createdAt: previous?.createdAt });
 
-  const trainer = new SwavTrainer(options, images, backend, context, runDir, resumeFrom);
+  const runtime = chooseTrainingRuntime(options.trainingRuntime, backend, context);
+  const trainer = new SwavTrainer(options, images, backend, runtime, context, runDir, resumeFrom);
   try {
     const outcome = await trainer.run();
     let indexPath: string | undefined;
@@ -82,10 +87,31 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
       const index = await buildIndex(trainer.model, images, { runDir, backend: backend.name, checkpointStep: outcome.steps }, { ...context, signal: new AbortController().signal });
       indexPath = index.indexPath;
     }
-    return trainResult({ runDir, backend: backend.name, images, startedAt, indexPath }, outcome);
+    return trainResult({ runDir, backend: backend.name, trainingRuntime: runtime, images, startedAt, indexPath }, outcome);
   } finally {
     trainer.dispose();
   }
+}
+
+/**
+ * onnxruntime's native CPU kernels run a step several times faster than tfjs on wasm, so 'auto' takes them
+ * unless the tfjs backend is a GPU; an explicit 'onnxruntime' that cannot load is an error.
+ */
+export function chooseTrainingRuntime(preference: TrainingRuntimePreference, backend: BackendInfo, context: Pick<JobContext, 'log'>): TrainingRuntime {
+  if (preference === 'tfjs') return 'tfjs';
+  if (preference === 'auto' && backend.gpu) {
+    context.log('info', `Training steps run on tfjs (${backend.name}, a GPU backend)`);
+    return 'tfjs';
+  }
+  try {
+    loadOrt();
+  } catch (error) {
+    if (preference === 'onnxruntime') throw error;
+    context.log('warn', `Training steps run on tfjs (${backend.name}): onnxruntime cannot load (${(error as Error).message})`);
+    return 'tfjs';
+  }
+  context.log('info', 'Training steps run on onnxruntime (native CPU kernels); augmentation and Adam on tfjs');
+  return 'onnxruntime';
 }
 
 interface TrainOutcome {
@@ -107,13 +133,17 @@ export class TrainStep {
   private readonly queue: EmbeddingQueue | undefined;
   private readonly crops: MultiCropOptions;
 
+  /** What computes the forward and backward pass. */
+  readonly runtime: TrainingRuntime;
+  private ortGradients: OrtStepGradients | undefined;
+
   constructor(
     private readonly options: TrainOptions,
     private readonly images: ImageSet,
-    resumeFrom?: Awaited<ReturnType<typeof loadCheckpoint>>,
-    gpu = false,
-    specOverrides: Partial<ModelSpec> = {},
+    setup: TrainStepSetup = {},
   ) {
+    const { resumeFrom, gpu = false, specOverrides = {} } = setup;
+    this.runtime = setup.runtime ?? 'tfjs';
     this.crops = multiCropOptions(options);
     this.queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
     if (resumeFrom) {
@@ -146,16 +176,33 @@ export class TrainStep {
    * prototype usage. `step` is the global step (prototypes stay frozen before `freezePrototypesSteps`), `epoch`
    * the current epoch (the queue joins from `queueStartEpoch`).
    */
-  run(batch: number[], learningRate: number, step = Infinity, epoch = Infinity): { loss: number; usage: number[] } {
+  async run(batch: number[], learningRate: number, step = Infinity, epoch = Infinity): Promise<{ loss: number; usage: number[] }> {
     const { model, options } = this;
     const variables = startStep(model, step < options.freezePrototypesSteps);
+    const useQueue = this.queue !== undefined && epoch >= options.queueStartEpoch;
+    const outcome = this.runtime === 'onnxruntime' ? await this.gradientsOnOrt(batch, useQueue) : this.gradientsOnTfjs(batch, useQueue, variables);
+    const updated = new Set(variables);
+    const namedGradients: tf.NamedTensorMap = {};
+    for (const [name, gradient] of Object.entries(outcome.gradients)) {
+      if (updated.has(variable(model, name))) namedGradients[name] = gradient;
+    }
+    this.optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
+    updateRunningStatistics(model, outcome.statistics);
+    if (this.queue) this.queue.push(outcome.assignedEmbeddings);
+    const usage = Array.from(outcome.usage.dataSync());
+    tf.dispose([...Object.values(outcome.gradients), ...outcome.assignedEmbeddings, outcome.usage]);
+    return { loss: outcome.loss, usage };
+  }
+
+  /** The step's gradients from tfjs's autodiff on the active tfjs backend. */
+  private gradientsOnTfjs(batch: number[], useQueue: boolean, variables: tf.Variable[]): StepOutcome {
+    const { model, options } = this;
     const statistics: BatchStatistics = new Map();
     let assignedEmbeddings: tf.Tensor2D[] = [];
-    let usageTensor: tf.Tensor1D | undefined;
+    let usage: tf.Tensor1D | undefined;
     const { value, grads } = tf.tidy(() => {
-      const images = imageBatch(this.images, batch);
-      const crops = multiCrop(images, this.crops, this.random);
-      const queueScores = this.queue && epoch >= options.queueStartEpoch ? this.queue.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
+      const crops = multiCrop(imageBatch(this.images, batch), this.crops, this.random);
+      const queueScores = useQueue ? this.queue!.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
       return tf.variableGrads(() => {
         const globalOut = forward(model, tf.concat(crops.slice(0, 2)) as tf.Tensor4D, 'train', statistics);
         const cropScores = splitRows(globalOut.scores, 2);
@@ -165,32 +212,93 @@ export class TrainStep {
           cropScores.push(...splitRows(localOut.scores, crops.length - 2));
         }
         assignedEmbeddings = splitRows(globalOut.embedding, 2).map((e) => tf.keep(e));
-        usageTensor = tf.keep(tf.div(tf.sum(tf.oneHot(tf.argMax(cropScores[0], 1), options.prototypes), 0), batch.length) as tf.Tensor1D);
+        usage = tf.keep(prototypeUsage(cropScores[0], options.prototypes));
         return swapLoss(cropScores, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign }, queueScores);
       }, variables);
     });
     const nameOf = new Map([...model.variables].map(([name, v]) => [v.name, name]));
-    const namedGradients: tf.NamedTensorMap = {};
-    for (const [variableName, gradient] of Object.entries(grads)) namedGradients[nameOf.get(variableName)!] = gradient;
-    this.optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
-    updateRunningStatistics(model, statistics);
-    if (this.queue) this.queue.push(assignedEmbeddings);
+    const gradients: tf.NamedTensorMap = {};
+    for (const [variableName, gradient] of Object.entries(grads)) gradients[nameOf.get(variableName)!] = gradient;
     const loss = value.dataSync()[0];
-    const usage = Array.from(usageTensor!.dataSync());
-    tf.dispose([value, ...Object.values(grads), ...assignedEmbeddings, usageTensor!]);
-    return { loss, usage };
+    value.dispose();
+    return { loss, gradients, statistics, assignedEmbeddings, usage: usage! };
+  }
+
+  /** The step's gradients from one onnxruntime run of the training graph; crops and queue scores come from tfjs. */
+  private async gradientsOnOrt(batch: number[], useQueue: boolean): Promise<StepOutcome> {
+    const { model, options } = this;
+    const [globalCrops, localCrops] = tf.tidy(() => {
+      const crops = multiCrop(imageBatch(this.images, batch), this.crops, this.random);
+      const global = tf.concat(crops.slice(0, 2)).dataSync() as Float32Array;
+      return [global, crops.length > 2 ? (tf.concat(crops.slice(2)).dataSync() as Float32Array) : undefined];
+    });
+    let queueScores: Float32Array[] | undefined;
+    if (useQueue && this.queue!.isFull) {
+      const scores = this.queue!.scores(variable(model, 'prototypes') as tf.Tensor2D) as tf.Tensor2D[];
+      queueScores = scores.map((s) => s.dataSync() as Float32Array);
+      tf.dispose(scores);
+    }
+    const trainable = trainableVariables(model).map((v) => [nameOfVariable(model, v), v] as const);
+    if (this.ortGradients?.batch !== batch.length) {
+      void this.ortGradients?.dispose();
+      const shapes = new Map(trainable.map(([name, v]) => [name, v.shape]));
+      const { globalSizePx, localCrops: localCount, localSizePx } = this.crops;
+      const loss = { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign };
+      this.ortGradients = new OrtStepGradients(model.spec, shapes, { batch: batch.length, globalCrops: 2, globalSizePx, localCrops: localCount, localSizePx }, loss, defaultThreadCount());
+    }
+    const weights = new Map(trainable.map(([name, v]) => [name, v.dataSync() as Float32Array]));
+    const result = await this.ortGradients.compute({ globalCrops, localCrops, weights, queueScores });
+    const gradients: tf.NamedTensorMap = {};
+    for (const [name, values] of result.gradients) gradients[name] = tf.tensor(values, variable(model, name).shape);
+    const statistics: BatchStatistics = new Map();
+    for (const [layer, { mean, variance, count }] of result.statistics) statistics.set(layer, { mean: tf.tensor1d(mean), variance: tf.tensor1d(variance), count });
+    const rows = batch.length;
+    const embedding = tf.tensor2d(result.globalEmbedding, [2 * rows, model.spec.projectionDim]);
+    const assignedEmbeddings = splitRows(embedding, 2);
+    embedding.dispose();
+    const usage = tf.tidy(() => prototypeUsage(tf.tensor2d(result.globalScores.subarray(0, rows * options.prototypes), [rows, options.prototypes]), options.prototypes));
+    return { loss: result.loss, gradients, statistics, assignedEmbeddings, usage };
   }
 
   dispose(): void {
     disposeModel(this.model);
     this.optimizer.dispose();
     this.queue?.dispose();
+    void this.ortGradients?.dispose();
   }
 }
 
+/** What one step's gradient computation hands to the update. */
+interface StepOutcome {
+  loss: number;
+  gradients: tf.NamedTensorMap;
+  statistics: BatchStatistics;
+  assignedEmbeddings: tf.Tensor2D[];
+  usage: tf.Tensor1D;
+}
+
+/** The share of a crop's samples whose best prototype is each prototype. */
+function prototypeUsage(scores: tf.Tensor2D, prototypes: number): tf.Tensor1D {
+  return tf.div(tf.sum(tf.oneHot(tf.argMax(scores, 1), prototypes), 0), scores.shape[0]) as tf.Tensor1D;
+}
+
+function nameOfVariable(model: SwavModel, target: tf.Variable): string {
+  for (const [name, v] of model.variables) if (v === target) return name;
+  throw new Error('variable not in the model');
+}
+
+export interface TrainStepSetup {
+  resumeFrom?: Awaited<ReturnType<typeof loadCheckpoint>>;
+  /** The tfjs backend computes on a GPU (the stem then keeps finer maps). */
+  gpu?: boolean;
+  specOverrides?: Partial<ModelSpec>;
+  /** Default: tfjs. */
+  runtime?: TrainingRuntime;
+}
+
 /** A fresh training step for `options` on `images`, for scripts that time or profile it. */
-export function createTrainStep(options: TrainOptions, images: ImageSet, specOverrides: Partial<ModelSpec> = {}): TrainStep {
-  return new TrainStep(options, images, undefined, false, specOverrides);
+export function createTrainStep(options: TrainOptions, images: ImageSet, setup: Omit<TrainStepSetup, 'resumeFrom'> = {}): TrainStep {
+  return new TrainStep(options, images, setup);
 }
 
 /**
@@ -217,13 +325,14 @@ class SwavTrainer {
     private readonly options: TrainOptions,
     private readonly images: ImageSet,
     private readonly backend: BackendInfo,
+    runtime: TrainingRuntime,
     private readonly context: JobContext,
     private readonly runDir: string,
     resumeFrom?: Awaited<ReturnType<typeof loadCheckpoint>>,
   ) {
     this.batchSize = Math.min(options.batchSize, images.records.length);
     this.stepsPerEpoch = Math.floor(images.records.length / this.batchSize);
-    this.training = new TrainStep(options, images, resumeFrom, backend.gpu);
+    this.training = new TrainStep(options, images, { resumeFrom, gpu: backend.gpu, runtime });
     if (resumeFrom) {
       this.epoch = resumeFrom.header.epoch;
       this.step = resumeFrom.header.step;
@@ -264,7 +373,7 @@ class SwavTrainer {
             ? (options.learningRate * (this.step + 1)) / warmupSteps
             : learningRateAt(progress, 0, options.learningRate, options.finalLearningRate);
         const batch = order.slice(stepInEpoch * this.batchSize, (stepInEpoch + 1) * this.batchSize);
-        const { loss, usage } = this.training.run(batch, learningRate, this.step, this.epoch);
+        const { loss, usage } = await this.training.run(batch, learningRate, this.step, this.epoch);
         this.step++;
         sessionSteps++;
         sessionImages += batch.length;

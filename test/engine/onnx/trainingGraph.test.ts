@@ -63,7 +63,7 @@ async function compare(options: { globalPx: number; localPx: number; queueRows: 
   };
   for (const name of graph.variables) feeds[name] = { data: model.variables.get(name)!.dataSync() as Float32Array, dims: shapes.get(name)! };
   queue?.forEach((scores, i) => (feeds[names.queueScores(i)] = { data: scores.dataSync() as Float32Array, dims: scores.shape }));
-  const wanted = [names.loss, names.globalEmbedding, ...graph.variables.map(names.gradient), ...graph.batchNormLayers.flatMap((l) => [names.batchMean(l), names.batchVariance(l)])];
+  const wanted = [names.loss, names.globalEmbedding, ...graph.variables.map(names.gradient), ...graph.batchNormLayers.flatMap(({ layer }) => [names.batchMean(layer), names.batchVariance(layer)])];
   const actual = await session.run(feeds, wanted);
   await session.dispose();
 
@@ -80,7 +80,8 @@ async function compare(options: { globalPx: number; localPx: number; queueRows: 
     const scale = Math.max(...Array.from(reference, Math.abs));
     assertClose(actual[names.gradient(name)].data, reference, 1e-3 * Math.max(scale, 1e-3), `gradient of ${name}`);
   }
-  assert.deepEqual([...expected.statistics.keys()].sort(), [...graph.batchNormLayers].sort());
+  assert.deepEqual([...expected.statistics.keys()].sort(), graph.batchNormLayers.map(({ layer }) => layer).sort());
+  for (const { layer, positions } of graph.batchNormLayers) assert.equal(positions, expected.statistics.get(layer)!.count, `positions of ${layer}`);
   for (const [layer, { mean, variance }] of expected.statistics) {
     assertClose(actual[names.batchMean(layer)].data, mean.dataSync(), 1e-4, `batch mean of ${layer}`);
     assertClose(actual[names.batchVariance(layer)].data, variance.dataSync(), 1e-4, `batch variance of ${layer}`);

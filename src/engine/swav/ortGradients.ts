@@ -1,0 +1,95 @@
+// The heavy half of a SwAV step on onnxruntime's CPU kernels (MLAS, with AVX2/AVX-512 where the CPU has
+// them): forward, Sinkhorn, loss and gradients in one session run. The engine keeps its tfjs variables,
+// Adam, the queue and the augmentation; this only turns crops and weights into a loss and gradients.
+
+import type { ModelSpec } from '../model/model';
+import { OrtModel, type OrtArray } from '../onnx/ortBackbone';
+import { buildTrainingGraph, trainingGraphNames as names, type SwapLossSettings, type TrainingGraphShape } from '../onnx/trainingGraph';
+
+export interface StepInputs {
+  /** NHWC pixels in [0, 1] of the global crops, crop after crop. */
+  globalCrops: Float32Array;
+  localCrops?: Float32Array;
+  /** Values of every trainable variable, by name. */
+  weights: Map<string, Float32Array>;
+  /** Scores of queued embeddings for each assigned crop, when the queue is in use. */
+  queueScores?: Float32Array[];
+}
+
+export interface StepGradients {
+  loss: number;
+  gradients: Map<string, Float32Array>;
+  /** [globalCrops × batch, projectionDim] */
+  globalEmbedding: Float32Array;
+  /** [globalCrops × batch, prototypes] */
+  globalScores: Float32Array;
+  /** Batch mean and (biased) variance of each BatchNorm layer over the global crops. */
+  statistics: Map<string, { mean: Float32Array; variance: Float32Array; count: number }>;
+}
+
+export class OrtStepGradients {
+  /** One session per queue length (0: none), built on first use. */
+  private readonly sessions = new Map<number, Promise<{ model: OrtModel; variables: string[]; batchNormLayers: { layer: string; positions: number }[] }>>();
+
+  constructor(
+    private readonly spec: ModelSpec,
+    private readonly variableShapes: Map<string, number[]>,
+    private readonly shape: Omit<TrainingGraphShape, 'queueRows'>,
+    private readonly loss: SwapLossSettings,
+    private readonly threads: number,
+  ) {}
+
+  get batch(): number {
+    return this.shape.batch;
+  }
+
+  private session(queueRows: number) {
+    let session = this.sessions.get(queueRows);
+    if (!session) {
+      session = (async () => {
+        const graph = buildTrainingGraph(this.spec, this.variableShapes, { ...this.shape, queueRows }, this.loss);
+        const model = await OrtModel.open(graph.bytes, 'the SwAV training step', { threads: this.threads });
+        return { model, variables: graph.variables, batchNormLayers: graph.batchNormLayers };
+      })();
+      this.sessions.set(queueRows, session);
+    }
+    return session;
+  }
+
+  async compute(inputs: StepInputs): Promise<StepGradients> {
+    const { batch, globalCrops, globalSizePx, localCrops, localSizePx } = this.shape;
+    const channels = this.spec.channels;
+    const prototypes = this.variableShapes.get('prototypes')![0];
+    const queueRows = inputs.queueScores ? inputs.queueScores[0].length / prototypes : 0;
+    const { model, variables, batchNormLayers } = await this.session(queueRows);
+    const feeds: Record<string, OrtArray> = {
+      [names.globalCrops]: { data: inputs.globalCrops, dims: [globalCrops * batch, globalSizePx, globalSizePx, channels] },
+    };
+    if (localCrops > 0) feeds[names.localCrops] = { data: inputs.localCrops!, dims: [localCrops * batch, localSizePx, localSizePx, channels] };
+    for (const name of variables) feeds[name] = { data: inputs.weights.get(name)!, dims: this.variableShapes.get(name)! };
+    inputs.queueScores?.forEach((scores, position) => (feeds[names.queueScores(position)] = { data: scores, dims: [queueRows, prototypes] }));
+    const outputs = [
+      names.loss,
+      names.globalEmbedding,
+      names.globalScores,
+      ...variables.map(names.gradient),
+      ...batchNormLayers.flatMap(({ layer }) => [names.batchMean(layer), names.batchVariance(layer)]),
+    ];
+    const result = await model.run(feeds, outputs);
+    return {
+      loss: result[names.loss].data[0],
+      gradients: new Map(variables.map((name) => [name, result[names.gradient(name)].data])),
+      globalEmbedding: result[names.globalEmbedding].data,
+      globalScores: result[names.globalScores].data,
+      statistics: new Map(
+        batchNormLayers.map(({ layer, positions }) => [layer, { mean: result[names.batchMean(layer)].data, variance: result[names.batchVariance(layer)].data, count: positions }]),
+      ),
+    };
+  }
+
+  async dispose(): Promise<void> {
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const session of sessions) await (await session).model.dispose();
+  }
+}
