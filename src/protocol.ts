@@ -19,6 +19,8 @@ export interface TrainOptions {
   width: number;
   /** Basic blocks per stage, one entry per stage. */
   blocksPerStage: number[];
+  /** `resnet` (stem, blocks with shortcuts) or `plain` (conv-conv blocks, no stem or shortcuts, as the PyTorch reference). */
+  architecture: 'resnet' | 'plain';
   projectionHiddenDim: number;
   projectionDim: number;
   localCrops: number;

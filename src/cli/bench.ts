@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BackendPreference, ProgressEvent, ResultOf, TrainOptions, WorkRequest } from '../protocol';
 import { EngineClient } from '../host/engineClient';
+import { forwardConvMacs, networkLayout } from '../engine/model/layout';
 
 export interface BenchOptions {
   json?: boolean;
@@ -46,6 +47,8 @@ const referenceRecipe: Partial<TrainOptions> = {
   imageSizePx: 28,
   width: 32,
   blocksPerStage: [1, 1, 1, 1],
+  architecture: 'plain', // the reference's network: four conv-conv blocks, no stem, no shortcuts
+
   projectionHiddenDim: 512,
   projectionDim: 128,
   prototypes: 30,
@@ -90,6 +93,7 @@ async function speedRun(client: EngineClient, testDir: string, runDir: string, s
   const indexed = await engineRequest(client, { type: 'index', runDir });
   const ours = {
     backend: trained.backend,
+    training_runtime: trained.trainingRuntime,
     train_imgs_per_s: round(trained.imagesPerSecond),
     steps: trained.steps,
     embed_imgs_per_s: round(indexed.forwardImagesPerSecond ?? indexed.imagesPerSecond),
@@ -119,6 +123,7 @@ async function qualityRun(client: EngineClient, testDir: string, runDir: string,
     mode: 'quality',
     minutes,
     backend: trained.backend,
+    training_runtime: trained.trainingRuntime,
     images: trained.images,
     epochs: trained.epochs,
     steps: trained.steps,
@@ -194,21 +199,17 @@ function findPython(explicit?: string): string | undefined {
 }
 
 /**
- * Multiply-accumulates of one forward pass at 28 px: ours (ResNet basic blocks, stem, 1×1 shortcuts) and the
- * reference's (four plain conv-conv blocks), both at width 32, so the throughput ratio can be read per MAC too.
+ * Multiply-accumulates of one forward pass at 28 px: ours from the network's layout, the reference's (four plain
+ * conv-conv blocks at width 32) written out from swav_torch.py, so a difference in the networks would show.
  */
 function forwardMacs(): { ours: number; reference: number } {
-  const conv = (sizePx: number, kernel: number, inChannels: number, outChannels: number) => sizePx * sizePx * kernel * kernel * inChannels * outChannels;
+  const conv = (sizePx: number, inChannels: number, outChannels: number) => sizePx * sizePx * 9 * inChannels * outChannels;
   const w = 32;
-  const ours =
-    conv(28, 3, 1, w) + 2 * conv(28, 3, w, w) +
-    conv(14, 3, w, 2 * w) + conv(14, 3, 2 * w, 2 * w) + conv(14, 1, w, 2 * w) +
-    conv(7, 3, 2 * w, 4 * w) + conv(7, 3, 4 * w, 4 * w) + conv(7, 1, 2 * w, 4 * w) +
-    conv(4, 3, 4 * w, 8 * w) + conv(4, 3, 8 * w, 8 * w) + conv(4, 1, 4 * w, 8 * w);
   const reference =
-    conv(28, 3, 1, w) + conv(28, 3, w, w) + conv(14, 3, w, 2 * w) + conv(14, 3, 2 * w, 2 * w) +
-    conv(7, 3, 2 * w, 4 * w) + conv(7, 3, 4 * w, 4 * w) + conv(4, 3, 4 * w, 8 * w) + conv(4, 3, 8 * w, 8 * w);
-  return { ours, reference };
+    conv(28, 1, w) + conv(28, w, w) + conv(14, w, 2 * w) + conv(14, 2 * w, 2 * w) +
+    conv(7, 2 * w, 4 * w) + conv(7, 4 * w, 4 * w) + conv(4, 4 * w, 8 * w) + conv(4, 8 * w, 8 * w);
+  const layout = networkLayout({ channels: 1, stemStride: 1, width: w, blocksPerStage: referenceRecipe.blocksPerStage!, architecture: referenceRecipe.architecture });
+  return { ours: forwardConvMacs(layout, 28), reference };
 }
 
 async function engineRequest<T extends WorkRequest['type']>(client: EngineClient, request: Omit<Extract<WorkRequest, { type: T }>, 'id'> & { type: T }): Promise<ResultOf[T]> {
@@ -232,7 +233,7 @@ function formatFigures(figures: Record<string, unknown>): string {
   if (figures.mode === 'quality') {
     const f = figures as Record<string, number | string | boolean>;
     return [
-      `quality: ${f.minutes} min on ${f.backend}, ${f.images} images, ${f.epochs} epochs, ${f.steps} steps, ${f.train_imgs_per_s} img/s`,
+      `quality: ${f.minutes} min on ${f.backend}${f.training_runtime === 'onnxruntime' ? ' (steps on onnxruntime)' : ''}, ${f.images} images, ${f.epochs} epochs, ${f.steps} steps, ${f.train_imgs_per_s} img/s`,
       `  k-means NMI ${f.nmi} (target ${f.target_nmi}: ${f.meets_target ? 'met' : 'not met'}), ARI ${f.ari}, ACC ${f.acc}, kNN ${f.knn}`,
       `  (k-means on backbone features, as the reference; on the projections NMI ${f.projection_nmi}; prototype assignment NMI ${f.proto_nmi})`,
       '  reference (swav_torch.py, 10 min): NMI 0.492 at width 32 / 2+4 crops, 0.594 at width 16 / 2+2 crops',
@@ -243,7 +244,7 @@ function formatFigures(figures: Record<string, unknown>): string {
   const macs = ours.macs_per_28px_image as { ours: number; reference: number };
   const lines = [
     `speed: ${figures.seconds} s of training each, Fashion-MNIST 28 px, width 32, 2+4 crops, batch 256`,
-    `  ours (${ours.backend}):      train ${ours.train_imgs_per_s} img/s (${ours.steps} steps), embed ${ours.embed_imgs_per_s} img/s`,
+    `  ours (${ours.backend}${ours.training_runtime === 'onnxruntime' ? ', steps on onnxruntime' : ''}):      train ${ours.train_imgs_per_s} img/s (${ours.steps} steps), embed ${ours.embed_imgs_per_s} img/s`,
     `    (embed: forward passes alone, as the reference times them; the whole index job ran at ${ours.index_imgs_per_s} img/s)`,
   ];
   if (reference.skipped) {

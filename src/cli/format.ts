@@ -5,7 +5,7 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
   switch (result.kind) {
     case 'train':
       return [
-        `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.skipped.length} skipped) with ${result.backend}:`,
+        `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.skipped.length} skipped) with ${result.backend}${result.trainingRuntime === 'onnxruntime' ? ' (training steps on onnxruntime)' : ''}:`,
         `  ${result.epochs} epochs, ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.imagesPerSecond.toFixed(1)} img/s, ${(result.durationMs / 1000).toFixed(1)} s`,
         `  checkpoint: ${result.checkpointPath}`,
         result.indexPath ? `  index: ${result.indexPath}` : '  no index (run "cluster-lens index")',

@@ -11,7 +11,8 @@ const usage = `cluster-lens ${version}: SwAV clustering and explanations for a f
 Usage:
   cluster-lens train <images-dir> --out <run-dir> [--minutes M | --epochs N] [--image-size S]
                      [--prototypes K] [--backend auto|tensorflow|webgpu|wasm|cpu] [--seed N]
-                     [--batch-size B] [--width W] [--backbone model.onnx] [--resume] [--json]
+                     [--batch-size B] [--width W] [--architecture resnet|plain]
+                     [--runtime auto|onnxruntime|tfjs] [--backbone model.onnx] [--resume] [--json]
   cluster-lens index <run-dir> [--json]
   cluster-lens neighbours <run-dir> <image> [--k 8] [--json]
   cluster-lens evaluate <run-dir> [--json]
@@ -28,6 +29,9 @@ Explanation methods: gradcam, gradcam++, layercam, counterfactual, conditional-o
   pixel-invariance, random. --target explains a cluster (a number, or "assigned"); --pair explains the similarity to
   another image, the nearest neighbour or an augmented view of the image itself.
 
+--runtime picks what computes the training steps: onnxruntime (native CPU kernels, the default without a GPU) or
+  tfjs (the --backend; the default on a GPU backend).
+
 --backbone trains on a frozen imported ONNX image backbone (NCHW input): onnxruntime computes its features and
   only the SwAV head and prototypes train; the image size follows the model's when it fixes one.
 
@@ -41,6 +45,8 @@ const flagSpec = {
   'image-size': { type: 'string' },
   prototypes: { type: 'string' },
   backend: { type: 'string' },
+  runtime: { type: 'string' },
+  architecture: { type: 'string' },
   seed: { type: 'string' },
   'batch-size': { type: 'string' },
   width: { type: 'string' },
@@ -96,6 +102,8 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
         batchSize: number(flags, 'batch-size'),
         width: number(flags, 'width'),
         backend: flags.backend as TrainOptions['backend'] | undefined,
+        trainingRuntime: flags.runtime as TrainOptions['trainingRuntime'] | undefined,
+        architecture: flags.architecture as TrainOptions['architecture'] | undefined,
         backbone: typeof flags.backbone === 'string' ? path.resolve(flags.backbone) : undefined,
       };
       // An explicit --epochs without --minutes means "train for N epochs", not "N epochs or the default time".

@@ -10,6 +10,7 @@ export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
   batchSize: 64,
   width: 16,
   blocksPerStage: [1, 1, 1],
+  architecture: 'resnet',
   projectionHiddenDim: 256,
   projectionDim: 64,
   localCrops: 4,
@@ -102,6 +103,7 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   check(isInt(options.queueStartEpoch, 0, 1e6), 'queueStartEpoch', 'a whole number ≥ 0');
   check(Number.isInteger(options.seed), 'seed', 'a whole number');
   check(backends.includes(options.backend), 'backend', backends.join(', '));
+  check(['resnet', 'plain'].includes(options.architecture), 'architecture', 'resnet or plain');
   check(['auto', 'onnxruntime', 'tfjs'].includes(options.trainingRuntime), 'trainingRuntime', 'auto, onnxruntime or tfjs');
   return options;
 }

@@ -6,14 +6,11 @@
 // a counterfactual step about 1.6× slower. A test checks that both paths give the same features and scores.
 import * as tf from '@tensorflow/tfjs-core';
 import { head, variable, type SwavModel } from '../model/model';
+import { networkLayout, type ConvLayer } from '../model/layout';
 import type { ExplainableModel } from './explainer';
 
 // As model.ts's BatchNorm.
 const batchNormEpsilon = 1e-5;
-
-function blockStride(stage: number, block: number): number {
-  return stage > 0 && block === 0 ? 2 : 1;
-}
 
 /** A convolution with its eval BatchNorm folded in: conv(x, w·s) + b. */
 interface FoldedConv {
@@ -30,11 +27,11 @@ export class FoldedWeights {
 
   constructor(private readonly model: SwavModel) {}
 
-  get(prefix: string, convName: string, batchNormName: string): FoldedConv {
-    const key = `${prefix}.${convName}`;
+  get(convName: string, batchNormName: string): FoldedConv {
+    const key = convName;
     let folded = this.layers.get(key);
     if (!folded) {
-      const v = (name: string) => variable(this.model, `${prefix}.${name}`);
+      const v = (name: string) => variable(this.model, name);
       folded = tf.tidy(() => {
         const scale = tf.mul(v(`${batchNormName}.gamma`), tf.rsqrt(tf.add(v(`${batchNormName}.runningVariance`), batchNormEpsilon)));
         const bias = tf.sub(v(`${batchNormName}.beta`), tf.mul(v(`${batchNormName}.runningMean`), scale)) as tf.Tensor1D;
@@ -52,8 +49,8 @@ export class FoldedWeights {
 }
 
 /** conv → eval BatchNorm → (+ residual) → (ReLU). */
-function convBatchNorm(weights: FoldedWeights, input: tf.Tensor4D, prefix: string, convName: string, batchNormName: string, stride: number, relu: boolean, residual?: tf.Tensor4D): tf.Tensor4D {
-  const { filter, bias } = weights.get(prefix, convName, batchNormName);
+function convBatchNorm(weights: FoldedWeights, input: tf.Tensor4D, convName: string, batchNormName: string, stride: number, relu: boolean, residual?: tf.Tensor4D): tf.Tensor4D {
+  const { filter, bias } = weights.get(convName, batchNormName);
   let y = tf.add(tf.conv2d(input, filter, stride, 'same'), bias);
   if (residual) y = tf.add(y, residual);
   return (relu ? tf.relu(y) : y) as tf.Tensor4D;
@@ -64,16 +61,14 @@ export function explainFeatureMap(model: SwavModel, images: tf.Tensor4D, weights
   return tf.tidy(() => {
     const { spec } = model;
     const normalized = tf.div(tf.sub(images, spec.inputMean), spec.inputStd) as tf.Tensor4D;
-    let x = convBatchNorm(weights, normalized, 'stem', 'conv', 'bn', spec.stemStride, true);
-    spec.blocksPerStage.forEach((blocks, stage) => {
-      for (let block = 0; block < blocks; block++) {
-        const prefix = `stage${stage}.block${block}`;
-        const stride = blockStride(stage, block);
-        const shortcut = model.variables.has(`${prefix}.shortcut.conv`) ? convBatchNorm(weights, x, `${prefix}.shortcut`, 'conv', 'bn', stride, false) : x;
-        const out = convBatchNorm(weights, x, prefix, 'conv1', 'bn1', stride, true);
-        x = convBatchNorm(weights, out, prefix, 'conv2', 'bn2', 1, true, shortcut);
-      }
-    });
+    const layout = networkLayout(spec);
+    const convolve = (input: tf.Tensor4D, layer: ConvLayer, relu: boolean, residual?: tf.Tensor4D) => convBatchNorm(weights, input, layer.conv, layer.batchNorm, layer.stride, relu, residual);
+    let x = layout.stem ? convolve(normalized, layout.stem, true) : normalized;
+    for (const block of layout.blocks) {
+      const { shortcut } = block;
+      const residual = shortcut.kind === 'projection' ? convolve(x, shortcut.layer, false) : shortcut.kind === 'identity' ? x : undefined;
+      x = convolve(convolve(x, block.first, true), block.second, true, residual);
+    }
     return x;
   });
 }

@@ -5,6 +5,7 @@ import { batchNormActivation } from '../backend/fusedBatchNorm';
 export { batchNormWithBatchStatistics } from '../backend/fusedBatchNorm';
 import type { Random } from '../util/random';
 import '../util/tensorOps';
+import { convLayers, networkLayout, type Architecture, type ConvLayer } from './layout';
 
 /** The architecture, stored in every checkpoint so a model can be rebuilt without the training options. */
 export interface ModelSpec {
@@ -19,6 +20,8 @@ export interface ModelSpec {
   /** Per-channel input normalisation, measured on the training images. */
   inputMean: number[];
   inputStd: number[];
+  /** Absent: resnet (checkpoints from before the plain option). */
+  architecture?: Architecture;
 }
 
 /** Weights by name. Running BatchNorm statistics are non-trainable variables in the same map. */
@@ -71,24 +74,12 @@ export function createModel(spec: ModelSpec, random: Random): SwavModel {
     if (bias) add(`${name}.bias`, [outDim], fill(outDim, () => random.uniform(-bound, bound)));
   };
 
-  conv('stem.conv', 3, spec.channels, spec.width);
-  batchNorm('stem.bn', spec.width);
-  let inChannels = spec.width;
-  spec.blocksPerStage.forEach((blocks, stage) => {
-    const outChannels = spec.width * 2 ** stage;
-    for (let block = 0; block < blocks; block++) {
-      const prefix = `stage${stage}.block${block}`;
-      conv(`${prefix}.conv1`, 3, inChannels, outChannels);
-      batchNorm(`${prefix}.bn1`, outChannels);
-      conv(`${prefix}.conv2`, 3, outChannels, outChannels);
-      batchNorm(`${prefix}.bn2`, outChannels);
-      if (blockStride(stage, block) !== 1 || inChannels !== outChannels) {
-        conv(`${prefix}.shortcut.conv`, 1, inChannels, outChannels);
-        batchNorm(`${prefix}.shortcut.bn`, outChannels);
-      }
-      inChannels = outChannels;
-    }
-  });
+  const layout = networkLayout(spec);
+  for (const layer of convLayers(layout)) {
+    conv(layer.conv, layer.kernel, layer.inChannels, layer.outChannels);
+    batchNorm(layer.batchNorm, layer.outChannels);
+  }
+  const inChannels = layout.featureChannels;
   linear('head.fc1', inChannels, spec.projectionHiddenDim);
   batchNorm('head.bn', spec.projectionHiddenDim);
   linear('head.fc2', spec.projectionHiddenDim, spec.projectionDim);
@@ -97,10 +88,6 @@ export function createModel(spec: ModelSpec, random: Random): SwavModel {
   add('prototypes', [spec.prototypes, spec.projectionDim], prototypes);
   normalizePrototypes({ spec, variables });
   return { spec, variables };
-}
-
-function blockStride(stage: number, block: number): number {
-  return stage > 0 && block === 0 ? 2 : 1;
 }
 
 /** Backbone → projection MLP → L2 normalisation → prototype scores. `images` are NHWC in [0, 1]. */
@@ -120,18 +107,16 @@ export function backbone(model: SwavModel, images: tf.Tensor4D, mode: ForwardMod
 export function featureMap(model: SwavModel, images: tf.Tensor4D, mode: ForwardMode, statistics?: BatchStatistics): tf.Tensor4D {
   return tf.tidy(() => {
     const normalized = tf.div(tf.sub(images, model.spec.inputMean), model.spec.inputStd) as tf.Tensor4D;
-    const convolve = (input: tf.Tensor4D, prefix: string, stride: number, activation: Activation): tf.Tensor4D =>
-      convBatchNorm(model, input, `${prefix}.conv`, `${prefix}.bn`, stride, activation, mode, statistics);
-    let x = convolve(normalized, 'stem', model.spec.stemStride, { relu: true });
-    model.spec.blocksPerStage.forEach((blocks, stage) => {
-      for (let block = 0; block < blocks; block++) {
-        const prefix = `stage${stage}.block${block}`;
-        const stride = blockStride(stage, block);
-        const shortcut = model.variables.has(`${prefix}.shortcut.conv`) ? convolve(x, `${prefix}.shortcut`, stride, { relu: false }) : x;
-        const out = convBatchNorm(model, x, `${prefix}.conv1`, `${prefix}.bn1`, stride, { relu: true }, mode, statistics);
-        x = convBatchNorm(model, out, `${prefix}.conv2`, `${prefix}.bn2`, 1, { relu: true, residual: shortcut }, mode, statistics);
-      }
-    });
+    const layout = networkLayout(model.spec);
+    const convolve = (input: tf.Tensor4D, layer: ConvLayer, activation: Activation): tf.Tensor4D =>
+      convBatchNorm(model, input, layer.conv, layer.batchNorm, layer.stride, activation, mode, statistics);
+    let x = layout.stem ? convolve(normalized, layout.stem, { relu: true }) : normalized;
+    for (const block of layout.blocks) {
+      const { shortcut } = block;
+      const residual = shortcut.kind === 'projection' ? convolve(x, shortcut.layer, { relu: false }) : shortcut.kind === 'identity' ? x : undefined;
+      const out = convolve(x, block.first, { relu: true });
+      x = convolve(out, block.second, { relu: true, residual });
+    }
     return x;
   });
 }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { CheckpointHeader } from '../model/checkpoint';
 import { checkpointPath } from '../model/checkpoint';
+import { networkLayout, type ConvLayer } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import { EngineError } from '../errors';
 import { writeFileAtomic } from '../util/atomicFile';
@@ -128,27 +129,26 @@ export function buildOnnxModel(spec: ModelSpec, weights: WeightMap, options: { i
 
   let x = 'input.normalized';
   let sizePx = size;
-  const convBn = (convName: string, bnName: string, input: string, stride: number, relu: boolean) => {
-    const { output, sizePx: outputSize } = graph.convBatchNorm(convName, bnName, input, sizePx, stride);
+  const convBn = (layer: ConvLayer, input: string, relu: boolean) => {
+    const { output, sizePx: outputSize } = graph.convBatchNorm(layer.conv, layer.batchNorm, input, sizePx, layer.stride);
     sizePx = outputSize;
-    return relu ? graph.node('Relu', [output], `${convName}.relu`) : output;
+    return relu ? graph.node('Relu', [output], `${layer.conv}.relu`) : output;
   };
-  x = convBn('stem.conv', 'stem.bn', x, spec.stemStride, true);
-  spec.blocksPerStage.forEach((blocks, stage) => {
-    for (let block = 0; block < blocks; block++) {
-      const prefix = `stage${stage}.block${block}`;
-      const stride = stage > 0 && block === 0 ? 2 : 1;
-      const inputSize = sizePx;
-      const blockInput = x;
-      let out = convBn(`${prefix}.conv1`, `${prefix}.bn1`, blockInput, stride, true);
-      out = convBn(`${prefix}.conv2`, `${prefix}.bn2`, out, 1, false);
-      let shortcut = blockInput;
-      if (weights.has(`${prefix}.shortcut.conv`)) {
-        shortcut = graph.convBatchNorm(`${prefix}.shortcut.conv`, `${prefix}.shortcut.bn`, blockInput, inputSize, stride).output;
-      }
-      x = graph.node('Relu', [graph.node('Add', [out, shortcut], `${prefix}.add`)], `${prefix}.relu`);
+  const layout = networkLayout(spec);
+  if (layout.stem) x = convBn(layout.stem, x, true);
+  for (const block of layout.blocks) {
+    const inputSize = sizePx;
+    const blockInput = x;
+    const { shortcut } = block;
+    let out = convBn(block.first, blockInput, true);
+    if (shortcut.kind === 'none') {
+      x = convBn(block.second, out, true);
+      continue;
     }
-  });
+    out = convBn(block.second, out, false);
+    const residual = shortcut.kind === 'projection' ? graph.convBatchNorm(shortcut.layer.conv, shortcut.layer.batchNorm, blockInput, inputSize, shortcut.layer.stride).output : blockInput;
+    x = graph.node('Relu', [graph.node('Add', [out, residual], `${block.prefix}.add`)], `${block.prefix}.relu`);
+  }
   graph.node('Flatten', [graph.node('GlobalAveragePool', [x], 'backbone.pool')], 'features', [intAttr('axis', 1)]);
 
   graph.head('features', '', exportOpset);

@@ -2,6 +2,7 @@
 // crops, Sinkhorn codes, the swapped loss, and the gradient of every trainable weight. Adam, the queue and
 // the running BatchNorm statistics stay with the engine's variables; only the heavy tensor work moves here.
 
+import { networkLayout, type ConvLayer } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import { DifferentiableGraph } from './autodiff';
 import { encodeModel } from './schema';
@@ -76,18 +77,16 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
       }
       return y;
     };
-    const convBatchNorm = (x: string, conv: string, bn: string, stride: number) => batchNorm(graph.conv2d(x, conv, stride), bn);
-
-    let x = graph.relu(convBatchNorm(normalized, 'stem.conv', 'stem.bn', spec.stemStride));
-    spec.blocksPerStage.forEach((blocks, stage) => {
-      for (let block = 0; block < blocks; block++) {
-        const prefix = `stage${stage}.block${block}`;
-        const stride = stage > 0 && block === 0 ? 2 : 1;
-        const shortcut = variableShapes.has(`${prefix}.shortcut.conv`) ? convBatchNorm(x, `${prefix}.shortcut.conv`, `${prefix}.shortcut.bn`, stride) : x;
-        const out = graph.relu(convBatchNorm(x, `${prefix}.conv1`, `${prefix}.bn1`, stride));
-        x = graph.relu(graph.add(convBatchNorm(out, `${prefix}.conv2`, `${prefix}.bn2`, 1), shortcut));
-      }
-    });
+    const convBatchNorm = (x: string, layer: ConvLayer) => batchNorm(graph.conv2d(x, layer.conv, layer.stride), layer.batchNorm);
+    const layout = networkLayout(spec);
+    let x = layout.stem ? graph.relu(convBatchNorm(normalized, layout.stem)) : normalized;
+    for (const block of layout.blocks) {
+      const { shortcut } = block;
+      const residual = shortcut.kind === 'projection' ? convBatchNorm(x, shortcut.layer) : shortcut.kind === 'identity' ? x : undefined;
+      const out = graph.relu(convBatchNorm(x, block.first));
+      const second = convBatchNorm(out, block.second);
+      x = graph.relu(residual ? graph.add(second, residual) : second);
+    }
     const features = graph.spatialMean(x);
     const hidden = graph.relu(batchNorm(graph.dense(features, 'head.fc1.weight', 'head.fc1.bias'), 'head.bn'));
     const embedding = graph.l2NormalizeRows(graph.dense(hidden, 'head.fc2.weight', 'head.fc2.bias'));

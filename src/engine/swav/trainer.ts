@@ -159,6 +159,7 @@ export class TrainStep {
           stemStride: stemStrideFor(options.imageSizePx, options.blocksPerStage.length, gpu),
           width: options.width,
           blocksPerStage: options.blocksPerStage,
+          architecture: options.architecture,
           projectionHiddenDim: options.projectionHiddenDim,
           projectionDim: options.projectionDim,
           prototypes: options.prototypes,

@@ -84,9 +84,9 @@ test('export: onnxruntime runs the exported run and matches the engine eval forw
   assert.equal(graph.nodes.filter((node) => node.opType === 'BatchNormalization').length, 0, 'BatchNorm is folded');
 });
 
-test('export: folded BatchNorm and TensorFlow same padding hold for a stride-2 stem at odd and even sizes', async () => {
-  for (const sizePx of [13, 16]) {
-    const spec: ModelSpec = { channels: 3, stemStride: 2, width: 4, blocksPerStage: [1, 2], projectionHiddenDim: 12, projectionDim: 6, prototypes: 5, inputMean: [0.4, 0.5, 0.6], inputStd: [0.2, 0.25, 0.3] };
+test('export: folded BatchNorm and TensorFlow same padding hold for a stride-2 stem at odd and even sizes, and for the plain network', async () => {
+  for (const [sizePx, architecture] of [[13, 'resnet'], [16, 'resnet'], [13, 'plain']] as const) {
+    const spec: ModelSpec = { channels: 3, stemStride: 2, width: 4, blocksPerStage: [1, 2], projectionHiddenDim: 12, projectionDim: 6, prototypes: 5, inputMean: [0.4, 0.5, 0.6], inputStd: [0.2, 0.25, 0.3], architecture };
     const model = createModel(spec, createRandom(sizePx));
     // Running statistics far from (0, 1), so a wrong fold shows.
     const random = createRandom(7);
@@ -101,7 +101,7 @@ test('export: folded BatchNorm and TensorFlow same padding hold for a stride-2 s
     const pixels = randomPixels(3, sizePx, 3, sizePx);
     const expected = await engineOutputs(model, pixels, 3, sizePx);
     const actual = await ortOutputs(bytes, pixels, 3, sizePx, 3);
-    for (const name of ['embedding', 'prototype_scores', 'features'] as const) assertClose(actual[name], expected[name], 1e-4, `${name} at ${sizePx} px`);
+    for (const name of ['embedding', 'prototype_scores', 'features'] as const) assertClose(actual[name], expected[name], 1e-4, `${name} at ${sizePx} px (${architecture})`);
 
     // The exported network also imports as a backbone, through onnxruntime and through tfjs.
     const backbone = await OrtBackbone.fromBytes(bytes, parseOnnx(bytes, 'export'));

@@ -10,7 +10,7 @@ import { swapLoss } from '../../../src/engine/swav/loss';
 import { createRandom } from '../../../src/engine/util/random';
 import { assertClose, randomPixels } from './helpers';
 
-const spec: ModelSpec = {
+const resnetSpec: ModelSpec = {
   channels: 1,
   stemStride: 1,
   width: 4,
@@ -39,10 +39,11 @@ function tfjsStep(model: ReturnType<typeof createModel>, global: tf.Tensor4D, lo
   return { loss: value.dataSync()[0], gradients, statistics, embedding };
 }
 
-async function compare(options: { globalPx: number; localPx: number; queueRows: number }) {
+async function compare(options: { globalPx: number; localPx: number; queueRows: number; architecture?: 'resnet' | 'plain' }) {
   await tf.setBackend('cpu');
   const batch = 4;
   const localCrops = 2;
+  const spec = { ...resnetSpec, architecture: options.architecture };
   const model = createModel(spec, createRandom(3));
   const globalPixels = randomPixels(2 * batch, options.globalPx, 1, 5);
   const localPixels = randomPixels(localCrops * batch, options.localPx, 1, 6);
@@ -94,4 +95,8 @@ test('the ONNX training step matches the tfjs network: loss, every gradient, bat
 
 test('the ONNX training step matches the tfjs network with queue rows in Sinkhorn, at even sizes', async () => {
   await compare({ globalPx: 12, localPx: 6, queueRows: 12 });
+});
+
+test('the ONNX training step matches the tfjs network for the plain architecture (no stem, no shortcuts)', async () => {
+  await compare({ globalPx: 11, localPx: 6, queueRows: 0, architecture: 'plain' });
 });
