@@ -1,7 +1,7 @@
 // Times one SwAV train step (multi-crop, forward, loss, gradients, Adam) and lists the kernels it spends time in.
 // Run: node --import tsx scripts/bench/profileStep.ts [--backend wasm] [--size 28] [--width 16] [--blocks 1,1,1]
 //        [--batch 64] [--local 2] [--local-size 16] [--stem 1|2] [--steps 5] [--no-profile] [--calls]
-//        [--runtime tfjs|onnxruntime] (onnxruntime: the step runs as one ONNX graph; no kernel profile)
+//        [--architecture resnet|plain] [--runtime tfjs|onnxruntime] (onnxruntime: the step runs as one ONNX graph; no kernel profile)
 // Random pixels stand in for images: the cost of a step does not depend on what the pixels show.
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     imageSizePx: sizePx,
     width: Number(flag('width', '16')),
     blocksPerStage: flag('blocks', '1,1,1').split(',').map(Number),
+    architecture: flag('architecture', 'resnet') as 'resnet' | 'plain',
     batchSize: Number(flag('batch', '64')),
     localCrops: Number(flag('local', '2')),
     localCropSizePx: Number(flag('local-size', '0')),
