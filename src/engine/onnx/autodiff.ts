@@ -7,8 +7,11 @@ import { AttributeType, DataType, type AttributeMessage, type NodeMessage, type 
 
 type Attributes = Record<string, number | number[] | string>;
 
-/** Below this many output positions, a filter gradient runs as one convolution; above, as one GEMM per tap (measured faster each side). */
-const tapGemmMinimumPositions = 17;
+/**
+ * Up to this many output positions per image, a convolution runs as one GEMM over the whole batch's patches
+ * (im2col): MLAS's Conv multiplies image by image, and a 2×2 or 4×4 map gives it matrices too thin to be fast.
+ */
+const batchGemmMaximumPositions = 16;
 
 export class DifferentiableGraph {
   readonly nodes: NodeMessage[] = [];
@@ -79,9 +82,10 @@ export class DifferentiableGraph {
     return name;
   }
 
-  private tagged<T>(tag: string, emit: () => T): T {
+  /** Runs `emit` with `tag` added to the names of the nodes it makes. */
+  tagged<T>(tag: string, emit: () => T): T {
     const previous = this.tag;
-    this.tag = tag;
+    this.tag = previous + tag;
     try {
       return emit();
     } finally {
@@ -97,7 +101,9 @@ export class DifferentiableGraph {
   private record(inputs: string[], output: string, emit: (dy: string) => void): string {
     if (inputs.some((input) => this.needsGradient(input))) {
       this.differentiable.add(output);
-      this.tape.push({ output, emit });
+      // The gradient's nodes carry the tag of the forward op (the pass it belongs to, say).
+      const tag = this.tag;
+      this.tape.push({ output, emit: (dy) => this.tagged(tag, () => emit(dy)) });
     }
     return output;
   }
@@ -133,11 +139,12 @@ export class DifferentiableGraph {
     const padH = samePadding(h, kh, stride);
     const padW = samePadding(w, kw, stride);
     const pads = [padH.begin, padW.begin, padH.end, padW.end];
+    if (padH.output * padW.output <= batchGemmMaximumPositions && kh * kw > 1) return this.tagged(`${filter}/`, () => this.patchConv2d(x, filter, stride, pads, [padH.output, padW.output]));
     const oihw = this.op('Transpose', [filter], [outChannels, inChannels, kh, kw], { perm: [3, 2, 0, 1] });
-    const y = this.op('Conv', [x, oihw], [n, outChannels, padH.output, padW.output], { kernel_shape: [kh, kw], strides: [stride, stride], pads });
+    const y = this.tagged(`${filter}/`, () => this.op('Conv', [x, oihw], [n, outChannels, padH.output, padW.output], { kernel_shape: [kh, kw], strides: [stride, stride], pads }));
     return this.record([x, filter], y, (dy) => {
-      if (this.needsGradient(x)) this.accumulate(x, this.tagged('input_gradient/', () => this.convInputGradient(dy, filter, oihw, this.shape(x), stride, pads)));
-      if (this.needsGradient(filter)) this.accumulate(filter, this.tagged('filter_gradient/', () => this.convFilterGradient(x, dy, [kh, kw], stride, pads)));
+      if (this.needsGradient(x)) this.accumulate(x, this.tagged(`input_gradient/${filter}/`, () => this.convInputGradient(dy, filter, oihw, this.shape(x), stride, pads)));
+      if (this.needsGradient(filter)) this.accumulate(filter, this.tagged(`filter_gradient/${filter}/`, () => this.convFilterGradient(x, dy, [kh, kw], stride, pads)));
     });
   }
 
@@ -160,33 +167,77 @@ export class DifferentiableGraph {
   private convFilterGradient(x: string, dy: string, [kh, kw]: number[], stride: number, pads: number[]): string {
     const [n, inChannels, h, w] = this.shape(x);
     const [, outChannels, outH, outW] = this.shape(dy);
-    if (outH * outW >= tapGemmMinimumPositions) {
-      // One batched GEMM per filter tap: dy [n, out, hw] · x_tap [n, hw, in], summed over the batch.
-      const nhwc = this.op('Transpose', [x], [n, h, w, inChannels], { perm: [0, 2, 3, 1] });
-      const padded = this.op('Pad', [nhwc, this.ints([0, pads[0], pads[1], 0, 0, pads[2], pads[3], 0])], [n, h + pads[0] + pads[2], w + pads[1] + pads[3], inChannels]);
-      const dyRows = this.op('Reshape', [dy, this.ints([n, outChannels, outH * outW])], [n, outChannels, outH * outW]);
-      const taps: string[] = [];
-      for (let i = 0; i < kh; i++) {
-        for (let j = 0; j < kw; j++) {
-          const ends = [i + stride * (outH - 1) + 1, j + stride * (outW - 1) + 1];
-          const tap = this.op('Slice', [padded, this.ints([i, j]), this.ints(ends), this.ints([1, 2]), this.ints([stride, stride])], [n, outH, outW, inChannels]);
-          const rows = this.op('Reshape', [tap, this.ints([n, outH * outW, inChannels])], [n, outH * outW, inChannels]);
-          const product = this.op('MatMul', [dyRows, rows], [n, outChannels, inChannels]);
-          taps.push(this.op('ReduceSum', [product, this.ints([0])], [outChannels, inChannels], { keepdims: 0 }));
-        }
+    // One batched GEMM per filter tap: dy [n, out, hw] · x_tap [n, hw, in], summed over the batch.
+    const nhwc = this.op('Transpose', [x], [n, h, w, inChannels], { perm: [0, 2, 3, 1] });
+    const padded = this.op('Pad', [nhwc, this.ints([0, pads[0], pads[1], 0, 0, pads[2], pads[3], 0])], [n, h + pads[0] + pads[2], w + pads[1] + pads[3], inChannels]);
+    const dyRows = this.op('Reshape', [dy, this.ints([n, outChannels, outH * outW])], [n, outChannels, outH * outW]);
+    const taps: string[] = [];
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const ends = [i + stride * (outH - 1) + 1, j + stride * (outW - 1) + 1];
+        const tap = this.op('Slice', [padded, this.ints([i, j]), this.ints(ends), this.ints([1, 2]), this.ints([stride, stride])], [n, outH, outW, inChannels]);
+        const rows = this.op('Reshape', [tap, this.ints([n, outH * outW, inChannels])], [n, outH * outW, inChannels]);
+        const product = this.op('MatMul', [dyRows, rows], [n, outChannels, inChannels]);
+        taps.push(this.op('ReduceSum', [product, this.ints([0])], [outChannels, inChannels], { keepdims: 0 }));
       }
-      const stacked = taps.length === 1 ? taps[0] : this.op('Concat', taps, [kh * kw * outChannels, inChannels], { axis: 0 });
-      const grid = this.op('Reshape', [stacked, this.ints([kh, kw, outChannels, inChannels])], [kh, kw, outChannels, inChannels]);
-      return this.op('Transpose', [grid], [kh, kw, inChannels, outChannels], { perm: [0, 1, 3, 2] });
     }
-    // Few positions: one convolution with batch and channels swapped, dy as a dilated filter.
-    const xT = this.op('Transpose', [x], [inChannels, n, h, w], { perm: [1, 0, 2, 3] });
-    const dyT = this.op('Transpose', [dy], [outChannels, n, outH, outW], { perm: [1, 0, 2, 3] });
-    const fullH = h + pads[0] + pads[2] - stride * (outH - 1);
-    const fullW = w + pads[1] + pads[3] - stride * (outW - 1);
-    let grid = this.op('Conv', [xT, dyT], [inChannels, outChannels, fullH, fullW], { kernel_shape: [outH, outW], dilations: [stride, stride], pads });
-    if (fullH !== kh || fullW !== kw) grid = this.op('Slice', [grid, this.ints([0, 0]), this.ints([kh, kw]), this.ints([2, 3])], [inChannels, outChannels, kh, kw]);
-    return this.op('Transpose', [grid], [kh, kw, inChannels, outChannels], { perm: [2, 3, 0, 1] });
+    const stacked = taps.length === 1 ? taps[0] : this.op('Concat', taps, [kh * kw * outChannels, inChannels], { axis: 0 });
+    const grid = this.op('Reshape', [stacked, this.ints([kh, kw, outChannels, inChannels])], [kh, kw, outChannels, inChannels]);
+    return this.op('Transpose', [grid], [kh, kw, inChannels, outChannels], { perm: [0, 1, 3, 2] });
+  }
+
+  /**
+   * A convolution as one GEMM over the batch's patches: x → NHWC, padded, the kh·kw shifted (strided) views
+   * side by side as [n·positions, kh·kw·in] rows, times the filter as [kh·kw·in, out]. Its gradients are
+   * GEMMs too; the input gradient adds the patch gradients back at their shifts (col2im) for stride 1,
+   * and is a ConvTranspose for stride 2.
+   */
+  private patchConv2d(x: string, filter: string, stride: number, pads: number[], [outH, outW]: number[]): string {
+    const [n, inChannels, h, w] = this.shape(x);
+    const [kh, kw, , outChannels] = this.shape(filter);
+    const rows = n * outH * outW;
+    const patchSize = kh * kw * inChannels;
+    const padded = [n, h + pads[0] + pads[2], w + pads[1] + pads[3], inChannels];
+    const nhwc = this.op('Transpose', [x], [n, h, w, inChannels], { perm: [0, 2, 3, 1] });
+    const paddedX = this.op('Pad', [nhwc, this.ints([0, pads[0], pads[1], 0, 0, pads[2], pads[3], 0])], padded);
+    const taps: string[] = [];
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const ends = [i + stride * (outH - 1) + 1, j + stride * (outW - 1) + 1];
+        taps.push(this.op('Slice', [paddedX, this.ints([i, j]), this.ints(ends), this.ints([1, 2]), this.ints([stride, stride])], [n, outH, outW, inChannels]));
+      }
+    }
+    const patches = this.op('Reshape', [this.op('Concat', taps, [n, outH, outW, patchSize], { axis: 3 }), this.ints([rows, patchSize])], [rows, patchSize]);
+    const weights = this.op('Reshape', [filter, this.ints([patchSize, outChannels])], [patchSize, outChannels]);
+    const product = this.op('MatMul', [patches, weights], [rows, outChannels]);
+    const y = this.op('Transpose', [this.op('Reshape', [product, this.ints([n, outH, outW, outChannels])], [n, outH, outW, outChannels])], [n, outChannels, outH, outW], { perm: [0, 3, 1, 2] });
+    return this.record([x, filter], y, (dy) => {
+      const dyRows = this.op('Reshape', [this.op('Transpose', [dy], [n, outH, outW, outChannels], { perm: [0, 2, 3, 1] }), this.ints([rows, outChannels])], [rows, outChannels]);
+      if (this.needsGradient(filter)) {
+        const gradient = this.tagged(`filter_gradient/${filter}/`, () => this.op('Gemm', [patches, dyRows], [patchSize, outChannels], { transA: 1 }));
+        this.accumulate(filter, this.op('Reshape', [gradient, this.ints([kh, kw, inChannels, outChannels])], [kh, kw, inChannels, outChannels]));
+      }
+      if (!this.needsGradient(x)) return;
+      this.tagged(`input_gradient/${filter}/`, () => {
+        if (stride !== 1) {
+          const oihw = this.op('Transpose', [filter], [outChannels, inChannels, kh, kw], { perm: [3, 2, 0, 1] });
+          this.accumulate(x, this.convInputGradient(dy, filter, oihw, [n, inChannels, h, w], stride, pads));
+          return;
+        }
+        const patchGradient = this.op('Reshape', [this.op('Gemm', [dyRows, weights], [rows, patchSize], { transB: 1 }), this.ints([n, outH, outW, kh * kw * inChannels])], [n, outH, outW, patchSize]);
+        let sum: string | undefined;
+        for (let i = 0; i < kh; i++) {
+          for (let j = 0; j < kw; j++) {
+            const tap = (i * kw + j) * inChannels;
+            const part = this.op('Slice', [patchGradient, this.ints([tap]), this.ints([tap + inChannels]), this.ints([3])], [n, outH, outW, inChannels]);
+            const placed = this.op('Pad', [part, this.ints([0, i, j, 0, 0, padded[1] - outH - i, padded[2] - outW - j, 0])], padded);
+            sum = sum ? this.op('Add', [sum, placed], padded) : placed;
+          }
+        }
+        const inside = this.op('Slice', [sum!, this.ints([pads[0], pads[1]]), this.ints([pads[0] + h, pads[1] + w]), this.ints([1, 2])], [n, h, w, inChannels]);
+        this.accumulate(x, this.op('Transpose', [inside], [n, inChannels, h, w], { perm: [0, 3, 1, 2] }));
+      });
+    });
   }
 
   /**

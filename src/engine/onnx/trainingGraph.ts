@@ -93,9 +93,9 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
     return { embedding, scores: graph.matMulTransposed(embedding, 'prototypes') };
   };
 
-  const global = network(names.globalCrops, shape.globalCrops, shape.globalSizePx, true);
+  const global = graph.tagged('global/', () => network(names.globalCrops, shape.globalCrops, shape.globalSizePx, true));
   const passes = [{ scores: global.scores, crops: shape.globalCrops }];
-  if (shape.localCrops > 0) passes.push({ scores: network(names.localCrops, shape.localCrops, shape.localSizePx, false).scores, crops: shape.localCrops });
+  if (shape.localCrops > 0) passes.push({ scores: graph.tagged('local/', () => network(names.localCrops, shape.localCrops, shape.localSizePx, false)).scores, crops: shape.localCrops });
   graph.output(global.embedding, names.globalEmbedding);
   graph.output(global.scores, names.globalScores);
 
