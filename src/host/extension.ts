@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { BackendPreference, ExplainPanelState, TrainResult } from '../protocol';
+import type { BackendPreference, ExplainPanelState, TrainingRuntimePreference, TrainResult } from '../protocol';
 import { EngineClient, EngineRequestError } from './engineClient';
 import { engineEnvironment, isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from './runs';
 import { ClusterMapPanel } from './views/clusterMapPanel';
@@ -78,6 +78,7 @@ export function activate(context: vscode.ExtensionContext): void {
     const runDir = path.join(runsFolder(), newRunName(imagesDir));
     const options = trainOptionsFromSettings({
       backend: config().get<BackendPreference>('backend'),
+      trainingRuntime: config().get<TrainingRuntimePreference>('trainingRuntime'),
       imageSizePx: config().get<number>('imageSizePx'),
       prototypes: config().get<number>('prototypes'),
       epochs: config().get<number>('epochs'),

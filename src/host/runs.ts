@@ -2,7 +2,7 @@
 // the extension passes its configuration in, so this logic is unit-tested in plain Node.
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BackendPreference, TrainOptions } from '../protocol';
+import type { BackendPreference, TrainingRuntimePreference, TrainOptions } from '../protocol';
 
 export interface RunEntry {
   runDir: string;
@@ -47,6 +47,7 @@ export function runsRoot(setting: string, workspaceFolder: string | undefined, f
 
 export interface TrainSettings {
   backend: BackendPreference;
+  trainingRuntime: TrainingRuntimePreference;
   imageSizePx: number;
   prototypes: number;
   epochs: number;
@@ -57,6 +58,7 @@ export interface TrainSettings {
 export function trainOptionsFromSettings(settings: Partial<TrainSettings>): Partial<TrainOptions> {
   const options: Partial<TrainOptions> = {};
   if (settings.backend) options.backend = settings.backend;
+  if (settings.trainingRuntime) options.trainingRuntime = settings.trainingRuntime;
   if (settings.imageSizePx) options.imageSizePx = settings.imageSizePx;
   if (settings.prototypes) options.prototypes = settings.prototypes;
   if (settings.epochs) options.epochs = settings.epochs;

@@ -27,6 +27,7 @@ test('runs: names, roots, settings and image files', () => {
   assert.equal(runsRoot('runs', undefined, '/home'), '/home/runs');
   assert.deepEqual(trainOptionsFromSettings({ backend: 'auto', imageSizePx: 0, prototypes: 0, epochs: 0, minutes: 0 }), { backend: 'auto' });
   assert.deepEqual(trainOptionsFromSettings({ imageSizePx: 32, epochs: 5, minutes: 0 }), { imageSizePx: 32, epochs: 5, minutes: 0 });
+  assert.deepEqual(trainOptionsFromSettings({ backend: 'wasm', trainingRuntime: 'tfjs' }), { backend: 'wasm', trainingRuntime: 'tfjs' });
   assert.deepEqual(trainOptionsFromSettings({ minutes: 3 }), { minutes: 3 });
   assert.ok(isImageFile('/a/b.JPG') && isImageFile('x.tiff') && !isImageFile('x.txt') && !isImageFile('png'));
 });

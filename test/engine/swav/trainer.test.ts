@@ -8,11 +8,11 @@ import sharp from 'sharp';
 import { silentContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
-import { train } from '../../../src/engine/swav/trainer';
+import { chooseTrainingRuntime, train } from '../../../src/engine/swav/trainer';
 import type { TrainOptions } from '../../../src/protocol';
 import { tempDir } from '../../tempDir';
 
-const options: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, freezePrototypesSteps: 2, backend: 'wasm' };
+const baseOptions: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, freezePrototypesSteps: 2, backend: 'wasm' };
 let imagesDir: string;
 
 before(async () => {
@@ -34,10 +34,13 @@ async function weights(runDir: string): Promise<Map<string, Float32Array>> {
   return values;
 }
 
-test('trainer: a run cancelled mid-epoch and resumed ends with the same weights as one straight run', async () => {
+for (const trainingRuntime of ['onnxruntime', 'tfjs'] as const) {
+test(`trainer (${trainingRuntime}): a run cancelled mid-epoch and resumed ends with the same weights as one straight run`, async () => {
+  const options = { ...baseOptions, trainingRuntime };
   const straightDir = tempDir('cl-straight-');
   const straight = await train({ imagesDir, runDir: straightDir, options, index: false }, silentContext());
   assert.equal(straight.steps, 6);
+  assert.equal(straight.trainingRuntime, trainingRuntime);
 
   const resumedDir = tempDir('cl-resumed-');
   const controller = new AbortController();
@@ -56,11 +59,26 @@ test('trainer: a run cancelled mid-epoch and resumed ends with the same weights 
     assert.ok(difference < 1e-5, `${name} differs by ${difference}`);
   }
 });
+}
 
 test('trainer: repeated runs leave no tensors behind', async () => {
+  const options = baseOptions;
   const runDir = tempDir('cl-leak-');
   await train({ imagesDir, runDir, options: { ...options, epochs: 1 } }, silentContext());
   const baseline = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) await train({ imagesDir, runDir, options: { ...options, epochs: 1, queueLength: 16, queueStartEpoch: 0 } }, silentContext());
   assert.equal(tf.memory().numTensors, baseline);
+});
+
+test('training runtime: auto takes onnxruntime on a CPU backend and tfjs on a GPU one, and says so; an explicit choice is kept', () => {
+  const logs: string[] = [];
+  const context = { log: (_level: string, message: string) => logs.push(message) };
+  const cpu = { name: 'wasm' as const, gpu: false, skipped: [] };
+  const gpu = { name: 'webgpu' as const, gpu: true, skipped: [] };
+  assert.equal(chooseTrainingRuntime('auto', cpu, context), 'onnxruntime');
+  assert.match(logs.at(-1)!, /onnxruntime/);
+  assert.equal(chooseTrainingRuntime('auto', gpu, context), 'tfjs');
+  assert.match(logs.at(-1)!, /webgpu, a GPU backend/);
+  assert.equal(chooseTrainingRuntime('tfjs', cpu, context), 'tfjs');
+  assert.equal(chooseTrainingRuntime('onnxruntime', gpu, context), 'onnxruntime');
 });
