@@ -2,6 +2,7 @@
 // them): forward, Sinkhorn, loss and gradients in one session run. The engine keeps its tfjs variables,
 // Adam, the queue and the augmentation; this only turns crops and weights into a loss and gradients.
 
+import { EngineError } from '../errors';
 import type { ModelSpec } from '../model/model';
 import { OrtModel, type OrtArray } from '../onnx/ortBackbone';
 import { buildTrainingGraph, trainingGraphNames as names, type SwapLossSettings, type TrainingGraphShape } from '../onnx/trainingGraph';
@@ -48,8 +49,12 @@ export class OrtStepGradients {
     if (!session) {
       session = (async () => {
         const graph = buildTrainingGraph(this.spec, this.variableShapes, { ...this.shape, queueRows }, this.loss);
-        const model = await OrtModel.open(graph.bytes, 'the SwAV training step', { threads: this.threads });
-        return { model, variables: graph.variables, batchNormLayers: graph.batchNormLayers };
+        try {
+          const model = await OrtModel.open(graph.bytes, 'the SwAV training step', { threads: this.threads });
+          return { model, variables: graph.variables, batchNormLayers: graph.batchNormLayers };
+        } catch (error) {
+          throw runtimeFailure(error);
+        }
       })();
       this.sessions.set(queueRows, session);
     }
@@ -75,7 +80,12 @@ export class OrtStepGradients {
       ...variables.map(names.gradient),
       ...batchNormLayers.flatMap(({ layer }) => [names.batchMean(layer), names.batchVariance(layer)]),
     ];
-    const result = await model.run(feeds, outputs);
+    let result: Record<string, OrtArray>;
+    try {
+      result = await model.run(feeds, outputs);
+    } catch (error) {
+      throw runtimeFailure(error);
+    }
     return {
       loss: result[names.loss].data[0],
       gradients: new Map(variables.map((name) => [name, result[names.gradient(name)].data])),
@@ -92,4 +102,14 @@ export class OrtStepGradients {
     this.sessions.clear();
     for (const session of sessions) await (await session).model.dispose();
   }
+}
+
+/** onnxruntime refused the step's graph: a bug of ours, with a way to keep training meanwhile. */
+function runtimeFailure(error: unknown): EngineError {
+  const reason = (error as Error).message.split('\n')[0];
+  return new EngineError(
+    'INTERNAL',
+    `onnxruntime could not run the training step (${reason}). Train with --runtime tfjs (setting clusterLens.trainingRuntime: tfjs) meanwhile, and please report this.`,
+    String(error),
+  );
 }
