@@ -46,7 +46,6 @@ export class OrtModel {
         executionProviders: ['cpu'],
         graphOptimizationLevel: 'all',
         ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
-        ...(process.env.ORT_NOSPIN ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
       });
       return new OrtModel(file, session);
     } catch (error) {

@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingRuntime, TrainingRuntimePreference, TrainOptions, TrainResult } from '../../protocol';
 import { initBackend, type BackendInfo } from '../backend/backend';
+import { defaultThreadCount } from '../backend/wasmThreads';
 import { resolveTrainOptions } from '../config';
 import { multiCrop, type MultiCropOptions } from '../data/augment';
 import { channelStatistics, imageBatch } from '../data/batch';
@@ -19,20 +20,18 @@ import {
   forward,
   parameterCount,
   startStep,
-  trainableVariables,
   updateRunningStatistics,
   variable,
   type BatchStatistics,
   type ModelSpec,
   type SwavModel,
 } from '../model/model';
+import { loadOrt } from '../onnx/ortBackbone';
 import { readManifest, runPath } from '../runFolder';
 import { createRandom, type Random } from '../util/random';
-import { defaultThreadCount } from '../backend/wasmThreads';
 import { Adam } from './adam';
-import { loadOrt } from '../onnx/ortBackbone';
-import { OrtStepGradients } from './ortGradients';
 import { swapLoss } from './loss';
+import { OrtStepGradients } from './ortGradients';
 import { EmbeddingQueue } from './queue';
 import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } from './runSetup';
 import { learningRateAt } from './schedule';
@@ -243,7 +242,7 @@ export class TrainStep {
       queueScores = scores.map((s) => s.dataSync() as Float32Array);
       tf.dispose(scores);
     }
-    const trainable = trainableVariables(model).map((v) => [nameOfVariable(model, v), v] as const);
+    const trainable = [...model.variables].filter(([, v]) => v.trainable);
     if (this.ortGradients?.batch !== batch.length) {
       void this.ortGradients?.dispose();
       const shapes = new Map(trainable.map(([name, v]) => [name, v.shape]));
@@ -285,11 +284,6 @@ interface StepOutcome {
 /** The share of a crop's samples whose best prototype is each prototype. */
 function prototypeUsage(scores: tf.Tensor2D, prototypes: number): tf.Tensor1D {
   return tf.div(tf.sum(tf.oneHot(tf.argMax(scores, 1), prototypes), 0), scores.shape[0]) as tf.Tensor1D;
-}
-
-function nameOfVariable(model: SwavModel, target: tf.Variable): string {
-  for (const [name, v] of model.variables) if (v === target) return name;
-  throw new Error('variable not in the model');
 }
 
 export interface TrainStepSetup {
