@@ -9,18 +9,9 @@ import { batchNormWithBatchStatistics, createModel, disposeModel, featureDim, fo
 import { resolveTrainOptions } from '../../../src/engine/config';
 import { createRandom } from '../../../src/engine/util/random';
 import { tempDir } from '../../tempDir';
+import { tinySpec } from './tinySpec';
 
-const spec: ModelSpec = {
-  channels: 1,
-  stemStride: 1,
-  width: 4,
-  blocksPerStage: [1, 1],
-  projectionHiddenDim: 16,
-  projectionDim: 8,
-  prototypes: 5,
-  inputMean: [0.5],
-  inputStd: [0.25],
-};
+const spec: ModelSpec = tinySpec;
 
 test('forward: shapes, unit-norm embeddings, scores are cosines with unit prototypes', async () => {
   await tf.setBackend('cpu');

@@ -9,18 +9,9 @@ import { buildTrainingGraph, trainingGraphNames as names } from '../../../src/en
 import { swapLoss } from '../../../src/engine/swav/loss';
 import { createRandom } from '../../../src/engine/util/random';
 import { assertClose, randomPixels } from './helpers';
+import { tinySpec } from '../model/tinySpec';
 
-const resnetSpec: ModelSpec = {
-  channels: 1,
-  stemStride: 1,
-  width: 4,
-  blocksPerStage: [1, 1],
-  projectionHiddenDim: 16,
-  projectionDim: 8,
-  prototypes: 5,
-  inputMean: [0.45],
-  inputStd: [0.3],
-};
+const resnetSpec: ModelSpec = tinySpec;
 const loss = { temperature: 0.1, epsilon: 0.05, sinkhornIterations: 3, cropsForAssign: [0, 1] };
 
 /** Loss, gradients and statistics from the engine's tfjs network, the reference the graph must match. */
