@@ -48,7 +48,6 @@ const referenceRecipe: Partial<TrainOptions> = {
   width: 32,
   blocksPerStage: [1, 1, 1, 1],
   architecture: 'plain', // the reference's network: four conv-conv blocks, no stem, no shortcuts
-
   projectionHiddenDim: 512,
   projectionDim: 128,
   prototypes: 30,

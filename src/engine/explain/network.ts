@@ -28,8 +28,7 @@ export class FoldedWeights {
   constructor(private readonly model: SwavModel) {}
 
   get(convName: string, batchNormName: string): FoldedConv {
-    const key = convName;
-    let folded = this.layers.get(key);
+    let folded = this.layers.get(convName);
     if (!folded) {
       const v = (name: string) => variable(this.model, name);
       folded = tf.tidy(() => {
@@ -37,7 +36,7 @@ export class FoldedWeights {
         const bias = tf.sub(v(`${batchNormName}.beta`), tf.mul(v(`${batchNormName}.runningMean`), scale)) as tf.Tensor1D;
         return { filter: tf.keep(tf.mul(v(convName), scale) as tf.Tensor4D), bias: tf.keep(bias) };
       });
-      this.layers.set(key, folded);
+      this.layers.set(convName, folded);
     }
     return folded;
   }

@@ -5,7 +5,8 @@
 import { samePadding } from './export';
 import { AttributeType, DataType, type AttributeMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from './schema';
 
-type Attributes = Record<string, number | number[] | string>;
+/** Attribute values: whole numbers are INT attributes; wrap a FLOAT one as { float } so that 1.0 stays a float. */
+type Attributes = Record<string, number | number[] | string | { float: number }>;
 
 /**
  * Up to this many output positions per image, a convolution runs as one GEMM over the whole batch's patches
@@ -258,7 +259,7 @@ export class DifferentiableGraph {
     const meanOfSquares = this.op('Div', [perChannel(this.op('ReduceSumSquare', [x], shape.map((size, axis) => (axis === 1 ? size : 1)), { axes, keepdims: 1 })), this.scalar(positions)], vector);
     // E[x²] − E[x]², kept ≥ 0 against rounding.
     const variance = this.op('Relu', [this.op('Sub', [meanOfSquares, this.op('Mul', [mean, mean], vector)], vector)], vector);
-    const y = this.op('BatchNormalization', [x, gamma, beta, mean, variance], shape, { epsilon });
+    const y = this.op('BatchNormalization', [x, gamma, beta, mean, variance], shape, { epsilon: { float: epsilon } });
     this.record([x, gamma, beta], y, (dy) => this.tagged('batchnorm_gradient/', () => {
       const inverse = this.op('Reciprocal', [this.op('Sqrt', [this.op('Add', [variance, this.scalar(epsilon)], vector)], vector)], vector);
       const sumDy = this.op('ReduceSum', [dy, this.ints(axes)], vector, { keepdims: 0 });
@@ -276,7 +277,7 @@ export class DifferentiableGraph {
         const zeros = this.floats(new Float32Array(channels), vector);
         // BatchNormalization with mean 0 and variance 1 − ε is the affine map a·v + b.
         const unit = this.floats(new Float32Array(channels).fill(1 - epsilon), vector);
-        const affine = (value: string, scale: string, shift: string) => this.op('BatchNormalization', [value, scale, shift, zeros, unit], shape, { epsilon });
+        const affine = (value: string, scale: string, shift: string) => this.op('BatchNormalization', [value, scale, shift, zeros, unit], shape, { epsilon: { float: epsilon } });
         this.accumulate(x, this.op('Add', [affine(dy, k1, zeros), affine(x, k2, k3)], shape));
       }
     }));
@@ -354,6 +355,7 @@ function encodeAttributes(attributes: Attributes): AttributeMessage[] {
   return Object.entries(attributes).map(([name, value]) => {
     if (typeof value === 'string') return { name, type: AttributeType.STRING, s: new TextEncoder().encode(value) };
     if (Array.isArray(value)) return { name, type: AttributeType.INTS, ints: value };
-    return Number.isInteger(value) ? { name, type: AttributeType.INT, i: value } : { name, type: AttributeType.FLOAT, f: value };
+    if (typeof value === 'object') return { name, type: AttributeType.FLOAT, f: value.float };
+    return { name, type: AttributeType.INT, i: value };
   });
 }
