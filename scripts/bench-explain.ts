@@ -7,7 +7,7 @@
 
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { describeBackend, initBackend } from '../src/engine/backend/backend';
+import { describeBackend, initBackend } from '../src/engine/runtime/tfjs/backend';
 import { defaultTrainOptions } from '../src/engine/config';
 import { decodeImage } from '../src/engine/data/decode';
 import { counterfactual } from '../src/engine/explain/counterfactual';

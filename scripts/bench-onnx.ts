@@ -8,13 +8,13 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { describeBackend, initBackend } from '../src/engine/backend/backend';
+import { describeBackend, initBackend } from '../src/engine/runtime/tfjs/backend';
 import { resolveTrainOptions } from '../src/engine/config';
 import { checkpointPath, loadCheckpoint } from '../src/engine/model/checkpoint';
 import { createModel, disposeModel, forward, type SwavModel } from '../src/engine/model/model';
 import { toNchwInput } from '../src/engine/onnx/backboneInput';
 import { buildOnnxModel, type WeightMap } from '../src/engine/onnx/export';
-import { OrtModel } from '../src/engine/onnx/ortBackbone';
+import { OrtModel } from '../src/engine/runtime/session';
 import { createRandom } from '../src/engine/util/random';
 
 async function main(): Promise<void> {

@@ -6,7 +6,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendPreference, TrainingRuntime } from '../../src/protocol';
-import { describeBackend, initBackend } from '../../src/engine/backend/backend';
+import { describeBackend, initBackend } from '../../src/engine/runtime/tfjs/backend';
 import { resolveTrainOptions } from '../../src/engine/config';
 import type { ImageSet } from '../../src/engine/data/decode';
 import { createTrainStep } from '../../src/engine/swav/trainer';

@@ -8,8 +8,9 @@ import { EngineError, toErrorEvent } from './errors';
 import { explainImage } from './explain/explainImage';
 import { evaluateExplanations } from './explain/metrics/evaluateExplanations';
 import { findNeighbours, indexRun, runOverview } from './index/runQueries';
-import { exportOnnx } from './onnx/export';
-import { isFrozenRun, trainFrozenBackbone } from './onnx/frozenRun';
+import { exportOnnx } from './model/exportRun';
+import { isFrozenRun } from './frozen/backboneFile';
+import { trainFrozenBackbone } from './frozen/frozenRun';
 import type { JobContext } from './jobContext';
 import { train } from './swav/trainer';
 

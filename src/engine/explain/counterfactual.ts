@@ -4,28 +4,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import type { ExplainOptions } from '../../protocol';
-import type { ExplainableModel, Explainer } from './explainer';
+import type { CounterfactualOutcome, ExplainableModel, Explainer } from './explainer';
 import { targetValue } from './target';
 
-export interface CounterfactualOutcome {
-  /** The edited image, S·S·C values in [0, 1]. */
-  pixels: Float32Array;
-  /** Prototype probabilities and scores of the edited image. */
-  probabilities: Float32Array;
-  scores: Float32Array;
-  originalProbabilities: Float32Array;
-  targetCluster: number;
-  valid: boolean;
-  l1Distance: number;
-  l2Distance: number;
-  meanAbsoluteChange: number;
-  changedPixelShare: number;
-  /** Largest change of any value, the scale of the (normalised) diff map. */
-  maxAbsoluteChange: number;
-  steps: number;
-  converged: boolean;
-  durationMs: number;
-}
 
 // A pixel counts as changed when some channel moved by more than this.
 const changedPixelThreshold = 0.05;
@@ -71,6 +52,8 @@ function argMax(values: Float32Array): number {
 }
 
 /** Edits `image` [1, S, S, C] towards prototype `target`; all tensors are freed on return. */
+export type { CounterfactualOutcome };
+
 export async function counterfactual(net: ExplainableModel, image: tf.Tensor4D, target: number, options: ExplainOptions, signal?: AbortSignal): Promise<CounterfactualOutcome> {
   const startedAt = performance.now();
   const { counterfactualMseWeight: mseWeight, counterfactualTvWeight: tvWeight, counterfactualL2Weight: l2Weight, counterfactualLearningRate: learningRate } = options;

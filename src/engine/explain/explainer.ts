@@ -2,7 +2,6 @@
 // offer (the Grad-CAM layer and what follows it), what a target is, and how maps are upsampled and normalised.
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExplainMethod, ExplainOptions } from '../../protocol';
-import type { CounterfactualOutcome } from './counterfactual';
 
 /** What an explainer needs from a network: the last convolutional stage, and everything after it. */
 export interface ExplainableModel {
@@ -100,4 +99,24 @@ export function imageAndPair(image: tf.Tensor4D, target: Target): tf.Tensor4D {
 
 export function imageSizeOf(image: tf.Tensor4D): number {
   return image.shape[1];
+}
+
+export interface CounterfactualOutcome {
+  /** The edited image, S·S·C values in [0, 1]. */
+  pixels: Float32Array;
+  /** Prototype probabilities and scores of the edited image. */
+  probabilities: Float32Array;
+  scores: Float32Array;
+  originalProbabilities: Float32Array;
+  targetCluster: number;
+  valid: boolean;
+  l1Distance: number;
+  l2Distance: number;
+  meanAbsoluteChange: number;
+  changedPixelShare: number;
+  /** Largest change of any value, the scale of the (normalised) diff map. */
+  maxAbsoluteChange: number;
+  steps: number;
+  converged: boolean;
+  durationMs: number;
 }

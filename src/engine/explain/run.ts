@@ -13,7 +13,7 @@ import { readManifest } from '../runFolder';
 import type { ExplainableModel } from './explainer';
 import { swavExplainable } from './network';
 import { l2Normalize } from '../model/model';
-import { frozenExplainable } from '../onnx/frozenRun';
+import { frozenExplainable } from '../frozen/frozenRun';
 
 export interface ExplainableRun {
   runDir: string;

@@ -11,7 +11,7 @@ import { forward, l2Normalize, type SwavModel } from '../model/model';
 import { runPath } from '../runFolder';
 import { readArchive, writeArchive, type ArchiveArray } from '../util/tensorArchive';
 import { pca } from './pca';
-import { embedWithOnnxRuntime } from '../onnx/ortEmbed';
+import { embedWithOnnxRuntime, type EmbedOutput } from './ortEmbed';
 
 export interface IndexHeader {
   format: 'cluster-lens-index';
@@ -40,13 +40,7 @@ export interface RunIndex {
   map: Matrix;
 }
 
-export interface EmbedOutput {
-  features: Matrix;
-  embeddings: Matrix;
-  scores: Matrix;
-  /** Time spent in the network's forward passes alone (no model setup, no post-processing), where measured. */
-  forwardMs?: number;
-}
+export type { EmbedOutput };
 
 const embedBatchSize = 256;
 

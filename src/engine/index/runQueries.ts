@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { IndexResult, NeighboursResult, RunOverview } from '../../protocol';
-import { initBackend } from '../backend/backend';
+import { initBackend } from '../runtime/tfjs/backend';
 import { decodeImage, loadImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';
 import { EngineError } from '../errors';
@@ -10,7 +10,7 @@ import type { JobContext } from '../jobContext';
 import { checkpointPath, loadCheckpoint, type LoadedCheckpoint } from '../model/checkpoint';
 import { disposeModel, forward, l2Normalize } from '../model/model';
 import { readManifest, runPath } from '../runFolder';
-import { describeWithBackbone, embedWithBackbone, openFrozenBackbone } from '../onnx/frozenRun';
+import { describeWithBackbone, embedWithBackbone, openFrozenBackbone } from '../frozen/frozenRun';
 import { buildIndex, readIndex, writeIndex, type RunIndex } from './indexer';
 import { topKCosine } from './neighbours';
 

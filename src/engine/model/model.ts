@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { batchNormActivation } from '../backend/fusedBatchNorm';
+import { batchNormActivation } from '../runtime/tfjs/fusedBatchNorm';
 
 // The composite training BatchNorm lives beside the fused one; kept here under its old name for callers.
-export { batchNormWithBatchStatistics } from '../backend/fusedBatchNorm';
+export { batchNormWithBatchStatistics } from '../runtime/tfjs/fusedBatchNorm';
 import type { Random } from '../util/random';
 import '../util/tensorOps';
 import { convLayers, networkLayout, type Architecture, type ConvLayer } from './layout';

@@ -5,17 +5,13 @@ import type { ExportOnnxResult } from '../../protocol';
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { CheckpointHeader } from '../model/checkpoint';
-import { checkpointPath } from '../model/checkpoint';
 import { networkLayout, type ConvLayer } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import { EngineError } from '../errors';
 import { writeFileAtomic } from '../util/atomicFile';
 import { readArchive } from '../util/tensorArchive';
 import { imageInput, type OnnxGraph } from './graph';
-import { readFrozenBackbone } from './frozenRun';
 import { OnnxModelError } from './onnxError';
-import { OrtModel } from './ortBackbone';
 import { DataType, AttributeType, appendToModel, encodeModel, type AttributeMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from './schema';
 
 /** Weights by the engine's variable names ([kh,kw,in,out] convolutions, [in,out] linear layers). */
@@ -35,78 +31,6 @@ export const onnxDocumentation = [
   '`features` [batch, featureDim], backbone features after global average pooling (not normalised).',
   'BatchNorm layers are folded into the convolution or linear layer before them; convolutions pad as TensorFlow "same" padding does (extra row and column at the bottom and right).',
 ].join(' ');
-
-/**
- * Reads a run's checkpoint (no tensors, no backend) and writes it as ONNX to `outPath`, atomically.
- * Unless `verify` is false, onnxruntime first loads the model and runs it once.
- */
-export async function exportOnnx(runDir: string, outPath: string, options: { verify?: boolean } = {}): Promise<ExportOnnxResult> {
-  const startedAt = Date.now();
-  const resolvedRun = path.resolve(runDir);
-  const resolvedOut = path.resolve(outPath);
-  const file = checkpointPath(resolvedRun);
-  if (!existsSync(file)) {
-    throw new EngineError('NO_CHECKPOINT', `No checkpoint at ${file}. Train a model first (cluster-lens train <images> --out <run-dir>).`);
-  }
-  let archive;
-  try {
-    archive = await readArchive<CheckpointHeader>(file);
-  } catch (error) {
-    throw new EngineError('BAD_CHECKPOINT', `The checkpoint ${file} cannot be read (${(error as Error).message}). Train again, or restore the file from a backup.`, String(error));
-  }
-  const { header, arrays } = archive;
-  if (header?.format !== 'cluster-lens-checkpoint') throw new EngineError('BAD_CHECKPOINT', `${file} is not a Cluster Lens checkpoint.`);
-  const weights: WeightMap = new Map();
-  for (const [key, { shape, values }] of arrays) {
-    if (key.startsWith('model.')) weights.set(key.slice('model.'.length), { shape, values: values as Float32Array });
-  }
-  const metadata = {
-    'cluster-lens.checkpointStep': String(header.step),
-    'cluster-lens.temperature': String(header.options.temperature),
-  };
-  let bytes: Uint8Array;
-  let inputName = 'images';
-  let featureDim = header.spec.width * 2 ** (header.spec.blocksPerStage.length - 1);
-  if (header.backbone) {
-    // A frozen imported backbone: its own graph, with the trained head appended (the head's spec.width is the feature size).
-    const backbone = await readFrozenBackbone(resolvedRun, header.backbone);
-    bytes = appendHeadToBackbone({ ...backbone, featureOutput: header.backbone.featureOutput }, { spec: header.spec, weights }, metadata);
-    inputName = imageInput(backbone.graph).name;
-    featureDim = header.spec.width;
-  } else {
-    bytes = buildOnnxModel(header.spec, weights, { imageSizePx: header.options.imageSizePx, metadata });
-  }
-  if (options.verify !== false) await verifyExport(bytes, resolvedOut, inputName, header.spec.channels, header.options.imageSizePx, [header.spec.projectionDim, header.spec.prototypes]);
-  await writeFileAtomic(resolvedOut, bytes);
-  return {
-    kind: 'exportOnnx',
-    runDir: resolvedRun,
-    outPath: resolvedOut,
-    bytes: bytes.length,
-    opset: exportOpset,
-    imageSizePx: header.options.imageSizePx,
-    channels: header.spec.channels,
-    featureDim,
-    projectionDim: header.spec.projectionDim,
-    prototypes: header.spec.prototypes,
-    checkpointStep: header.step,
-    durationMs: Date.now() - startedAt,
-  };
-}
-
-/** Loads the model in onnxruntime and checks one run's output shapes and values, before the file is written. */
-async function verifyExport(bytes: Uint8Array, outPath: string, inputName: string, channels: number, sizePx: number, dims: [number, number]): Promise<void> {
-  const model = await OrtModel.open(bytes, outPath, { threads: 1 });
-  try {
-    const out = await model.run({ [inputName]: { data: new Float32Array(2 * channels * sizePx * sizePx).fill(0.5), dims: [2, channels, sizePx, sizePx] } }, ['embedding', 'prototype_scores']);
-    const shapes = [out.embedding.dims, out.prototype_scores.dims].map((shape) => shape.join('×'));
-    if (shapes[0] !== `2×${dims[0]}` || shapes[1] !== `2×${dims[1]}` || !out.embedding.data.every(Number.isFinite)) {
-      throw new EngineError('INTERNAL', `The exported model gave outputs of shape ${shapes.join(' and ')} (expected 2×${dims[0]} and 2×${dims[1]}); nothing was written. Please report this.`);
-    }
-  } finally {
-    await model.dispose();
-  }
-}
 
 /** TensorFlow's 'same' padding for one axis: output ceil(size / stride), the odd pixel at the end. */
 export function samePadding(size: number, kernel: number, stride: number): { begin: number; end: number; output: number } {

@@ -4,8 +4,8 @@
 
 import { EngineError } from '../errors';
 import type { ModelSpec } from '../model/model';
-import { OrtModel, type OrtArray } from '../onnx/ortBackbone';
-import { buildTrainingGraph, trainingGraphNames as names, type SwapLossSettings, type TrainingGraphShape } from '../onnx/trainingGraph';
+import { OrtModel, type OrtArray } from '../runtime/session';
+import { buildTrainingGraph, trainingGraphNames as names, type SwapLossSettings, type TrainingGraphShape } from '../runtime/trainingGraph';
 
 export interface StepInputs {
   /** NHWC pixels in [0, 1] of the global crops, crop after crop. */

@@ -3,8 +3,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainingRuntime, TrainingRuntimePreference, TrainOptions, TrainResult } from '../../protocol';
-import { initBackend, type BackendInfo } from '../backend/backend';
-import { defaultThreadCount } from '../backend/wasmThreads';
+import { initBackend, type BackendInfo } from '../runtime/tfjs/backend';
+import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import { resolveTrainOptions } from '../config';
 import { multiCrop, type MultiCropOptions } from '../data/augment';
 import { channelStatistics, imageBatch } from '../data/batch';
@@ -26,7 +26,7 @@ import {
   type ModelSpec,
   type SwavModel,
 } from '../model/model';
-import { loadOrt } from '../onnx/ortBackbone';
+import { loadOrt } from '../runtime/session';
 import { readManifest, runPath } from '../runFolder';
 import { createRandom, type Random } from '../util/random';
 import { Adam } from './adam';

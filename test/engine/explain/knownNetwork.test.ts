@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../../src/engine/backend/backend';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import type { ExplainableModel, Target } from '../../../src/engine/explain/explainer';
 import { explainers } from '../../../src/engine/explain/methods';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';

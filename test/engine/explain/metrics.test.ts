@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../../src/engine/backend/backend';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { averageDropIncrease } from '../../../src/engine/explain/metrics/averageDrop';
 import { consistencyTransforms, contrastiveConsistencyLoss, cosine, cropTransform, horizontalFlip, transformMap } from '../../../src/engine/explain/metrics/consistency';
 import { areaUnderCurve, gaussianBlur, insertionDeletion, revealMasks, type PairScorer } from '../../../src/engine/explain/metrics/insertionDeletion';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../../src/engine/backend/backend';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { swavExplainable } from '../../../src/engine/explain/network';
 import { createModel, disposeModel, forward, type ModelSpec } from '../../../src/engine/model/model';
 import { createRandom } from '../../../src/engine/util/random';

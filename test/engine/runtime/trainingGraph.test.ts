@@ -4,11 +4,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { createModel, forward, trainableVariables, type BatchStatistics, type ModelSpec } from '../../../src/engine/model/model';
-import { OrtModel } from '../../../src/engine/onnx/ortBackbone';
-import { buildTrainingGraph, trainingGraphNames as names } from '../../../src/engine/onnx/trainingGraph';
+import { OrtModel } from '../../../src/engine/runtime/session';
+import { buildTrainingGraph, trainingGraphNames as names } from '../../../src/engine/runtime/trainingGraph';
 import { swapLoss } from '../../../src/engine/swav/loss';
 import { createRandom } from '../../../src/engine/util/random';
-import { assertClose, randomPixels } from './helpers';
+import { assertClose, randomPixels } from '../onnx/helpers';
 import { tinySpec } from '../model/tinySpec';
 
 const resnetSpec: ModelSpec = tinySpec;

@@ -2,9 +2,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExplainableModel } from '../explain/explainer';
 import { head, type SwavModel } from '../model/model';
-import type { OnnxGraph } from './graph';
-import { OnnxModelError } from './onnxError';
-import type { TfjsBackbone } from './tfjsBackbone';
+import type { OnnxGraph } from '../onnx/graph';
+import { OnnxModelError } from '../onnx/onnxError';
+import type { TfjsBackbone } from '../onnx/tfjsBackbone';
 
 /**
  * The Grad-CAM layer of an imported graph: the input of the last spatial pooling (GlobalAveragePool,

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../../src/engine/backend/backend';
-import { wasmKernelNames } from '../../../src/engine/backend/wasmKernels';
-import { createRandom, type Random } from '../../../src/engine/util/random';
+import { initBackend } from '../../../../src/engine/runtime/tfjs/backend';
+import { wasmKernelNames } from '../../../../src/engine/runtime/tfjs/wasmKernels';
+import { createRandom, type Random } from '../../../../src/engine/util/random';
 
 type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 type Shape4 = [number, number, number, number];

@@ -7,7 +7,7 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { evaluateRun } from '../../../src/engine/analysis/evaluate';
-import { initBackend } from '../../../src/engine/backend/backend';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { loadImageSet } from '../../../src/engine/data/decode';
 import { scanImageFolder } from '../../../src/engine/data/scan';
 import { explainImage } from '../../../src/engine/explain/explainImage';
@@ -16,12 +16,13 @@ import { findNeighbours, forgetRun, indexRun } from '../../../src/engine/index/r
 import { silentContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
-import { exportOnnx } from '../../../src/engine/onnx/export';
-import { frozenBackbonePath, trainFrozenBackbone } from '../../../src/engine/onnx/frozenRun';
-import { OrtModel } from '../../../src/engine/onnx/ortBackbone';
+import { exportOnnx } from '../../../src/engine/model/exportRun';
+import { frozenBackbonePath } from '../../../src/engine/frozen/backboneFile';
+import { trainFrozenBackbone } from '../../../src/engine/frozen/frozenRun';
+import { OrtModel } from '../../../src/engine/runtime/session';
 import { EngineClient, EngineRequestError } from '../../../src/host/engineClient';
 import type { TrainOptions } from '../../../src/protocol';
-import { assertClose, fixtures, toNchw } from './helpers';
+import { assertClose, fixtures, toNchw } from '../onnx/helpers';
 import { tempDir } from '../../tempDir';
 
 process.env.CLUSTER_LENS_THREADS ??= '1';

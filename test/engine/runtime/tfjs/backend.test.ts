@@ -5,11 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import type { LogLevel } from '../../../src/protocol';
-import { describeBackend, initBackend } from '../../../src/engine/backend/backend';
-import { EngineError } from '../../../src/engine/errors';
-import { wasmKernelNames } from '../../../src/engine/backend/wasmKernels';
-import { defaultThreadCount } from '../../../src/engine/backend/wasmThreads';
+import type { LogLevel } from '../../../../src/protocol';
+import { describeBackend, initBackend } from '../../../../src/engine/runtime/tfjs/backend';
+import { EngineError } from '../../../../src/engine/errors';
+import { wasmKernelNames } from '../../../../src/engine/runtime/tfjs/wasmKernels';
+import { defaultThreadCount } from '../../../../src/engine/runtime/tfjs/wasmThreads';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 
 function recorder(): { log: (level: LogLevel, message: string) => void; lines: { level: LogLevel; message: string }[] } {

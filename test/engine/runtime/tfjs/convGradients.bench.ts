@@ -3,7 +3,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
-import { describeBackend, initBackend } from '../../../src/engine/backend/backend';
+import { describeBackend, initBackend } from '../../../../src/engine/runtime/tfjs/backend';
 
 /** The fastest of `repeats` runs: this machine is shared, and the minimum is the least disturbed. */
 function timeMs(f: () => tf.Tensor | tf.Tensor[], repeats: number): number {

@@ -4,18 +4,19 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../../src/engine/backend/backend';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import type { MultiCropOptions } from '../../../src/engine/data/augment';
 import type { ImageSet } from '../../../src/engine/data/decode';
 import { silentContext } from '../../../src/engine/jobContext';
 import { disposeModel } from '../../../src/engine/model/model';
-import { bankCropSource, computeFeatureBank, imageSetFeatures, liveCropSource, type FeatureBank } from '../../../src/engine/onnx/cropFeatures';
-import { embedFeatures, trainHeadOnFeatures, type HeadTrainOptions } from '../../../src/engine/onnx/headTrainer';
+import { bankCropSource, computeFeatureBank, imageSetFeatures, liveCropSource, type FeatureBank } from '../../../src/engine/frozen/cropFeatures';
+import { embedFeatures, trainHeadOnFeatures, type HeadTrainOptions } from '../../../src/engine/frozen/headTrainer';
 import { appendHeadToBackbone } from '../../../src/engine/onnx/export';
 import { parseOnnx } from '../../../src/engine/onnx/graph';
-import { OrtBackbone, OrtModel } from '../../../src/engine/onnx/ortBackbone';
+import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
+import { OrtModel } from '../../../src/engine/runtime/session';
 import { createRandom } from '../../../src/engine/util/random';
-import { assertClose, fixtures, toNchw } from './helpers';
+import { assertClose, fixtures, toNchw } from '../onnx/helpers';
 
 const headOptions: HeadTrainOptions = {
   epochs: 20,

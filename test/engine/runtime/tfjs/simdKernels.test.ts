@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../../src/engine/backend/backend';
-import { assembleModule, FunctionBuilder } from '../../../src/engine/backend/wasmAssembler';
+import { initBackend } from '../../../../src/engine/runtime/tfjs/backend';
+import { assembleModule, FunctionBuilder } from '../../../../src/engine/runtime/tfjs/wasmAssembler';
 
 before(async () => {
   await initBackend('wasm');

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../../src/engine/backend/backend';
-import { batchNormActivation, batchNormTrainKernel } from '../../../src/engine/backend/fusedBatchNorm';
-import { createRandom } from '../../../src/engine/util/random';
+import { initBackend } from '../../../../src/engine/runtime/tfjs/backend';
+import { batchNormActivation, batchNormTrainKernel } from '../../../../src/engine/runtime/tfjs/fusedBatchNorm';
+import { createRandom } from '../../../../src/engine/util/random';
 
 before(async () => {
   await initBackend('wasm');

@@ -3,13 +3,22 @@
 import os from 'node:os';
 import type { Matrix } from '../analysis/matrix';
 import type { ImageSet } from '../data/decode';
-import type { EmbedOutput } from '../index/indexer';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
 import type { SwavModel } from '../model/model';
-import { buildOnnxModel, type WeightMap } from './export';
-import { OrtModel } from './ortBackbone';
+import { buildOnnxModel, type WeightMap } from '../onnx/export';
+import { OrtModel } from '../runtime/session';
 
 const batchSize = 256;
+
+
+/** Index rows for a set of images: backbone features, projections and prototype scores. */
+export interface EmbedOutput {
+  features: Matrix;
+  embeddings: Matrix;
+  scores: Matrix;
+  /** Time spent in the network's forward passes alone (no model setup, no post-processing), where measured. */
+  forwardMs?: number;
+}
 
 /** Embeds the set with onnxruntime; features come back L2-normalised, as the tfjs path gives them. */
 export async function embedWithOnnxRuntime(model: SwavModel, images: ImageSet, context: JobContext, fractionRange: [number, number]): Promise<EmbedOutput> {

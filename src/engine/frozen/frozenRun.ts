@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { TrainResult } from '../../protocol';
-import { initBackend } from '../backend/backend';
+import { initBackend } from '../runtime/tfjs/backend';
 import { resolveTrainOptions } from '../config';
 import type { MultiCropOptions } from '../data/augment';
 import type { ImageSet } from '../data/decode';
@@ -22,42 +22,15 @@ import type { TrainJob } from '../swav/trainer';
 import { createRandom } from '../util/random';
 import { bankCropSource, computeFeatureBank, imageSetFeatures, liveCropSource } from './cropFeatures';
 import { lastFeatureMapName, onnxExplainable } from './explainable';
-import { parseOnnx, readOnnxFile, type OnnxGraph } from './graph';
+import { parseOnnx, readOnnxFile, type OnnxGraph } from '../onnx/graph';
 import { createHeadModel, embedFeatures, trainHeadOnFeatures, type CropFeatureSource } from './headTrainer';
-import { OnnxModelError } from './onnxError';
+import { OnnxModelError } from '../onnx/onnxError';
 import { OrtBackbone } from './ortBackbone';
-import { convertToTfjs } from './tfjsBackbone';
-
-export type BackboneRecord = NonNullable<CheckpointHeader['backbone']>;
-
-export const frozenBackboneFileName = 'backbone.onnx';
+import { frozenBackboneFileName, frozenBackbonePath, readFrozenBackbone, sha256, type BackboneRecord } from './backboneFile';
+import { convertToTfjs } from '../onnx/tfjsBackbone';
 
 /** Above this, augmented views are embedded per step instead of once into a bank held in memory. */
 const maxBankBytes = 1024 ** 3;
-
-export function frozenBackbonePath(runDir: string): string {
-  return path.join(runDir, frozenBackboneFileName);
-}
-
-/** Whether a run folder was trained on an imported backbone, from its manifest (no checkpoint read). */
-export async function isFrozenRun(runDir: string): Promise<boolean> {
-  try {
-    return Boolean((await readManifest(path.resolve(runDir))).options.backbone);
-  } catch {
-    return false;
-  }
-}
-
-/** The run's copy of its backbone, or the original when the copy is gone but the original is unchanged. */
-export async function readFrozenBackbone(runDir: string, record: BackboneRecord): Promise<{ bytes: Uint8Array; graph: OnnxGraph }> {
-  const copy = frozenBackbonePath(runDir);
-  if (existsSync(copy)) return readOnnxFile(copy);
-  if (existsSync(record.path)) {
-    const bytes = await fs.readFile(record.path);
-    if (sha256(bytes) === record.sha256) return { bytes, graph: parseOnnx(bytes, record.path) };
-  }
-  throw new EngineError('BAD_CHECKPOINT', `The run ${runDir} was trained on the ONNX backbone ${record.path}, but its copy ${copy} is missing and the original is gone or changed. Restore ${frozenBackboneFileName}, or train the run again.`);
-}
 
 const ortCache = new Map<string, { key: string; backbone: Promise<OrtBackbone> }>();
 
@@ -244,8 +217,4 @@ function l2NormalizeRows(values: Float32Array, dims: number): Float32Array {
     for (let d = 0; d < dims; d++) out[offset + d] = values[offset + d] * scale;
   }
   return out;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }

@@ -2,8 +2,8 @@
 // and records how to emit its gradient, so one onnxruntime session runs a whole training step (forward
 // and backward) on MLAS's native kernels. It covers the ops of the engine's own network, nothing more.
 
-import { samePadding } from './export';
-import { AttributeType, DataType, type AttributeMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from './schema';
+import { samePadding } from '../onnx/export';
+import { AttributeType, DataType, type AttributeMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from '../onnx/schema';
 
 /** Attribute values: whole numbers are INT attributes; wrap a FLOAT one as { float } so that 1.0 stays a float. */
 type Attributes = Record<string, number | number[] | string | { float: number }>;

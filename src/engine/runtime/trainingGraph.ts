@@ -5,7 +5,7 @@
 import { networkLayout, type ConvLayer } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import { DifferentiableGraph } from './autodiff';
-import { encodeModel } from './schema';
+import { encodeModel } from '../onnx/schema';
 
 export interface TrainingGraphShape {
   /** Images per crop. */

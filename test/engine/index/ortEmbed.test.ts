@@ -4,14 +4,14 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { initBackend } from '../../../src/engine/backend/backend';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { loadImageSet } from '../../../src/engine/data/decode';
 import { scanImageFolder } from '../../../src/engine/data/scan';
 import { embedImageSet } from '../../../src/engine/index/indexer';
 import { silentContext } from '../../../src/engine/jobContext';
 import { checkpointPath, loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
-import { embedWithOnnxRuntime } from '../../../src/engine/onnx/ortEmbed';
+import { embedWithOnnxRuntime } from '../../../src/engine/index/ortEmbed';
 import { train } from '../../../src/engine/swav/trainer';
 import { tempDir } from '../../tempDir';
 

@@ -1,0 +1,78 @@
+// The layout is the architecture: the engine never imports vscode, onnx/ is the file format alone,
+// and no module reaches itself through its imports (type-only imports included).
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+const root = path.resolve(__dirname, '..');
+
+function sourceFiles(folder: string): string[] {
+  return readdirSync(folder).flatMap((name) => {
+    const file = path.join(folder, name);
+    return statSync(file).isDirectory() ? sourceFiles(file) : file.endsWith('.ts') ? [file] : [];
+  });
+}
+
+/** Every import or re-export specifier of a file, relative ones resolved to files. */
+function importsOf(file: string): { specifier: string; resolved?: string }[] {
+  const text = readFileSync(file, 'utf8');
+  const pattern = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s*['"]([^'"]+)['"]|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|require\(\s*['"]([^'"]+)['"]\s*\)/g;
+  const found: { specifier: string; resolved?: string }[] = [];
+  for (const match of text.matchAll(pattern)) {
+    const specifier = match[1] ?? match[2] ?? match[3];
+    if (!specifier.startsWith('.')) {
+      found.push({ specifier });
+      continue;
+    }
+    const base = path.resolve(path.dirname(file), specifier);
+    const resolved = [`${base}.ts`, path.join(base, 'index.ts'), base].find((candidate) => existsSync(candidate) && statSync(candidate).isFile());
+    found.push({ specifier, resolved });
+  }
+  return found;
+}
+
+const files = [...sourceFiles(path.join(root, 'src')), ...sourceFiles(path.join(root, 'webview'))];
+const graph = new Map(files.map((file) => [file, importsOf(file)]));
+const relative = (file: string) => path.relative(root, file);
+
+test('the engine, the CLI and the engine client never import vscode', () => {
+  for (const file of files.filter((name) => /^src\/(engine|cli|protocol)/.test(relative(name)))) {
+    assert.ok(!graph.get(file)!.some((entry) => entry.specifier === 'vscode'), `${relative(file)} imports vscode`);
+  }
+});
+
+test('onnx/ is the file format: it imports no runtime, training, index or explanation module', () => {
+  const allowed = /^src\/engine\/(onnx\/|errors\.ts$|util\/|model\/(layout|model)\.ts$)|^src\/protocol\.ts$/;
+  for (const file of files.filter((name) => relative(name).startsWith('src/engine/onnx/'))) {
+    for (const entry of graph.get(file)!) {
+      if (entry.resolved) assert.match(relative(entry.resolved), allowed, `${relative(file)} imports ${relative(entry.resolved)}`);
+    }
+  }
+});
+
+test('onnxruntime sessions open in one place (runtime/)', () => {
+  for (const file of files.filter((name) => relative(name).startsWith('src/') && !relative(name).startsWith('src/engine/runtime/'))) {
+    assert.doesNotMatch(readFileSync(file, 'utf8'), /InferenceSession\.create|executionProviders/, `${relative(file)} opens an onnxruntime session itself`);
+  }
+});
+
+test('no import circles', () => {
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (file: string): void => {
+    state.set(file, 'open');
+    stack.push(file);
+    for (const { resolved } of graph.get(file) ?? []) {
+      if (!resolved || !graph.has(resolved)) continue;
+      if (state.get(resolved) === 'open') {
+        const circle = [...stack.slice(stack.indexOf(resolved)), resolved].map(relative);
+        assert.fail(`import circle: ${circle.join(' → ')}`);
+      }
+      if (!state.has(resolved)) visit(resolved);
+    }
+    stack.pop();
+    state.set(file, 'done');
+  };
+  for (const file of files) if (!state.has(file)) visit(file);
+});
