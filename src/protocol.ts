@@ -593,12 +593,20 @@ export interface TrainingPoint {
 
 /** Host → training dashboard. */
 export type ToDashboard =
-  | { type: 'dashboard.reset'; runName: string; backend?: BackendName; history: TrainingPoint[] }
-  | { type: 'dashboard.progress'; event: ProgressEvent }
+  | { type: 'dashboard.reset'; runName: string; backend?: BackendName; history: TrainingPoint[]; /** The images folder's name, shown in the header. */ folder?: string }
+  | { type: 'dashboard.progress'; event: ProgressEvent; /** What the header says now: the phase and its detail. */ headline?: string }
   | { type: 'dashboard.finished'; summary: string; failed: boolean };
 
+/** The commands a panel's buttons may run; the host runs nothing else a webview asks for. */
+export const webviewCommands = ['clusterLens.train', 'clusterLens.openRun', 'clusterLens.showClusterMap', 'clusterLens.showDashboard'] as const;
+export type WebviewCommand = (typeof webviewCommands)[number];
+
 /** Any webview → host. */
-export type FromWebview = { type: 'webview.ready' } | { type: 'webview.openImage'; path: string } | { type: 'webview.explainImage'; path: string };
+export type FromWebview =
+  | { type: 'webview.ready' }
+  | { type: 'webview.openImage'; path: string }
+  | { type: 'webview.explainImage'; path: string }
+  | { type: 'webview.command'; command: WebviewCommand };
 
 /** Everything the cluster map and the gallery show about a run's index. */
 export interface RunOverview {
@@ -632,7 +640,15 @@ export type ToGallery =
 /** Host → the explain panel. Images arrive as base64 PNGs in the results (`inlinePngs`). */
 export type ToExplainPanel =
   | { type: 'explain.loading'; runDir: string; image: string; imageName: string }
-  | { type: 'explain.gradcam'; result: ExplainResult; prototypes: number; imageBase: string }
+  | {
+      type: 'explain.gradcam';
+      result: ExplainResult;
+      prototypes: number;
+      imageBase: string;
+      /** False when the image was not part of the run's training: it was embedded on the fly and placed among the run's clusters. */
+      inRun?: boolean;
+      runName?: string;
+    }
   | { type: 'explain.counterfactual'; result: ExplainResult }
   | { type: 'explain.error'; stage: 'gradcam' | 'counterfactual'; message: string };
 
