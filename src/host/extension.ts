@@ -4,7 +4,10 @@ import path from 'node:path';
 import * as vscode from 'vscode';
 import type { BackendPreference, ExplainPanelState, TrainingRuntimePreference, TrainResult } from '../protocol';
 import { EngineClient, EngineRequestError } from './engineClient';
-import { engineEnvironment, isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from './runs';
+import { chooseImage, chooseTrainingFolder } from './commands/chooseFolder';
+import { trainingFolderFor } from './imageFolders';
+import { describeProgress } from './progressText';
+import { engineEnvironment, isImageFile, listRuns, newRunName, readTrainingHistory, runsRoot, trainOptionsFromSettings } from './runs';
 import { ClusterMapPanel } from './views/clusterMapPanel';
 import { ClustersView } from './views/clustersView';
 import { DashboardPanel } from './views/dashboardPanel';
@@ -64,16 +67,17 @@ export function activate(context: vscode.ExtensionContext): void {
     return false;
   };
 
-  const train = async (folder?: vscode.Uri) => {
-    if (!requireTrust('Training')) return;
+  /** Trains on a folder (asking which, where none is given) and resolves with the run, or undefined where none was made. */
+  const train = async (folder?: vscode.Uri): Promise<TrainResult | undefined> => {
+    if (!requireTrust('Training')) return undefined;
     if (training) {
-      void vscode.window.showInformationMessage('Cluster Lens is already training. Cancel it first (Cluster Lens: Cancel Training).');
-      return;
+      const choice = await vscode.window.showInformationMessage('Cluster Lens is already training. Watch it on the dashboard, or cancel it to start another run.', 'Show Dashboard', 'Cancel Training');
+      if (choice === 'Show Dashboard') DashboardPanel.show(context.extensionUri);
+      else if (choice === 'Cancel Training') training?.abort();
+      return undefined;
     }
-    const imagesUri =
-      folder ??
-      (await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri, openLabel: 'Train on this folder' }))?.[0];
-    if (!imagesUri) return;
+    const imagesUri = folder ?? (await chooseTrainingFolder([runsFolder()]));
+    if (!imagesUri || training) return undefined;
     const imagesDir = imagesUri.fsPath;
     const runDir = path.join(runsFolder(), newRunName(imagesDir));
     const options = trainOptionsFromSettings({
@@ -85,17 +89,20 @@ export function activate(context: vscode.ExtensionContext): void {
       minutes: config().get<number>('minutes'),
     });
     const dashboard = DashboardPanel.show(context.extensionUri);
-    dashboard.post({ type: 'dashboard.reset', runName: path.basename(runDir), history: [] });
+    dashboard.post({ type: 'dashboard.reset', runName: path.basename(runDir), history: [], folder: imagesDir });
     training = new AbortController();
     const signal = training.signal;
-    status.text = '$(sync~spin) Cluster Lens: starting';
+    // From the first moment to the index: the status bar says what is happening, and clicking it opens the dashboard.
+    status.text = '$(sync~spin) Cluster Lens: starting the engine';
+    status.tooltip = `Training on ${imagesDir}. Click for the dashboard.`;
     status.show();
     void vscode.commands.executeCommand('setContext', 'clusterLens.training', true);
     try {
       const result: TrainResult = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: 'Cluster Lens: training', cancellable: true },
+        { location: vscode.ProgressLocation.Notification, title: `Cluster Lens: training on ${path.basename(imagesDir)}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => training?.abort());
+          progress.report({ message: 'starting the engine…' });
           let reported = 0;
           return engine!.request(
             { type: 'train', imagesDir, runDir, options },
@@ -103,12 +110,12 @@ export function activate(context: vscode.ExtensionContext): void {
               signal,
               onLog: (event) => output[event.level === 'warn' ? 'warn' : event.level](event.message),
               onProgress: (event) => {
-                DashboardPanel.post({ type: 'dashboard.progress', event });
+                const text = describeProgress(event);
+                DashboardPanel.post({ type: 'dashboard.progress', event, headline: text.header });
                 const increment = Math.max(0, event.fraction * 100 - reported);
                 reported += increment;
-                const detail = event.loss !== undefined ? `epoch ${event.epoch}/${event.epochs}, loss ${event.loss.toFixed(3)}` : event.message;
-                progress.report({ increment, message: detail });
-                status.text = event.loss !== undefined ? `$(sync~spin) epoch ${event.epoch}/${event.epochs} · loss ${event.loss.toFixed(3)}` : `$(sync~spin) Cluster Lens: ${event.phase}`;
+                progress.report({ increment, message: text.notification });
+                status.text = text.status;
               },
             },
           );
@@ -118,13 +125,17 @@ export function activate(context: vscode.ExtensionContext): void {
       DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false });
       session.setCurrentRun(result.runDir);
       status.text = `$(check) Cluster Lens · ${result.backend} · loss ${result.finalLoss.toFixed(3)}`;
-      const choice = await vscode.window.showInformationMessage(`Cluster Lens: ${summary}`, 'Show Cluster Map');
-      if (choice) await vscode.commands.executeCommand('clusterLens.showClusterMap');
+      status.tooltip = `${summary} Click for the dashboard.`;
+      // Not awaited: whoever started the run (Explain cluster, say) goes on while the toast waits for a click.
+      void vscode.window.showInformationMessage(`Cluster Lens: ${summary}`, 'Show Cluster Map').then((choice) => choice && vscode.commands.executeCommand('clusterLens.showClusterMap'));
+      return result;
     } catch (error) {
       const message = error instanceof EngineRequestError ? error.message : String(error);
       DashboardPanel.post({ type: 'dashboard.finished', summary: message, failed: true });
       status.text = '$(error) Cluster Lens: training failed';
+      status.tooltip = message;
       void vscode.window.showErrorMessage(`Cluster Lens: ${message}`);
+      return undefined;
     } finally {
       training = undefined;
       void vscode.commands.executeCommand('setContext', 'clusterLens.training', false);
@@ -133,17 +144,34 @@ export function activate(context: vscode.ExtensionContext): void {
 
   const explain = async (uri?: vscode.Uri) => {
     if (!requireTrust('Explaining')) return;
-    const target = uri ?? vscode.window.activeTextEditor?.document.uri ?? (vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined)?.uri;
-    if (!target || !isImageFile(target.fsPath)) {
-      void vscode.window.showWarningMessage('Cluster Lens: right-click an image file in the explorer and choose "Explain cluster".');
-      return;
-    }
-    const runDir = await session.currentRun();
+    let target = uri ?? vscode.window.activeTextEditor?.document.uri ?? (vscode.window.tabGroups.activeTabGroup.activeTab?.input as { uri?: vscode.Uri } | undefined)?.uri;
+    if (!target || !isImageFile(target.fsPath)) target = await chooseImage(`**/${path.basename(runsFolder())}/**`);
+    if (!target) return;
+    const image = target.fsPath;
+    let runDir = await session.currentRun();
     if (!runDir) {
-      void vscode.window.showWarningMessage('Cluster Lens: there is no trained run yet. Run "Cluster Lens: Train Model…" first.');
-      return;
+      // No run yet: offer the one step that makes one, then explain the image with it.
+      const workspaceFolders = (vscode.workspace.workspaceFolders ?? []).map((folder) => folder.uri.fsPath);
+      const folder = trainingFolderFor(image, workspaceFolders);
+      const trainHere = `Train on ${path.basename(folder)}`;
+      const choice = await vscode.window.showInformationMessage(
+        `Cluster Lens: explaining ${path.basename(image)} needs a trained model, and there is none yet. Train one on ${path.basename(folder)} (a few minutes, in the background); the image is explained when it is done.`,
+        trainHere,
+        'Choose Folder…',
+      );
+      if (!choice) return;
+      const result = await train(choice === trainHere ? vscode.Uri.file(folder) : undefined);
+      if (!result) return;
+      runDir = result.runDir;
     }
-    await ExplainPanel.show(session, runDir, target.fsPath);
+    await ExplainPanel.show(session, runDir, image);
+  };
+
+  /** Every "there is no run" toast carries the two ways to get one. */
+  const noRunYet = (what: string) => {
+    void vscode.window
+      .showInformationMessage(`Cluster Lens: ${what} needs a trained run, and there is none yet. Train one on a folder of images (a few minutes, in the background), or open a run trained earlier.`, 'Train Model…', 'Open Run…')
+      .then((choice) => choice && vscode.commands.executeCommand(choice === 'Open Run…' ? 'clusterLens.openRun' : 'clusterLens.train'));
   };
 
   const openRun = async () => {
@@ -174,23 +202,42 @@ export function activate(context: vscode.ExtensionContext): void {
     output,
     status,
     vscode.commands.registerCommand('clusterLens.train', (folder?: vscode.Uri) => train(folder)),
-    vscode.commands.registerCommand('clusterLens.cancelTraining', () => {
-      if (training) training.abort();
-      else void vscode.window.showInformationMessage('Cluster Lens is not training.');
+    vscode.commands.registerCommand('clusterLens.cancelTraining', async () => {
+      if (!training) {
+        void vscode.window.showInformationMessage('Cluster Lens is not training.');
+        return;
+      }
+      // Asked first: "train" typed into the palette during a run lists this command too.
+      const choice = await vscode.window.showWarningMessage('Cancel training? The checkpoint so far is saved and indexed, so the run stays usable.', { modal: true }, 'Cancel Training');
+      if (choice) training?.abort();
     }),
-    vscode.commands.registerCommand('clusterLens.showDashboard', () => DashboardPanel.show(context.extensionUri)),
+    vscode.commands.registerCommand('clusterLens.showDashboard', async () => {
+      const existed = DashboardPanel.isOpen();
+      const dashboard = DashboardPanel.show(context.extensionUri);
+      if (existed || training) return;
+      // Not training: the dashboard shows the current run's curve, or (with no run) how to start one.
+      const runDir = await session.currentRun();
+      if (!runDir) return;
+      const history = await readTrainingHistory(runDir);
+      dashboard.post({ type: 'dashboard.reset', runName: path.basename(runDir), history });
+      const last = history.at(-1);
+      dashboard.post({ type: 'dashboard.finished', summary: last ? `Finished earlier: ${last.step} steps, last loss ${last.loss.toFixed(3)}.` : 'This run has no training history.', failed: false });
+    }),
     vscode.commands.registerCommand('clusterLens.showClusterMap', async () => {
       const runDir = await session.currentRun();
-      if (!runDir) void vscode.window.showWarningMessage('Cluster Lens: there is no trained run yet. Run "Cluster Lens: Train Model…" first.');
+      if (!runDir) noRunYet('The cluster map');
       else await ClusterMapPanel.show(session, runDir);
     }),
+    vscode.commands.registerCommand('clusterLens.getStarted', () =>
+      vscode.commands.executeCommand('workbench.action.openWalkthrough', `${context.extension.id}#clusterLens.gettingStarted`, false),
+    ),
     vscode.commands.registerCommand('clusterLens.explainCluster', (uri?: vscode.Uri) => explain(uri)),
     vscode.commands.registerCommand('clusterLens.openRun', openRun),
     vscode.commands.registerCommand('clusterLens.exportOnnx', async () => {
       if (!requireTrust('Exporting a model')) return;
       const runDir = await session.currentRun();
       if (!runDir) {
-        void vscode.window.showWarningMessage('Cluster Lens: there is no trained run to export yet. Run "Cluster Lens: Train Model…" first.');
+        noRunYet('Exporting to ONNX');
         return;
       }
       const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(runDir, 'model.onnx')), filters: { ONNX: ['onnx'] }, saveLabel: 'Export' });

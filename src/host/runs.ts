@@ -2,7 +2,7 @@
 // the extension passes its configuration in, so this logic is unit-tested in plain Node.
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BackendPreference, TrainingRuntimePreference, TrainOptions } from '../protocol';
+import type { BackendPreference, RunOverview, TrainingPoint, TrainingRuntimePreference, TrainOptions } from '../protocol';
 
 export interface RunEntry {
   runDir: string;
@@ -74,4 +74,35 @@ export function isImageFile(filePath: string): boolean {
 /** The engine's environment from settings: a positive thread count pins the wasm backend's threads. */
 export function engineEnvironment(threads: number | undefined): NodeJS.ProcessEnv {
   return threads !== undefined && Number.isInteger(threads) && threads > 0 ? { CLUSTER_LENS_THREADS: String(threads) } : {};
+}
+
+/** True when the image is one the run trained on (a row of its index); any other image is embedded on the fly. */
+export function isInRun(overview: Pick<RunOverview, 'imagesDir' | 'paths'>, image: string): boolean {
+  const relative = path.relative(overview.imagesDir, path.resolve(image));
+  if (relative.startsWith('..') || path.isAbsolute(relative)) return false;
+  return overview.paths.includes(relative.split(path.sep).join('/'));
+}
+
+/** A finished run's loss curve from its metrics.jsonl, thinned to at most `maxPoints` (the last step always kept). */
+export async function readTrainingHistory(runDir: string, maxPoints = 2000): Promise<TrainingPoint[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(path.join(runDir, 'metrics.jsonl'), 'utf8');
+  } catch {
+    return [];
+  }
+  const points: TrainingPoint[] = [];
+  for (const line of text.split('\n')) {
+    try {
+      const row = JSON.parse(line) as Partial<TrainingPoint>;
+      if (typeof row.step === 'number' && typeof row.loss === 'number') {
+        points.push({ step: row.step, loss: row.loss, learningRate: row.learningRate ?? 0, imagesPerSecond: row.imagesPerSecond ?? 0 });
+      }
+    } catch {
+      // A line cut short by a crash: the rest still counts.
+    }
+  }
+  if (points.length <= maxPoints) return points;
+  const every = Math.ceil(points.length / maxPoints);
+  return points.filter((_, i) => i % every === 0 || i === points.length - 1);
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { engineEnvironment, isImageFile, listRuns, newRunName, runsRoot, trainOptionsFromSettings } from '../../src/host/runs';
+import { engineEnvironment, isImageFile, isInRun, listRuns, newRunName, readTrainingHistory, runsRoot, trainOptionsFromSettings } from '../../src/host/runs';
 import { tempDir } from '../tempDir';
 
 test('runs: listed newest first; folders that are not runs are left out', async () => {
@@ -36,4 +36,23 @@ test('runs: the thread setting reaches the engine only when it pins a count', ()
   assert.deepEqual(engineEnvironment(1), { CLUSTER_LENS_THREADS: '1' });
   assert.deepEqual(engineEnvironment(4), { CLUSTER_LENS_THREADS: '4' });
   for (const unset of [undefined, 0, -2, 1.5]) assert.deepEqual(engineEnvironment(unset), {});
+});
+
+test('runs: an image is in the run when its index holds it; any other is explained on the fly', () => {
+  const overview = { imagesDir: '/data/images', paths: ['a/1.png', 'b/2.png'] };
+  assert.equal(isInRun(overview, '/data/images/a/1.png'), true);
+  assert.equal(isInRun(overview, '/data/images/a/../b/2.png'), true);
+  assert.equal(isInRun(overview, '/data/images/a/3.png'), false);
+  assert.equal(isInRun(overview, '/data/photos/a/1.png'), false);
+});
+
+test('runs: the training history of a finished run, damaged lines skipped, thinned with the last step kept', async () => {
+  const runDir = tempDir('cl-history-');
+  const lines = Array.from({ length: 10 }, (_, i) => JSON.stringify({ step: i + 1, epoch: 0, loss: 5 - i / 10, learningRate: 1e-3, imagesPerSecond: 50 }));
+  writeFileSync(path.join(runDir, 'metrics.jsonl'), [...lines, '{"step": 11, "lo'].join('\n'));
+  const history = await readTrainingHistory(runDir);
+  assert.deepEqual(history.map((p) => p.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(history[0], { step: 1, loss: 5, learningRate: 1e-3, imagesPerSecond: 50 });
+  assert.deepEqual((await readTrainingHistory(runDir, 4)).map((p) => p.step), [1, 4, 7, 10]);
+  assert.deepEqual(await readTrainingHistory(path.join(runDir, 'missing')), []);
 });

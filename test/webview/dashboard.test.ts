@@ -35,6 +35,7 @@ test('dashboard: restores its state after a reload', { skip: skipWithoutChromium
   try {
     assert.equal(await view.page.locator('#title').textContent(), 'Training: restored');
     assert.equal(await view.page.getByRole('status').textContent(), 'Trained.');
+    assert.equal(await view.page.getByRole('region', { name: 'No training yet' }).isVisible(), false);
   } finally {
     await view.close();
   }
@@ -59,6 +60,41 @@ test('dashboard: hostile run names are shown as text, and the CSP blocks inline 
     );
     assert.equal(blocked, true, 'a securitypolicyviolation fired');
     assert.equal(await view.page.evaluate(() => (window as unknown as { __inline?: number; __pwned?: number }).__inline ?? (window as unknown as { __pwned?: number }).__pwned), undefined);
+  } finally {
+    await view.close();
+  }
+});
+
+test('dashboard: with nothing trained it says what training does and offers Train Model… and Open Run…', { skip: skipWithoutChromium }, async () => {
+  const view = await openWebview('dashboard');
+  try {
+    const empty = view.page.getByRole('region', { name: 'No training yet' });
+    await empty.waitFor();
+    assert.match((await empty.textContent())!, /asks for a folder of images.*trains SwAV.*loss curve/);
+    assert.equal(await view.page.getByRole('region', { name: 'Training run' }).isVisible(), false, 'no empty charts and dashes');
+    await empty.getByRole('button', { name: 'Train Model…' }).click();
+    await empty.getByRole('button', { name: 'Open Run…' }).click();
+    assert.deepEqual((await view.posted()).slice(1), [
+      { type: 'webview.command', command: 'clusterLens.train' },
+      { type: 'webview.command', command: 'clusterLens.openRun' },
+    ]);
+    // A run starts: the empty state gives way to the run, whose header says the phase from the first moment.
+    await view.send({ type: 'dashboard.reset', runName: 'fashion-1', history: [], folder: '/ws/fashion' });
+    assert.equal(await empty.isVisible(), false);
+    const phase = view.page.getByLabel('Phase');
+    assert.equal(await phase.textContent(), 'Starting the engine…');
+    assert.equal(await view.page.locator('vscode-progress-bar').evaluate((bar) => (bar as HTMLElement & { indeterminate: boolean }).indeterminate), true, 'the bar moves before the first step');
+    await view.send({ type: 'dashboard.progress', event: { type: 'progress', id: 1, phase: 'decode', fraction: 0.02, message: 'Decoding images 40/600' }, headline: 'Decoding images 40/600' });
+    assert.equal(await phase.textContent(), 'Decoding images 40/600');
+    await view.send({ ...progress(1, 3.3), headline: 'Training: epoch 1/2, step 1 of 10' });
+    assert.equal(await phase.textContent(), 'Training: epoch 1/2, step 1 of 10');
+    assert.equal(await view.page.getByRole('img', { name: 'Loss curve' }).getAttribute('data-points'), '1');
+    assert.equal(await view.page.locator('vscode-progress-bar').evaluate((bar) => (bar as HTMLElement & { indeterminate: boolean }).indeterminate), false);
+    assert.match((await view.page.getByRole('definition').first().textContent())!, /^\d+:\d\d$/, 'elapsed time is shown');
+    await view.send({ type: 'dashboard.finished', summary: 'Trained on 600 images.', failed: false });
+    assert.equal(await phase.textContent(), 'Done');
+    await view.page.getByRole('button', { name: 'Show Cluster Map' }).click();
+    assert.deepEqual((await view.posted()).at(-1), { type: 'webview.command', command: 'clusterLens.showClusterMap' });
   } finally {
     await view.close();
   }

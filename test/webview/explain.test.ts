@@ -60,3 +60,21 @@ test('explain panel: prototypes, Grad-CAM overlay with opacity, counterfactual t
     await view.close();
   }
 });
+
+test('explain panel: an image the run never trained on is explained, and the panel says it was not part of training', { skip: skipWithoutChromium }, async () => {
+  const view = await openWebview('explain');
+  try {
+    const note = view.page.getByRole('note', { name: 'Not part of training' });
+    await view.send({ type: 'explain.loading', runDir: '/runs/r1', image: '/photos/<b>chelsea</b>.png', imageName: '<b>chelsea</b>.png' });
+    await view.send({ type: 'explain.gradcam', result: await result('gradcam'), prototypes: 6, imageBase: `${view.origin}/images`, inRun: false, runName: 'fashion-<i>x</i>' });
+    await note.waitFor();
+    assert.match((await note.textContent())!, /^This image was not part of training in fashion-<i>x<\/i>: it was embedded just now and placed among the run's clusters and nearest neighbours\.$/);
+    assert.equal(await view.page.locator('#root b, #root i').count(), 0, 'names are text');
+    // The next image, one of the run, hides the note again.
+    await view.send({ type: 'explain.loading', runDir: '/runs/r1', image: '/images/a.png', imageName: 'a.png' });
+    await view.send({ type: 'explain.gradcam', result: await result('gradcam'), prototypes: 6, imageBase: `${view.origin}/images`, inRun: true, runName: 'r1' });
+    assert.equal(await note.isVisible(), false);
+  } finally {
+    await view.close();
+  }
+});

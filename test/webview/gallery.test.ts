@@ -55,3 +55,25 @@ test('gallery: lists clusters with samples, opens a big cluster virtualised, sho
     await view.close();
   }
 });
+
+test('gallery: with no run the view says so and its buttons train a model or open a run', { skip: skipWithoutChromium }, async () => {
+  const view = await openWebview('gallery');
+  try {
+    const actions = view.page.getByRole('group', { name: 'Get a run' });
+    assert.equal(await actions.isVisible(), false, 'no buttons before the host says there is no run');
+    await view.send({ type: 'gallery.empty', message: 'No run yet. Train a model on a folder of images.' });
+    await actions.waitFor();
+    assert.equal(await view.page.getByRole('status').textContent(), 'No run yet. Train a model on a folder of images.');
+    await actions.getByRole('button', { name: 'Train Model…' }).click();
+    await actions.getByRole('button', { name: 'Open Run…' }).click();
+    assert.deepEqual((await view.posted()).slice(1), [
+      { type: 'webview.command', command: 'clusterLens.train' },
+      { type: 'webview.command', command: 'clusterLens.openRun' },
+    ]);
+    await view.send({ type: 'gallery.data', overview: overview(), imageBase: `${view.origin}/images` });
+    await view.page.getByRole('button', { name: 'Cluster 0, 5000 images' }).waitFor();
+    assert.equal(await actions.isVisible(), false);
+  } finally {
+    await view.close();
+  }
+});

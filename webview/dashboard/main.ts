@@ -1,9 +1,11 @@
-// Training dashboard: live loss curve, learning rate, throughput, ETA and prototype usage.
+// Training dashboard: what the run is doing now (phase, elapsed time), live loss curve, learning rate, throughput,
+// ETA and prototype usage; before any run, what training does and the buttons that start one.
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './dashboard.css';
-import type { ProgressEvent, ToDashboard, TrainingPoint } from '../../src/protocol';
+import type { FromWebview, ProgressEvent, ToDashboard, TrainingPoint, WebviewCommand } from '../../src/protocol';
 import { chartPalette, connect, element, themeColor } from '../shared/vscode';
 
 interface DashboardState {
@@ -11,20 +13,50 @@ interface DashboardState {
   history: TrainingPoint[];
   usage: number[];
   summary?: string;
+  folder?: string;
+  headline?: string;
+  /** Wall-clock start and end of the run, for the elapsed time (ms since the epoch). */
+  startedAtMs?: number;
+  finishedAtMs?: number;
+  failed?: boolean;
 }
 
 const root = document.getElementById('root')!;
 const title = element('h2', { id: 'title' }, 'Training');
+const headline = element('p', { class: 'headline', 'aria-live': 'polite', 'aria-label': 'Phase' });
+const header = element('header', {});
+header.append(title, headline);
+
+// Before any run: say what training does, and offer the two ways in.
+const emptyState = element('section', { class: 'empty', 'aria-label': 'No training yet' });
+emptyState.append(
+  element('p', {}, 'Nothing is training. Train Model… asks for a folder of images (or uses the only one), trains SwAV on it in the background and draws the loss curve here; then the cluster map and the Clusters view show what it learned. The run is saved in the workspace\'s .cluster-lens folder.'),
+  element('p', {}, 'Open Run… shows a run trained earlier.'),
+);
+const actions = element('div', { class: 'actions' });
+actions.append(commandButton('Train Model…', 'clusterLens.train'), commandButton('Open Run…', 'clusterLens.openRun', true));
+emptyState.append(actions);
+
+const content = element('section', { class: 'content', 'aria-label': 'Training run' });
+const progressBar = element('vscode-progress-bar' as 'div', { 'aria-label': 'Training progress' }) as unknown as HTMLElement & { value?: number; max: number; indeterminate: boolean };
 const stats = element('dl', { class: 'stats', 'aria-label': 'Training statistics' });
-const progressBar = element('vscode-progress-bar' as 'div', { 'aria-label': 'Training progress' }) as unknown as HTMLElement & { value?: number; max: number };
-const lossChart = element('div', { role: 'img', 'aria-label': 'Loss curve', class: 'chart' });
+const lossChart = element('div', { role: 'img', 'aria-label': 'Loss curve', class: 'chart', 'data-points': '0' });
 const usageChart = element('div', { role: 'img', 'aria-label': 'Prototype usage', class: 'chart small' });
-const summary = element('p', { class: 'summary', role: 'status' });
-root.append(title, progressBar, stats, element('h3', {}, 'Loss'), lossChart, element('h3', {}, 'Prototype usage (share of the last batch)'), usageChart, summary);
+const summary = element('p', { class: 'summary', role: 'status', 'aria-label': 'Summary' });
+const after = element('div', { class: 'actions', hidden: '' });
+after.append(commandButton('Show Cluster Map', 'clusterLens.showClusterMap'), commandButton('Train Model…', 'clusterLens.train', true));
+content.append(progressBar, stats, element('h3', {}, 'Loss'), lossChart, element('h3', {}, 'Prototype usage (share of the last batch)'), usageChart, summary, after);
+root.append(header, emptyState, content);
+
+function commandButton(label: string, command: WebviewCommand, secondary = false): HTMLElement {
+  const button = element('vscode-button' as 'button', secondary ? { secondary: '' } : {}, label);
+  button.addEventListener('click', () => post({ type: 'webview.command', command }));
+  return button;
+}
 
 let state: DashboardState = { runName: '', history: [], usage: [] };
 const statValues = new Map<string, HTMLElement>();
-for (const label of ['Epoch', 'Step', 'Loss', 'Learning rate', 'Images/s', 'ETA']) {
+for (const label of ['Elapsed', 'Epoch', 'Step', 'Loss', 'Learning rate', 'Images/s', 'ETA']) {
   const value = element('dd', {}, '–');
   stats.append(element('dt', {}, label), value);
   statValues.set(label, value);
@@ -64,35 +96,64 @@ const usagePlot = new uPlot(
 );
 
 function render(): void {
-  title.textContent = state.runName ? `Training: ${state.runName}` : 'Training';
+  const empty = !state.runName && state.history.length === 0;
+  emptyState.hidden = !empty;
+  content.hidden = empty;
+  title.textContent = empty ? 'Training' : `Training: ${state.runName}`;
+  headline.textContent = empty ? '' : (state.headline ?? (state.summary ? '' : 'Starting the engine…'));
+  headline.hidden = !headline.textContent;
   lossPlot.setData([state.history.map((p) => p.step), state.history.map((p) => p.loss)]);
+  lossChart.dataset.points = String(state.history.length);
   usagePlot.setData([state.usage.map((_, i) => i), state.usage]);
   summary.textContent = state.summary ?? '';
+  after.hidden = state.summary === undefined || state.failed === true;
+  const running = !empty && state.summary === undefined;
+  // Until the first step ends there is no fraction worth showing: the bar moves anyway, so nothing looks frozen.
+  progressBar.indeterminate = running && state.history.length === 0;
+  if (!running && state.summary !== undefined) {
+    progressBar.max = 1;
+    progressBar.value = 1;
+  }
+  showElapsed();
 }
 
-function showProgress(event: ProgressEvent): void {
+function showElapsed(): void {
+  if (!state.startedAtMs) return;
+  const seconds = ((state.finishedAtMs ?? Date.now()) - state.startedAtMs) / 1000;
+  statValues.get('Elapsed')!.textContent = formatDuration(seconds);
+}
+
+function formatDuration(seconds: number): string {
+  const total = Math.max(0, Math.round(seconds));
+  const m = Math.floor(total / 60);
+  return `${m}:${String(total % 60).padStart(2, '0')}`;
+}
+
+function showProgress(event: ProgressEvent, line: string | undefined): void {
   const set = (label: string, text: string | undefined) => {
     if (text !== undefined) statValues.get(label)!.textContent = text;
   };
   set('Epoch', event.epoch !== undefined ? `${event.epoch} / ${event.epochs}` : undefined);
-  set('Step', event.step !== undefined ? String(event.step) : undefined);
+  set('Step', event.step !== undefined ? `${event.step}${event.totalSteps ? ` / ${event.totalSteps}` : ''}` : undefined);
   set('Loss', event.loss?.toFixed(4));
   set('Learning rate', event.learningRate?.toExponential(2));
   set('Images/s', event.imagesPerSecond?.toFixed(1));
-  set('ETA', event.etaSeconds !== undefined ? `${Math.round(event.etaSeconds)} s` : undefined);
+  set('ETA', event.etaSeconds !== undefined ? formatDuration(event.etaSeconds) : undefined);
   progressBar.max = 1;
   progressBar.value = event.fraction;
-  if (event.phase !== 'train') summary.textContent = event.message ?? event.phase;
+  state.headline = line ?? event.message ?? event.phase;
 }
 
 const vscode = connect<DashboardState, ToDashboard>((message) => {
   switch (message.type) {
     case 'dashboard.reset':
-      state = { runName: message.runName, history: message.history, usage: [] };
+      state = { runName: message.runName, history: message.history, usage: [], folder: message.folder, startedAtMs: Date.now() };
+      for (const value of statValues.values()) value.textContent = '–';
+      title.title = message.folder ?? '';
       break;
     case 'dashboard.progress': {
       const event = message.event;
-      showProgress(event);
+      showProgress(event, message.headline);
       if (event.phase === 'train' && event.step !== undefined && event.loss !== undefined) {
         const last = state.history.at(-1);
         if (!last || last.step < event.step) state.history.push({ step: event.step, loss: event.loss, learningRate: event.learningRate ?? 0, imagesPerSecond: event.imagesPerSecond ?? 0 });
@@ -102,16 +163,25 @@ const vscode = connect<DashboardState, ToDashboard>((message) => {
     }
     case 'dashboard.finished':
       state.summary = message.summary;
+      state.failed = message.failed;
+      state.headline = message.failed ? 'Failed' : 'Done';
+      state.finishedAtMs = Date.now();
       break;
   }
   vscode.setState(state);
   render();
 });
 
+function post(message: FromWebview): void {
+  vscode.postMessage(message);
+}
+
 state = vscode.getState() ?? state;
 render();
+// The elapsed time ticks while a run is going, so the first minutes never look frozen.
+setInterval(() => state.summary === undefined && showElapsed(), 1000);
 new ResizeObserver(() => {
   lossPlot.setSize(chartSize(lossChart, 240));
   usagePlot.setSize(chartSize(usageChart, 140));
 }).observe(root);
-vscode.postMessage({ type: 'webview.ready' });
+post({ type: 'webview.ready' });

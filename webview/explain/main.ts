@@ -13,6 +13,7 @@ const root = document.getElementById('root')!;
 const title = element('h2', { id: 'title' }, 'Explain cluster');
 const busy = element('vscode-progress-ring' as 'div', { 'aria-label': 'Working', hidden: '' });
 const errors = element('p', { class: 'error', role: 'alert', hidden: '' });
+const outsideNote = element('p', { class: 'note', role: 'note', 'aria-label': 'Not part of training', hidden: '' });
 
 const summary = element('section', { 'aria-label': 'Assignment' });
 const prototypes = element('ol', { class: 'prototypes', 'aria-label': 'Top prototypes' });
@@ -45,7 +46,7 @@ targetLabel.append(targetSelect);
 counterfactualSection.append(element('h3', {}, 'Counterfactual'), targetLabel, triptych, cfFacts);
 
 const neighbours = element('section', { 'aria-label': 'Nearest neighbours' });
-root.append(title, busy, errors, summary, camSection, counterfactualSection, neighbours);
+root.append(title, outsideNote, busy, errors, summary, camSection, counterfactualSection, neighbours);
 
 let state: ExplainPanelState = { opacity: 0.6 };
 let imageBase = '';
@@ -59,12 +60,18 @@ const vscode = connect<ExplainPanelState, ToExplainPanel>((message) => {
       title.textContent = `Explain cluster: ${message.imageName}`;
       busy.hidden = false;
       errors.hidden = true;
+      outsideNote.hidden = true;
       for (const image of [camOriginal, camHeatmap, cfOriginal, cfImage, cfDiff]) image.removeAttribute('src');
       cfFacts.textContent = 'Searching for a counterfactual…';
       break;
     case 'explain.gradcam':
       imageBase = message.imageBase;
       showGradCam(message.result, message.prototypes);
+      outsideNote.hidden = message.inRun !== false;
+      outsideNote.textContent =
+        message.inRun === false
+          ? `This image was not part of training${message.runName ? ` in ${message.runName}` : ''}: it was embedded just now and placed among the run's clusters and nearest neighbours.`
+          : '';
       break;
     case 'explain.counterfactual':
       busy.hidden = true;

@@ -11,11 +11,18 @@ interface GalleryState {
 }
 
 const root = document.getElementById('root')!;
-const status = element('p', { class: 'status', role: 'status' }, 'No run yet. Train a model or open a run.');
+const status = element('p', { class: 'status', role: 'status' }, 'Loading…');
+// Without a run the view is not a dead end: the two ways to get one are buttons right here.
+const emptyActions = element('div', { class: 'actions', role: 'group', 'aria-label': 'Get a run', hidden: '' });
+for (const [label, command, secondary] of [['Train Model…', 'clusterLens.train', false], ['Open Run…', 'clusterLens.openRun', true]] as const) {
+  const button = element('vscode-button' as 'button', secondary ? { secondary: '' } : {}, label);
+  button.addEventListener('click', () => post({ type: 'webview.command', command }));
+  emptyActions.append(button);
+}
 const neighboursSection = element('section', { 'aria-label': 'Nearest neighbours', hidden: '' });
 const clusterList = element('div', { role: 'list', 'aria-label': 'Clusters', class: 'clusters' });
 const members = element('section', { class: 'members', hidden: '' });
-root.append(status, neighboursSection, clusterList, members);
+root.append(status, emptyActions, neighboursSection, clusterList, members);
 
 let overview: RunOverview | undefined;
 let imageBase = '';
@@ -29,6 +36,7 @@ const vscode = connect<GalleryState, ToGallery>((message) => {
       membersByCluster = new Map();
       overview.assignments.forEach((cluster, i) => (membersByCluster.get(cluster) ?? membersByCluster.set(cluster, []).get(cluster)!).push(i));
       status.textContent = `${overview.paths.length.toLocaleString('en')} images, ${overview.clusters.length} clusters`;
+      emptyActions.hidden = true;
       renderClusters();
       if (vscode.getState()?.openCluster !== undefined) openCluster(vscode.getState()!.openCluster!);
       break;
@@ -39,6 +47,10 @@ const vscode = connect<GalleryState, ToGallery>((message) => {
       overview = undefined;
       status.textContent = message.message;
       clusterList.replaceChildren();
+      members.hidden = true;
+      neighboursSection.hidden = true;
+      clusterList.hidden = false;
+      emptyActions.hidden = false;
       break;
   }
 });

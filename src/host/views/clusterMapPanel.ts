@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import type { FromClusterMap, ToClusterMap } from '../../protocol';
 import type { Session } from '../extension';
 import { EngineRequestError } from '../engineClient';
-import { explainImage, openImage } from './openImage';
+import { explainImage, openImage, runWebviewCommand } from './openImage';
 import { imageBase, panelHtml, webviewOptions } from './panelAssets';
 import { ReadyQueue } from './readyQueue';
 
@@ -37,6 +37,7 @@ export class ClusterMapPanel {
       if (message.type === 'webview.ready') this.messages.markReady();
       else if (message.type === 'webview.openImage') void openImage(this.imagesDir, message.path);
       else if (message.type === 'webview.explainImage') void explainImage(this.imagesDir, message.path);
+      else if (message.type === 'webview.command') void runWebviewCommand(message.command);
     });
     panel.onDidDispose(() => {
       if (ClusterMapPanel.current === this) ClusterMapPanel.current = undefined;

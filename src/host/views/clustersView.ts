@@ -5,7 +5,7 @@ import type { FromWebview, ToGallery } from '../../protocol';
 import type { Session } from '../extension';
 import { EngineRequestError } from '../engineClient';
 import { isImageFile } from '../runs';
-import { explainImage, openImage } from './openImage';
+import { explainImage, openImage, runWebviewCommand } from './openImage';
 import { imageBase, panelHtml, webviewOptions } from './panelAssets';
 import { ReadyQueue } from './readyQueue';
 
@@ -27,6 +27,7 @@ export class ClustersView implements vscode.WebviewViewProvider {
       if (message.type === 'webview.ready') this.messages?.markReady();
       else if (message.type === 'webview.openImage') void openImage(this.imagesDir, message.path);
       else if (message.type === 'webview.explainImage') void explainImage(this.imagesDir, message.path);
+      else if (message.type === 'webview.command') void runWebviewCommand(message.command);
     });
     void this.refresh();
   }
@@ -35,7 +36,7 @@ export class ClustersView implements vscode.WebviewViewProvider {
     if (!this.view || !this.messages) return;
     const runDir = await this.session.currentRun();
     if (!runDir) {
-      this.messages.post({ type: 'gallery.empty', message: 'No run yet. Run "Cluster Lens: Train Model…" on a folder of images.' });
+      this.messages.post({ type: 'gallery.empty', message: 'No run yet. Train a model on a folder of images (it takes a few minutes and runs in the background), or open a run trained earlier.' });
       return;
     }
     try {

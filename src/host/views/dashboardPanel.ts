@@ -1,6 +1,7 @@
 // The training dashboard panel: one per window, revived after a reload by its serializer.
 import * as vscode from 'vscode';
 import type { FromWebview, ToDashboard } from '../../protocol';
+import { runWebviewCommand } from './openImage';
 import { panelHtml, webviewOptions } from './panelAssets';
 import { ReadyQueue } from './readyQueue';
 
@@ -14,13 +15,17 @@ export class DashboardPanel {
       DashboardPanel.current.panel.reveal(undefined, true);
       return DashboardPanel.current;
     }
-    const panel = vscode.window.createWebviewPanel(DashboardPanel.viewType, 'Cluster Lens: Training', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, webviewOptions(extensionUri));
+    const panel = vscode.window.createWebviewPanel(DashboardPanel.viewType, 'Cluster Lens: Dashboard', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, webviewOptions(extensionUri));
     return (DashboardPanel.current = new DashboardPanel(panel, extensionUri));
   }
 
   static revive(panel: vscode.WebviewPanel, extensionUri: vscode.Uri): void {
     panel.webview.options = webviewOptions(extensionUri);
     DashboardPanel.current = new DashboardPanel(panel, extensionUri);
+  }
+
+  static isOpen(): boolean {
+    return DashboardPanel.current !== undefined;
   }
 
   static post(message: ToDashboard): void {
@@ -33,7 +38,10 @@ export class DashboardPanel {
   ) {
     this.messages = new ReadyQueue((message) => void panel.webview.postMessage(message));
     panel.webview.html = panelHtml(panel.webview, extensionUri, 'dashboard', 'Training');
-    panel.webview.onDidReceiveMessage((message: FromWebview) => message.type === 'webview.ready' && this.messages.markReady());
+    panel.webview.onDidReceiveMessage((message: FromWebview) => {
+      if (message.type === 'webview.ready') this.messages.markReady();
+      else if (message.type === 'webview.command') void runWebviewCommand(message.command);
+    });
     panel.onDidDispose(() => {
       if (DashboardPanel.current === this) DashboardPanel.current = undefined;
     });

@@ -7,7 +7,8 @@ import * as vscode from 'vscode';
 import type { ExplainPanelState, FromExplainPanel, ToExplainPanel } from '../../protocol';
 import type { Session } from '../extension';
 import { EngineRequestError } from '../engineClient';
-import { explainImage, openImage } from './openImage';
+import { isInRun } from '../runs';
+import { explainImage, openImage, runWebviewCommand } from './openImage';
 import { imageBase, panelHtml, webviewOptions } from './panelAssets';
 import { ReadyQueue } from './readyQueue';
 
@@ -59,6 +60,7 @@ export class ExplainPanel {
       if (message.type === 'webview.ready') this.messages.markReady();
       else if (message.type === 'webview.openImage') void (this.imagesDir && openImage(this.imagesDir, message.path));
       else if (message.type === 'webview.explainImage') void (this.imagesDir && explainImage(this.imagesDir, message.path));
+      else if (message.type === 'webview.command') void runWebviewCommand(message.command);
       else if (message.type === 'explain.counterfactualTarget') void this.counterfactual(message.cluster);
     });
     panel.onDidDispose(() => {
@@ -79,7 +81,14 @@ export class ExplainPanel {
         this.imagesDir = overview.imagesDir;
         this.panel.webview.options = webviewOptions(this.session.extensionUri, overview.imagesDir);
       }
-      this.messages.post({ type: 'explain.gradcam', result, prototypes: overview.prototypes, imageBase: imageBase(this.panel.webview, overview.imagesDir) });
+      this.messages.post({
+        type: 'explain.gradcam',
+        result,
+        prototypes: overview.prototypes,
+        imageBase: imageBase(this.panel.webview, overview.imagesDir),
+        inRun: isInRun(overview, image),
+        runName: path.basename(runDir),
+      });
     } catch (error) {
       this.messages.post({ type: 'explain.error', stage: 'gradcam', message: describe(error) });
       return;

@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ProgressEvent } from '../../src/protocol';
+import { describeProgress, formatDuration } from '../../src/host/progressText';
+
+const event = (fields: Partial<ProgressEvent>): ProgressEvent => ({ type: 'progress', id: 1, phase: 'train', fraction: 0, ...fields });
+
+test('progress text: every phase of a run says what it does, from decoding to indexing', () => {
+  const decoding = describeProgress(event({ phase: 'decode', message: 'Decoding images 40/600' }));
+  assert.equal(decoding.status, '$(sync~spin) Cluster Lens: decoding images 40/600');
+  assert.equal(decoding.header, 'Decoding images 40/600');
+  const firstStep = describeProgress(event({ phase: 'train', step: 0, message: 'Training: step 1 of 80 (the first step is the slowest)' }));
+  assert.match(firstStep.header, /^Training: step 1 of 80/);
+  assert.match(firstStep.status, /training: step 1 of 80/);
+  const training = describeProgress(event({ phase: 'train', epoch: 2, epochs: 8, step: 12, totalSteps: 48, loss: 3.14159, etaSeconds: 75 }));
+  assert.equal(training.status, '$(sync~spin) Cluster Lens: epoch 2/8 · loss 3.142');
+  assert.equal(training.notification, 'epoch 2/8, loss 3.142, 1:15 left');
+  assert.equal(training.header, 'Training: epoch 2/8, step 12 of 48, 1:15 left');
+  const indexing = describeProgress(event({ phase: 'index', message: 'Embedding images 64/600' }));
+  assert.equal(indexing.header, 'Indexing: Embedding images 64/600');
+  assert.equal(describeProgress(event({ phase: 'scan' })).header, 'Scanning the folder');
+});
+
+test('progress text: durations read as minutes and seconds', () => {
+  assert.equal(formatDuration(0), '0:00');
+  assert.equal(formatDuration(65.4), '1:05');
+  assert.equal(formatDuration(3723), '1:02:03');
+});
