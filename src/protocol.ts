@@ -1,10 +1,36 @@
 // Every message between the extension host, the engine process and the webviews.
 // One module of discriminated unions: the `type` field names the message.
 
-export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+/** TensorFlow.js backends: the light tensor work (augmentation, Adam, explanations) and the `tfjs` training runtime. */
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
 export type TrainingRuntime = 'onnxruntime' | 'tfjs';
 export type TrainingRuntimePreference = 'auto' | TrainingRuntime;
+
+/** Where the heavy computation runs: onnxruntime's WebGPU or CUDA provider, or its CPU kernels. */
+export type DeviceKind = 'webgpu' | 'cuda' | 'cpu';
+/** `auto`: a hardware GPU when there is one, else the CPU; `gpu`: a GPU or an error (software adapters too). */
+export type DevicePreference = 'auto' | 'gpu' | 'cpu';
+
+/** The device a job ran on, as every result and log line names it. */
+export interface DeviceInfo {
+  device: DeviceKind;
+  /** The GPU's name, when there is one: "NVIDIA H200", "llvmpipe (Mesa 25.0.7)". */
+  adapter?: string;
+  /** The adapter emulates a GPU on the CPU (llvmpipe, lavapipe, SwiftShader). */
+  software?: boolean;
+  /** "webgpu (NVIDIA H200, Vulkan)", "cpu". */
+  label: string;
+  /** Rungs of the ladder that could not be used, and why. */
+  skipped: { device: DeviceKind; reason: string }[];
+  warning?: string;
+}
+
+/** Fields that name the device in a result (the CLI's --json contract). */
+export interface RanOn {
+  device?: DeviceKind;
+  adapter?: string;
+}
 
 /** Options a caller may set for training; `src/engine/config.ts` holds the defaults. */
 export interface TrainOptions {
@@ -39,10 +65,13 @@ export interface TrainOptions {
   queueLength: number;
   queueStartEpoch: number;
   seed: number;
+  /** Where training runs (see DevicePreference); the CLI's --device, the setting clusterLens.device. */
+  device: DevicePreference;
+  /** Expert override: the TensorFlow.js backend for the light tensor work. */
   backend: BackendPreference;
   /**
-   * What computes a training step's forward and backward pass: `onnxruntime` (native CPU kernels; one ONNX
-   * graph per step), `tfjs` (the chosen tfjs backend), or `auto`: onnxruntime unless the tfjs backend is a GPU.
+   * Expert override: what computes a training step's forward and backward pass: `onnxruntime` (one ONNX graph
+   * per step, on the chosen device), `tfjs` (the tfjs backend, on the CPU), or `auto`: onnxruntime when it loads.
    */
   trainingRuntime: TrainingRuntimePreference;
   /**
@@ -363,7 +392,7 @@ export interface LogEvent {
   message: string;
 }
 
-export interface TrainResult {
+export interface TrainResult extends RanOn {
   kind: 'train';
   runDir: string;
   backend: BackendName;
@@ -381,7 +410,7 @@ export interface TrainResult {
   indexPath?: string;
 }
 
-export interface IndexResult {
+export interface IndexResult extends RanOn {
   kind: 'index';
   runDir: string;
   backend: BackendName;
@@ -396,7 +425,7 @@ export interface IndexResult {
   indexPath: string;
 }
 
-export interface NeighboursResult {
+export interface NeighboursResult extends RanOn {
   kind: 'neighbours';
   backend: BackendName;
   query: string;
@@ -405,7 +434,7 @@ export interface NeighboursResult {
 }
 
 /** Field names follow the CLI's documented JSON contract. */
-export interface EvaluateResult {
+export interface EvaluateResult extends RanOn {
   kind: 'evaluate';
   backend: BackendName;
   images: number;
@@ -428,7 +457,7 @@ export interface EvaluateResult {
   clusters_used: number;
 }
 
-export interface ExplainResult {
+export interface ExplainResult extends RanOn {
   kind: 'explain';
   backend: BackendName;
   method: ExplainMethod;
@@ -455,7 +484,7 @@ export interface ExplainResult {
   durationMs: number;
 }
 
-export interface EvaluateExplanationsResult {
+export interface EvaluateExplanationsResult extends RanOn {
   kind: 'evaluate-explanations';
   backend: BackendName;
   runDir: string;

@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BackendPreference, ProgressEvent, ResultOf, TrainOptions, WorkRequest } from '../protocol';
+import type { BackendPreference, DevicePreference, ProgressEvent, ResultOf, TrainOptions, WorkRequest } from '../protocol';
 import { EngineClient } from '../host/engineClient';
 import { forwardConvMacs, networkLayout } from '../engine/model/layout';
 
@@ -35,6 +35,8 @@ export interface BenchOptions {
   /** The reference script; default ../shared/reference/swav_torch.py beside the repository. */
   referenceScript?: string;
   backend?: BackendPreference;
+  /** gpu: the speed comparison runs on the GPU (GPU recipe: batch 1024) and then on the CPU, side by side. */
+  device?: DevicePreference;
   /** The engine bundle; default dist/engine.js beside this file's bundle. */
   enginePath?: string;
 }
@@ -66,41 +68,54 @@ export async function runBench(options: boolean | BenchOptions = {}): Promise<nu
   const repositoryRoot = packageRoot(__dirname);
   const dataDir = settings.dataDir ?? path.join(os.tmpdir(), 'cluster-lens-bench', 'fashion-mnist');
   const testDir = await ensureTestImages(dataDir, settings.idxDir ?? defaultIdxDir);
-  const client = new EngineClient({ enginePath: settings.enginePath ?? path.join(__dirname, 'engine.js'), restartOnCrash: false });
-  const runDir = mkdtempSync(path.join(os.tmpdir(), 'cluster-lens-bench-'));
-  try {
-    const figures = settings.quality
-      ? await qualityRun(client, testDir, runDir, settings)
-      : await speedRun(client, testDir, runDir, settings, repositoryRoot);
-    process.stdout.write(settings.json ? `${JSON.stringify(figures)}\n` : `${formatFigures(figures)}\n`);
-    return 0;
-  } finally {
-    await client.dispose();
-    rmSync(runDir, { recursive: true, force: true });
+  const devices: DevicePreference[] = settings.quality ? [settings.device ?? 'auto'] : settings.device === 'gpu' ? ['gpu', 'cpu'] : [settings.device ?? 'auto'];
+  const sides: Record<string, unknown>[] = [];
+  for (const device of devices) {
+    const client = new EngineClient({ enginePath: settings.enginePath ?? path.join(__dirname, 'engine.js'), restartOnCrash: false, env: { CLUSTER_LENS_DEVICE: device } });
+    const runDir = mkdtempSync(path.join(os.tmpdir(), 'cluster-lens-bench-'));
+    try {
+      sides.push(settings.quality ? await qualityRun(client, testDir, runDir, settings) : await speedRun(client, testDir, runDir, { ...settings, device }, repositoryRoot));
+    } finally {
+      await client.dispose();
+      rmSync(runDir, { recursive: true, force: true });
+    }
   }
+  const figures = sides.length === 1 ? sides[0] : { mode: 'speed-devices', sides };
+  const text = sides.map(formatFigures).join('\n');
+  process.stdout.write(settings.json ? `${JSON.stringify(figures)}\n` : `${text}\n`);
+  return 0;
 }
+
+/** On a GPU both sides train the reference's network at batch 1024, to give the device enough work. */
+const gpuBatchSize = 1024;
 
 async function speedRun(client: EngineClient, testDir: string, runDir: string, settings: BenchOptions, repositoryRoot: string): Promise<Record<string, unknown>> {
   const seconds = settings.seconds ?? 60;
-  log(`ours: training ${seconds} s on ${testDir} (reference recipe: width 32, 4 stages, 2+4 crops, batch 256)`);
+  const onGpu = settings.device === 'gpu';
+  const batchSize = onGpu ? gpuBatchSize : referenceRecipe.batchSize!;
+  log(`ours (--device ${settings.device ?? 'auto'}): training ${seconds} s on ${testDir} (reference recipe: width 32, 4 stages, 2+4 crops, batch ${batchSize})`);
   const trained = await engineRequest(client, {
     type: 'train',
     imagesDir: testDir,
     runDir,
-    options: { ...referenceRecipe, minutes: seconds / 60, backend: settings.backend ?? 'auto' },
+    options: { ...referenceRecipe, batchSize, minutes: seconds / 60, backend: settings.backend ?? 'auto', device: settings.device ?? 'auto' },
   });
   const indexed = await engineRequest(client, { type: 'index', runDir });
   const ours = {
+    device: trained.device ?? 'cpu',
+    adapter: trained.adapter,
     backend: trained.backend,
     training_runtime: trained.trainingRuntime,
+    batch_size: batchSize,
     train_imgs_per_s: round(trained.imagesPerSecond),
     steps: trained.steps,
+    embed_device: indexed.device ?? 'cpu',
     embed_imgs_per_s: round(indexed.forwardImagesPerSecond ?? indexed.imagesPerSecond),
     index_imgs_per_s: round(indexed.imagesPerSecond),
     macs_per_28px_image: forwardMacs(),
   };
-  const reference = await runReference(seconds, settings, repositoryRoot);
-  const figures: Record<string, unknown> = { mode: 'speed', seconds, ours, reference: reference.result ?? { skipped: reference.skipped } };
+  const reference = await runReference(seconds, settings, repositoryRoot, { cuda: ours.device !== 'cpu', batchSize });
+  const figures: Record<string, unknown> = { mode: 'speed', seconds, device: ours.device, adapter: ours.adapter, ours, reference: reference.result ?? { skipped: reference.skipped } };
   if (reference.result) {
     figures.train_ratio = round(ours.train_imgs_per_s / Number(reference.result.imgs_per_s), 3);
     figures.embed_ratio = round(ours.embed_imgs_per_s / Number(reference.result.embed_imgs_per_s), 3);
@@ -115,12 +130,14 @@ async function qualityRun(client: EngineClient, testDir: string, runDir: string,
     type: 'train',
     imagesDir: testDir,
     runDir,
-    options: { minutes, backend: settings.backend ?? 'auto' },
+    options: { minutes, backend: settings.backend ?? 'auto', device: settings.device ?? 'auto' },
   });
   const evaluated = await engineRequest(client, { type: 'evaluate', runDir });
   return {
     mode: 'quality',
     minutes,
+    device: trained.device ?? 'cpu',
+    adapter: trained.adapter,
     backend: trained.backend,
     training_runtime: trained.trainingRuntime,
     images: trained.images,
@@ -160,19 +177,31 @@ interface ReferenceOutcome {
   skipped?: string;
 }
 
-/** Runs swav_torch.py for `seconds` with as many threads as we use, and reads its JSON line. */
-async function runReference(seconds: number, settings: BenchOptions, repositoryRoot: string): Promise<ReferenceOutcome> {
+/**
+ * Runs swav_torch.py for `seconds` with as many threads as we use, and reads its JSON line. On the GPU side it
+ * runs on CUDA where the python's torch has it. On the CPU it runs without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE,
+ * which some machines set for old OpenBLAS builds and which slow Debian's torch (66 against 75 img/s).
+ */
+async function runReference(seconds: number, settings: BenchOptions, repositoryRoot: string, side: { cuda: boolean; batchSize: number }): Promise<ReferenceOutcome> {
   const script = settings.referenceScript ?? path.resolve(repositoryRoot, '..', 'shared', 'reference', 'swav_torch.py');
   if (!existsSync(script)) return { skipped: `reference script not found at ${script}` };
-  const python = findPython(settings.python);
+  const python = findPython(settings.python, side.cuda);
   if (python === undefined) {
-    return { skipped: 'no python with torch, sklearn and scipy (Debian: apt-get install python3-torch python3-sklearn python3-scipy)' };
+    return {
+      skipped: side.cuda
+        ? 'no python whose torch has CUDA (pass one with --python)'
+        : 'no python with torch, sklearn and scipy (Debian: apt-get install python3-torch python3-sklearn python3-scipy)',
+    };
   }
   const threads = Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
   const idxDir = settings.idxDir ?? defaultIdxDir;
-  log(`reference: ${python} ${path.basename(script)} for ${seconds} s on ${threads} threads (width 32, 2+4 crops, batch 256)`);
+  log(`reference: ${python} ${path.basename(script)} for ${seconds} s on ${side.cuda ? 'cuda' : `${threads} threads`} (width 32, 2+4 crops, batch ${side.batchSize})`);
+  const environment = { ...process.env };
+  delete environment.OPENBLAS_CORETYPE;
+  delete environment.OPENBLAS_L2_SIZE;
+  const referenceArgs = [script, idxDir, '--seconds', String(seconds), '--threads', String(threads), '--batch', String(side.batchSize), ...(side.cuda ? ['--device', 'cuda'] : [])];
   const output = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(python, [script, idxDir, '--seconds', String(seconds), '--threads', String(threads)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, referenceArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: environment });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -188,10 +217,11 @@ async function runReference(seconds: number, settings: BenchOptions, repositoryR
   }
 }
 
-function findPython(explicit?: string): string | undefined {
+function findPython(explicit: string | undefined, cuda: boolean): string | undefined {
   const candidates = [explicit, process.env.CLUSTER_LENS_PYTHON, '/usr/bin/python3', 'python3'].filter((c): c is string => Boolean(c));
+  const check = cuda ? 'import torch, sklearn, scipy; assert torch.cuda.is_available()' : 'import torch, sklearn, scipy';
   for (const candidate of candidates) {
-    const probe = spawnSync(candidate, ['-c', 'import torch, sklearn, scipy'], { stdio: 'ignore', timeout: 60_000 });
+    const probe = spawnSync(candidate, ['-c', check], { stdio: 'ignore', timeout: 60_000 });
     if (probe.status === 0) return candidate;
   }
   return undefined;
@@ -232,7 +262,7 @@ function formatFigures(figures: Record<string, unknown>): string {
   if (figures.mode === 'quality') {
     const f = figures as Record<string, number | string | boolean>;
     return [
-      `quality: ${f.minutes} min on ${f.backend}${f.training_runtime === 'onnxruntime' ? ' (steps on onnxruntime)' : ''}, ${f.images} images, ${f.epochs} epochs, ${f.steps} steps, ${f.train_imgs_per_s} img/s`,
+      `quality: ${f.minutes} min on ${f.device}${f.adapter ? ` (${f.adapter})` : ''}${f.training_runtime === 'onnxruntime' ? ' (steps on onnxruntime)' : ` (steps on tfjs ${f.backend})`}, ${f.images} images, ${f.epochs} epochs, ${f.steps} steps, ${f.train_imgs_per_s} img/s`,
       `  k-means NMI ${f.nmi} (target ${f.target_nmi}: ${f.meets_target ? 'met' : 'not met'}), ARI ${f.ari}, ACC ${f.acc}, kNN ${f.knn}`,
       `  (k-means on backbone features, as the reference; on the projections NMI ${f.projection_nmi}; prototype assignment NMI ${f.proto_nmi})`,
       '  reference (swav_torch.py, 10 min): NMI 0.492 at width 32 / 2+4 crops, 0.594 at width 16 / 2+2 crops',
@@ -242,14 +272,14 @@ function formatFigures(figures: Record<string, unknown>): string {
   const reference = figures.reference as Record<string, unknown>;
   const macs = ours.macs_per_28px_image as { ours: number; reference: number };
   const lines = [
-    `speed: ${figures.seconds} s of training each, Fashion-MNIST 28 px, width 32, 2+4 crops, batch 256`,
-    `  ours (${ours.backend}${ours.training_runtime === 'onnxruntime' ? ', steps on onnxruntime' : ''}):      train ${ours.train_imgs_per_s} img/s (${ours.steps} steps), embed ${ours.embed_imgs_per_s} img/s`,
+    `speed on ${ours.device}${ours.adapter ? ` (${ours.adapter})` : ''}: ${figures.seconds} s of training each, Fashion-MNIST 28 px, width 32, 2+4 crops, batch ${ours.batch_size}`,
+    `  ours (steps on ${ours.training_runtime === 'onnxruntime' ? `onnxruntime, ${ours.device}` : `tfjs ${ours.backend}`}; embedding on ${ours.embed_device}): train ${ours.train_imgs_per_s} img/s (${ours.steps} steps), embed ${ours.embed_imgs_per_s} img/s`,
     `    (embed: forward passes alone, as the reference times them; the whole index job ran at ${ours.index_imgs_per_s} img/s)`,
   ];
   if (reference.skipped) {
     lines.push(`  reference: skipped: ${reference.skipped}`);
   } else {
-    lines.push(`  reference (torch ${reference.torch}, ${reference.threads} threads): train ${reference.imgs_per_s} img/s (${reference.iters} steps), embed ${reference.embed_imgs_per_s} img/s`);
+    lines.push(`  reference (torch ${reference.torch}, ${reference.device === 'cpu' || reference.device === undefined ? `${reference.threads} threads` : reference.device}): train ${reference.imgs_per_s} img/s (${reference.iters} steps), embed ${reference.embed_imgs_per_s} img/s`);
     lines.push(`  ratio ours/reference: train ${figures.train_ratio}, embed ${figures.embed_ratio}`);
   }
   lines.push(`  forward MACs per 28 px image: ours ${(macs.ours / 1e6).toFixed(1)} M, reference ${(macs.reference / 1e6).toFixed(1)} M`);

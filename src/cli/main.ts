@@ -1,7 +1,7 @@
 // The cluster-lens command: the same engine process as the extension, driven over the same protocol.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendPreference, ExplainMethod, ExplainTarget, ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
+import type { BackendPreference, DevicePreference, ExplainMethod, ExplainTarget, ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
 import { EngineClient, EngineRequestError } from '../host/engineClient';
 import { formatResult } from './format';
 import { version } from '../../package.json';
@@ -10,10 +10,10 @@ const usage = `cluster-lens ${version}: SwAV clustering and explanations for a f
 
 Usage:
   cluster-lens train <images-dir> --out <run-dir> [--minutes M | --epochs N] [--image-size S]
-                     [--prototypes K] [--backend auto|tensorflow|webgpu|wasm|cpu] [--seed N]
+                     [--prototypes K] [--device auto|gpu|cpu] [--seed N]
                      [--batch-size B] [--width W] [--architecture resnet|plain]
-                     [--runtime auto|onnxruntime|tfjs] [--backbone model.onnx] [--resume] [--json]
-  cluster-lens index <run-dir> [--json]
+                     [--backbone model.onnx] [--resume] [--json]
+  cluster-lens index <run-dir> [--device auto|gpu|cpu] [--json]
   cluster-lens neighbours <run-dir> <image> [--k 8] [--json]
   cluster-lens evaluate <run-dir> [--json]
   cluster-lens export-onnx <run-dir> --out <model.onnx> [--json]
@@ -22,15 +22,19 @@ Usage:
   cluster-lens evaluate-explanations <run-dir> --methods gradcam,smoothgrad,... [--images N] [--pair neighbour|augmented]
                        [--seed N] [--json]
   cluster-lens fashion-mnist --out <dir> [--idx-dir DIR] [--per-class N] [--split train|test]
-  cluster-lens bench [--seconds 60] [--quality [--minutes 10]] [--backend auto] [--python PATH] [--json]
+  cluster-lens bench [--device auto|gpu|cpu] [--seconds 60] [--quality [--minutes 10]] [--python PATH] [--json]
 
 Explanation methods: gradcam, gradcam++, layercam, counterfactual, conditional-occlusion, context-agnostic-occlusion,
   pairwise-occlusion, interaction-cam-mean, interaction-cam-max, input-x-gradient, smoothgrad, averaged-transforms,
   pixel-invariance, random. --target explains a cluster (a number, or "assigned"); --pair explains the similarity to
   another image, the nearest neighbour or an augmented view of the image itself.
 
---runtime picks what computes the training steps: onnxruntime (native CPU kernels, the default without a GPU) or
-  tfjs (the --backend; the default on a GPU backend).
+--device picks where every command computes (also for explain, index, evaluate…): auto takes a hardware GPU
+  (onnxruntime's CUDA provider where installed, else WebGPU over Vulkan/D3D12/Metal) and else the CPU; software
+  GPUs (llvmpipe, lavapipe, SwiftShader) only with an explicit --device gpu. The GPU needs its driver and the
+  Vulkan loader (libvulkan1), nothing else. Expert overrides: --runtime auto|onnxruntime|tfjs (what computes the
+  training steps; tfjs keeps them on the CPU) and --backend auto|tensorflow|wasm|cpu (TensorFlow.js, for the light
+  tensor work).
 
 --backbone trains on a frozen imported ONNX image backbone (NCHW input): onnxruntime computes its features and
   only the SwAV head and prototypes train; the image size follows the model's when it fixes one.
@@ -45,6 +49,7 @@ const flagSpec = {
   'image-size': { type: 'string' },
   prototypes: { type: 'string' },
   backend: { type: 'string' },
+  device: { type: 'string' },
   runtime: { type: 'string' },
   architecture: { type: 'string' },
   seed: { type: 'string' },
@@ -81,6 +86,14 @@ function number(flags: Record<string, unknown>, name: string): number | undefine
   return value;
 }
 
+/** --device for every engine command: the engine reads it from its environment. */
+function deviceEnvironment(flags: Record<string, unknown>): NodeJS.ProcessEnv {
+  const device = flags.device as string | undefined;
+  if (device === undefined) return {};
+  if (!['auto', 'gpu', 'cpu'].includes(device)) throw new UsageError(`--device must be auto, gpu or cpu, got "${device}"`);
+  return { CLUSTER_LENS_DEVICE: device };
+}
+
 function positional(args: string[], position: number, what: string): string {
   const value = args[position];
   if (!value) throw new UsageError(`missing ${what}`);
@@ -101,6 +114,7 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
         seed: number(flags, 'seed'),
         batchSize: number(flags, 'batch-size'),
         width: number(flags, 'width'),
+        device: flags.device as DevicePreference | undefined,
         backend: flags.backend as TrainOptions['backend'] | undefined,
         trainingRuntime: flags.runtime as TrainOptions['trainingRuntime'] | undefined,
         architecture: flags.architecture as TrainOptions['architecture'] | undefined,
@@ -184,7 +198,7 @@ function progressPrinter(): (event: ProgressEvent) => void {
 async function runEngineCommand(command: string, args: string[], flags: Record<string, unknown>): Promise<number> {
   const request = buildRequest(command, args, flags);
   const json = Boolean(flags.json);
-  const client = new EngineClient({ enginePath: path.join(__dirname, 'engine.js'), restartOnCrash: false });
+  const client = new EngineClient({ enginePath: path.join(__dirname, 'engine.js'), restartOnCrash: false, env: deviceEnvironment(flags) });
   const controller = new AbortController();
   let interrupts = 0;
   process.on('SIGINT', () => {
@@ -267,6 +281,7 @@ export async function main(argv: string[]): Promise<number> {
         minutes: number(flags, 'minutes'),
         python: flags.python as string | undefined,
         backend: flags.backend as BackendPreference | undefined,
+        device: flags.device as DevicePreference | undefined,
         idxDir: flags['idx-dir'] as string | undefined,
       });
     }

@@ -28,32 +28,49 @@ export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
   queueLength: 0,
   queueStartEpoch: 2,
   seed: 0,
+  device: 'auto',
   backend: 'auto',
   trainingRuntime: 'auto',
 }) as TrainOptions;
 
-const backends = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+const backends = ['auto', 'tensorflow', 'wasm', 'cpu'];
+const devices = ['auto', 'gpu', 'cpu'];
 
-/** What the defaults adapt to, once known: the backend that runs the job and the images it trains on. */
+/** What the defaults adapt to, once known: where the job runs and the images it trains on. */
 export interface TrainContext {
   backend: BackendName;
-  /** Whether the backend computes on a GPU (webgpu, tfjs-node-gpu). */
+  /** Whether training runs on a hardware GPU (a software adapter trains with the CPU's recipe). */
   gpu: boolean;
   /** The images' typical size: the median of their shorter sides, in pixels. */
   nativeImageSizePx?: number;
 }
 
 /**
- * Defaults that depend on where the job runs. A GPU takes larger batches and images; pure-JS cpu, smaller.
+ * The recipe a hardware GPU affords: a ResNet-18-sized backbone (64 channels, two blocks in each of four
+ * stages), 128 px global crops, batch 256 and more prototypes, so that photos cluster by content, not colour.
+ */
+export const gpuRecipe: Readonly<Partial<TrainOptions>> = Object.freeze({
+  batchSize: 256,
+  imageSizePx: 128,
+  width: 64,
+  blocksPerStage: [2, 2, 2, 2],
+  projectionHiddenDim: 1024,
+  projectionDim: 128,
+  prototypes: 100,
+});
+
+/**
+ * Defaults that depend on where the job runs. A GPU takes the GPU recipe; pure-JS cpu, smaller batches and images.
  * Images are never upscaled past their typical native size (a 28 px dataset trains at 28 px, not 64): extra
  * pixels cost time and add no detail. None of this looks at labels.
  */
 export function adaptedDefaults(context: TrainContext): Partial<TrainOptions> {
-  const [batchSize, imageSizePx] = context.gpu ? [256, 96] : context.backend === 'cpu' ? [32, 32] : [defaultTrainOptions.batchSize, defaultTrainOptions.imageSizePx];
+  const base: Partial<TrainOptions> = context.gpu ? { ...gpuRecipe } : context.backend === 'cpu' ? { batchSize: 32, imageSizePx: 32 } : { batchSize: defaultTrainOptions.batchSize, imageSizePx: defaultTrainOptions.imageSizePx };
+  const imageSizePx = base.imageSizePx!;
   const native = context.nativeImageSizePx;
   // At least 16 px, since the network downsamples 4–8×.
-  const sizePx = native !== undefined && native > 0 ? Math.max(16, Math.min(imageSizePx, Math.round(native))) : imageSizePx;
-  return { batchSize, imageSizePx: sizePx };
+  base.imageSizePx = native !== undefined && native > 0 ? Math.max(16, Math.min(imageSizePx, Math.round(native))) : imageSizePx;
+  return base;
 }
 
 /**
@@ -64,6 +81,8 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   const defined = Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined));
   const adapted = context ? adaptedDefaults(context) : {};
   const options: TrainOptions = { ...defaultTrainOptions, ...adapted, ...defined } as TrainOptions;
+  // Runs from before the tfjs webgpu backend was retired (GPU work now runs on onnxruntime, see runtime/device.ts).
+  if ((options.backend as string) === 'webgpu') options.backend = 'auto';
   if (options.localCropSizePx === 0) options.localCropSizePx = Math.max(8, Math.round((options.imageSizePx * 4) / 7 / 4) * 4);
 
   const check = (ok: boolean, setting: string, expected: string) => {
@@ -103,6 +122,7 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   check(isInt(options.queueStartEpoch, 0, 1e6), 'queueStartEpoch', 'a whole number ≥ 0');
   check(Number.isInteger(options.seed), 'seed', 'a whole number');
   check(backends.includes(options.backend), 'backend', backends.join(', '));
+  check(devices.includes(options.device), 'device', devices.join(', '));
   check(['resnet', 'plain'].includes(options.architecture), 'architecture', 'resnet or plain');
   check(['auto', 'onnxruntime', 'tfjs'].includes(options.trainingRuntime), 'trainingRuntime', 'auto, onnxruntime or tfjs');
   return options;

@@ -13,6 +13,7 @@ import { isFrozenRun } from './frozen/backboneFile';
 import { trainFrozenBackbone } from './frozen/frozenRun';
 import type { JobContext } from './jobContext';
 import { train } from './swav/trainer';
+import { useDevice } from './runtime/device';
 
 const progressIntervalMs = 200;
 
@@ -46,6 +47,8 @@ function contextFor(id: number, controller: AbortController): JobContext {
 }
 
 async function execute(request: WorkRequest, context: JobContext): Promise<EngineResult> {
+  // One device for all of a job's compute; a train request may name its own, the others take the engine's.
+  if (request.type !== 'overview' && request.type !== 'exportOnnx') await useDevice(request.type === 'train' ? request.options?.device : undefined, context.log);
   switch (request.type) {
     case 'train': {
       const job = { imagesDir: request.imagesDir, runDir: request.runDir, options: request.options, resume: request.resume };

@@ -32,7 +32,7 @@ export function activate(context: vscode.ExtensionContext): void {
   engine = new EngineClient({
     enginePath: path.join(context.extensionPath, 'dist', 'engine.js'),
     nodePath: config().get<string>('engineRuntime') || undefined,
-    env: engineEnvironment(config().get<number>('engineThreads')),
+    env: engineEnvironment(config().get<number>('engineThreads'), config().get<string>('device')),
     onLog: (event) => output[event.level === 'warn' ? 'warn' : event.level](event.message),
     onCrash: (message) => {
       output.error(message);

@@ -71,9 +71,12 @@ export function isImageFile(filePath: string): boolean {
   return /\.(png|jpe?g|webp|bmp|gif|tiff?)$/i.test(filePath);
 }
 
-/** The engine's environment from settings: a positive thread count pins the wasm backend's threads. */
-export function engineEnvironment(threads: number | undefined): NodeJS.ProcessEnv {
-  return threads !== undefined && Number.isInteger(threads) && threads > 0 ? { CLUSTER_LENS_THREADS: String(threads) } : {};
+/** The engine's environment from settings: a positive thread count pins its CPU threads; the device is the engine's default. */
+export function engineEnvironment(threads: number | undefined, device?: string): NodeJS.ProcessEnv {
+  const environment: NodeJS.ProcessEnv = {};
+  if (threads !== undefined && Number.isInteger(threads) && threads > 0) environment.CLUSTER_LENS_THREADS = String(threads);
+  if (device === 'auto' || device === 'gpu' || device === 'cpu') environment.CLUSTER_LENS_DEVICE = device;
+  return environment;
 }
 
 /** True when the image is one the run trained on (a row of its index); any other image is embedded on the fly. */

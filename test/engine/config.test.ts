@@ -2,19 +2,30 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { adaptedDefaults, defaultTrainOptions, resolveTrainOptions } from '../../src/engine/config';
 
-test('defaults adapt to the backend: larger batches and images on a GPU, smaller on pure-JS cpu', () => {
-  const gpu = resolveTrainOptions({}, { backend: 'webgpu', gpu: true });
+test('defaults adapt to the device: the GPU recipe on a hardware GPU, smaller batches and images on pure-JS cpu', () => {
+  const gpu = resolveTrainOptions({}, { backend: 'wasm', gpu: true });
   const wasm = resolveTrainOptions({}, { backend: 'wasm', gpu: false });
   const cpu = resolveTrainOptions({}, { backend: 'cpu', gpu: false });
   assert.ok(gpu.batchSize > wasm.batchSize && wasm.batchSize > cpu.batchSize);
   assert.ok(gpu.imageSizePx > wasm.imageSizePx && wasm.imageSizePx > cpu.imageSizePx);
   assert.equal(wasm.batchSize, defaultTrainOptions.batchSize);
   assert.equal(wasm.imageSizePx, defaultTrainOptions.imageSizePx);
+  // A ResNet-18-sized backbone and more prototypes on the GPU.
+  assert.equal(gpu.width, 64);
+  assert.deepEqual(gpu.blocksPerStage, [2, 2, 2, 2]);
+  assert.ok(gpu.batchSize >= 256 && gpu.prototypes > wasm.prototypes && gpu.imageSizePx >= 96);
+  assert.equal(wasm.width, defaultTrainOptions.width);
+});
+
+test('device: auto, gpu and cpu are accepted, anything else names the setting; old runs on the webgpu backend read as auto', () => {
+  for (const device of ['auto', 'gpu', 'cpu'] as const) assert.equal(resolveTrainOptions({ device }).device, device);
+  assert.throws(() => resolveTrainOptions({ device: 'tpu' as never }), /Setting "device" is "tpu"; it must be auto, gpu, cpu/);
+  assert.equal(resolveTrainOptions({ backend: 'webgpu' as never }).backend, 'auto');
 });
 
 test('images are never upscaled past their native size, and never below 16 px', () => {
   assert.equal(resolveTrainOptions({}, { backend: 'wasm', gpu: false, nativeImageSizePx: 28 }).imageSizePx, 28);
-  assert.equal(resolveTrainOptions({}, { backend: 'webgpu', gpu: true, nativeImageSizePx: 500 }).imageSizePx, 96);
+  assert.equal(resolveTrainOptions({}, { backend: 'wasm', gpu: true, nativeImageSizePx: 500 }).imageSizePx, 128);
   assert.equal(resolveTrainOptions({}, { backend: 'wasm', gpu: false, nativeImageSizePx: 8 }).imageSizePx, 16);
   // The local crops follow the adapted size.
   const options = resolveTrainOptions({}, { backend: 'wasm', gpu: false, nativeImageSizePx: 28 });
@@ -22,7 +33,7 @@ test('images are never upscaled past their native size, and never below 16 px', 
 });
 
 test('options the caller gives win over adapted defaults', () => {
-  const options = resolveTrainOptions({ imageSizePx: 40, batchSize: 16 }, { backend: 'webgpu', gpu: true, nativeImageSizePx: 28 });
+  const options = resolveTrainOptions({ imageSizePx: 40, batchSize: 16 }, { backend: 'wasm', gpu: true, nativeImageSizePx: 28 });
   assert.equal(options.imageSizePx, 40);
   assert.equal(options.batchSize, 16);
   assert.deepEqual(adaptedDefaults({ backend: 'tensorflow', gpu: false }), { batchSize: defaultTrainOptions.batchSize, imageSizePx: defaultTrainOptions.imageSizePx });

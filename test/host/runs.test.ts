@@ -35,6 +35,8 @@ test('runs: names, roots, settings and image files', () => {
 test('runs: the thread setting reaches the engine only when it pins a count', () => {
   assert.deepEqual(engineEnvironment(1), { CLUSTER_LENS_THREADS: '1' });
   assert.deepEqual(engineEnvironment(4), { CLUSTER_LENS_THREADS: '4' });
+  assert.deepEqual(engineEnvironment(0, 'gpu'), { CLUSTER_LENS_DEVICE: 'gpu' });
+  assert.deepEqual(engineEnvironment(undefined, 'quantum'), {});
   for (const unset of [undefined, 0, -2, 1.5]) assert.deepEqual(engineEnvironment(unset), {});
 });
 

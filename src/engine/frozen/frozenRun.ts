@@ -26,6 +26,7 @@ import { parseOnnx, readOnnxFile, type OnnxGraph } from '../onnx/graph';
 import { createHeadModel, embedFeatures, trainHeadOnFeatures, type CropFeatureSource } from './headTrainer';
 import { OnnxModelError } from '../onnx/onnxError';
 import { OrtBackbone } from './ortBackbone';
+import { ranOnKind, useDevice } from '../runtime/device';
 import { frozenBackboneFileName, frozenBackbonePath, readFrozenBackbone, sha256, type BackboneRecord } from './backboneFile';
 import { convertToTfjs } from '../onnx/tfjsBackbone';
 
@@ -93,6 +94,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
   const sourcePath = path.resolve(source);
   // The backend must be up before any tensor exists.
   const backend = await initBackend(resolveTrainOptions(job.options).backend, context.log);
+  await useDevice(job.options?.device, context.log);
   context.progress({ phase: 'scan', fraction: 0, message: `Opening ${sourcePath}` });
   const { bytes, graph } = await readOnnxFile(sourcePath);
   const ort = await OrtBackbone.fromBytes(bytes, graph);
@@ -164,7 +166,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
       const embedded = await embedWithBackbone(ort, model, images, indexing);
       indexPath = (await writeIndex(embedded, images, { runDir, backend: backend.name, checkpointStep: outcome.steps, temperature: options.temperature }, indexing)).indexPath;
     }
-    return trainResult({ runDir, backend: backend.name, images, startedAt, indexPath }, outcome);
+    return { ...trainResult({ runDir, backend: backend.name, images, startedAt, indexPath }, outcome), ...ranOnKind(ort.device) };
   } finally {
     if (model) disposeModel(model);
     await ort.dispose();

@@ -27,6 +27,11 @@ export class OrtBackbone {
     return new OrtBackbone(graph, input, model, featureDim);
   }
 
+  /** Where its features are computed. */
+  get device() {
+    return this.model.device;
+  }
+
   get file(): string {
     return this.graph.file;
   }

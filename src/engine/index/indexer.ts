@@ -12,6 +12,7 @@ import { runPath } from '../runFolder';
 import { readArchive, writeArchive, type ArchiveArray } from '../util/tensorArchive';
 import { pca } from './pca';
 import { embedWithOnnxRuntime, type EmbedOutput } from './ortEmbed';
+import { ranOnKind } from '../runtime/device';
 
 export interface IndexHeader {
   format: 'cluster-lens-index';
@@ -117,7 +118,7 @@ async function embedFastest(model: SwavModel, images: ImageSet, context: JobCont
       context.log('warn', `Indexing with onnxruntime failed (${(error as Error).message}); using the tfjs forward pass.`);
     }
   }
-  return embedImageSet(model, images, context, fractionRange);
+  return { ...(await embedImageSet(model, images, context, fractionRange)), device: 'cpu' };
 }
 
 /** Embeds every image, assigns clusters, projects to 2-D and writes `index.bin` atomically. */
@@ -187,6 +188,7 @@ export async function writeIndex(
     ...(embedded.forwardMs ? { forwardImagesPerSecond: images.records.length / Math.max(embedded.forwardMs / 1000, 1e-3) } : {}),
     durationMs,
     indexPath,
+    ...ranOnKind(embedded.device ?? 'cpu'),
   };
 }
 

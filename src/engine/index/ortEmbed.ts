@@ -7,8 +7,10 @@ import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobConte
 import type { SwavModel } from '../model/model';
 import { buildOnnxModel, type WeightMap } from '../onnx/export';
 import { OrtModel } from '../runtime/session';
+import type { DeviceKind } from '../../protocol';
 
 const batchSize = 256;
+const gpuBatchSize = 2048;
 
 
 /** Index rows for a set of images: backbone features, projections and prototype scores. */
@@ -18,6 +20,8 @@ export interface EmbedOutput {
   scores: Matrix;
   /** Time spent in the network's forward passes alone (no model setup, no post-processing), where measured. */
   forwardMs?: number;
+  /** What ran the forward passes. */
+  device?: DeviceKind;
 }
 
 /** Embeds the set with onnxruntime; features come back L2-normalised, as the tfjs path gives them. */
@@ -35,9 +39,11 @@ export async function embedWithOnnxRuntime(model: SwavModel, images: ImageSet, c
   let featureDims = 0;
   let forwardMs = 0;
   try {
-    for (let start = 0; start < count; start += batchSize) {
+    // A GPU wants large batches to fill it; the CPU's caches want small ones.
+    const step = session.device === 'cpu' ? batchSize : gpuBatchSize;
+    for (let start = 0; start < count; start += step) {
       throwIfCancelled(context.signal);
-      const batch = Math.min(batchSize, count - start);
+      const batch = Math.min(step, count - start);
       const input = new Float32Array(batch * channels * plane);
       for (let n = 0; n < batch; n++) {
         const source = (start + n) * plane * channels;
@@ -68,7 +74,7 @@ export async function embedWithOnnxRuntime(model: SwavModel, images: ImageSet, c
     }
     return { data, rows: count, dims };
   };
-  return { features: join(features, featureDims), embeddings: join(embeddings, model.spec.projectionDim), scores: join(scores, model.spec.prototypes), forwardMs };
+  return { features: join(features, featureDims), embeddings: join(embeddings, model.spec.projectionDim), scores: join(scores, model.spec.prototypes), forwardMs, device: session.device };
 }
 
 function normalizeRows(values: Float32Array, dims: number): Float32Array {

@@ -1,27 +1,19 @@
-// onnxruntime-node (CPU) behind the engine's own errors: opening a model and computing backbone features.
+// Every onnxruntime session of the engine opens here, on the device that device.ts chose, behind the
+// engine's own errors.
 
 import type * as Ort from 'onnxruntime-node';
-import { EngineError } from '../errors';
+import type { DeviceKind } from '../../protocol';
 import { OnnxModelError } from '../onnx/onnxError';
+import { currentDevice, providersFor } from './device';
+import { loadOrt } from './ortModule';
+
+export { loadOrt };
 
 export interface OrtOptions {
-  /** Threads for one operator (default: onnxruntime's choice, all cores). */
+  /** Threads for one operator on the CPU (default: onnxruntime's choice, all cores). */
   threads?: number;
-}
-
-type OrtModule = typeof Ort;
-let ortModule: OrtModule | undefined;
-
-/** Loads onnxruntime-node on first use, so the engine starts without it. */
-export function loadOrt(): OrtModule {
-  if (!ortModule) {
-    try {
-      ortModule = require('onnxruntime-node') as OrtModule;
-    } catch (error) {
-      throw new EngineError('BACKEND_UNAVAILABLE', `onnxruntime-node cannot be loaded (${(error as Error).message}). Reinstall the extension or run npm ci.`, String(error));
-    }
-  }
-  return ortModule;
+  /** A device other than the chosen one: tests compare providers, export checks run on the CPU. */
+  device?: DeviceKind;
 }
 
 /** A float32 array and its dimensions, as onnxruntime returns them. */
@@ -35,18 +27,24 @@ export class OrtModel {
   private constructor(
     readonly file: string,
     private readonly session: Ort.InferenceSession,
+    /** Where it runs. */
+    readonly device: DeviceKind,
   ) {}
 
   static async open(bytes: Uint8Array, file: string, options: OrtOptions = {}): Promise<OrtModel> {
     const ort = loadOrt();
+    const device = options.device ?? currentDevice().device;
     try {
       const session = await ort.InferenceSession.create(bytes, {
-        executionProviders: ['cpu'],
+        executionProviders: providersFor(device),
         graphOptimizationLevel: 'all',
         ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
       });
-      return new OrtModel(file, session);
+      return new OrtModel(file, session, device);
     } catch (error) {
+      if (device !== 'cpu' && !/protobuf|parse|load model/i.test(firstLine(error))) {
+        throw new OnnxModelError('unsupported', file, `onnxruntime cannot open ${file} on the ${device} device: ${firstLine(error)}. Use --device cpu (setting clusterLens.device: cpu) meanwhile, and please report this.`, {}, String(error));
+      }
       throw new OnnxModelError('corrupt', file, `onnxruntime cannot load the ONNX model ${file}: ${firstLine(error)}. Check that the export succeeded, or export it again.`, {}, String(error));
     }
   }

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TrainingRuntime, TrainingRuntimePreference, TrainOptions, TrainResult } from '../../protocol';
+import type { DeviceInfo, TrainingRuntime, TrainingRuntimePreference, TrainOptions, TrainResult } from '../../protocol';
 import { initBackend, type BackendInfo } from '../runtime/tfjs/backend';
 import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import { resolveTrainOptions } from '../config';
@@ -27,6 +27,7 @@ import {
   type SwavModel,
 } from '../model/model';
 import { loadOrt } from '../runtime/session';
+import { ranOn, useDevice } from '../runtime/device';
 import { readManifest, runPath } from '../runFolder';
 import { createRandom, type Random } from '../util/random';
 import { Adam } from './adam';
@@ -54,8 +55,9 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   const imagesDir = path.resolve(job.imagesDir);
   // The backend must be up before any tensor exists, the checkpoint's included.
   const previous = job.resume ? await readManifest(runDir) : undefined;
-  const requested = resolveTrainOptions(previous ? { ...previous.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) } : job.options);
+  const requested = resolveTrainOptions(previous ? { ...previous.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend', 'device']) } : job.options);
   const backend = await initBackend(requested.backend, context.log);
+  const device = await useDevice(job.options?.device, context.log);
   const resumeFrom = job.resume ? await loadCheckpoint(checkpointPath(runDir)) : undefined;
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
   const scan = await scanImageFolder(imagesDir, { signal: context.signal });
@@ -63,21 +65,23 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   // fills the options it was not given with defaults for this backend and these images.
   let options: TrainOptions;
   if (resumeFrom) {
-    options = resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend']) });
+    options = resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend', 'device']) });
   } else {
     const nativeImageSizePx = await typicalImageSizePx(scan.root, scan.files.map((file) => file.path));
-    options = resolveTrainOptions(job.options, { backend: backend.name, gpu: backend.gpu, nativeImageSizePx });
+    const gpu = backend.gpu || (device.device !== 'cpu' && device.software !== true);
+    options = resolveTrainOptions(job.options, { backend: backend.name, gpu, nativeImageSizePx });
     const given = job.options ?? {};
     if (given.imageSizePx === undefined || given.batchSize === undefined) {
       const native = nativeImageSizePx !== undefined ? ` (the images are about ${nativeImageSizePx} px)` : '';
-      context.log('info', `Recipe for ${backend.name}: ${options.imageSizePx} px images${native}, batch ${options.batchSize}`);
+      const network = `${options.architecture} width ${options.width}, blocks ${options.blocksPerStage.join('-')}`;
+      context.log('info', `Recipe for ${gpu ? 'a GPU' : 'the CPU'}: ${options.imageSizePx} px images${native}, batch ${options.batchSize}, ${network}, ${options.prototypes} prototypes`);
     }
   }
   const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto' }, context);
 
   await startRunFolder({ runDir, imagesDir, options, images, backend: backend.name, createdAt: previous?.createdAt });
 
-  const runtime = chooseTrainingRuntime(options.trainingRuntime, backend, context);
+  const runtime = chooseTrainingRuntime(options.trainingRuntime, backend, device, context);
   const trainer = new SwavTrainer(options, images, backend, runtime, context, runDir, resumeFrom);
   try {
     const outcome = await trainer.run();
@@ -86,20 +90,19 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
       const index = await buildIndex(trainer.model, images, { runDir, backend: backend.name, checkpointStep: outcome.steps }, { ...context, signal: new AbortController().signal });
       indexPath = index.indexPath;
     }
-    return trainResult({ runDir, backend: backend.name, trainingRuntime: runtime, images, startedAt, indexPath }, outcome);
+    return { ...trainResult({ runDir, backend: backend.name, trainingRuntime: runtime, images, startedAt, indexPath }, outcome), ...ranOn(runtime === 'onnxruntime' ? device : undefined) };
   } finally {
     trainer.dispose();
   }
 }
 
 /**
- * onnxruntime's native CPU kernels run a step several times faster than tfjs on wasm, so 'auto' takes them
- * unless the tfjs backend is a GPU; an explicit 'onnxruntime' that cannot load is an error.
+ * 'auto' runs the steps on onnxruntime, on the chosen device (several times faster than tfjs on the CPU, and the
+ * only way onto a GPU); an explicit 'onnxruntime' that cannot load is an error, an explicit 'tfjs' stays on the CPU.
  */
-export function chooseTrainingRuntime(preference: TrainingRuntimePreference, backend: BackendInfo, context: Pick<JobContext, 'log'>): TrainingRuntime {
-  if (preference === 'tfjs') return 'tfjs';
-  if (preference === 'auto' && backend.gpu) {
-    context.log('info', `Training steps run on tfjs (${backend.name}, a GPU backend)`);
+export function chooseTrainingRuntime(preference: TrainingRuntimePreference, backend: BackendInfo, device: DeviceInfo, context: Pick<JobContext, 'log'>): TrainingRuntime {
+  if (preference === 'tfjs') {
+    if (device.device !== 'cpu') context.log('warn', `Training steps run on tfjs (${backend.name}), not on ${device.label}: the tfjs training runtime was chosen. Choose trainingRuntime auto to train on the GPU.`);
     return 'tfjs';
   }
   try {
@@ -109,7 +112,7 @@ export function chooseTrainingRuntime(preference: TrainingRuntimePreference, bac
     context.log('warn', `Training steps run on tfjs (${backend.name}): onnxruntime cannot load (${(error as Error).message})`);
     return 'tfjs';
   }
-  context.log('info', 'Training steps run on onnxruntime (native CPU kernels); augmentation and Adam on tfjs');
+  context.log('info', `Training steps run on onnxruntime (${device.label}); augmentation and Adam on tfjs`);
   return 'onnxruntime';
 }
 

@@ -70,15 +70,17 @@ test('trainer: repeated runs leave no tensors behind', async () => {
   assert.equal(tf.memory().numTensors, baseline);
 });
 
-test('training runtime: auto takes onnxruntime on a CPU backend and tfjs on a GPU one, and says so; an explicit choice is kept', () => {
-  const logs: string[] = [];
-  const context = { log: (_level: string, message: string) => logs.push(message) };
-  const cpu = { name: 'wasm' as const, gpu: false, skipped: [] };
-  const gpu = { name: 'webgpu' as const, gpu: true, skipped: [] };
-  assert.equal(chooseTrainingRuntime('auto', cpu, context), 'onnxruntime');
-  assert.match(logs.at(-1)!, /onnxruntime/);
-  assert.equal(chooseTrainingRuntime('auto', gpu, context), 'tfjs');
-  assert.match(logs.at(-1)!, /webgpu, a GPU backend/);
-  assert.equal(chooseTrainingRuntime('tfjs', cpu, context), 'tfjs');
-  assert.equal(chooseTrainingRuntime('onnxruntime', gpu, context), 'onnxruntime');
+test('training runtime: auto takes onnxruntime on any device and names the device; an explicit tfjs stays on the CPU and warns on a GPU', () => {
+  const logs: { level: string; message: string }[] = [];
+  const context = { log: (level: string, message: string) => logs.push({ level, message }) };
+  const wasm = { name: 'wasm' as const, gpu: false, skipped: [] };
+  const cpu = { device: 'cpu' as const, label: 'cpu', skipped: [] };
+  const gpu = { device: 'webgpu' as const, adapter: 'NVIDIA H200', label: 'webgpu (NVIDIA H200, Vulkan)', skipped: [] };
+  assert.equal(chooseTrainingRuntime('auto', wasm, cpu, context), 'onnxruntime');
+  assert.match(logs.at(-1)!.message, /onnxruntime \(cpu\)/);
+  assert.equal(chooseTrainingRuntime('auto', wasm, gpu, context), 'onnxruntime');
+  assert.match(logs.at(-1)!.message, /onnxruntime \(webgpu \(NVIDIA H200, Vulkan\)\)/);
+  assert.equal(chooseTrainingRuntime('tfjs', wasm, gpu, context), 'tfjs');
+  assert.equal(logs.at(-1)!.level, 'warn');
+  assert.equal(chooseTrainingRuntime('onnxruntime', wasm, cpu, context), 'onnxruntime');
 });

@@ -24,7 +24,7 @@ export interface SkippedBackend {
 
 export interface BackendInfo {
   name: BackendName;
-  /** Computes on a GPU (webgpu, tfjs-node-gpu): training defaults take larger batches and images. */
+  /** Computes on a GPU (tfjs-node-gpu). */
   gpu: boolean;
   /** Rungs of the 'auto' ladder that could not start, fastest first. */
   skipped: SkippedBackend[];
@@ -52,7 +52,9 @@ type Rung = () => Promise<Omit<BackendInfo, 'skipped'>>;
 // never tries to bundle them; in the bundle this resolves from dist/, i.e. the extension's node_modules.
 const optionalRequire = createRequire(__filename);
 
-const ladder: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+// No webgpu rung: GPU work runs on onnxruntime's WebGPU provider (device.ts). tfjs-backend-webgpu cannot read
+// tensors back synchronously in Node (it needs OffscreenCanvas), and two Dawns in one process crashed on lavapipe.
+const ladder: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 const cpuWarning =
   'Using the cpu backend (pure JavaScript): training is thousands of times slower than on wasm. ' +
@@ -139,7 +141,6 @@ function report(info: BackendInfo, log?: BackendLog): void {
 
 const rungs: Record<BackendName, Rung> = {
   tensorflow: startTensorflow,
-  webgpu: startWebgpu,
   wasm: startWasm,
   cpu: startCpu,
 };
@@ -165,56 +166,6 @@ async function startTensorflow(): Promise<Omit<BackendInfo, 'skipped'>> {
     'not installed: npm install @tensorflow/tfjs-node',
     'Install @tensorflow/tfjs-node (or @tensorflow/tfjs-node-gpu, with CUDA 11.2 and cuDNN 8.1) beside the extension.',
   );
-}
-
-interface GpuAdapter {
-  info?: { vendor?: string; architecture?: string; device?: string; description?: string };
-}
-
-async function startWebgpu(): Promise<Omit<BackendInfo, 'skipped'>> {
-  const advice = 'WebGPU needs a real GPU, its driver and the Vulkan loader (libvulkan1), and a plain node runtime (not Electron); software renderers are rejected.';
-  const dawn = loadOptional('webgpu', 'npm install webgpu @tensorflow/tfjs-backend-webgpu') as {
-    create: (options: string[]) => { requestAdapter: () => Promise<GpuAdapter | null> };
-    globals: Record<string, unknown>;
-  };
-  const scope = globalThis as { navigator?: { gpu?: unknown } };
-  if (scope.navigator?.gpu === undefined) {
-    // tfjs-backend-webgpu looks for the browser's globals; Dawn provides them for Node.
-    Object.assign(globalThis, dawn.globals);
-    const gpu = dawn.create([]);
-    if (scope.navigator === undefined) scope.navigator = { gpu };
-    else Object.defineProperty(scope.navigator, 'gpu', { value: gpu, configurable: true });
-  }
-  const gpu = scope.navigator?.gpu as { requestAdapter: () => Promise<GpuAdapter | null> };
-  let adapter: GpuAdapter | null;
-  try {
-    adapter = await gpu.requestAdapter();
-  } catch (error) {
-    throw new RungFailure(`requesting a GPU adapter failed: ${firstLine(error)}`, advice, errorText(error));
-  }
-  if (adapter == null) throw new RungFailure('no adapter found', advice);
-  loadWebgpuBackend();
-  await activate('webgpu', 'the webgpu backend did not start', advice);
-  const info = adapter.info;
-  const gpuName = [info?.vendor, info?.architecture, info?.device || info?.description].filter(Boolean).join(' ');
-  return { name: 'webgpu', gpu: true, note: gpuName ? `GPU: ${gpuName}` : undefined };
-}
-
-/**
- * tfjs-backend-webgpu registers itself on import, and only where `navigator.gpu` exists, so it is loaded once
- * Dawn is in place. A plain `require`, so that the engine's bundle carries the package and it registers with
- * the bundle's own tfjs-core (a copy loaded from node_modules would register with another one).
- */
-function loadWebgpuBackend(): void {
-  if (tf.findBackendFactory('webgpu') !== null) return;
-  try {
-    require('@tensorflow/tfjs-backend-webgpu');
-  } catch (error) {
-    if ((error as { code?: string }).code === 'MODULE_NOT_FOUND') {
-      throw new RungFailure('not installed: npm install @tensorflow/tfjs-backend-webgpu', 'Run npm install @tensorflow/tfjs-backend-webgpu beside the extension.');
-    }
-    throw new RungFailure(`@tensorflow/tfjs-backend-webgpu failed to load: ${firstLine(error)}`, 'Reinstall @tensorflow/tfjs-backend-webgpu.', errorText(error));
-  }
 }
 
 async function startWasm(): Promise<Omit<BackendInfo, 'skipped'>> {

@@ -17,7 +17,7 @@ function recorder(): { log: (level: LogLevel, message: string) => void; lines: {
   return { log: (level, message) => lines.push({ level, message }), lines };
 }
 
-async function assertUnavailable(preference: 'tensorflow' | 'webgpu', pattern: RegExp): Promise<void> {
+async function assertUnavailable(preference: 'tensorflow', pattern: RegExp): Promise<void> {
   await assert.rejects(initBackend(preference), (error: unknown) => {
     assert.ok(error instanceof EngineError);
     assert.equal(error.code, 'BACKEND_UNAVAILABLE');
@@ -40,11 +40,8 @@ function installed(packageName: string): boolean {
   }
 }
 
-// The webgpu packages are optional dependencies: installed here, but Dawn finds no GPU on these machines.
-const webgpuReason = installed('webgpu') ? /^no adapter found$/ : /^not installed: npm install webgpu\b/;
-
-test('an explicit webgpu backend that cannot start throws BACKEND_UNAVAILABLE with the reason', async () => {
-  await assertUnavailable('webgpu', installed('webgpu') ? /^webgpu: no adapter found\. WebGPU needs a real GPU/ : /^webgpu: not installed: npm install webgpu\b/);
+test('webgpu is no tfjs backend any more: GPU work runs on onnxruntime (--device gpu)', async () => {
+  await assert.rejects(initBackend('webgpu' as never), /Unknown backend 'webgpu'/);
 });
 
 test("'auto' skips the rungs it cannot start, with reasons, and lands on wasm", async () => {
@@ -58,10 +55,9 @@ test("'auto' skips the rungs it cannot start, with reasons, and lands on wasm", 
   assert.equal(tf.getBackend(), 'wasm');
   assert.deepEqual(
     info.skipped.map((rung) => rung.backend),
-    ['tensorflow', 'webgpu'],
+    ['tensorflow'],
   );
   assert.match(info.skipped[0].reason, /^not installed: npm install @tensorflow\/tfjs-node/);
-  assert.match(info.skipped[1].reason, webgpuReason);
   assert.equal(info.simd, true);
   // Every core the process may use (at most 8), through the threaded build and our worker_threads shim.
   assert.equal(info.threads, defaultThreadCount());
@@ -71,13 +67,12 @@ test("'auto' skips the rungs it cannot start, with reasons, and lands on wasm", 
   assert.ok(!lines.some((line) => line.level === 'warn'));
   const description = describeBackend(info);
   assert.ok(description.startsWith(`${traits}; skipped tensorflow: not installed`), description);
-  assert.match(description, /; webgpu: (no adapter found|not installed)/);
 });
 
 test('CLUSTER_LENS_THREADS=1 keeps wasm single-threaded and says why; threaded and single-threaded agree', () => {
   const script = `
     const tf = require('@tensorflow/tfjs-core');
-    const { initBackend } = require(${JSON.stringify(path.resolve(__dirname, '../../../src/engine/backend/backend.ts'))});
+    const { initBackend } = require(${JSON.stringify(path.resolve(__dirname, '../../../../src/engine/runtime/tfjs/backend.ts'))});
     (async () => {
       const info = await initBackend('wasm');
       const x = tf.randomNormal([8, 12, 12, 16], 0, 1, 'float32', 1);
@@ -173,11 +168,9 @@ test('a backend package that is installed but broken is reported with its real e
   const root = mkdtempSync(path.join(os.tmpdir(), 'cluster-lens-backend-'));
   try {
     fakePackage(root, '@tensorflow/tfjs-node', "throw new Error('libtensorflow.so.2: cannot open shared object file');");
-    fakePackage(root, 'webgpu', 'exports.globals = {}; exports.create = () => ({ requestAdapter: async () => null });');
-    fakePackage(root, '@tensorflow/tfjs-backend-webgpu', '');
     // A child process, so that the fake packages and the globals they set stay out of this one.
     const script = `
-      const { initBackend } = require(${JSON.stringify(path.resolve(__dirname, '../../../src/engine/backend/backend.ts'))});
+      const { initBackend } = require(${JSON.stringify(path.resolve(__dirname, '../../../../src/engine/runtime/tfjs/backend.ts'))});
       (async () => {
         const auto = await initBackend('auto');
         const explicit = await initBackend('tensorflow').catch((error) => error);
@@ -192,7 +185,6 @@ test('a backend package that is installed but broken is reported with its real e
     assert.equal(result.auto.name, 'wasm');
     assert.deepEqual(result.auto.skipped, [
       { backend: 'tensorflow', reason: '@tensorflow/tfjs-node is installed but failed to load: libtensorflow.so.2: cannot open shared object file' },
-      { backend: 'webgpu', reason: 'no adapter found' },
     ]);
     assert.equal(result.code, 'BACKEND_UNAVAILABLE');
     assert.match(result.message, /^tensorflow: @tensorflow\/tfjs-node is installed but failed to load: libtensorflow/);
