@@ -106,7 +106,14 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
     Array.from({ length: crops }, (_, i) => graph.op('Slice', [scores, graph.ints([i * shape.batch]), graph.ints([(i + 1) * shape.batch]), graph.ints([0])], rows)),
   );
   const views = cropScores.length;
-  const logProbabilities = cropScores.map((scores) => graph.op('LogSoftmax', [graph.op('Div', [scores, graph.scalar(loss.temperature)], rows)], rows, { axis: 1 }));
+  // log softmax(s/T) = z − max z − log Σ exp(z − max z), written out: WebGPU has no LogSoftmax kernel, and
+  // onnxruntime would copy the scores to the CPU and back for it.
+  const logProbabilities = cropScores.map((scores) => {
+    const z = graph.op('Div', [scores, graph.scalar(loss.temperature)], rows);
+    const shifted = graph.op('Sub', [z, graph.op('ReduceMax', [z], [shape.batch, 1], { axes: [1], keepdims: 1 })], rows);
+    const logSum = graph.op('Log', [graph.op('ReduceSum', [graph.op('Exp', [shifted], rows), graph.ints([1])], [shape.batch, 1], { keepdims: 1 })], [shape.batch, 1]);
+    return graph.op('Sub', [shifted, logSum], rows);
+  });
   const probabilities = logProbabilities.map((logP) => graph.op('Exp', [logP], rows));
 
   // loss = mean over assigned crops a and other views v of −mean_b Σ_k q_a log p_v; its gradient with

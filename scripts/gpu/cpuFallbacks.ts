@@ -1,0 +1,67 @@
+// Lists the operators that onnxruntime's WebGPU provider leaves to the CPU, for each graph the engine runs:
+// the training step (default and bench recipes) and the inference model used for indexing.
+//   node --import tsx scripts/gpu/cpuFallbacks.ts
+// Each graph opens in a child process with verbose logging, and the partitioner's "Node placements" are read.
+import { spawnSync } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveTrainOptions } from '../../src/engine/config';
+import { createModel, trainableVariables, type ModelSpec } from '../../src/engine/model/model';
+import { buildOnnxModel, type WeightMap } from '../../src/engine/onnx/export';
+import { buildTrainingGraph } from '../../src/engine/runtime/trainingGraph';
+import { createRandom } from '../../src/engine/util/random';
+import '@tensorflow/tfjs-backend-cpu';
+
+function specOf(options: ReturnType<typeof resolveTrainOptions>, channels: number): ModelSpec {
+  return { channels, stemStride: 1, inputMean: [0.5], inputStd: [0.25], width: options.width, blocksPerStage: options.blocksPerStage, architecture: options.architecture, projectionHiddenDim: options.projectionHiddenDim, projectionDim: options.projectionDim, prototypes: options.prototypes } as ModelSpec;
+}
+
+function graphsFor(name: string, partial: Parameters<typeof resolveTrainOptions>[0]): { name: string; bytes: Uint8Array }[] {
+  const options = resolveTrainOptions(partial);
+  const spec = specOf(options, 1);
+  const model = createModel(spec, createRandom(0));
+  const trainable = trainableVariables(model);
+  const shapes = new Map([...model.variables].filter(([, v]) => trainable.includes(v)).map(([key, v]) => [key, v.shape]));
+  const step = buildTrainingGraph(spec, shapes, { batch: 8, globalCrops: 2, globalSizePx: options.imageSizePx, localCrops: options.localCrops, localSizePx: options.localCropSizePx, queueRows: 0 }, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign: [0, 1] });
+  const weights: WeightMap = new Map([...model.variables].map(([key, v]) => [key, { shape: v.shape, values: v.dataSync() as Float32Array }]));
+  const inference = buildOnnxModel(spec, weights, { imageSizePx: options.imageSizePx });
+  return [
+    { name: `${name}: training step`, bytes: step.bytes },
+    { name: `${name}: inference (index, export)`, bytes: inference },
+  ];
+}
+
+const graphs = [
+  ...graphsFor('default recipe, 28 px', { imageSizePx: 28 }),
+  ...graphsFor('bench recipe (plain, width 32)', { imageSizePx: 28, width: 32, blocksPerStage: [1, 1, 1, 1], architecture: 'plain', projectionHiddenDim: 512, projectionDim: 128, localCropSizePx: 16 }),
+];
+const folder = mkdtempSync(path.join(os.tmpdir(), 'cl-fallbacks-'));
+for (const graph of graphs) {
+  const file = path.join(folder, 'graph.onnx');
+  writeFileSync(file, graph.bytes);
+  const script = `require('onnxruntime-node').InferenceSession.create(${JSON.stringify(file)}, { executionProviders: ['webgpu'], logSeverityLevel: 0, logVerbosityLevel: 0 }).then(() => process.exit(0), (e) => { console.error('FAILED ' + e.message); process.exit(1); });`;
+  const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? os.tmpdir() } });
+  const log = `${child.stdout}\n${child.stderr}`;
+  // The partitioner prints "Node placements" then " Node(s) placed on [XxxExecutionProvider]. Number of nodes: N" and "  OpType (name)" lines.
+  const placements = new Map<string, Set<string>>();
+  let provider: string | undefined;
+  for (const line of log.split('\n')) {
+    const all = /All nodes placed on \[(\w+)\]/.exec(line);
+    if (all) placements.set(all[1], new Set(['(all)']));
+    const placed = /Node\(s\) placed on \[(\w+)\]/.exec(line);
+    if (placed) {
+      provider = placed[1];
+      continue;
+    }
+    const node = provider ? /^\s+(\w+) \(/.exec(line.replace(/^.*\]\s/, ' ')) : null;
+    if (node && provider) {
+      if (!placements.has(provider)) placements.set(provider, new Set());
+      placements.get(provider)!.add(node[1]);
+    } else if (!/^\s/.test(line)) provider = undefined;
+  }
+  const cpu = [...(placements.get('CPUExecutionProvider') ?? [])].sort();
+  const gpu = placements.get('WebGpuExecutionProvider');
+  const onGpu = gpu?.has('(all)') ? 'every operator on WebGPU' : `${gpu?.size ?? 0} operator types on WebGPU`;
+  console.log(`${graph.name}: ${child.status === 0 ? `${onGpu}; on the CPU: ${cpu.length ? cpu.join(', ') : 'none'}` : `failed: ${log.split('\n').find((l) => l.startsWith('FAILED')) ?? child.status}`}`);
+}
