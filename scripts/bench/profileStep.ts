@@ -1,12 +1,14 @@
 // Times one SwAV train step (multi-crop, forward, loss, gradients, Adam) and lists the kernels it spends time in.
 // Run: node --import tsx scripts/bench/profileStep.ts [--backend wasm] [--size 28] [--width 16] [--blocks 1,1,1]
 //        [--batch 64] [--local 2] [--local-size 16] [--stem 1|2] [--steps 5] [--no-profile] [--calls]
-//        [--architecture resnet|plain] [--runtime tfjs|onnxruntime] (onnxruntime: the step runs as one ONNX graph; no kernel profile)
+//        [--architecture resnet|plain] [--runtime tfjs|onnxruntime] [--device cpu|gpu|auto] (onnxruntime: the step runs as one ONNX graph; no kernel profile)
 // Random pixels stand in for images: the cost of a step does not depend on what the pixels show.
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendPreference, TrainingRuntime } from '../../src/protocol';
 import { describeBackend, initBackend } from '../../src/engine/runtime/tfjs/backend';
+import { useDevice } from '../../src/engine/runtime/device';
+import type { DevicePreference } from '../../src/protocol';
 import { resolveTrainOptions } from '../../src/engine/config';
 import type { ImageSet } from '../../src/engine/data/decode';
 import { createTrainStep } from '../../src/engine/swav/trainer';
@@ -19,6 +21,7 @@ function flag(name: string, fallback: string): string {
 
 async function main(): Promise<void> {
   const backend = await initBackend(flag('backend', 'wasm') as BackendPreference, (_level, message) => console.error(message));
+  await useDevice(flag('device', 'cpu') as DevicePreference, (_level, message) => console.error(message));
   console.log(`backend: ${describeBackend(backend)}`);
   const sizePx = Number(flag('size', '28'));
   const options = resolveTrainOptions({
