@@ -10,6 +10,7 @@ import { resolveTrainOptions } from '../../src/engine/config';
 import { createModel, trainableVariables, type ModelSpec } from '../../src/engine/model/model';
 import { buildOnnxModel, type WeightMap } from '../../src/engine/onnx/export';
 import { buildTrainingGraph } from '../../src/engine/runtime/trainingGraph';
+import { buildCounterfactualGraph, buildGradCamGraph } from '../../src/engine/runtime/explainGraph';
 import { createRandom } from '../../src/engine/util/random';
 import '@tensorflow/tfjs-backend-cpu';
 
@@ -29,6 +30,11 @@ function graphsFor(name: string, partial: Parameters<typeof resolveTrainOptions>
   return [
     { name: `${name}: training step`, bytes: step.bytes },
     { name: `${name}: inference (index, export)`, bytes: inference },
+    { name: `${name}: Grad-CAM`, bytes: buildGradCamGraph(spec, weights, { batch: 1, imageSizePx: options.imageSizePx }) },
+    {
+      name: `${name}: counterfactual step`,
+      bytes: buildCounterfactualGraph(spec, weights, { imageSizePx: options.imageSizePx, temperature: 0.1, mseWeight: 10, tvWeight: 0.5, l2Weight: 0.01, learningRate: 0.05, beta1: 0.9, beta2: 0.999, adamEpsilon: 1e-8 }),
+    },
   ];
 }
 

@@ -10,11 +10,11 @@ import { targetValue } from './target';
 
 // A pixel counts as changed when some channel moved by more than this.
 const changedPixelThreshold = 0.05;
-const beta1 = 0.9;
-const beta2 = 0.999;
-const adamEpsilon = 1e-8;
-// Yield to the event loop (for a cancel) every this many steps.
-const stepsPerYield = 10;
+/** Adam's settings for the search. */
+export const adam = { beta1: 0.9, beta2: 0.999, adamEpsilon: 1e-8 };
+const { beta1, beta2, adamEpsilon } = adam;
+/** Yield to the event loop (for a cancel) every this many steps. */
+export const stepsPerYield = 10;
 
 /** Anisotropic total variation: mean |x[i+1, j] − x[i, j]| + mean |x[i, j+1] − x[i, j]|. */
 export function totalVariation(images: tf.Tensor4D): tf.Scalar {
@@ -37,7 +37,7 @@ export function prototypeOutputs(net: ExplainableModel, image: tf.Tensor4D): { s
   return outputs;
 }
 
-function holdsWithMargin(probabilities: Float32Array, target: number, margin: number): boolean {
+export function holdsWithMargin(probabilities: Float32Array, target: number, margin: number): boolean {
   let runnerUp = 0;
   probabilities.forEach((probability, prototype) => {
     if (prototype !== target && probability > runnerUp) runnerUp = probability;
@@ -51,9 +51,56 @@ function argMax(values: Float32Array): number {
   return best;
 }
 
-/** Edits `image` [1, S, S, C] towards prototype `target`; all tensors are freed on return. */
 export type { CounterfactualOutcome };
 
+/** The outcome of an edit: its distances from the original and whether it reached the target. */
+export function describeEdit(edit: {
+  pixels: Float32Array;
+  original: Float32Array;
+  channels: number;
+  probabilities: Float32Array;
+  scores: Float32Array;
+  originalProbabilities: Float32Array;
+  target: number;
+  steps: number;
+  converged: boolean;
+  startedAt: number;
+}): CounterfactualOutcome {
+  const { pixels, original, channels } = edit;
+  let l1Distance = 0;
+  let squaredSum = 0;
+  let maxAbsoluteChange = 0;
+  let changedPixels = 0;
+  for (let pixel = 0; pixel < pixels.length / channels; pixel++) {
+    let changed = false;
+    for (let channel = 0; channel < channels; channel++) {
+      const change = Math.abs(pixels[pixel * channels + channel] - original[pixel * channels + channel]);
+      l1Distance += change;
+      squaredSum += change * change;
+      maxAbsoluteChange = Math.max(maxAbsoluteChange, change);
+      changed ||= change > changedPixelThreshold;
+    }
+    if (changed) changedPixels++;
+  }
+  return {
+    pixels,
+    probabilities: edit.probabilities,
+    scores: edit.scores,
+    originalProbabilities: edit.originalProbabilities,
+    targetCluster: edit.target,
+    valid: argMax(edit.probabilities) === edit.target,
+    l1Distance,
+    l2Distance: Math.sqrt(squaredSum),
+    meanAbsoluteChange: l1Distance / pixels.length,
+    changedPixelShare: changedPixels / (pixels.length / channels),
+    maxAbsoluteChange,
+    steps: edit.steps,
+    converged: edit.converged,
+    durationMs: performance.now() - edit.startedAt,
+  };
+}
+
+/** Edits `image` [1, S, S, C] towards prototype `target`; all tensors are freed on return. */
 export async function counterfactual(net: ExplainableModel, image: tf.Tensor4D, target: number, options: ExplainOptions, signal?: AbortSignal): Promise<CounterfactualOutcome> {
   const startedAt = performance.now();
   const { counterfactualMseWeight: mseWeight, counterfactualTvWeight: tvWeight, counterfactualL2Weight: l2Weight, counterfactualLearningRate: learningRate } = options;
@@ -102,40 +149,7 @@ export async function counterfactual(net: ExplainableModel, image: tf.Tensor4D, 
       }
     }
     const { probabilities, scores } = prototypeOutputs(net, edited);
-    const pixels = edited.dataSync() as Float32Array;
-    const original = image.dataSync() as Float32Array;
-    const channels = image.shape[3];
-    let l1Distance = 0;
-    let squaredSum = 0;
-    let maxAbsoluteChange = 0;
-    let changedPixels = 0;
-    for (let pixel = 0; pixel < pixels.length / channels; pixel++) {
-      let changed = false;
-      for (let channel = 0; channel < channels; channel++) {
-        const change = Math.abs(pixels[pixel * channels + channel] - original[pixel * channels + channel]);
-        l1Distance += change;
-        squaredSum += change * change;
-        maxAbsoluteChange = Math.max(maxAbsoluteChange, change);
-        changed ||= change > changedPixelThreshold;
-      }
-      if (changed) changedPixels++;
-    }
-    return {
-      pixels: Float32Array.from(pixels),
-      probabilities,
-      scores,
-      originalProbabilities,
-      targetCluster: target,
-      valid: argMax(probabilities) === target,
-      l1Distance,
-      l2Distance: Math.sqrt(squaredSum),
-      meanAbsoluteChange: l1Distance / pixels.length,
-      changedPixelShare: changedPixels / (pixels.length / channels),
-      maxAbsoluteChange,
-      steps,
-      converged,
-      durationMs: performance.now() - startedAt,
-    };
+    return describeEdit({ pixels: Float32Array.from(edited.dataSync() as Float32Array), original: image.dataSync() as Float32Array, channels: image.shape[3], probabilities, scores, originalProbabilities, target, steps, converged, startedAt });
   } finally {
     tf.dispose([edited, firstMoment, secondMoment]);
   }

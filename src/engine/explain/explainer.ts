@@ -1,7 +1,8 @@
 // The one interface every explanation method implements, and the plumbing they share: what a network must
 // offer (the Grad-CAM layer and what follows it), what a target is, and how maps are upsampled and normalised.
 import * as tf from '@tensorflow/tfjs-core';
-import type { ExplainMethod, ExplainOptions } from '../../protocol';
+import type { DeviceKind, ExplainMethod, ExplainOptions, LogLevel } from '../../protocol';
+import type { SwavModel } from '../model/model';
 
 /** What an explainer needs from a network: the last convolutional stage, and everything after it. */
 export interface ExplainableModel {
@@ -12,6 +13,8 @@ export interface ExplainableModel {
   prototypes: number;
   /** Softmax temperature that turns prototype scores into probabilities. */
   temperature: number;
+  /** The engine's own network, which Grad-CAM and the counterfactual can run as ONNX graphs (absent for frozen imports). */
+  model?: SwavModel;
 }
 
 /** The scalar being explained. */
@@ -32,6 +35,8 @@ export interface ExplainInput {
   /** Seeds whatever the method draws at random, so that a call repeats exactly. */
   seed: number;
   signal?: AbortSignal;
+  /** For a line when a method falls back from onnxruntime's device to tfjs. */
+  log?: (level: LogLevel, message: string) => void;
 }
 
 export interface Explanation {
@@ -42,6 +47,8 @@ export interface Explanation {
   /** The target's value at the unmodified input. */
   score: number;
   counterfactual?: CounterfactualOutcome;
+  /** onnxruntime's device, when the method ran there (else it ran on tfjs). */
+  device?: DeviceKind;
 }
 
 export interface Explainer {

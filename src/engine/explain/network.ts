@@ -78,6 +78,7 @@ export function swavExplainable(model: SwavModel, temperature: number): Explaina
   return {
     prototypes: model.spec.prototypes,
     temperature,
+    model,
     dispose: () => weights.dispose(),
     featureMap: (images) => explainFeatureMap(model, images, weights),
     outputs: (map) =>

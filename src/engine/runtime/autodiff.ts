@@ -43,6 +43,12 @@ export class DifferentiableGraph {
     return name;
   }
 
+  /** Makes an intermediate value a point that gradients flow to (and no further back): Grad-CAM's layer. */
+  watch(value: string): string {
+    this.differentiable.add(value);
+    return value;
+  }
+
   /** Makes `value` a graph output under `name`. */
   output(value: string, name: string): void {
     this.nodes.push({ opType: 'Identity', input: [value], output: [name], name });
@@ -284,6 +290,20 @@ export class DifferentiableGraph {
     return { y, mean, variance };
   }
 
+  transpose(x: string, perm: number[]): string {
+    const shape = this.shape(x);
+    const y = this.op('Transpose', [x], perm.map((axis) => shape[axis]), { perm });
+    const inverse = perm.map((_, axis) => perm.indexOf(axis));
+    return this.record([x], y, (dy) => this.accumulate(x, this.op('Transpose', [dy], shape, { perm: inverse })));
+  }
+
+  /** x · scale + shift, with constant `scale` and `shift` broadcast against x (a per-channel affine map). */
+  scaleShift(x: string, scale: string, shift: string): string {
+    const shape = this.shape(x);
+    const y = this.op('Add', [this.op('Mul', [x, scale], shape), shift], shape);
+    return this.record([x], y, (dy) => this.accumulate(x, this.op('Mul', [dy, scale], shape)));
+  }
+
   relu(x: string): string {
     const shape = this.shape(x);
     const y = this.op('Relu', [x], shape);
@@ -318,8 +338,8 @@ export class DifferentiableGraph {
     const y = this.op('Gemm', [x, weight, bias], [n, outDim]);
     return this.record([x, weight, bias], y, (dy) => {
       if (this.needsGradient(x)) this.accumulate(x, this.op('Gemm', [dy, weight], [n, inDim], { transB: 1 }));
-      this.accumulate(weight, this.op('Gemm', [x, dy], [inDim, outDim], { transA: 1 }));
-      this.accumulate(bias, this.op('ReduceSum', [dy, this.ints([0])], [outDim], { keepdims: 0 }));
+      if (this.needsGradient(weight)) this.accumulate(weight, this.op('Gemm', [x, dy], [inDim, outDim], { transA: 1 }));
+      if (this.needsGradient(bias)) this.accumulate(bias, this.op('ReduceSum', [dy, this.ints([0])], [outDim], { keepdims: 0 }));
     });
   }
 

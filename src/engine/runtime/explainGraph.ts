@@ -1,0 +1,192 @@
+// The explanations' gradient graphs, so that Grad-CAM and each counterfactual step run as one onnxruntime
+// session.run on the chosen device: the engine's network in eval mode (BatchNorm folded into the layer
+// before it, as explain/network.ts does), then what Grad-CAM (explain/gradCam.ts) and the counterfactual
+// (explain/counterfactual.ts) compute on top of it, with the same equations.
+
+import { networkLayout, type ConvLayer } from '../model/layout';
+import type { ModelSpec } from '../model/model';
+import type { WeightMap } from '../onnx/export';
+import { encodeModel } from '../onnx/schema';
+import { DifferentiableGraph } from './autodiff';
+
+const batchNormEpsilon = 1e-5; // as model.ts
+
+/** Names of the graphs' inputs and outputs. */
+export const explainGraphNames = {
+  images: 'images',
+  /** One-hot [N, K]: row n's target prototype (Grad-CAM), or the target cluster (counterfactual). */
+  target: 'target',
+  scores: 'scores',
+  featureMap: 'feature_map',
+  featureGradient: 'feature_gradient',
+  heatmap: 'heatmap',
+  original: 'original',
+  firstMoment: 'first_moment',
+  secondMoment: 'second_moment',
+  /** [2]: Adam's bias corrections 1 − β1^t and 1 − β2^t of the step about to be taken. */
+  corrections: 'corrections',
+  probabilities: 'probabilities',
+  next: (input: string) => `${input}.next`,
+};
+const names = explainGraphNames;
+
+/** y = x·s + b per output channel, s = γ/√(σ² + ε), b = β − μ·s: eval BatchNorm folded into its layer. */
+function folded(weights: WeightMap, layer: string, batchNorm: string): { weight: Float32Array; bias: Float32Array; scale: Float32Array; shape: number[] } {
+  const get = (name: string) => {
+    const found = weights.get(name);
+    if (!found) throw new Error(`the model has no weight ${name}`);
+    return found;
+  };
+  const { shape, values } = get(layer);
+  const [gamma, beta, mean, variance] = ['gamma', 'beta', 'runningMean', 'runningVariance'].map((suffix) => get(`${batchNorm}.${suffix}`).values);
+  const outputs = shape[shape.length - 1];
+  const scale = gamma.map((g, o) => g / Math.sqrt(variance[o] + batchNormEpsilon));
+  return { weight: values.map((value, i) => value * scale[i % outputs]), bias: beta.map((b, o) => b - mean[o] * scale[o]), scale, shape };
+}
+
+/** The network in eval mode on NHWC `images`: the last feature map (NCHW, a Grad-CAM watch point when asked) and the scores. */
+function evalNetwork(graph: DifferentiableGraph, spec: ModelSpec, weights: WeightMap, images: string, watchFeatureMap: boolean): { featureMap: string; scores: string } {
+  const channels = spec.channels;
+  const perChannel = (values: number[]) => graph.floats(values, [1, channels, 1, 1]);
+  const nchw = graph.transpose(images, [0, 3, 1, 2]);
+  // (x − mean) / std as x · (1/std) − mean/std
+  let x = graph.scaleShift(nchw, perChannel(spec.inputStd.map((std) => 1 / std)), perChannel(spec.inputMean.map((mean, c) => -mean / spec.inputStd[c])));
+  const convolve = (input: string, layer: ConvLayer) => {
+    const { weight, bias, shape } = folded(weights, layer.conv, layer.batchNorm);
+    return graph.add(graph.conv2d(input, graph.floats(weight, shape), layer.stride), graph.floats(bias, [1, shape[3], 1, 1]));
+  };
+  const layout = networkLayout(spec);
+  if (layout.stem) x = graph.relu(convolve(x, layout.stem));
+  for (const block of layout.blocks) {
+    const { shortcut } = block;
+    const residual = shortcut.kind === 'projection' ? convolve(x, shortcut.layer) : shortcut.kind === 'identity' ? x : undefined;
+    const second = convolve(graph.relu(convolve(x, block.first)), block.second);
+    x = graph.relu(residual ? graph.add(second, residual) : second);
+  }
+  const featureMap = watchFeatureMap ? graph.watch(x) : x;
+  // The head's BatchNorm also scales fc1's own bias.
+  const fc1 = folded(weights, 'head.fc1.weight', 'head.bn');
+  const fc1Bias = weights.get('head.fc1.bias')!.values;
+  const bias = fc1.bias.map((b, o) => b + fc1Bias[o] * fc1.scale[o]);
+  const hidden = graph.relu(graph.dense(graph.spatialMean(featureMap), graph.floats(fc1.weight, fc1.shape), graph.floats(bias, [fc1.shape[1]])));
+  const fc2 = weights.get('head.fc2.weight')!;
+  const projection = graph.dense(hidden, graph.floats(fc2.values, fc2.shape), graph.floats(weights.get('head.fc2.bias')!.values, [fc2.shape[1]]));
+  const prototypes = weights.get('prototypes')!;
+  return { featureMap, scores: graph.matMulTransposed(graph.l2NormalizeRows(projection), graph.floats(prototypes.values, prototypes.shape)) };
+}
+
+function encode(graph: DifferentiableGraph, name: string): Uint8Array {
+  return encodeModel({
+    irVersion: 8,
+    producerName: 'cluster-lens',
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name, node: graph.nodes, initializer: graph.initializers, input: graph.inputs, output: graph.outputs },
+  });
+}
+
+/**
+ * Grad-CAM for a batch of `batch` images [N, S, S, C] in [0, 1] and a one-hot target [N, K]: the scores, the
+ * feature map A and ∂y/∂A for y = Σ_n score(n, target_n), and the heatmap [N, S, S] of gradCam.ts:
+ * ReLU(Σ_c mean_ij(∂y/∂A_c) · A_c), bilinearly upsampled (half-pixel centres), rescaled to [0, 1] per image.
+ */
+export function buildGradCamGraph(spec: ModelSpec, weights: WeightMap, { batch, imageSizePx }: { batch: number; imageSizePx: number }): Uint8Array {
+  const graph = new DifferentiableGraph();
+  const images = graph.input(names.images, [batch, imageSizePx, imageSizePx, spec.channels], false);
+  const target = graph.input(names.target, [batch, spec.prototypes], false);
+  const { featureMap, scores } = evalNetwork(graph, spec, weights, images, true);
+  graph.backward([[scores, target]]);
+  const gradient = graph.gradient(featureMap);
+  const [n, c, h, w] = graph.shape(featureMap);
+  const channelWeights = graph.op('ReduceMean', [gradient], [n, c, 1, 1], { axes: [2, 3], keepdims: 1 });
+  const cam = graph.op('Relu', [graph.op('ReduceSum', [graph.op('Mul', [channelWeights, featureMap], [n, c, h, w]), graph.ints([1])], [n, 1, h, w], { keepdims: 1 })], [n, 1, h, w]);
+  const square = [n, imageSizePx, imageSizePx];
+  const upsampled = graph.op('Reshape', [graph.op('Resize', [cam, '', '', graph.ints([n, 1, imageSizePx, imageSizePx])], [n, 1, imageSizePx, imageSizePx], { mode: 'linear', coordinate_transformation_mode: 'half_pixel' }), graph.ints(square)], square);
+  // (m − min) / max(max − min, 1e-12) per image, as normalizeMaps
+  const low = graph.op('ReduceMin', [upsampled], [n, 1, 1], { axes: [1, 2], keepdims: 1 });
+  const range = graph.op('Max', [graph.op('Sub', [graph.op('ReduceMax', [upsampled], [n, 1, 1], { axes: [1, 2], keepdims: 1 }), low], [n, 1, 1]), graph.scalar(1e-12)], [n, 1, 1]);
+  graph.output(graph.op('Div', [graph.op('Sub', [upsampled, low], square), range], square), names.heatmap);
+  graph.output(scores, names.scores);
+  graph.output(featureMap, names.featureMap);
+  graph.output(gradient, names.featureGradient);
+  return encode(graph, 'cluster_lens_gradcam');
+}
+
+export interface CounterfactualSettings {
+  imageSizePx: number;
+  temperature: number;
+  mseWeight: number;
+  tvWeight: number;
+  l2Weight: number;
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  adamEpsilon: number;
+}
+
+/**
+ * One counterfactual step on the edited image x [1, S, S, C]: the probabilities softmax(scores / T) at x, and
+ * one Adam step on −log p(target | x) + λ·MSE(x, x₀) + λ_tv·TV(x) + μ·√(‖x − x₀‖² + 1e-12), x clamped to [0, 1].
+ * The pixel terms' gradients are written out; they follow tfjs's conventions (|d|' = −1 at d = 0) so that
+ * both runtimes take the same steps.
+ */
+export function buildCounterfactualGraph(spec: ModelSpec, weights: WeightMap, settings: CounterfactualSettings): Uint8Array {
+  const graph = new DifferentiableGraph();
+  const size = settings.imageSizePx;
+  const image = [1, size, size, spec.channels];
+  const count = image.reduce((a, b) => a * b, 1);
+  const edited = graph.input(names.images, image, true);
+  const original = graph.input(names.original, image, false);
+  const firstMoment = graph.input(names.firstMoment, image, false);
+  const secondMoment = graph.input(names.secondMoment, image, false);
+  const corrections = graph.input(names.corrections, [2], false);
+  const target = graph.input(names.target, [1, spec.prototypes], false);
+  const { scores } = evalNetwork(graph, spec, weights, edited, false);
+
+  // log softmax(s/T) written out (WebGPU has no LogSoftmax); ∂(−log p_t)/∂s = (p − onehot_t) / T
+  const row = [1, spec.prototypes];
+  const z = graph.op('Div', [scores, graph.scalar(settings.temperature)], row);
+  const shifted = graph.op('Sub', [z, graph.op('ReduceMax', [z], [1, 1], { axes: [1], keepdims: 1 })], row);
+  const logSum = graph.op('Log', [graph.op('ReduceSum', [graph.op('Exp', [shifted], row), graph.ints([1])], [1, 1], { keepdims: 1 })], [1, 1]);
+  const probabilities = graph.op('Exp', [graph.op('Sub', [shifted, logSum], row)], row);
+  graph.backward([[scores, graph.op('Div', [graph.op('Sub', [probabilities, target], row), graph.scalar(settings.temperature)], row)]]);
+
+  const op = (type: string, inputs: string[]) => graph.op(type, inputs, image);
+  const change = op('Sub', [edited, original]);
+  // ∂MSE = 2Δ / count; ∂√(‖Δ‖² + ε) = Δ / √(‖Δ‖² + ε)
+  const norm = graph.op('Sqrt', [graph.op('Add', [graph.op('ReduceSumSquare', [change], [], { keepdims: 0 }), graph.scalar(1e-12)], [])], []);
+  const pixelTerms = [
+    op('Mul', [change, graph.scalar((2 * settings.mseWeight) / count)]),
+    op('Mul', [change, graph.op('Div', [graph.scalar(settings.l2Weight), norm], [])]),
+    ...[1, 2].map((axis) => totalVariationGradient(graph, edited, axis, settings.tvWeight)),
+  ];
+  const gradient = [graph.gradient(edited), ...pixelTerms].reduce((sum, term) => op('Add', [sum, term]));
+
+  // Adam: m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², x ← clamp(x − lr·m̂ / (√v̂ + ε), 0, 1)
+  const correction = (index: number) => graph.op('Slice', [corrections, graph.ints([index]), graph.ints([index + 1]), graph.ints([0])], [1]);
+  const first = op('Add', [op('Mul', [firstMoment, graph.scalar(settings.beta1)]), op('Mul', [gradient, graph.scalar(1 - settings.beta1)])]);
+  const second = op('Add', [op('Mul', [secondMoment, graph.scalar(settings.beta2)]), op('Mul', [op('Mul', [gradient, gradient]), graph.scalar(1 - settings.beta2)])]);
+  const update = op('Div', [op('Div', [first, correction(0)]), op('Add', [op('Sqrt', [op('Div', [second, correction(1)])]), graph.scalar(settings.adamEpsilon)])]);
+  const stepped = op('Sub', [edited, op('Mul', [update, graph.scalar(settings.learningRate)])]);
+  graph.output(op('Clip', [stepped, graph.scalar(0), graph.scalar(1)]), names.next(names.images));
+  graph.output(first, names.next(names.firstMoment));
+  graph.output(second, names.next(names.secondMoment));
+  graph.output(probabilities, names.probabilities);
+  graph.output(scores, names.scores);
+  return encode(graph, 'cluster_lens_counterfactual_step');
+}
+
+/**
+ * ∂/∂x of λ · mean |x[i+1] − x[i]| along `axis` (1: rows, 2: columns) of NHWC x: each difference d adds
+ * ±λ/count at i+1 and ∓λ/count at i, with sign(d) taken as tfjs's Abs gradient does (+1 if d > 0, else −1).
+ */
+function totalVariationGradient(graph: DifferentiableGraph, x: string, axis: number, weight: number): string {
+  const shape = graph.shape(x);
+  const inner = shape.map((size, i) => (i === axis ? size - 1 : size));
+  const slice = (start: number) => graph.op('Slice', [x, graph.ints([start]), graph.ints([start + shape[axis] - 1]), graph.ints([axis])], inner);
+  const difference = graph.op('Sub', [slice(1), slice(0)], inner);
+  const unit = weight / inner.reduce((a, b) => a * b, 1);
+  const sign = graph.op('Where', [graph.op('Greater', [difference, graph.scalar(0)], inner), graph.scalar(unit), graph.scalar(-unit)], inner);
+  // Pads are [begins…, ends…]: + shifted to i+1 (one before), − in place at i (one after).
+  const pad = (before: number) => graph.ints([...shape.map((_, i) => (i === axis ? before : 0)), ...shape.map((_, i) => (i === axis ? 1 - before : 0))]);
+  return graph.op('Sub', [graph.op('Pad', [sign, pad(1)], shape), graph.op('Pad', [sign, pad(0)], shape)], shape);
+}

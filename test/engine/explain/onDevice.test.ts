@@ -1,0 +1,124 @@
+// Grad-CAM and the counterfactual as ONNX gradient graphs on onnxruntime must explain as the tfjs versions do:
+// on the cpu provider against tfjs, and on the GPU (lavapipe in CI) against the cpu provider.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { classActivationMaps } from '../../../src/engine/explain/cam';
+import { counterfactual } from '../../../src/engine/explain/counterfactual';
+import { readMaps } from '../../../src/engine/explain/explainer';
+import { gradCam } from '../../../src/engine/explain/gradCam';
+import { swavExplainable } from '../../../src/engine/explain/network';
+import { counterfactualOnDevice } from '../../../src/engine/explain/ortCounterfactual';
+import { gradCamOnDevice } from '../../../src/engine/explain/ortGradCam';
+import { resolveExplainOptions } from '../../../src/engine/explain/options';
+import { createModel, disposeModel, type ModelSpec, type SwavModel } from '../../../src/engine/model/model';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
+import { createRandom } from '../../../src/engine/util/random';
+import { skipWithoutGpu } from '../../gpu';
+import { tinySpec } from '../model/tinySpec';
+import { maxDifference, randomPixels } from '../onnx/helpers';
+
+process.env.CLUSTER_LENS_THREADS ??= '1';
+
+// Grey at 16 px (8 × 8 feature map: Conv kernels), and colour at 24 px with a stride-2 stem (a 3 × 3 map:
+// the batched-patch convolutions).
+const cases: { spec: ModelSpec; sizePx: number }[] = [
+  { spec: tinySpec, sizePx: 16 },
+  { spec: { ...tinySpec, channels: 3, stemStride: 2, blocksPerStage: [1, 1, 1], inputMean: [0.5, 0.4, 0.3], inputStd: [0.2, 0.25, 0.3] }, sizePx: 24 },
+];
+const models: SwavModel[] = [];
+
+before(async () => {
+  await initBackend('wasm');
+  cases.forEach(({ spec }, i) => {
+    const model = createModel(spec, createRandom(3 + i));
+    const random = createRandom(10 + i);
+    // BatchNorm statistics away from 0 / 1, so that folding them matters.
+    for (const [name, variable] of model.variables) {
+      if (/\.(runningMean|runningVariance|gamma|beta)$/.test(name)) {
+        const positive = /Variance|gamma/.test(name);
+        tf.tidy(() => variable.assign(tf.tensor(Float32Array.from({ length: variable.size }, () => (positive ? random.uniform(0.5, 2) : random.uniform(-0.5, 0.5))), variable.shape)));
+      }
+    }
+    models.push(model);
+  });
+});
+
+after(() => models.forEach(disposeModel));
+
+const temperature = 0.1;
+const imageOf = ({ spec, sizePx }: (typeof cases)[number], seed: number) => randomPixels(1, sizePx, spec.channels, seed);
+// 20 steps that never stop early: the margin cannot be reached.
+const options = resolveExplainOptions({ counterfactualSteps: 20, counterfactualMargin: 1 });
+
+test('Grad-CAM on the cpu provider gives tfjs’s heatmap and score', async () => {
+  for (const [i, testCase] of cases.entries()) {
+    const model = models[i];
+    const baseline = tf.memory().numTensors;
+    const net = swavExplainable(model, temperature);
+    const pixels = imageOf(testCase, 20 + i);
+    const image = tf.tensor4d(pixels, [1, testCase.sizePx, testCase.sizePx, testCase.spec.channels]);
+    for (const prototype of [0, 3]) {
+      const { maps, score } = classActivationMaps(net, { kind: 'prototype', prototype }, image, (_a, g) => tf.mean(g, [1, 2], true));
+      const expectedScore = score.dataSync()[0];
+      score.dispose();
+      const [expected] = readMaps(maps);
+      const ours = await gradCamOnDevice(model, pixels, testCase.sizePx, prototype, 'cpu');
+      assert.equal(ours.device, 'cpu');
+      assert.ok(expected.some((value) => value > 0.5), 'the reference heatmap is not flat');
+      const gap = maxDifference(ours.heatmap, expected);
+      if (process.env.SHOW_GAPS) console.log(`gradcam case ${i} p${prototype}: heatmap gap ${gap}, score gap ${Math.abs(ours.score - expectedScore)}`);
+      assert.ok(gap < 1e-4, `case ${i}, prototype ${prototype}: heatmaps differ by ${gap}`);
+      assert.ok(Math.abs(ours.score - expectedScore) < 1e-5, `score ${ours.score} vs ${expectedScore}`);
+    }
+    tf.dispose(image);
+    net.dispose();
+    assert.equal(tf.memory().numTensors, baseline);
+  }
+  assert.equal(gradCam.method, 'gradcam');
+});
+
+test('a 20-step counterfactual on the cpu provider takes tfjs’s steps', async () => {
+  for (const [i, testCase] of cases.entries()) {
+    const model = models[i];
+    const net = swavExplainable(model, temperature);
+    const pixels = imageOf(testCase, 30 + i);
+    const image = tf.tensor4d(pixels, [1, testCase.sizePx, testCase.sizePx, testCase.spec.channels]);
+    const target = 2;
+    const expected = await counterfactual(net, image, target, options);
+    const ours = await counterfactualOnDevice(model, pixels, testCase.sizePx, temperature, target, options, undefined, 'cpu');
+    assert.equal(ours.steps, 20);
+    assert.equal(ours.converged, false);
+    assert.ok(expected.maxAbsoluteChange > 0.2, `the edit moves pixels (${expected.maxAbsoluteChange})`);
+    const gap = maxDifference(ours.pixels, expected.pixels);
+    const meanGap = ours.pixels.reduce((sum, value, p) => sum + Math.abs(value - expected.pixels[p]), 0) / ours.pixels.length;
+    if (process.env.SHOW_GAPS) console.log(`counterfactual case ${i}: pixel gap ${gap} max, ${meanGap} mean; change ${expected.maxAbsoluteChange}; probabilities gap ${maxDifference(ours.probabilities, expected.probabilities)}`);
+    assert.ok(gap < 1e-3 && meanGap < 1e-5, `case ${i}: edited pixels differ by ${gap} at most, ${meanGap} on average`);
+    assert.ok(maxDifference(ours.probabilities, expected.probabilities) < 1e-4, 'probabilities after the edit');
+    assert.ok(maxDifference(ours.originalProbabilities, expected.originalProbabilities) < 1e-5, 'probabilities before');
+    assert.ok(Math.abs(ours.l2Distance - expected.l2Distance) < 1e-2 * expected.l2Distance, `l2 ${ours.l2Distance} vs ${expected.l2Distance}`);
+    tf.dispose(image);
+    net.dispose();
+  }
+});
+
+test('Grad-CAM and a 20-step counterfactual on the GPU match the cpu provider', { skip: skipWithoutGpu, timeout: 600_000 }, async () => {
+  for (const [i, testCase] of cases.entries()) {
+    const model = models[i];
+    const pixels = imageOf(testCase, 40 + i);
+    const [cpu, gpu] = [await gradCamOnDevice(model, pixels, testCase.sizePx, 1, 'cpu'), await gradCamOnDevice(model, pixels, testCase.sizePx, 1, 'webgpu')];
+    assert.equal(gpu.device, 'webgpu');
+    assert.ok(maxDifference(cpu.heatmap, gpu.heatmap) < 1e-3, `case ${i}: heatmaps differ by ${maxDifference(cpu.heatmap, gpu.heatmap)}`);
+    const [cpuEdit, gpuEdit] = [
+      await counterfactualOnDevice(model, pixels, testCase.sizePx, temperature, 2, options, undefined, 'cpu'),
+      await counterfactualOnDevice(model, pixels, testCase.sizePx, temperature, 2, options, undefined, 'webgpu'),
+    ];
+    assert.equal(gpuEdit.device, 'webgpu');
+    const gap = maxDifference(cpuEdit.pixels, gpuEdit.pixels);
+    const meanGap = cpuEdit.pixels.reduce((sum, value, p) => sum + Math.abs(value - gpuEdit.pixels[p]), 0) / cpuEdit.pixels.length;
+    if (process.env.SHOW_GAPS) console.log(`gpu case ${i}: heatmap gap ${maxDifference(cpu.heatmap, gpu.heatmap)}; pixel gap ${gap} max, ${meanGap} mean`);
+    // The GPU sums in another order; Adam's normalised steps can turn a rounding gap into a larger one.
+    assert.ok(gap < 1e-2 && meanGap < 1e-4, `case ${i}: edited pixels differ by ${gap} at most, ${meanGap} on average`);
+    assert.ok(maxDifference(cpuEdit.probabilities, gpuEdit.probabilities) < 1e-3, 'probabilities after the edit');
+  }
+});
