@@ -1,18 +1,23 @@
-import type { EvaluateExplanationsResult, ExplainResult, ResultOf } from '../protocol';
+import type { EvaluateExplanationsResult, ExplainResult, RanOn, ResultOf } from '../protocol';
+
+/** "webgpu (NVIDIA H200)", "cpu". */
+function deviceName(result: RanOn): string {
+  return `${result.device ?? 'cpu'}${result.adapter ? ` (${result.adapter})` : ''}`;
+}
 
 /** A short human summary of a result, for the terminal. */
 export function formatResult(result: ResultOf[keyof ResultOf]): string {
   switch (result.kind) {
     case 'train':
       return [
-        `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.skipped.length} skipped) with ${result.backend}${result.trainingRuntime === 'onnxruntime' ? ' (training steps on onnxruntime)' : ''}:`,
+        `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.skipped.length} skipped) on ${deviceName(result)}${result.trainingRuntime === 'tfjs' ? ` (training steps on tfjs ${result.backend})` : ''}:`,
         `  ${result.epochs} epochs, ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.imagesPerSecond.toFixed(1)} img/s, ${(result.durationMs / 1000).toFixed(1)} s`,
         `  checkpoint: ${result.checkpointPath}`,
         result.indexPath ? `  index: ${result.indexPath}` : '  no index (run "cluster-lens index")',
       ].join('\n');
     case 'index':
       return [
-        `Indexed ${result.images} images with ${result.backend} in ${(result.durationMs / 1000).toFixed(1)} s (${result.imagesPerSecond.toFixed(0)} img/s); ${result.clusters.length} clusters in use:`,
+        `Indexed ${result.images} images on ${deviceName(result)} in ${(result.durationMs / 1000).toFixed(1)} s (${result.imagesPerSecond.toFixed(0)} img/s); ${result.clusters.length} clusters in use:`,
         ...result.clusters
           .slice(0, 20)
           .map((c) => `  cluster ${String(c.cluster).padStart(3)}: ${String(c.size).padStart(6)} images${c.majorityLabel ? `, mostly ${c.majorityLabel} (${(100 * (c.purity ?? 0)).toFixed(0)}%)` : ''}`),

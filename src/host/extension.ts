@@ -14,14 +14,8 @@ import { DashboardPanel } from './views/dashboardPanel';
 import { ExplainPanel } from './views/explainPanel';
 
 /** What the commands and views share: the engine, the current run, the output channel. */
-export interface Session {
-  readonly extensionUri: vscode.Uri;
-  readonly engine: EngineClient;
-  readonly output: vscode.LogOutputChannel;
-  /** The run the views show: the last trained or opened, else the newest on disk. */
-  currentRun(): Promise<string | undefined>;
-  setCurrentRun(runDir: string): void;
-}
+
+import type { Session } from './session';
 
 let engine: EngineClient | undefined;
 let training: AbortController | undefined;

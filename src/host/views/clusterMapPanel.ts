@@ -2,7 +2,7 @@
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { FromClusterMap, ToClusterMap } from '../../protocol';
-import type { Session } from '../extension';
+import type { Session } from '../session';
 import { EngineRequestError } from '../engineClient';
 import { explainImage, openImage, runWebviewCommand } from './openImage';
 import { imageBase, panelHtml, webviewOptions } from './panelAssets';

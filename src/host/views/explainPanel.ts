@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { ExplainPanelState, FromExplainPanel, ToExplainPanel } from '../../protocol';
-import type { Session } from '../extension';
+import type { Session } from '../session';
 import { EngineRequestError } from '../engineClient';
 import { isInRun } from '../runs';
 import { explainImage, openImage, runWebviewCommand } from './openImage';
