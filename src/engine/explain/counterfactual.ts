@@ -3,18 +3,14 @@
 // stopping as soon as the target holds with a margin.
 import * as tf from '@tensorflow/tfjs-core';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
-import type { ExplainOptions } from '../../protocol';
+import type { DeviceKind, ExplainOptions } from '../../protocol';
 import type { CounterfactualOutcome, ExplainableModel, Explainer } from './explainer';
+import { adam, describeEdit, holdsWithMargin, stepsPerYield } from './counterfactualSearch';
+import { runsOnDevice, withTfjsFallback } from './onDevice';
+import { counterfactualOnDevice } from './ortCounterfactual';
 import { targetValue } from './target';
 
-
-// A pixel counts as changed when some channel moved by more than this.
-const changedPixelThreshold = 0.05;
-/** Adam's settings for the search. */
-export const adam = { beta1: 0.9, beta2: 0.999, adamEpsilon: 1e-8 };
 const { beta1, beta2, adamEpsilon } = adam;
-/** Yield to the event loop (for a cancel) every this many steps. */
-export const stepsPerYield = 10;
 
 /** Anisotropic total variation: mean |x[i+1, j] − x[i, j]| + mean |x[i, j+1] − x[i, j]|. */
 export function totalVariation(images: tf.Tensor4D): tf.Scalar {
@@ -37,68 +33,7 @@ export function prototypeOutputs(net: ExplainableModel, image: tf.Tensor4D): { s
   return outputs;
 }
 
-export function holdsWithMargin(probabilities: Float32Array, target: number, margin: number): boolean {
-  let runnerUp = 0;
-  probabilities.forEach((probability, prototype) => {
-    if (prototype !== target && probability > runnerUp) runnerUp = probability;
-  });
-  return probabilities[target] - runnerUp >= margin;
-}
-
-function argMax(values: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
-}
-
 export type { CounterfactualOutcome };
-
-/** The outcome of an edit: its distances from the original and whether it reached the target. */
-export function describeEdit(edit: {
-  pixels: Float32Array;
-  original: Float32Array;
-  channels: number;
-  probabilities: Float32Array;
-  scores: Float32Array;
-  originalProbabilities: Float32Array;
-  target: number;
-  steps: number;
-  converged: boolean;
-  startedAt: number;
-}): CounterfactualOutcome {
-  const { pixels, original, channels } = edit;
-  let l1Distance = 0;
-  let squaredSum = 0;
-  let maxAbsoluteChange = 0;
-  let changedPixels = 0;
-  for (let pixel = 0; pixel < pixels.length / channels; pixel++) {
-    let changed = false;
-    for (let channel = 0; channel < channels; channel++) {
-      const change = Math.abs(pixels[pixel * channels + channel] - original[pixel * channels + channel]);
-      l1Distance += change;
-      squaredSum += change * change;
-      maxAbsoluteChange = Math.max(maxAbsoluteChange, change);
-      changed ||= change > changedPixelThreshold;
-    }
-    if (changed) changedPixels++;
-  }
-  return {
-    pixels,
-    probabilities: edit.probabilities,
-    scores: edit.scores,
-    originalProbabilities: edit.originalProbabilities,
-    targetCluster: edit.target,
-    valid: argMax(edit.probabilities) === edit.target,
-    l1Distance,
-    l2Distance: Math.sqrt(squaredSum),
-    meanAbsoluteChange: l1Distance / pixels.length,
-    changedPixelShare: changedPixels / (pixels.length / channels),
-    maxAbsoluteChange,
-    steps: edit.steps,
-    converged: edit.converged,
-    durationMs: performance.now() - edit.startedAt,
-  };
-}
 
 /** Edits `image` [1, S, S, C] towards prototype `target`; all tensors are freed on return. */
 export async function counterfactual(net: ExplainableModel, image: tf.Tensor4D, target: number, options: ExplainOptions, signal?: AbortSignal): Promise<CounterfactualOutcome> {
@@ -172,10 +107,13 @@ export const counterfactualExplainer: Explainer = {
   description: 'Counterfactual: the smallest edit (Adam on −log p + λ·MSE + λ_tv·TV + 0.01·‖Δ‖₂) that moves the image into the target cluster',
   targets: ['prototype'],
   defaultTarget: 'nearest-other-cluster',
-  async explain({ net, image, target, options, signal }) {
+  async explain({ net, image, target, options, signal, log }) {
     if (target.kind !== 'prototype') throw new Error('a counterfactual needs a target cluster');
-    const outcome = await counterfactual(net, image, target.prototype, options, signal);
+    const onTfjs = () => counterfactual(net, image, target.prototype, options, signal);
+    const { device, ...outcome }: CounterfactualOutcome & { device?: DeviceKind } = runsOnDevice(net)
+      ? await withTfjsFallback('The counterfactual', log, () => counterfactualOnDevice(net.model, image.dataSync() as Float32Array, image.shape[1], net.temperature, target.prototype, options, signal), onTfjs)
+      : await onTfjs();
     const heatmap = differenceMap(outcome, image.dataSync() as Float32Array, image.shape[3]);
-    return { heatmap, score: targetValue(net, image, target), counterfactual: outcome };
+    return { heatmap, score: targetValue(net, image, target), counterfactual: outcome, device };
   },
 };

@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExplainedTarget, ExplainImages, ExplainRequest, ExplainResult, ExplainTarget, Heatmap } from '../../protocol';
 import { EngineError } from '../errors';
+import { ranOnKind } from '../runtime/device';
 import { throwIfCancelled, type JobContext } from '../jobContext';
 import { createRandom } from '../util/random';
 import type { Explainer, Target } from './explainer';
@@ -131,12 +132,14 @@ export async function explainImage(job: ExplainJob, context: JobContext): Promis
     resolved = await resolveTarget(run, explainer, job.target, image, summary, position, seed);
     throwIfCancelled(context.signal);
     const startedAt = performance.now();
-    const explanation = await explainer.explain({ net: run.net, image, target: resolved.target, options, seed, signal: context.signal });
+    const explanation = await explainer.explain({ net: run.net, image, target: resolved.target, options, seed, signal: context.signal, log: context.log });
     const durationMs = performance.now() - startedAt;
     const imagePixels = image.dataSync() as Float32Array;
     const outcome = explanation.counterfactual;
     const newSummary = outcome ? topPrototypes(outcome.probabilities, outcome.scores, topPrototypeCount) : undefined;
     const result: ExplainResult = {
+      // tfjs runs on the CPU (wasm); the ONNX graphs on onnxruntime's device.
+      ...ranOnKind(explanation.device ?? 'cpu'),
       kind: 'explain',
       backend: run.backend,
       method: explainer.method,

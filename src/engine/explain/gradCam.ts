@@ -1,8 +1,22 @@
-// Grad-CAM (Selvaraju et al. 2017): each channel weighted by its spatially averaged gradient.
+// Grad-CAM (Selvaraju et al. 2017): each channel weighted by its spatially averaged gradient. For a prototype of
+// the engine's own network it runs as one ONNX graph on onnxruntime's device (ortGradCam.ts); similarity targets
+// and frozen imported backbones run on tfjs.
 import * as tf from '@tensorflow/tfjs-core';
+import type { Explainer, Explanation } from './explainer';
 import { camExplainer } from './cam';
+import { runsOnDevice, withTfjsFallback } from './onDevice';
+import { gradCamOnDevice } from './ortGradCam';
 
 // w_c = mean_ij ∂y/∂A_c,ij
-export const gradCam = camExplainer('gradcam', 'Grad-CAM: last-stage activations weighted by their spatially averaged gradients', (_activations, gradients) =>
+const onTfjs = camExplainer('gradcam', 'Grad-CAM: last-stage activations weighted by their spatially averaged gradients', (_activations, gradients) =>
   tf.mean(gradients, [1, 2], true),
 );
+
+export const gradCam: Explainer = {
+  ...onTfjs,
+  async explain(input) {
+    const { net, image, target } = input;
+    if (target.kind !== 'prototype' || !runsOnDevice(net)) return onTfjs.explain(input);
+    return withTfjsFallback<Explanation>('Grad-CAM', input.log, () => gradCamOnDevice(net.model, image.dataSync() as Float32Array, image.shape[1], target.prototype), () => onTfjs.explain(input));
+  },
+};

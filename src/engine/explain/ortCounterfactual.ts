@@ -5,7 +5,7 @@ import type { DeviceKind, ExplainOptions } from '../../protocol';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import type { SwavModel } from '../model/model';
 import { buildCounterfactualGraph, explainGraphNames as names } from '../runtime/explainGraph';
-import { adam, describeEdit, holdsWithMargin, stepsPerYield } from './counterfactual';
+import { adam, describeEdit, holdsWithMargin, stepsPerYield } from './counterfactualSearch';
 import type { CounterfactualOutcome } from './explainer';
 import { explainSession, weightsOf } from './onDevice';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { classActivationMaps } from '../../../src/engine/explain/cam';
-import { counterfactual } from '../../../src/engine/explain/counterfactual';
+import { counterfactual, counterfactualExplainer } from '../../../src/engine/explain/counterfactual';
 import { readMaps } from '../../../src/engine/explain/explainer';
 import { gradCam } from '../../../src/engine/explain/gradCam';
 import { swavExplainable } from '../../../src/engine/explain/network';
@@ -98,6 +98,33 @@ test('a 20-step counterfactual on the cpu provider takes tfjs’s steps', async 
     assert.ok(maxDifference(ours.originalProbabilities, expected.originalProbabilities) < 1e-5, 'probabilities before');
     assert.ok(Math.abs(ours.l2Distance - expected.l2Distance) < 1e-2 * expected.l2Distance, `l2 ${ours.l2Distance} vs ${expected.l2Distance}`);
     tf.dispose(image);
+    net.dispose();
+  }
+});
+
+test('the explainers run the graphs for the engine’s network, and fall back to tfjs with a log line', async () => {
+  const testCase = cases[1];
+  const net = swavExplainable(models[1], temperature);
+  const image = tf.tensor4d(imageOf(testCase, 50), [1, testCase.sizePx, testCase.sizePx, testCase.spec.channels]);
+  const pair = tf.tensor4d(imageOf(testCase, 51), [1, testCase.sizePx, testCase.sizePx, testCase.spec.channels]);
+  const lines: string[] = [];
+  const input = { image, options, seed: 0, log: (_level: string, message: string) => lines.push(message) };
+  const target = { kind: 'prototype' as const, prototype: 4 };
+  try {
+    const onDevice = await gradCam.explain({ ...input, net, target });
+    assert.equal(onDevice.device, 'cpu');
+    // A model whose weights cannot be read: the graph cannot be built, tfjs explains instead.
+    const broken = { ...net, model: { ...models[1], variables: new Map() } };
+    const fallen = await gradCam.explain({ ...input, net: broken, target });
+    assert.equal(fallen.device, undefined);
+    assert.ok(maxDifference(onDevice.heatmap, fallen.heatmap) < 1e-4, 'the same map either way');
+    assert.match(lines.join('\n'), /^Grad-CAM on cpu failed \(.*no weight.*\); running it on tfjs instead\.$/);
+    assert.equal((await gradCam.explain({ ...input, net, target: { kind: 'similarity', pair } })).device, undefined, 'similarity targets stay on tfjs');
+    const edit = await counterfactualExplainer.explain({ ...input, net, target });
+    assert.equal(edit.device, 'cpu');
+    assert.equal(edit.counterfactual!.steps, 20);
+  } finally {
+    tf.dispose([image, pair]);
     net.dispose();
   }
 });
