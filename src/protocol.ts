@@ -381,6 +381,8 @@ export interface ProgressEvent {
   etaSeconds?: number;
   /** Share of the batch assigned to each prototype, summing to 1. */
   prototypeUsage?: number[];
+  /** Where the work runs: "webgpu (NVIDIA H200, Vulkan)", "cpu". */
+  device?: string;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

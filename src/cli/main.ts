@@ -187,6 +187,7 @@ function progressPrinter(): (event: ProgressEvent) => void {
     if (event.loss !== undefined) parts.push(`loss ${event.loss.toFixed(4)}`);
     if (event.learningRate !== undefined) parts.push(`lr ${event.learningRate.toExponential(2)}`);
     if (event.imagesPerSecond !== undefined) parts.push(`${event.imagesPerSecond.toFixed(0)} img/s`);
+    if (event.device !== undefined && event.phase === 'train') parts.push(`on ${event.device}`);
     if (event.etaSeconds !== undefined) parts.push(`ETA ${Math.round(event.etaSeconds)} s`);
     if (event.message && event.phase !== 'train') parts.push(event.message);
     const line = parts.join('  ');

@@ -13,7 +13,7 @@ import { isFrozenRun } from './frozen/backboneFile';
 import { trainFrozenBackbone } from './frozen/frozenRun';
 import type { JobContext } from './jobContext';
 import { train } from './swav/trainer';
-import { useDevice } from './runtime/device';
+import { currentDevice, useDevice } from './runtime/device';
 
 const progressIntervalMs = 200;
 
@@ -37,7 +37,7 @@ function contextFor(id: number, controller: AbortController): JobContext {
       if (now - lastSentMs >= progressIntervalMs || update.phase !== lastPhase || update.fraction >= 1) {
         lastSentMs = now;
         lastPhase = update.phase;
-        send({ type: 'progress', id, ...update } satisfies ProgressEvent);
+        send({ type: 'progress', id, device: currentDevice().label, ...update } satisfies ProgressEvent);
       }
     },
     log(level, message) {
