@@ -109,16 +109,18 @@ export function activate(context: vscode.ExtensionContext): void {
                 const increment = Math.max(0, event.fraction * 100 - reported);
                 reported += increment;
                 progress.report({ increment, message: text.notification });
-                status.text = text.status;
+                // The device in short on the bar, in full in its tooltip: "webgpu", "webgpu (NVIDIA H200, Vulkan)".
+                status.text = event.device ? `${text.status} · ${event.device.split(' (')[0]}` : text.status;
+                status.tooltip = event.device ? `Cluster Lens is training on ${event.device}` : undefined;
               },
             },
           );
         },
       );
-      const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.backend}), ${result.steps} steps, final loss ${result.finalLoss.toFixed(3)}${result.skipped.length ? `; ${result.skipped.length} files skipped (see the log)` : ''}.`;
+      const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images on ${result.device ?? 'cpu'}${result.adapter ? ` (${result.adapter})` : ''}, ${result.steps} steps, final loss ${result.finalLoss.toFixed(3)}${result.skipped.length ? `; ${result.skipped.length} files skipped (see the log)` : ''}.`;
       DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false });
       session.setCurrentRun(result.runDir);
-      status.text = `$(check) Cluster Lens · ${result.backend} · loss ${result.finalLoss.toFixed(3)}`;
+      status.text = `$(check) Cluster Lens · ${result.device ?? 'cpu'} · loss ${result.finalLoss.toFixed(3)}`;
       status.tooltip = `${summary} Click for the dashboard.`;
       // Not awaited: whoever started the run (Explain cluster, say) goes on while the toast waits for a click.
       void vscode.window.showInformationMessage(`Cluster Lens: ${summary}`, 'Show Cluster Map').then((choice) => choice && vscode.commands.executeCommand('clusterLens.showClusterMap'));
