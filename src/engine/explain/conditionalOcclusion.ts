@@ -1,18 +1,39 @@
 // Conditional occlusion (Zeiler & Fergus 2014, conditioned on a second image as in the seed): slide a black
-// square over one image and score the drop in the target; the other image stays intact.
+// square over one image and score the drop in the target; the other image stays intact. For the engine's own
+// network the masked copies run on onnxruntime's device (occlusion.ts), falling back to tfjs.
 import * as tf from '@tensorflow/tfjs-core';
+import type { DeviceKind, LogLevel } from '../../protocol';
 import { normalizeArray, type ExplainableModel, type Explainer } from './explainer';
-import { scoreMasked } from './occlusion';
+import { scoreMasked, scoreMaskedOnDevice } from './occlusion';
+import { runsOnDevice, withTfjsFallback } from './onDevice';
 import { featuresOf, scoreAgainst, targetValue, type Reference } from './target';
 import { occlusionGeometry, patchMasks, spreadOverMasks } from './views';
 
 /** Per pixel, the mean drop of the target over the patches that cover it; a rise counts as no drop (as CAM's ReLU). */
-export function occlusionMap(net: ExplainableModel, image: tf.Tensor4D, reference: Reference, patchPx: number, stridePx: number, batchSize: number): Float32Array {
+export async function occlusionMap(
+  net: ExplainableModel,
+  image: tf.Tensor4D,
+  reference: Reference,
+  patchPx: number,
+  stridePx: number,
+  batchSize: number,
+  log?: (level: LogLevel, message: string) => void,
+): Promise<{ heatmap: Float32Array; device?: DeviceKind }> {
   const sizePx = image.shape[1];
+  const pixels = sizePx * sizePx;
   const { masks, count } = patchMasks(sizePx, patchPx, stridePx);
-  const base = scoreAgainst(net, image, reference, 1)[0];
-  const scores = scoreMasked(net, image, masks, count, reference, batchSize);
-  return normalizeArray(spreadOverMasks(scores.map((score) => Math.max(0, base - score)), masks, sizePx * sizePx));
+  type Scored = { base: number; scores: Float32Array; device?: DeviceKind };
+  const onTfjs = async (): Promise<Scored> => ({ base: scoreAgainst(net, image, reference, 1)[0], scores: scoreMasked(net, image, masks, count, reference, batchSize) });
+  const onDevice = async (): Promise<Scored> => {
+    // One more, empty mask: the unmasked image's value comes from the same runs.
+    const withBase = new Float32Array(masks.length + pixels);
+    withBase.set(masks);
+    const deviceReference = reference.kind === 'prototype' ? reference : { kind: 'features' as const, features: reference.features.dataSync() as Float32Array };
+    const { values, device } = await scoreMaskedOnDevice(net.model!, image.dataSync() as Float32Array, sizePx, withBase, count + 1, deviceReference, batchSize);
+    return { base: values[count], scores: values.subarray(0, count), device };
+  };
+  const { base, scores, device } = runsOnDevice(net) ? await withTfjsFallback('Conditional occlusion', log, onDevice, onTfjs) : await onTfjs();
+  return { heatmap: normalizeArray(spreadOverMasks(scores.map((score) => Math.max(0, base - score)), masks, pixels)), device };
 }
 
 export const conditionalOcclusion: Explainer = {
@@ -20,19 +41,18 @@ export const conditionalOcclusion: Explainer = {
   description: 'Conditional occlusion: the drop in the target when a square of one image is blacked out, the other image intact',
   targets: ['prototype', 'similarity'],
   defaultTarget: 'neighbour',
-  async explain({ net, image, target, options }) {
+  async explain({ net, image, target, options, log }) {
     const { patchPx, stridePx } = occlusionGeometry(image.shape[1], options.occlusionPatchPx, options.occlusionStridePx);
     if (target.kind === 'prototype') {
-      return { heatmap: occlusionMap(net, image, target, patchPx, stridePx, options.batchSize), score: targetValue(net, image, target) };
+      const { heatmap, device } = await occlusionMap(net, image, target, patchPx, stridePx, options.batchSize, log);
+      return { heatmap, device, score: targetValue(net, image, target) };
     }
     const imageFeatures = featuresOf(net, image);
     const pairFeatures = featuresOf(net, target.pair);
     try {
-      return {
-        heatmap: occlusionMap(net, image, { kind: 'features', features: pairFeatures }, patchPx, stridePx, options.batchSize),
-        pairHeatmap: occlusionMap(net, target.pair, { kind: 'features', features: imageFeatures }, patchPx, stridePx, options.batchSize),
-        score: targetValue(net, image, target),
-      };
+      const first = await occlusionMap(net, image, { kind: 'features', features: pairFeatures }, patchPx, stridePx, options.batchSize, log);
+      const second = await occlusionMap(net, target.pair, { kind: 'features', features: imageFeatures }, patchPx, stridePx, options.batchSize, log);
+      return { heatmap: first.heatmap, pairHeatmap: second.heatmap, device: first.device, score: targetValue(net, image, target) };
     } finally {
       tf.dispose([imageFeatures, pairFeatures]);
     }

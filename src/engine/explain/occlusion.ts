@@ -1,6 +1,11 @@
-// Shared by the occlusion methods: score many masked copies of one image, building each batch only when it runs.
+// Shared by the occlusion methods: score many masked copies of one image, building each batch only when it runs,
+// on tfjs or, for the engine's own network, as batches of runtime/explainGraph.ts's forward graph on onnxruntime.
 import * as tf from '@tensorflow/tfjs-core';
+import type { DeviceKind } from '../../protocol';
+import type { SwavModel } from '../model/model';
+import { buildForwardGraph, explainGraphNames as names } from '../runtime/explainGraph';
 import type { ExplainableModel } from './explainer';
+import { explainSession, weightsOf } from './onDevice';
 import { cosineRows, featuresOf, prototypeScoresOf, type Reference } from './target';
 
 /**
@@ -30,4 +35,62 @@ export function scoreMasked(
     chunk.dispose();
   }
   return values;
+}
+
+/** What the masked copies are scored against on the device: a prototype, or reference features (F values). */
+export type DeviceReference = { kind: 'prototype'; prototype: number } | { kind: 'features'; features: Float32Array };
+
+/**
+ * scoreMasked with its default compose x·(1 − m) on onnxruntime: `image` is S·S·C values (NHWC), the copies
+ * are composed here and run `batchSize` at a time (the last batch padded with black images).
+ */
+export async function scoreMaskedOnDevice(
+  model: SwavModel,
+  image: Float32Array,
+  sizePx: number,
+  masks: Float32Array,
+  count: number,
+  reference: DeviceReference,
+  batchSize: number,
+  device?: DeviceKind,
+): Promise<{ values: Float32Array; device: DeviceKind }> {
+  const { channels, prototypes } = model.spec;
+  const pixels = sizePx * sizePx;
+  const batch = Math.min(batchSize, count);
+  const session = await explainSession(model, `forward ${batch}×${sizePx}px`, () => buildForwardGraph(model.spec, weightsOf(model), { batch, imageSizePx: sizePx }), device);
+  const values = new Float32Array(count);
+  const images = new Float32Array(batch * pixels * channels);
+  for (let start = 0; start < count; start += batch) {
+    const size = Math.min(batch, count - start);
+    images.fill(0);
+    for (let n = 0; n < size; n++) {
+      const mask = (start + n) * pixels;
+      const offset = n * pixels * channels;
+      for (let i = 0; i < pixels; i++) {
+        const keep = 1 - masks[mask + i];
+        for (let c = 0; c < channels; c++) images[offset + i * channels + c] = image[i * channels + c] * keep;
+      }
+    }
+    const outputs = await session.run({ [names.images]: { data: images, dims: [batch, sizePx, sizePx, channels] } }, [names.scores, names.features]);
+    if (reference.kind === 'prototype') {
+      const scores = outputs[names.scores].data;
+      for (let n = 0; n < size; n++) values[start + n] = scores[n * prototypes + reference.prototype];
+    } else {
+      const features = outputs[names.features].data;
+      const width = reference.features.length;
+      const referenceNorm = Math.hypot(...reference.features);
+      for (let n = 0; n < size; n++) {
+        let dot = 0;
+        let squares = 0;
+        for (let f = 0; f < width; f++) {
+          const value = features[n * width + f];
+          dot += value * reference.features[f];
+          squares += value * value;
+        }
+        // as cosineRows: a·b / max(‖a‖‖b‖, 1e-12)
+        values[start + n] = dot / Math.max(Math.sqrt(squares) * referenceNorm, 1e-12);
+      }
+    }
+  }
+  return { values, device: session.device };
 }

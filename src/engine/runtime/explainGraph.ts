@@ -17,6 +17,8 @@ export const explainGraphNames = {
   /** One-hot [N, K]: row n's target prototype (Grad-CAM), or the target cluster (counterfactual). */
   target: 'target',
   scores: 'scores',
+  /** Pooled backbone features [N, F]: the feature map's spatial mean. */
+  features: 'features',
   featureMap: 'feature_map',
   featureGradient: 'feature_gradient',
   heatmap: 'heatmap',
@@ -44,8 +46,8 @@ function folded(weights: WeightMap, layer: string, batchNorm: string): { weight:
   return { weight: values.map((value, i) => value * scale[i % outputs]), bias: beta.map((b, o) => b - mean[o] * scale[o]), scale, shape };
 }
 
-/** The network in eval mode on NHWC `images`: the last feature map (NCHW, a Grad-CAM watch point when asked) and the scores. */
-function evalNetwork(graph: DifferentiableGraph, spec: ModelSpec, weights: WeightMap, images: string, watchFeatureMap: boolean): { featureMap: string; scores: string } {
+/** The network in eval mode on NHWC `images`: the last feature map (NCHW, a Grad-CAM watch point when asked), its spatial mean (the features) and the scores. */
+function evalNetwork(graph: DifferentiableGraph, spec: ModelSpec, weights: WeightMap, images: string, watchFeatureMap: boolean): { featureMap: string; features: string; scores: string } {
   const channels = spec.channels;
   const perChannel = (values: number[]) => graph.floats(values, [1, channels, 1, 1]);
   const nchw = graph.transpose(images, [0, 3, 1, 2]);
@@ -68,11 +70,12 @@ function evalNetwork(graph: DifferentiableGraph, spec: ModelSpec, weights: Weigh
   const fc1 = folded(weights, 'head.fc1.weight', 'head.bn');
   const fc1Bias = weights.get('head.fc1.bias')!.values;
   const bias = fc1.bias.map((b, o) => b + fc1Bias[o] * fc1.scale[o]);
-  const hidden = graph.relu(graph.dense(graph.spatialMean(featureMap), graph.floats(fc1.weight, fc1.shape), graph.floats(bias, [fc1.shape[1]])));
+  const features = graph.spatialMean(featureMap);
+  const hidden = graph.relu(graph.dense(features, graph.floats(fc1.weight, fc1.shape), graph.floats(bias, [fc1.shape[1]])));
   const fc2 = weights.get('head.fc2.weight')!;
   const projection = graph.dense(hidden, graph.floats(fc2.values, fc2.shape), graph.floats(weights.get('head.fc2.bias')!.values, [fc2.shape[1]]));
   const prototypes = weights.get('prototypes')!;
-  return { featureMap, scores: graph.matMulTransposed(graph.l2NormalizeRows(projection), graph.floats(prototypes.values, prototypes.shape)) };
+  return { featureMap, features, scores: graph.matMulTransposed(graph.l2NormalizeRows(projection), graph.floats(prototypes.values, prototypes.shape)) };
 }
 
 function encode(graph: DifferentiableGraph, name: string): Uint8Array {
@@ -82,6 +85,16 @@ function encode(graph: DifferentiableGraph, name: string): Uint8Array {
     opsetImport: [{ domain: '', version: 17 }],
     graph: { name, node: graph.nodes, initializer: graph.initializers, input: graph.inputs, output: graph.outputs },
   });
+}
+
+/** The forward pass alone, for `batch` images [N, S, S, C] in [0, 1]: the features [N, F] and the scores [N, K]. */
+export function buildForwardGraph(spec: ModelSpec, weights: WeightMap, { batch, imageSizePx }: { batch: number; imageSizePx: number }): Uint8Array {
+  const graph = new DifferentiableGraph();
+  const images = graph.input(names.images, [batch, imageSizePx, imageSizePx, spec.channels], false);
+  const { features, scores } = evalNetwork(graph, spec, weights, images, false);
+  graph.output(features, names.features);
+  graph.output(scores, names.scores);
+  return encode(graph, 'cluster_lens_forward');
 }
 
 /**

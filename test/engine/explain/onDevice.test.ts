@@ -4,14 +4,18 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { classActivationMaps } from '../../../src/engine/explain/cam';
+import { conditionalOcclusion } from '../../../src/engine/explain/conditionalOcclusion';
 import { counterfactual, counterfactualExplainer } from '../../../src/engine/explain/counterfactual';
 import { readMaps } from '../../../src/engine/explain/explainer';
 import { gradCam } from '../../../src/engine/explain/gradCam';
+import { scoreMasked, scoreMaskedOnDevice } from '../../../src/engine/explain/occlusion';
 import { swavExplainable } from '../../../src/engine/explain/network';
 import { counterfactualOnDevice } from '../../../src/engine/explain/ortCounterfactual';
 import { gradCamOnDevice } from '../../../src/engine/explain/ortGradCam';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
-import { createModel, disposeModel, type ModelSpec, type SwavModel } from '../../../src/engine/model/model';
+import { featuresOf } from '../../../src/engine/explain/target';
+import { patchMasks } from '../../../src/engine/explain/views';
+import { createModel, disposeModel, featureDim, type ModelSpec, type SwavModel } from '../../../src/engine/model/model';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { createRandom } from '../../../src/engine/util/random';
 import { skipWithoutGpu } from '../../gpu';
@@ -126,6 +130,63 @@ test('the explainers run the graphs for the engine’s network, and fall back to
   } finally {
     tf.dispose([image, pair]);
     net.dispose();
+  }
+});
+
+// 32 masks a run: several runs, the last one padded.
+const occlusionOptions = { ...options, batchSize: 32 };
+
+test('conditional occlusion on the cpu provider scores the masked copies and maps them as tfjs does', async () => {
+  for (const [i, testCase] of cases.entries()) {
+    const baseline = tf.memory().numTensors;
+    const net = swavExplainable(models[i], temperature);
+    const onTfjs = { ...net, model: undefined };
+    const [width, channels] = [testCase.sizePx, testCase.spec.channels];
+    const pixels = imageOf(testCase, 60 + i);
+    const image = tf.tensor4d(pixels, [1, width, width, channels]);
+    const pair = tf.tensor4d(imageOf(testCase, 70 + i), [1, width, width, channels]);
+    const pairFeatures = featuresOf(onTfjs, pair);
+    const { masks, count } = patchMasks(width, 5, 2);
+    for (const [reference, onDevice] of [
+      [{ kind: 'prototype', prototype: 2 }, { kind: 'prototype', prototype: 2 }],
+      [{ kind: 'features', features: pairFeatures }, { kind: 'features', features: pairFeatures.dataSync() as Float32Array }],
+    ] as const) {
+      const expected = scoreMasked(onTfjs, image, masks, count, reference, 32);
+      const ours = await scoreMaskedOnDevice(models[i], pixels, width, masks, count, onDevice, 32, 'cpu');
+      assert.equal(ours.device, 'cpu');
+      const gap = maxDifference(ours.values, expected);
+      if (process.env.SHOW_GAPS) console.log(`occlusion case ${i} ${reference.kind}: score gap ${gap}`);
+      assert.ok(gap < 1e-5, `case ${i}, ${reference.kind}: scores differ by ${gap}`);
+    }
+    for (const target of [{ kind: 'prototype' as const, prototype: 1 }, { kind: 'similarity' as const, pair }]) {
+      const input = { image, target, options: occlusionOptions, seed: 0 };
+      const [ours, expected] = [await conditionalOcclusion.explain({ ...input, net }), await conditionalOcclusion.explain({ ...input, net: onTfjs })];
+      assert.equal(ours.device, 'cpu');
+      assert.equal(expected.device, undefined);
+      assert.ok(expected.heatmap.some((value) => value > 0.5), 'the reference map is not flat');
+      const gaps = [maxDifference(ours.heatmap, expected.heatmap), target.kind === 'similarity' ? maxDifference(ours.pairHeatmap!, expected.pairHeatmap!) : 0];
+      // A cosine drops by ~1e-3 under a patch; normalising the map to [0, 1] magnifies 1e-7 of float noise that much.
+      const tolerance = target.kind === 'similarity' ? 1e-3 : 1e-4;
+      if (process.env.SHOW_GAPS) console.log(`occlusion case ${i} ${target.kind}: map gaps ${gaps}`);
+      assert.ok(Math.max(...gaps) < tolerance, `case ${i}, ${target.kind}: maps differ by ${gaps}`);
+    }
+    tf.dispose([image, pair, pairFeatures]);
+    net.dispose();
+    assert.equal(tf.memory().numTensors, baseline);
+  }
+});
+
+test('occlusion’s masked copies score the same on the GPU as on the cpu provider', { skip: skipWithoutGpu, timeout: 600_000 }, async () => {
+  for (const [i, testCase] of cases.entries()) {
+    const pixels = imageOf(testCase, 80 + i);
+    const { masks, count } = patchMasks(testCase.sizePx, 5, 2);
+    for (const reference of [{ kind: 'prototype' as const, prototype: 3 }, { kind: 'features' as const, features: Float32Array.from({ length: featureDim(testCase.spec) }, (_, f) => Math.sin(f)) }]) {
+      const cpu = await scoreMaskedOnDevice(models[i], pixels, testCase.sizePx, masks, count, reference, 32, 'cpu');
+      const gpu = await scoreMaskedOnDevice(models[i], pixels, testCase.sizePx, masks, count, reference, 32, 'webgpu');
+      assert.equal(gpu.device, 'webgpu');
+      const gap = maxDifference(cpu.values, gpu.values);
+      assert.ok(gap < 1e-3, `case ${i}, ${reference.kind}: scores differ by ${gap}`);
+    }
   }
 });
 
