@@ -626,7 +626,15 @@ export interface TrainingPoint {
 export type ToDashboard =
   | { type: 'dashboard.reset'; runName: string; backend?: BackendName; history: TrainingPoint[]; /** The images folder's name, shown in the header. */ folder?: string }
   | { type: 'dashboard.progress'; event: ProgressEvent; /** What the header says now: the phase and its detail. */ headline?: string }
-  | { type: 'dashboard.finished'; summary: string; failed: boolean };
+  | {
+      type: 'dashboard.finished';
+      summary: string;
+      failed: boolean;
+      /** Every step of the run (from its metrics.jsonl): progress events are sampled and may miss the last steps. */
+      history?: TrainingPoint[];
+      /** Epochs completed. */
+      epochs?: number;
+    };
 
 /** The commands a panel's buttons may run; the host runs nothing else a webview asks for. */
 export const webviewCommands = ['clusterLens.train', 'clusterLens.openRun', 'clusterLens.showClusterMap', 'clusterLens.showDashboard'] as const;

@@ -111,14 +111,14 @@ export function activate(context: vscode.ExtensionContext): void {
                 progress.report({ increment, message: text.notification });
                 // The device in short on the bar, in full in its tooltip: "webgpu", "webgpu (NVIDIA H200, Vulkan)".
                 status.text = event.device ? `${text.status} · ${event.device.split(' (')[0]}` : text.status;
-                status.tooltip = event.device ? `Cluster Lens is training on ${event.device}` : undefined;
+                status.tooltip = `Cluster Lens is training on ${imagesDir}${event.device ? ` on ${event.device}` : ''}. Click for the dashboard.`;
               },
             },
           );
         },
       );
       const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images on ${result.device ?? 'cpu'}${result.adapter ? ` (${result.adapter})` : ''}, ${result.steps} steps, final loss ${result.finalLoss.toFixed(3)}${result.skipped.length ? `; ${result.skipped.length} files skipped (see the log)` : ''}.`;
-      DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false });
+      DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false, history: await readTrainingHistory(result.runDir), epochs: result.epochs });
       session.setCurrentRun(result.runDir);
       status.text = `$(check) Cluster Lens · ${result.device ?? 'cpu'} · loss ${result.finalLoss.toFixed(3)}`;
       status.tooltip = `${summary} Click for the dashboard.`;
@@ -217,7 +217,7 @@ export function activate(context: vscode.ExtensionContext): void {
       const history = await readTrainingHistory(runDir);
       dashboard.post({ type: 'dashboard.reset', runName: path.basename(runDir), history });
       const last = history.at(-1);
-      dashboard.post({ type: 'dashboard.finished', summary: last ? `Finished earlier: ${last.step} steps, last loss ${last.loss.toFixed(3)}.` : 'This run has no training history.', failed: false });
+      dashboard.post({ type: 'dashboard.finished', summary: last ? `Finished earlier: ${last.step} steps, last loss ${last.loss.toFixed(3)}.` : 'This run has no training history.', failed: false, history });
     }),
     vscode.commands.registerCommand('clusterLens.showClusterMap', async () => {
       const runDir = await session.currentRun();

@@ -21,6 +21,12 @@ export interface VsCode {
   expand(folder: string): Promise<void>;
   /** Runs a command from the palette by its full title. */
   command(title: string): Promise<void>;
+  /** Opens the palette (F1) and types `text` key by key, as a person does; resolves with the rows it lists, in order. */
+  typeInPalette(text: string): Promise<string[]>;
+  /** The rows of the open quick pick, in order, once it lists at least one. */
+  quickPickRows(): Promise<string[]>;
+  /** Clicks a button of the notification whose message matches `message`. */
+  notificationButton(message: RegExp, button: string, timeoutMs?: number): Promise<void>;
   /** The webview frame that shows an element with this accessible name (webviews nest two iframes deep). */
   webviewWith(name: string, timeoutMs?: number): Promise<Frame>;
   /** What is on screen, for failure messages: tabs, notifications, webview frames. */
@@ -105,7 +111,8 @@ export async function startVsCode(options: { files: (workspace: string) => void;
         await page.locator('.explorer-folders-view .monaco-list-row', { hasText: row }).first().click({ button: 'right' });
         const entry = page.locator('.context-view .action-label', { hasText: item });
         if (await entry.waitFor({ timeout: 3000 }).then(() => true, () => false)) {
-          await entry.click();
+          // As a hand clicks: with a webview open, a menu item ignores a press and release in the same instant.
+          await entry.click({ delay: 100 });
           return;
         }
         await page.keyboard.press('Escape');
@@ -125,6 +132,35 @@ export async function startVsCode(options: { files: (workspace: string) => void;
       await input.fill(`>${title}`);
       await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
       await page.keyboard.press('Enter');
+    },
+    async typeInPalette(text) {
+      await page.keyboard.press('F1');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor();
+      await page.keyboard.type(text, { delay: 20 });
+      // The list settles after the last key: wait until its first row matches what was typed so far.
+      await page.waitForFunction(
+        (typed) => {
+          const input = document.querySelector<HTMLInputElement>('.quick-input-widget input');
+          return input?.value.endsWith(typed) && document.querySelectorAll('.quick-input-list .monaco-list-row').length > 0;
+        },
+        text,
+        { timeout: 10_000 },
+      );
+      await page.waitForTimeout(300);
+      return this.quickPickRows();
+    },
+    async quickPickRows() {
+      const rows = page.locator('.quick-input-list .monaco-list-row');
+      await rows.first().waitFor({ timeout: 30_000 });
+      // Rows are virtualised and absolutely placed: order them by their top edge.
+      const placed = await rows.evaluateAll((elements) => elements.map((element) => ({ top: element.getBoundingClientRect().top, text: (element.textContent ?? '').trim() })));
+      return placed.sort((a, b) => a.top - b.top).map((row) => row.text);
+    },
+    async notificationButton(message, button, timeoutMs = 30_000) {
+      const toast = page.locator('.notification-toast', { has: page.locator('.notification-list-item-message', { hasText: message }) });
+      await toast.first().waitFor({ timeout: timeoutMs });
+      await toast.first().locator('.monaco-button', { hasText: button }).first().click();
     },
     async webviewWith(name, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;

@@ -91,8 +91,12 @@ test('dashboard: with nothing trained it says what training does and offers Trai
     assert.equal(await view.page.getByRole('img', { name: 'Loss curve' }).getAttribute('data-points'), '1');
     assert.equal(await view.page.locator('vscode-progress-bar').evaluate((bar) => (bar as HTMLElement & { indeterminate: boolean }).indeterminate), false);
     assert.match((await view.page.getByRole('definition').first().textContent())!, /^\d+:\d\d$/, 'elapsed time is shown');
-    await view.send({ type: 'dashboard.finished', summary: 'Trained on 600 images.', failed: false });
+    // Progress is sampled; the finished run's own history fills in every step.
+    const history = [1, 2, 3].map((step) => ({ step, loss: 3.3 - step / 10, learningRate: 0.001, imagesPerSecond: 40 }));
+    await view.send({ type: 'dashboard.finished', summary: 'Trained on 600 images.', failed: false, history, epochs: 2 });
     assert.equal(await phase.textContent(), 'Done');
+    assert.equal(await view.page.getByRole('img', { name: 'Loss curve' }).getAttribute('data-points'), '3');
+    assert.equal(await view.page.locator('.stats dt:text-is("Step") + dd').textContent(), '3');
     await view.page.getByRole('button', { name: 'Show Cluster Map' }).click();
     assert.deepEqual((await view.posted()).at(-1), { type: 'webview.command', command: 'clusterLens.showClusterMap' });
   } finally {

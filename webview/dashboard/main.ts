@@ -162,6 +162,13 @@ const vscode = connect<DashboardState, ToDashboard>((message) => {
       break;
     }
     case 'dashboard.finished':
+      if (message.history?.length) {
+        state.history = message.history;
+        const last = message.history.at(-1)!;
+        statValues.get('Step')!.textContent = String(last.step);
+        statValues.get('Loss')!.textContent = last.loss.toFixed(4);
+      }
+      if (message.epochs !== undefined) statValues.get('Epoch')!.textContent = String(message.epochs);
       state.summary = message.summary;
       state.failed = message.failed;
       state.headline = message.failed ? 'Failed' : 'Done';

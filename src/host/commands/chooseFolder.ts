@@ -35,6 +35,8 @@ export async function chooseTrainingFolder(exclude: string[]): Promise<vscode.Ur
       title: 'Cluster Lens: Train Model',
       placeHolder: 'Which images should the model learn from? Labels, if any, come from the chosen folder\'s subfolders.',
       matchOnDescription: true,
+      // A panel that takes focus as it loads (the dashboard, an explanation) must not close the question.
+      ignoreFocusOut: true,
     });
     if (!picked) return undefined;
     if (picked.folder) return vscode.Uri.file(picked.folder);
