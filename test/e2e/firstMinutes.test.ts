@@ -122,6 +122,13 @@ async function firstMinutes(): Promise<void> {
     assert.match((await dashboard.locator('#title').getAttribute('title'))!, /photos$/);
     await page.waitForFunction((el) => el?.getAttribute('aria-checked') === 'true', await trainStep.elementHandle(), { timeout: 10_000 });
     await shoot('first-walkthrough');
+    // Its "explain" step's button, with no image chosen yet, asks which image (the workspace's, not the run's folder).
+    await page.locator('.getting-started-step', { hasText: "Explain an image's cluster" }).first().click();
+    await page.locator('.getting-started-step.expanded').getByRole('button', { name: 'Explain an Image' }).click();
+    await vscode.quickPickRows();
+    await page.keyboard.type('00019', { delay: 20 });
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: /^00019\.png\s*photos/ }).first().waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Escape');
   } finally {
     await vscode.close();
   }

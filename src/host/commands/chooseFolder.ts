@@ -65,6 +65,7 @@ export async function chooseImage(excludeGlob: string): Promise<vscode.Uri | und
     title: 'Cluster Lens: Explain Cluster',
     placeHolder: 'Pick an image to explain (next time: right-click an image in the explorer, "Explain cluster")',
     matchOnDescription: true,
+    ignoreFocusOut: true,
   });
   return picked?.uri;
 }
