@@ -19,6 +19,8 @@ import type { Session } from './session';
 
 let engine: EngineClient | undefined;
 let training: AbortController | undefined;
+/** The run being trained, for whoever waits on it (an explanation asked for before the first run existed). */
+let trainingRun: Promise<TrainResult | undefined> | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('Cluster Lens', { log: true });
@@ -91,51 +93,57 @@ export function activate(context: vscode.ExtensionContext): void {
     status.tooltip = `Training on ${imagesDir}. Click for the dashboard.`;
     status.show();
     void vscode.commands.executeCommand('setContext', 'clusterLens.training', true);
-    try {
-      const result: TrainResult = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `Cluster Lens: training on ${path.basename(imagesDir)}`, cancellable: true },
-        (progress, token) => {
-          token.onCancellationRequested(() => training?.abort());
-          progress.report({ message: 'starting the engine…' });
-          let reported = 0;
-          return engine!.request(
-            { type: 'train', imagesDir, runDir, options },
-            {
-              signal,
-              onLog: (event) => output[event.level === 'warn' ? 'warn' : event.level](event.message),
-              onProgress: (event) => {
-                const text = describeProgress(event);
-                DashboardPanel.post({ type: 'dashboard.progress', event, headline: text.header });
-                const increment = Math.max(0, event.fraction * 100 - reported);
-                reported += increment;
-                progress.report({ increment, message: text.notification });
-                // The device in short on the bar, in full in its tooltip: "webgpu", "webgpu (NVIDIA H200, Vulkan)".
-                status.text = event.device ? `${text.status} · ${event.device.split(' (')[0]}` : text.status;
-                status.tooltip = `Cluster Lens is training on ${imagesDir}${event.device ? ` on ${event.device}` : ''}. Click for the dashboard.`;
+    // Whoever waits for this run (an explanation asked for before any run existed) waits on this promise.
+    const run = (async (): Promise<TrainResult | undefined> => {
+      try {
+        const result: TrainResult = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Notification, title: `Cluster Lens: training on ${path.basename(imagesDir)}`, cancellable: true },
+          (progress, token) => {
+            token.onCancellationRequested(() => training?.abort());
+            progress.report({ message: 'starting the engine…' });
+            let reported = 0;
+            return engine!.request(
+              { type: 'train', imagesDir, runDir, options },
+              {
+                signal,
+                onLog: (event) => output[event.level === 'warn' ? 'warn' : event.level](event.message),
+                onProgress: (event) => {
+                  const text = describeProgress(event);
+                  DashboardPanel.post({ type: 'dashboard.progress', event, headline: text.header });
+                  const increment = Math.max(0, event.fraction * 100 - reported);
+                  reported += increment;
+                  progress.report({ increment, message: text.notification });
+                  // The device in short on the bar, in full in its tooltip: "webgpu", "webgpu (NVIDIA H200, Vulkan)".
+                  status.text = event.device ? `${text.status} · ${event.device.split(' (')[0]}` : text.status;
+                  status.tooltip = `Cluster Lens is training on ${imagesDir}${event.device ? ` on ${event.device}` : ''}. Click for the dashboard.`;
+                },
               },
-            },
-          );
-        },
-      );
-      const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images on ${result.device ?? 'cpu'}${result.adapter ? ` (${result.adapter})` : ''}, ${result.steps} steps, final loss ${result.finalLoss.toFixed(3)}${result.skipped.length ? `; ${result.skipped.length} files skipped (see the log)` : ''}.`;
-      DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false, history: await readTrainingHistory(result.runDir), epochs: result.epochs });
-      session.setCurrentRun(result.runDir);
-      status.text = `$(check) Cluster Lens · ${result.device ?? 'cpu'} · loss ${result.finalLoss.toFixed(3)}`;
-      status.tooltip = `${summary} Click for the dashboard.`;
-      // Not awaited: whoever started the run (Explain cluster, say) goes on while the toast waits for a click.
-      void vscode.window.showInformationMessage(`Cluster Lens: ${summary}`, 'Show Cluster Map').then((choice) => choice && vscode.commands.executeCommand('clusterLens.showClusterMap'));
-      return result;
-    } catch (error) {
-      const message = error instanceof EngineRequestError ? error.message : String(error);
-      DashboardPanel.post({ type: 'dashboard.finished', summary: message, failed: true });
-      status.text = '$(error) Cluster Lens: training failed';
-      status.tooltip = message;
-      void vscode.window.showErrorMessage(`Cluster Lens: ${message}`);
-      return undefined;
-    } finally {
-      training = undefined;
-      void vscode.commands.executeCommand('setContext', 'clusterLens.training', false);
-    }
+            );
+          },
+        );
+        const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images on ${result.device ?? 'cpu'}${result.adapter ? ` (${result.adapter})` : ''}, ${result.steps} steps, final loss ${result.finalLoss.toFixed(3)}${result.skipped.length ? `; ${result.skipped.length} files skipped (see the log)` : ''}.`;
+        DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false, history: await readTrainingHistory(result.runDir), epochs: result.epochs });
+        session.setCurrentRun(result.runDir);
+        status.text = `$(check) Cluster Lens · ${result.device ?? 'cpu'} · loss ${result.finalLoss.toFixed(3)}`;
+        status.tooltip = `${summary} Click for the dashboard.`;
+        // Not awaited: whoever started the run (Explain cluster, say) goes on while the toast waits for a click.
+        void vscode.window.showInformationMessage(`Cluster Lens: ${summary}`, 'Show Cluster Map').then((choice) => choice && vscode.commands.executeCommand('clusterLens.showClusterMap'));
+        return result;
+      } catch (error) {
+        const message = error instanceof EngineRequestError ? error.message : String(error);
+        DashboardPanel.post({ type: 'dashboard.finished', summary: message, failed: true });
+        status.text = '$(error) Cluster Lens: training failed';
+        status.tooltip = message;
+        void vscode.window.showErrorMessage(`Cluster Lens: ${message}`);
+        return undefined;
+      } finally {
+        training = undefined;
+        trainingRun = undefined;
+        void vscode.commands.executeCommand('setContext', 'clusterLens.training', false);
+      }
+    })();
+    trainingRun = run;
+    return run;
   };
 
   const explain = async (uri?: vscode.Uri) => {
@@ -145,6 +153,12 @@ export function activate(context: vscode.ExtensionContext): void {
     if (!target) return;
     const image = target.fsPath;
     let runDir = await session.currentRun();
+    if (!runDir && trainingRun) {
+      // The first run is on its way: explain with it once it is done.
+      void vscode.window.showInformationMessage(`Cluster Lens: ${path.basename(image)} is explained when the training now running is done.`);
+      runDir = (await trainingRun)?.runDir;
+      if (!runDir) return;
+    }
     if (!runDir) {
       // No run yet: offer the one step that makes one, then explain the image with it.
       const workspaceFolders = (vscode.workspace.workspaceFolders ?? []).map((folder) => folder.uri.fsPath);
