@@ -25,6 +25,8 @@ export interface CandidateOptions {
   exclude?: string[];
   /** At most this many candidates. */
   maxCandidates?: number;
+  /** Stop looking at further folders after this long: the question appears quickly, with what was found. */
+  timeBudgetMs?: number;
 }
 
 export const imageCountCap = 10_000;
@@ -74,7 +76,7 @@ async function subfolders(folder: string, exclude: string[]): Promise<string[]> 
       .filter((entry) => entry.isDirectory() && !skipped(entry.name))
       .map((entry) => path.join(folder, entry.name))
       .filter((child) => !exclude.includes(child))
-      .sort((a, b) => a.localeCompare(b));
+      .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   } catch {
     return [];
   }
@@ -91,10 +93,12 @@ export async function imageFolderCandidates(workspaceFolders: string[], options:
   const maxDepth = options.maxDepth ?? 2;
   const exclude = (options.exclude ?? []).map((folder) => path.resolve(folder));
   const maxCandidates = options.maxCandidates ?? 40;
+  const deadline = Date.now() + (options.timeBudgetMs ?? 3000);
   const found: ImageFolder[] = [];
 
   const visit = async (folder: string, depth: number, isRoot: boolean): Promise<ImageFolder | undefined> => {
-    if (found.length >= maxCandidates) return undefined;
+    // A workspace folder is always counted; deeper ones while there is time and room.
+    if (!isRoot && (found.length >= maxCandidates || Date.now() > deadline)) return undefined;
     const counted = await countImages(folder, cap, budget, exclude);
     if (counted.images === 0) return undefined;
     const entry: ImageFolder = { folder, ...counted, isRoot };

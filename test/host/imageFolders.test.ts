@@ -67,3 +67,11 @@ test('image folders: an image with no run is trained with its top folder in the 
   assert.equal(trainingFolderFor('/ws/chelsea.png', ['/ws']), '/ws');
   assert.equal(trainingFolderFor('/elsewhere/x/chelsea.png', ['/ws']), '/elsewhere/x');
 });
+
+test('image folders: past the time budget only the workspace folders are counted', async () => {
+  const root = tempDir('cl-folders-');
+  files(root, 'a', 2);
+  files(root, 'b', 3);
+  const found = await imageFolderCandidates([root], { timeBudgetMs: -1 });
+  assert.deepEqual(found.map((f) => [f.isRoot, f.images]), [[true, 5]]);
+});
