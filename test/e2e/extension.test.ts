@@ -30,7 +30,7 @@ async function trainExplainAndBrowse(): Promise<void> {
         for (const file of readdirSync(path.join(sample, label)).slice(0, 40)) cpSync(path.join(sample, label, file), path.join(workspace, 'images', label, file));
       }
     },
-    settings: { 'clusterLens.imageSizePx': 28, 'clusterLens.epochs': 8, 'clusterLens.minutes': 0, 'clusterLens.prototypes': 6, 'clusterLens.backend': 'wasm' },
+    settings: { 'clusterLens.imageSizePx': 28, 'clusterLens.epochs': 8, 'clusterLens.minutes': 0, 'clusterLens.prototypes': 6 },
   });
   const { page } = vscode;
   const shoot = async (name: string) => screenshots && page.screenshot({ path: path.join(screenshots, `${name}.png`) });

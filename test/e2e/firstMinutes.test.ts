@@ -35,8 +35,7 @@ async function firstMinutes(): Promise<void> {
       mkdirSync(path.join(workspace, 'photos'));
       for (const file of readdirSync(path.join(sample, '0-tshirt-top')).slice(0, 8)) cpSync(path.join(sample, '0-tshirt-top', file), path.join(workspace, 'photos', file));
     },
-    // wasm, not auto: a machine with a software Vulkan driver would otherwise train on an emulated GPU.
-    settings: { 'clusterLens.imageSizePx': 28, 'clusterLens.epochs': 3, 'clusterLens.minutes': 0, 'clusterLens.prototypes': 6, 'clusterLens.backend': 'wasm' },
+    settings: { 'clusterLens.imageSizePx': 28, 'clusterLens.epochs': 3, 'clusterLens.minutes': 0, 'clusterLens.prototypes': 6 },
   });
   const { page } = vscode;
   const shoot = async (name: string) => screenshots && page.screenshot({ path: path.join(screenshots, `${name}.png`) });
