@@ -44,8 +44,8 @@ export async function saveCheckpoint(filePath: string, header: CheckpointHeader,
   await writeArchive(filePath, header, arrays);
 }
 
-/** Loads a checkpoint into fresh variables; errors name the file and say what to do. */
-export async function loadCheckpoint(filePath: string): Promise<LoadedCheckpoint> {
+/** A checkpoint's header and raw arrays, no tensors; errors name the file and say what to do. */
+export async function readCheckpointArchive(filePath: string): Promise<Awaited<ReturnType<typeof readArchive<CheckpointHeader>>>> {
   if (!existsSync(filePath)) {
     throw new EngineError('NO_CHECKPOINT', `No checkpoint at ${filePath}. Train a model first (cluster-lens train <images> --out <run-dir>).`);
   }
@@ -59,6 +59,12 @@ export async function loadCheckpoint(filePath: string): Promise<LoadedCheckpoint
   if (header?.format !== 'cluster-lens-checkpoint') {
     throw new EngineError('BAD_CHECKPOINT', `${filePath} is not a Cluster Lens checkpoint.`);
   }
+  return archive;
+}
+
+/** Loads a checkpoint into fresh variables; errors name the file and say what to do. */
+export async function loadCheckpoint(filePath: string): Promise<LoadedCheckpoint> {
+  const { header, arrays } = await readCheckpointArchive(filePath);
   const variables = new Map<string, tf.Variable>();
   const extra = new Map<string, { shape: number[]; values: Float32Array }>();
   for (const [key, { shape, values }] of arrays) {

@@ -1,5 +1,4 @@
 // The export job: a trained run's checkpoint written as one ONNX file, checked in onnxruntime before it is written.
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ExportOnnxResult } from '../../protocol';
 import { EngineError } from '../errors';
@@ -8,8 +7,7 @@ import { appendHeadToBackbone, buildOnnxModel, exportOpset, type WeightMap } fro
 import { imageInput } from '../onnx/graph';
 import { OrtModel } from '../runtime/session';
 import { writeFileAtomic } from '../util/atomicFile';
-import { readArchive } from '../util/tensorArchive';
-import { checkpointPath, type CheckpointHeader } from './checkpoint';
+import { checkpointPath, readCheckpointArchive } from './checkpoint';
 
 /**
  * Reads a run's checkpoint (no tensors, no backend) and writes it as ONNX to `outPath`, atomically.
@@ -20,17 +18,7 @@ export async function exportOnnx(runDir: string, outPath: string, options: { ver
   const resolvedRun = path.resolve(runDir);
   const resolvedOut = path.resolve(outPath);
   const file = checkpointPath(resolvedRun);
-  if (!existsSync(file)) {
-    throw new EngineError('NO_CHECKPOINT', `No checkpoint at ${file}. Train a model first (cluster-lens train <images> --out <run-dir>).`);
-  }
-  let archive;
-  try {
-    archive = await readArchive<CheckpointHeader>(file);
-  } catch (error) {
-    throw new EngineError('BAD_CHECKPOINT', `The checkpoint ${file} cannot be read (${(error as Error).message}). Train again, or restore the file from a backup.`, String(error));
-  }
-  const { header, arrays } = archive;
-  if (header?.format !== 'cluster-lens-checkpoint') throw new EngineError('BAD_CHECKPOINT', `${file} is not a Cluster Lens checkpoint.`);
+  const { header, arrays } = await readCheckpointArchive(file);
   const weights: WeightMap = new Map();
   for (const [key, { shape, values }] of arrays) {
     if (key.startsWith('model.')) weights.set(key.slice('model.'.length), { shape, values: values as Float32Array });
