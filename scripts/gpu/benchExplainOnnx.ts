@@ -1,5 +1,5 @@
 // Times Grad-CAM and the counterfactual on tfjs (wasm) against their ONNX gradient graphs on onnxruntime
-// (cpu provider, or --device gpu), on the default backbone; the figures decide explain/onDevice.ts's graphsOnCpu.
+// (cpu provider, or --device gpu), on the default backbone; the figures are why explain/onDevice.ts uses the graphs on the CPU too.
 //   node --import tsx scripts/gpu/benchExplainOnnx.ts [--sizes 64,96] [--repeats 7] [--steps 50] [--device cpu|gpu]
 // Each figure is the median of the repeats with the best beside it; "first" includes building and opening the graph.
 import path from 'node:path';

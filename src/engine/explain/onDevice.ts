@@ -10,15 +10,13 @@ import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import type { ExplainableModel } from './explainer';
 
 /**
- * The graphs replace tfjs on the CPU too: scripts/gpu/benchExplainOnnx.ts measured, on 2 cores at 64 and 96 px,
- * Grad-CAM 0.4–0.6 ms against 4.5–12 ms on wasm and a counterfactual step 1.1–1.7 ms against 12 ms, once a run's
- * session is open (opening it costs 50–100 ms, once per run and image size).
+ * The engine's own network (not a frozen import) explains through the graphs on every device, the CPU too:
+ * scripts/gpu/benchExplainOnnx.ts measured, on 2 cores at 64 and 96 px, Grad-CAM 0.4–0.6 ms against 4.5–12 ms on
+ * wasm and a counterfactual step 1.1–1.7 ms against 12 ms, once a run's session is open (opening it costs
+ * 50–100 ms, once per run and image size).
  */
-export const graphsOnCpu = true;
-
-/** The engine's own network (not a frozen import) and a device the graphs should run on. */
 export function runsOnDevice(net: ExplainableModel): net is ExplainableModel & { model: SwavModel } {
-  return net.model !== undefined && (currentDevice().device !== 'cpu' || graphsOnCpu);
+  return net.model !== undefined;
 }
 
 export function weightsOf(model: SwavModel): WeightMap {
