@@ -12,6 +12,7 @@ import { exportOnnx } from './model/exportRun';
 import { isFrozenRun } from './frozen/backboneFile';
 import { trainFrozenBackbone } from './frozen/frozenRun';
 import type { JobContext } from './jobContext';
+import { throttleProgress } from './progressThrottle';
 import { train } from './swav/trainer';
 import { currentDevice, useDevice } from './runtime/device';
 
@@ -27,19 +28,12 @@ const pending: { request: WorkRequest; controller: AbortController }[] = [];
 const controllers = new Map<number, AbortController>();
 let running = false;
 
-function contextFor(id: number, controller: AbortController): JobContext {
-  let lastSentMs = 0;
-  let lastPhase = '';
+function contextFor(id: number, controller: AbortController): JobContext & { flushProgress(): void } {
+  const throttle = throttleProgress((update) => send({ type: 'progress', id, device: currentDevice().label, ...update } satisfies ProgressEvent), progressIntervalMs);
   return {
     signal: controller.signal,
-    progress(update) {
-      const now = Date.now();
-      if (now - lastSentMs >= progressIntervalMs || update.phase !== lastPhase || update.fraction >= 1) {
-        lastSentMs = now;
-        lastPhase = update.phase;
-        send({ type: 'progress', id, device: currentDevice().label, ...update } satisfies ProgressEvent);
-      }
-    },
+    progress: throttle.progress,
+    flushProgress: throttle.flush,
     log(level, message) {
       send({ type: 'log', id, level, message });
     },
@@ -81,8 +75,10 @@ async function drain(): Promise<void> {
     try {
       if (controller.signal.aborted) throw new EngineError('CANCELLED', 'Cancelled before it started.');
       const result = await execute(request, context);
+      context.flushProgress();
       send({ type: 'result', id: request.id, result });
     } catch (error) {
+      context.flushProgress();
       send(toErrorEvent(error, request.id));
     } finally {
       controllers.delete(request.id);
