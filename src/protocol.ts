@@ -117,6 +117,8 @@ export const explainMethods = [
   'gradcam++',
   'layercam',
   'counterfactual',
+  'counterfactual-mask',
+  'counterfactual-pixel',
   'conditional-occlusion',
   'context-agnostic-occlusion',
   'pairwise-occlusion',
@@ -157,6 +159,14 @@ export interface ExplainOptions {
   counterfactualL2Weight: number;
   /** Stop once p(target) exceeds every other prototype's probability by this much. */
   counterfactualMargin: number;
+  /** Region and mask counterfactuals: the image is cut into this many cells per side. */
+  counterfactualGridCells: number;
+  /** Region and mask counterfactuals: how many of the target cluster's nearest members to borrow from (at most 20). */
+  counterfactualDonors: number;
+  /** Region counterfactual: give up after swapping this many cells. */
+  counterfactualMaxRegions: number;
+  /** Mask counterfactual: optimisation steps of the coarse mask. */
+  counterfactualMaskSteps: number;
   /** Side of the occluding square (0: a quarter of the image). */
   occlusionPatchPx: number;
   /** Step between patches (0: a sixteenth of the image, at least 1). */
@@ -197,8 +207,31 @@ export type ExplainedTarget =
   | { kind: 'prototype'; prototype: number; assigned: boolean; score: number; probability: number }
   | { kind: 'similarity'; pair: 'neighbour' | 'image' | 'augmented'; pairImage?: string; similarity: number };
 
+/** An image of the target cluster that a region or mask counterfactual borrowed from. */
+export interface CounterfactualDonor extends Neighbour {
+  /** The donor as the model sees it: a base64 PNG (inlinePngs) … */
+  png?: string;
+  /** … or the PNG's path (outDir). */
+  file?: string;
+}
+
+/** A rectangle of the image, in model pixels, replaced by the same rectangle of donor `donor`. */
+export interface CounterfactualRegion {
+  donor: number;
+  xPx: number;
+  yPx: number;
+  widthPx: number;
+  heightPx: number;
+}
+
+/** How a counterfactual edits: swapped regions of donors, a blended donor mask, or free pixel optimisation. */
+export type CounterfactualKind = 'region' | 'mask' | 'pixel';
+
 export interface CounterfactualSummary {
+  kind: CounterfactualKind;
   originalCluster: number;
+  /** The probability of the original cluster before the edit. */
+  originalClusterProbability: number;
   targetCluster: number;
   /** The cluster of the edited image. */
   newCluster: number;
@@ -207,6 +240,10 @@ export interface CounterfactualSummary {
   originalTargetProbability: number;
   targetProbability: number;
   topPrototypes: PrototypeProbability[];
+  /** Region and mask counterfactuals: the images borrowed from, nearest first. */
+  donors?: CounterfactualDonor[];
+  /** Region counterfactuals: the cells swapped in (after pruning); mask counterfactuals: the cells the mask covers. */
+  regions?: CounterfactualRegion[];
   /** Σ|x' − x| over every value. */
   l1Distance: number;
   /** ‖x' − x‖₂ over every value. */
@@ -329,6 +366,19 @@ export interface EvaluateExplanationsRequest {
   seed?: number;
 }
 
+/** Counterfactual methods, and Grad-CAM's faithfulness to the cluster, measured over N images of a run. */
+export interface EvaluateCounterfactualsRequest {
+  type: 'evaluate-counterfactuals';
+  id: number;
+  runDir: string;
+  /** Default: counterfactual, counterfactual-mask, counterfactual-pixel. */
+  methods?: ExplainMethod[];
+  /** How many of the run's images (a seeded sample); each is moved toward its nearest other cluster. */
+  images: number;
+  options?: Partial<ExplainOptions>;
+  seed?: number;
+}
+
 /** Everything the cluster map and the gallery need about a run (see RunOverview). */
 export interface OverviewRequest {
   type: 'overview';
@@ -356,6 +406,7 @@ export type EngineRequest =
   | EvaluateRequest
   | ExplainRequest
   | EvaluateExplanationsRequest
+  | EvaluateCounterfactualsRequest
   | OverviewRequest
   | ExportOnnxRequest
   | ShutdownRequest;
@@ -497,6 +548,43 @@ export interface EvaluateExplanationsResult extends RanOn {
   durationMs: number;
 }
 
+/** One counterfactual method over the evaluated images. */
+export interface CounterfactualScores {
+  method: ExplainMethod;
+  /** Share of images that landed in their target cluster. */
+  validity: number;
+  medianChangedPixelShare: number;
+  p90ChangedPixelShare: number;
+  medianL1Distance: number;
+  medianDurationMs: number;
+  /** Region and mask methods: median number of regions kept. */
+  medianRegions?: number;
+}
+
+/** Deletion and insertion of the assigned cluster's probability in Grad-CAM's order against a random map's, image by image. */
+export interface ClusterMapFaithfulness {
+  /** How deleted pixels are filled: black, or ROAD's noisy linear imputation from the pixels kept. */
+  removal: 'black' | 'road';
+  gradCamDeletion: number;
+  randomDeletion: number;
+  gradCamInsertion: number;
+  randomInsertion: number;
+  /** Share of images where Grad-CAM's deletion AUC is below the random map's (higher is better). */
+  deletionBelowRandom: number;
+  /** Share of images where Grad-CAM's insertion AUC is above the random map's. */
+  insertionAboveRandom: number;
+}
+
+export interface EvaluateCounterfactualsResult extends RanOn {
+  kind: 'evaluate-counterfactuals';
+  backend: BackendName;
+  runDir: string;
+  images: number;
+  rows: CounterfactualScores[];
+  gradCam: ClusterMapFaithfulness[];
+  durationMs: number;
+}
+
 /** Acknowledges a cancel or shutdown request. */
 export interface AckResult {
   kind: 'ack';
@@ -510,6 +598,7 @@ export type EngineResult =
   | EvaluateResult
   | ExplainResult
   | EvaluateExplanationsResult
+  | EvaluateCounterfactualsResult
   | OverviewResult
   | ExportOnnxResult
   | AckResult;
@@ -525,6 +614,7 @@ export interface ResultOf {
   evaluate: EvaluateResult;
   explain: ExplainResult;
   'evaluate-explanations': EvaluateExplanationsResult;
+  'evaluate-counterfactuals': EvaluateCounterfactualsResult;
   overview: OverviewResult;
   exportOnnx: ExportOnnxResult;
 }
@@ -606,6 +696,7 @@ export function isEngineRequest(value: unknown): value is EngineRequest {
       message.type === 'evaluate' ||
       message.type === 'explain' ||
       message.type === 'evaluate-explanations' ||
+      message.type === 'evaluate-counterfactuals' ||
       message.type === 'overview' ||
       message.type === 'exportOnnx' ||
       message.type === 'shutdown')

@@ -1,4 +1,4 @@
-import type { EvaluateExplanationsResult, ExplainResult, RanOn, ResultOf } from '../protocol';
+import type { EvaluateCounterfactualsResult, EvaluateExplanationsResult, ExplainResult, RanOn, ResultOf } from '../protocol';
 
 /** "webgpu (NVIDIA H200)", "cpu". */
 function deviceName(result: RanOn): string {
@@ -42,6 +42,8 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
       return formatExplanation(result);
     case 'evaluate-explanations':
       return formatExplanationScores(result);
+    case 'evaluate-counterfactuals':
+      return formatCounterfactualScores(result);
     case 'overview':
       return `${result.overview.paths.length} images in ${result.overview.clusters.length} clusters (${result.overview.runDir})`;
     case 'exportOnnx':
@@ -61,9 +63,13 @@ function formatExplanation(result: ExplainResult): string {
   ];
   const counterfactual = result.counterfactual;
   if (counterfactual) {
+    if (counterfactual.regions && counterfactual.donors) {
+      const donors = counterfactual.donors.map((donor) => donor.path).join(', ');
+      lines.push(`  ${counterfactual.kind} edit: ${counterfactual.regions.length} region${counterfactual.regions.length === 1 ? '' : 's'} borrowed from ${donors}`);
+    }
     lines.push(
       `  counterfactual ${counterfactual.valid ? 'reached' : 'did not reach'} cluster ${counterfactual.targetCluster} (now cluster ${counterfactual.newCluster}, p = ${percent(counterfactual.targetProbability)}, was ${percent(counterfactual.originalTargetProbability)})`,
-      `  edit: L1 ${counterfactual.l1Distance.toFixed(2)}, L2 ${counterfactual.l2Distance.toFixed(3)}, ${percent(counterfactual.changedPixelShare)} of pixels changed by more than 0.05; ${counterfactual.steps} steps${counterfactual.converged ? ' (stopped early)' : ''} in ${(counterfactual.durationMs / 1000).toFixed(2)} s`,
+      `  edit: L1 ${counterfactual.l1Distance.toFixed(2)}, L2 ${counterfactual.l2Distance.toFixed(3)}, ${percent(counterfactual.changedPixelShare)} of pixels changed by more than 0.05; ${counterfactual.steps} ${counterfactual.kind === 'region' ? 'rounds' : 'steps'}${counterfactual.kind === 'pixel' && counterfactual.converged ? ' (stopped early)' : ''} in ${(counterfactual.durationMs / 1000).toFixed(2)} s`,
     );
   }
   if (result.neighbours.length > 0) lines.push(`  nearest image: ${result.neighbours[0].path} (similarity ${result.neighbours[0].similarity.toFixed(4)}, cluster ${result.neighbours[0].cluster})`);
@@ -94,5 +100,27 @@ function formatExplanationScores(result: EvaluateExplanationsResult): string {
     `Explanations of the similarity of ${result.images} images to their ${result.pair === 'neighbour' ? 'nearest neighbours' : 'augmented views'}, backend ${result.backend} (${(result.durationMs / 1000).toFixed(1)} s):`,
     header,
     ...rows,
+  ].join('\n');
+}
+
+function formatCounterfactualScores(result: EvaluateCounterfactualsResult): string {
+  const header = `${'method'.padEnd(22)}${'valid'.padStart(8)}${'changed (median)'.padStart(18)}${'changed (p90)'.padStart(15)}${'L1 (median)'.padStart(13)}${'time (median)'.padStart(15)}${'regions'.padStart(9)}`;
+  const rows = result.rows.map(
+    (row) =>
+      `${row.method.padEnd(22)}${percent(row.validity).padStart(8)}${percent(row.medianChangedPixelShare).padStart(18)}${percent(row.p90ChangedPixelShare).padStart(15)}` +
+      `${row.medianL1Distance.toFixed(1).padStart(13)}${`${(row.medianDurationMs / 1000).toFixed(2)} s`.padStart(15)}${(row.medianRegions === undefined ? '' : String(row.medianRegions)).padStart(9)}`,
+  );
+  const faithfulness = result.gradCam.map(
+    (row) =>
+      `${row.removal.padEnd(8)}deletion AUC Grad-CAM ${row.gradCamDeletion.toFixed(3)} vs random ${row.randomDeletion.toFixed(3)}, below random on ${percent(row.deletionBelowRandom)} of images; ` +
+      `insertion AUC ${row.gradCamInsertion.toFixed(3)} vs ${row.randomInsertion.toFixed(3)}, above on ${percent(row.insertionAboveRandom)}`,
+  );
+  return [
+    `${result.images} images of ${result.runDir}, each moved toward its nearest other cluster (on ${deviceName(result)}, ${(result.durationMs / 1000).toFixed(0)} s):`,
+    header,
+    ...rows,
+    '',
+    'Grad-CAM on the assigned cluster, its probability as pixels go in the map\'s order (black: painted black; road: noisy linear imputation):',
+    ...faithfulness,
   ].join('\n');
 }

@@ -17,17 +17,21 @@ Usage:
   cluster-lens neighbours <run-dir> <image> [--k 8] [--json]
   cluster-lens evaluate <run-dir> [--json]
   cluster-lens export-onnx <run-dir> --out <model.onnx> [--json]
-  cluster-lens explain <run-dir> <image> --method <name> [--target <cluster>|--pair <image2>|--pair neighbour|--pair augmented]
+  cluster-lens explain <run-dir> <image> [--method counterfactual] [--target <cluster>|--pair <image2>|--pair neighbour|--pair augmented]
                        --out <dir> [--seed N] [--json]
   cluster-lens evaluate-explanations <run-dir> --methods gradcam,smoothgrad,... [--images N] [--pair neighbour|augmented]
+                       [--seed N] [--json]
+  cluster-lens evaluate-counterfactuals <run-dir> [--images 20] [--methods counterfactual,counterfactual-mask,counterfactual-pixel]
                        [--seed N] [--json]
   cluster-lens fashion-mnist --out <dir> [--idx-dir DIR] [--per-class N] [--split train|test]
   cluster-lens bench [--device auto|gpu|cpu] [--seconds 60] [--quality [--minutes 10]] [--python PATH] [--json]
 
-Explanation methods: gradcam, gradcam++, layercam, counterfactual, conditional-occlusion, context-agnostic-occlusion,
-  pairwise-occlusion, interaction-cam-mean, interaction-cam-max, input-x-gradient, smoothgrad, averaged-transforms,
-  pixel-invariance, random. --target explains a cluster (a number, or "assigned"); --pair explains the similarity to
-  another image, the nearest neighbour or an augmented view of the image itself.
+Explanation methods: gradcam, gradcam++, layercam, counterfactual, counterfactual-mask, counterfactual-pixel,
+  conditional-occlusion, context-agnostic-occlusion, pairwise-occlusion, interaction-cam-mean, interaction-cam-max,
+  input-x-gradient, smoothgrad, averaged-transforms, pixel-invariance, random. --target explains a cluster (a number,
+  or "assigned"); --pair explains the similarity to another image, the nearest neighbour or an augmented view of the
+  image itself. counterfactual (the default method) swaps in regions of the target cluster's nearest images;
+  counterfactual-mask blends one of them in through a coarse mask; counterfactual-pixel is the seed's pixel search.
 
 --device picks where every command computes (also for explain, index, evaluate…): auto takes a hardware GPU
   (onnxruntime's CUDA provider where installed, else WebGPU over Vulkan/D3D12/Metal) and else the CPU; software
@@ -138,8 +142,7 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
     case 'explain': {
       const runDir = path.resolve(positional(args, 0, '<run-dir>'));
       const image = path.resolve(positional(args, 1, '<image>'));
-      const method = flags.method as string | undefined;
-      if (!method) throw new UsageError('explain needs --method <name>');
+      const method = (flags.method as string | undefined) ?? 'counterfactual';
       const out = flags.out as string | undefined;
       if (!out) throw new UsageError('explain needs --out <dir> for its PNGs');
       return { type: 'explain', runDir, image, method: method as ExplainMethod, target: explainTarget(flags), outDir: path.resolve(out), seed: number(flags, 'seed') };
@@ -151,6 +154,10 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
       const pair = flags.pair as string | undefined;
       if (pair !== undefined && pair !== 'neighbour' && pair !== 'augmented') throw new UsageError('--pair must be neighbour or augmented for evaluate-explanations');
       return { type: 'evaluate-explanations', runDir, methods: methods as ExplainMethod[], images: number(flags, 'images') ?? 10, pair, seed: number(flags, 'seed') };
+    }
+    case 'evaluate-counterfactuals': {
+      const methods = (flags.methods as string | undefined)?.split(',').map((method) => method.trim()).filter(Boolean);
+      return { type: 'evaluate-counterfactuals', runDir: path.resolve(positional(args, 0, '<run-dir>')), methods: methods as ExplainMethod[] | undefined, images: number(flags, 'images') ?? 20, seed: number(flags, 'seed') };
     }
     default:
       throw new UsageError(`unknown command "${command}"`);

@@ -6,6 +6,7 @@ import { isEngineRequest } from '../protocol';
 import { evaluateRun } from './analysis/evaluate';
 import { EngineError, toErrorEvent } from './errors';
 import { explainImage } from './explain/explainImage';
+import { evaluateCounterfactuals } from './explain/metrics/evaluateCounterfactuals';
 import { evaluateExplanations } from './explain/metrics/evaluateExplanations';
 import { findNeighbours, indexRun, runOverview } from './index/runQueries';
 import { exportOnnx } from './model/exportRun';
@@ -59,6 +60,8 @@ async function execute(request: WorkRequest, context: JobContext): Promise<Engin
       return explainImage(request, context);
     case 'evaluate-explanations':
       return evaluateExplanations(request, context);
+    case 'evaluate-counterfactuals':
+      return evaluateCounterfactuals(request, context);
     case 'overview':
       return { kind: 'overview', overview: await runOverview(request.runDir) };
     case 'exportOnnx':

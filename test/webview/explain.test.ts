@@ -18,7 +18,7 @@ async function result(method: 'gradcam' | 'counterfactual'): Promise<ExplainResu
     neighbours: [{ imageIndex: 3, path: 'x/<script>alert(1)</script>.png', similarity: 0.91, cluster: 2 }],
     target: { kind: 'prototype', prototype: 2, assigned: true, score: 0.9, probability: 0.7 },
     heatmap: { widthPx: 2, heightPx: 2, values: [0, 1, 0.5, 0.2] },
-    counterfactual: method === 'counterfactual' ? { originalCluster: 2, targetCluster: 4, newCluster: 4, valid: true, originalTargetProbability: 0.2, targetProbability: 0.6, topPrototypes: [], l1Distance: 3, l2Distance: 0.75, meanAbsoluteChange: 0.01, changedPixelShare: 0.12, steps: 40, converged: true, durationMs: 1500 } : undefined,
+    counterfactual: method === 'counterfactual' ? { kind: 'pixel', originalCluster: 2, originalClusterProbability: 0.7, targetCluster: 4, newCluster: 4, valid: true, originalTargetProbability: 0.2, targetProbability: 0.6, topPrototypes: [], l1Distance: 3, l2Distance: 0.75, meanAbsoluteChange: 0.01, changedPixelShare: 0.12, steps: 40, converged: true, durationMs: 1500 } : undefined,
     pngs: method === 'gradcam' ? { original, heatmap } : { original, counterfactual, diff },
     durationMs: 20,
   };

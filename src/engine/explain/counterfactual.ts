@@ -1,4 +1,5 @@
-// Counterfactual: the smallest visible edit that moves the image into a target cluster.
+// Pixel counterfactual, the seed's method and the baseline the region and mask methods are measured against:
+// the smallest edit that moves the image into a target cluster.
 // min over x' of −log p(target | x') + λ·MSE(x', x) + λ_tv·TV(x') + μ·‖x' − x‖₂, by Adam, x' clamped to [0, 1],
 // stopping as soon as the target holds with a margin.
 import * as tf from '@tensorflow/tfjs-core';
@@ -103,8 +104,8 @@ export function differenceMap(outcome: CounterfactualOutcome, original: Float32A
 }
 
 export const counterfactualExplainer: Explainer = {
-  method: 'counterfactual',
-  description: 'Counterfactual: the smallest edit (Adam on −log p + λ·MSE + λ_tv·TV + 0.01·‖Δ‖₂) that moves the image into the target cluster',
+  method: 'counterfactual-pixel',
+  description: 'Pixel counterfactual (the seed\'s): the smallest edit (Adam on −log p + λ·MSE + λ_tv·TV + 0.01·‖Δ‖₂) that moves the image into the target cluster',
   targets: ['prototype'],
   defaultTarget: 'nearest-other-cluster',
   async explain({ net, image, target, options, signal, log }) {

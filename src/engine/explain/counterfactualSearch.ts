@@ -1,5 +1,6 @@
 // What the counterfactual's two runtimes share (counterfactual.ts on tfjs, ortCounterfactual.ts on onnxruntime):
 // Adam's settings, the stopping rule, and the outcome of an edit.
+import type { CounterfactualKind } from '../../protocol';
 import type { CounterfactualOutcome } from './explainer';
 
 // A pixel counts as changed when some channel moved by more than this.
@@ -25,6 +26,7 @@ function argMax(values: Float32Array): number {
 
 /** The outcome of an edit: its distances from the original and whether it reached the target. */
 export function describeEdit(edit: {
+  kind?: CounterfactualKind;
   pixels: Float32Array;
   original: Float32Array;
   channels: number;
@@ -53,6 +55,7 @@ export function describeEdit(edit: {
     if (changed) changedPixels++;
   }
   return {
+    kind: edit.kind ?? 'pixel',
     pixels,
     probabilities: edit.probabilities,
     scores: edit.scores,

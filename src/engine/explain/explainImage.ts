@@ -10,8 +10,8 @@ import { createRandom } from '../util/random';
 import type { Explainer, Target } from './explainer';
 import { explainerFor } from './methods';
 import { resolveExplainOptions } from './options';
-import { renderExplanation, pngFileNames } from './render';
-import { loadImage, locateImage, nearestImages, nearestOtherCluster, openRun, summarizeImage, topPrototypes, type ExplainableRun, type ImageSummary } from './run';
+import { renderExplanation, renderImage, pngFileNames } from './render';
+import { clusterDonors, loadImage, locateImage, nearestImages, nearestOtherCluster, openRun, summarizeImage, topPrototypes, type ExplainableRun, type ImageSummary } from './run';
 import { augmentedView } from './views';
 
 const topPrototypeCount = 5;
@@ -132,7 +132,17 @@ export async function explainImage(job: ExplainJob, context: JobContext): Promis
     resolved = await resolveTarget(run, explainer, job.target, image, summary, position, seed);
     throwIfCancelled(context.signal);
     const startedAt = performance.now();
-    const explanation = await explainer.explain({ net: run.net, image, target: resolved.target, options, seed, signal: context.signal, log: context.log });
+    const explanation = await explainer.explain({
+      net: run.net,
+      image,
+      target: resolved.target,
+      options,
+      seed,
+      signal: context.signal,
+      log: context.log,
+      donors: (cluster, count) => clusterDonors(run, summary.features, cluster, count, position),
+      progress: (fraction, message) => context.progress({ phase: 'explain', fraction, message }),
+    });
     const durationMs = performance.now() - startedAt;
     const imagePixels = image.dataSync() as Float32Array;
     const outcome = explanation.counterfactual;
@@ -153,13 +163,17 @@ export async function explainImage(job: ExplainJob, context: JobContext): Promis
       heatmap: heatmapOf(explanation.heatmap, run.imageSizePx),
       pairHeatmap: explanation.pairHeatmap ? heatmapOf(explanation.pairHeatmap, run.imageSizePx) : undefined,
       counterfactual: outcome && {
+        kind: outcome.kind,
         originalCluster: summary.cluster,
+        originalClusterProbability: summary.probabilities[summary.cluster],
         targetCluster: outcome.targetCluster,
         newCluster: newSummary![0].prototype,
         valid: outcome.valid,
         originalTargetProbability: outcome.originalProbabilities[outcome.targetCluster],
         targetProbability: outcome.probabilities[outcome.targetCluster],
         topPrototypes: newSummary!,
+        donors: outcome.donors?.map(({ pixels: _pixels, ...donor }) => donor),
+        regions: outcome.regions,
         l1Distance: outcome.l1Distance,
         l2Distance: outcome.l2Distance,
         meanAbsoluteChange: outcome.meanAbsoluteChange,
@@ -186,6 +200,16 @@ export async function explainImage(job: ExplainJob, context: JobContext): Promis
       );
       if (job.inlinePngs) result.pngs = Object.fromEntries(Object.entries(rendered).map(([name, bytes]) => [name, bytes.toString('base64')])) as ExplainImages;
       if (job.outDir) result.files = await writePngs(path.resolve(job.outDir), rendered);
+      // The donors as the model sees them, for the panel's thumbnails with the borrowed regions outlined.
+      for (const [rank, donor] of (outcome?.donors ?? []).entries()) {
+        const bytes = await renderImage(donor.pixels, run.channels, run.imageSizePx, options);
+        const summaryDonor = result.counterfactual!.donors![rank];
+        if (job.inlinePngs) summaryDonor.png = bytes.toString('base64');
+        if (job.outDir) {
+          summaryDonor.file = path.join(path.resolve(job.outDir), `donor-${rank + 1}.png`);
+          await fs.writeFile(summaryDonor.file, bytes);
+        }
+      }
     }
     context.progress({ phase: 'explain', fraction: 1, message: `Explained in ${durationMs.toFixed(0)} ms` });
     return result;

@@ -1,7 +1,7 @@
 // The one interface every explanation method implements, and the plumbing they share: what a network must
 // offer (the Grad-CAM layer and what follows it), what a target is, and how maps are upsampled and normalised.
 import * as tf from '@tensorflow/tfjs-core';
-import type { DeviceKind, ExplainMethod, ExplainOptions, LogLevel } from '../../protocol';
+import type { CounterfactualKind, CounterfactualRegion, DeviceKind, ExplainMethod, ExplainOptions, LogLevel, Neighbour } from '../../protocol';
 import type { SwavModel } from '../model/model';
 
 /** What an explainer needs from a network: the last convolutional stage, and everything after it. */
@@ -37,6 +37,16 @@ export interface ExplainInput {
   signal?: AbortSignal;
   /** For a line when a method falls back from onnxruntime's device to tfjs. */
   log?: (level: LogLevel, message: string) => void;
+  /** The members of `cluster` nearest to the image, from the run's index: what region and mask counterfactuals borrow from. */
+  donors?: (cluster: number, count: number) => Promise<Donor[]>;
+  /** For long searches: a fraction of the work done and a line for the user. */
+  progress?: (fraction: number, message: string) => void;
+}
+
+/** An image of the run that a counterfactual may borrow from, as the model sees it. */
+export interface Donor extends Neighbour {
+  /** S·S·C values in [0, 1], NHWC. */
+  pixels: Float32Array;
 }
 
 export interface Explanation {
@@ -109,6 +119,11 @@ export function imageSizeOf(image: tf.Tensor4D): number {
 }
 
 export interface CounterfactualOutcome {
+  kind: CounterfactualKind;
+  /** The images borrowed from (region and mask counterfactuals). */
+  donors?: Donor[];
+  /** The cells swapped in, or covered by the mask. */
+  regions?: CounterfactualRegion[];
   /** The edited image, S·S·C values in [0, 1]. */
   pixels: Float32Array;
   /** Prototype probabilities and scores of the edited image. */

@@ -5,6 +5,8 @@ import { averagedTransforms } from './averagedTransforms';
 import { conditionalOcclusion } from './conditionalOcclusion';
 import { contextAgnosticOcclusion } from './contextAgnosticOcclusion';
 import { counterfactualExplainer } from './counterfactual';
+import { maskCounterfactualExplainer } from './maskCounterfactual';
+import { regionCounterfactualExplainer } from './regionCounterfactual';
 import type { Explainer } from './explainer';
 import { gradCam } from './gradCam';
 import { gradCamPlusPlus } from './gradCamPlusPlus';
@@ -20,7 +22,9 @@ export const explainers: Readonly<Record<ExplainMethod, Explainer>> = Object.fre
   gradcam: gradCam,
   'gradcam++': gradCamPlusPlus,
   layercam: layerCam,
-  counterfactual: counterfactualExplainer,
+  counterfactual: regionCounterfactualExplainer,
+  'counterfactual-mask': maskCounterfactualExplainer,
+  'counterfactual-pixel': counterfactualExplainer,
   'conditional-occlusion': conditionalOcclusion,
   'context-agnostic-occlusion': contextAgnosticOcclusion,
   'pairwise-occlusion': pairwiseOcclusion,

@@ -9,6 +9,10 @@ export const defaultExplainOptions: Readonly<ExplainOptions> = Object.freeze({
   counterfactualTvWeight: 0.5,
   counterfactualL2Weight: 0.01,
   counterfactualMargin: 0.1,
+  counterfactualGridCells: 7, // 4 px cells at 28 px, the size of a ResNet's last feature map at 224 px
+  counterfactualDonors: 10,
+  counterfactualMaxRegions: 24,
+  counterfactualMaskSteps: 60,
   occlusionPatchPx: 0, // 0: a quarter of the image side
   occlusionStridePx: 0, // 0: a sixteenth of the image side, at least 1 px
   pairwiseErasures: 128,
@@ -37,6 +41,10 @@ export function resolveExplainOptions(partial: Partial<ExplainOptions> = {}): Ex
   check(isNumber(options.counterfactualTvWeight, 0, 1e6), 'counterfactualTvWeight', 'a number ≥ 0');
   check(isNumber(options.counterfactualL2Weight, 0, 1e6), 'counterfactualL2Weight', 'a number ≥ 0');
   check(isNumber(options.counterfactualMargin, 0, 1), 'counterfactualMargin', 'a probability margin from 0 to 1');
+  check(isInt(options.counterfactualGridCells, 2, 64), 'counterfactualGridCells', 'a whole number of cells per side from 2 to 64');
+  check(isInt(options.counterfactualDonors, 1, 20), 'counterfactualDonors', 'a whole number of donor images from 1 to 20');
+  check(isInt(options.counterfactualMaxRegions, 1, 4096), 'counterfactualMaxRegions', 'a whole number ≥ 1');
+  check(isInt(options.counterfactualMaskSteps, 1, 10_000), 'counterfactualMaskSteps', 'a whole number ≥ 1');
   check(isInt(options.occlusionPatchPx, 0, 4096), 'occlusionPatchPx', 'a whole number of pixels (0 = a quarter of the image)');
   check(isInt(options.occlusionStridePx, 0, 4096), 'occlusionStridePx', 'a whole number of pixels (0 = a sixteenth of the image)');
   check(isInt(options.pairwiseErasures, 1, 100_000), 'pairwiseErasures', 'a whole number ≥ 1');

@@ -111,3 +111,9 @@ export const pngFileNames: Record<keyof ExplainImages, string> = {
   counterfactual: 'counterfactual.png',
   diff: 'diff.png',
 };
+
+/** One image (S·S·C in [0, 1]) as a PNG at display size: the donors a counterfactual borrowed from. */
+export function renderImage(image: Float32Array, channels: number, sizePx: number, options: { displaySizePx: number }): Promise<Buffer> {
+  const targetPx = displaySize(sizePx, options.displaySizePx);
+  return png(enlargeImage(image, channels, sizePx, targetPx), targetPx);
+}

@@ -10,7 +10,7 @@ import { topKCosine } from '../index/neighbours';
 import { cachedCheckpoint, cachedIndex, initRunBackend } from '../index/runQueries';
 import type { JobContext } from '../jobContext';
 import { readManifest } from '../runFolder';
-import type { ExplainableModel } from './explainer';
+import type { Donor, ExplainableModel } from './explainer';
 import { swavExplainable } from './network';
 import { l2Normalize } from '../model/model';
 import { frozenExplainable } from '../frozen/frozenRun';
@@ -118,4 +118,37 @@ export function nearestOtherCluster(run: ExplainableRun, probabilities: Float32A
     if (best >= 0) break;
   }
   return best;
+}
+
+/** At most this many donors: the issue's bound, and what a round of the region search can score at once. */
+export const maxDonors = 20;
+
+/**
+ * The members of `cluster` nearest to `features` (by cosine of backbone features), best first, without the
+ * image's own row, loaded as the model sees them. BAD_REQUEST when the index gives the cluster no member.
+ */
+export async function clusterDonors(run: ExplainableRun, features: Float32Array, cluster: number, count: number, exclude: number): Promise<Donor[]> {
+  const { data, rows, dims } = run.index.features;
+  const members: { row: number; similarity: number }[] = [];
+  for (let row = 0; row < rows; row++) {
+    if (row === exclude || run.index.assignments[row] !== cluster) continue;
+    let dot = 0;
+    for (let t = 0; t < dims; t++) dot += features[t] * data[row * dims + t];
+    members.push({ row, similarity: dot });
+  }
+  if (members.length === 0) {
+    throw new EngineError(
+      'BAD_REQUEST',
+      `Cluster ${cluster} has no images in this run's index, so a counterfactual has nothing to borrow from. Pick a cluster that has members (the cluster map lists them), or use the counterfactual-pixel method.`,
+    );
+  }
+  members.sort((a, b) => b.similarity - a.similarity);
+  const donors: Donor[] = [];
+  for (const { row, similarity } of members.slice(0, Math.max(1, Math.min(count, maxDonors)))) {
+    const relative = run.index.header.records[row].path;
+    const pixels = await loadImage(run, path.join(run.index.header.imagesDir, relative));
+    donors.push({ imageIndex: row, path: relative, similarity, cluster, pixels: Float32Array.from(pixels.dataSync() as Float32Array) });
+    pixels.dispose();
+  }
+  return donors;
 }

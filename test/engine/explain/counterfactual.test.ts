@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { counterfactual } from '../../../src/engine/explain/counterfactual';
 import { explainImage } from '../../../src/engine/explain/explainImage';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
-import { loadImage, locateImage, nearestOtherCluster, openRun, summarizeImage } from '../../../src/engine/explain/run';
+import { explainers } from '../../../src/engine/explain/methods';
+import { clusterDonors, loadImage, locateImage, nearestOtherCluster, openRun, summarizeImage } from '../../../src/engine/explain/run';
 import { silentContext } from '../../../src/engine/jobContext';
 import { train } from '../../../src/engine/swav/trainer';
 import { explainMethods, type ExplainOptions } from '../../../src/protocol';
@@ -78,6 +79,13 @@ test('counterfactual: moves sample images into the nearest other cluster and int
 test('counterfactual: the explain request reports validity, edit size and the new assignment; an impossible margin runs out of steps honestly', async () => {
   const result = await explainImage({ runDir, image: images[10], method: 'counterfactual', inlinePngs: true }, silentContext());
   const summary = result.counterfactual!;
+  assert.equal(summary.kind, 'region');
+  assert.ok(summary.regions!.length >= 1 && summary.donors!.length >= 1);
+  for (const donor of summary.donors!) {
+    assert.equal(donor.cluster, summary.targetCluster, 'donors come from the target cluster');
+    assert.ok(Buffer.from(donor.png!, 'base64').subarray(1, 4).toString() === 'PNG');
+  }
+  assert.ok(summary.regions!.every((region) => region.donor >= 0 && region.donor < summary.donors!.length));
   assert.equal(result.target.kind, 'prototype');
   assert.notEqual(summary.targetCluster, result.cluster, 'the default target is another cluster');
   assert.equal(summary.valid, true);
@@ -87,7 +95,7 @@ test('counterfactual: the explain request reports validity, edit size and the ne
   for (const name of ['original', 'counterfactual', 'diff', 'overlay'] as const) assert.ok(Buffer.from(result.pngs![name]!, 'base64').subarray(1, 4).toString() === 'PNG', `${name} is a PNG`);
   assert.equal(Math.max(...result.heatmap.values), 1, 'the diff map is scaled to its largest change');
 
-  const stuck = await explainImage({ runDir, image: images[10], method: 'counterfactual', options: { counterfactualSteps: 3, counterfactualMargin: 1 } }, silentContext());
+  const stuck = await explainImage({ runDir, image: images[10], method: 'counterfactual-pixel', options: { counterfactualSteps: 3, counterfactualMargin: 1 } }, silentContext());
   assert.equal(stuck.counterfactual!.steps, 3);
   assert.equal(stuck.counterfactual!.converged, false);
 });
@@ -106,7 +114,7 @@ test('explain: 200 requests over every method and target leave no tensor behind'
   };
   const requests = explainMethods.flatMap((method) => {
     const twoImage = ['context-agnostic-occlusion', 'pairwise-occlusion', 'interaction-cam-mean', 'interaction-cam-max'].includes(method);
-    const targets = method === 'counterfactual' ? [undefined, { kind: 'prototype' as const, prototype: 0 }] : twoImage ? [undefined, { kind: 'augmented' as const }] : [{ kind: 'assigned' as const }, { kind: 'image' as const, image: images[50] }];
+    const targets = method.startsWith('counterfactual') ? [undefined, { kind: 'prototype' as const, prototype: 0 }] : twoImage ? [undefined, { kind: 'augmented' as const }] : [{ kind: 'assigned' as const }, { kind: 'image' as const, image: images[50] }];
     return targets.map((target) => ({ method, target }));
   });
   // Warm up: the first call loads the checkpoint and the index, which stay cached on purpose.
@@ -118,4 +126,53 @@ test('explain: 200 requests over every method and target leave no tensor behind'
     assert.equal(result.heatmap.values.length, 28 * 28);
   }
   assert.equal(tf.memory().numTensors, baseline);
+});
+
+test('region counterfactual on the sample run: valid, a small edit, pixels in range, and 50 calls leave no tensor behind', async () => {
+  // Warm up (the checkpoint, the index and the forward graph's session stay cached on purpose).
+  await explainImage({ runDir, image: images[0], method: 'counterfactual' }, silentContext());
+  const baseline = tf.memory().numTensors;
+  let valid = 0;
+  const shares: number[] = [];
+  for (let call = 0; call < 50; call++) {
+    const image = images[(call * 7) % images.length];
+    const result = await explainImage({ runDir, image, method: 'counterfactual', outDir: call === 0 ? tempDir('cl-region-out-') : undefined }, silentContext());
+    const summary = result.counterfactual!;
+    if (summary.valid) valid++;
+    shares.push(summary.changedPixelShare);
+    // Each kept region is a cell of the grid, inside the image.
+    for (const region of summary.regions!) assert.ok(region.xPx >= 0 && region.yPx >= 0 && region.xPx + region.widthPx <= 28 && region.yPx + region.heightPx <= 28);
+    if (call === 0) assert.ok(result.files!.counterfactual && summary.donors!.every((donor) => donor.file?.endsWith('.png')));
+  }
+  assert.equal(tf.memory().numTensors, baseline);
+  shares.sort((a, b) => a - b);
+  assert.ok(valid >= 48, `${valid}/50 valid`);
+  assert.ok(shares[25] <= 0.15, `median changed share ${shares[25]}`);
+});
+
+test('region counterfactual: every edited pixel is the image\'s own or a donor\'s, all in [0, 1]', async () => {
+  const run = await openRun(runDir, silentContext());
+  try {
+    const x = await loadImage(run, locateImage(run, images[45]).absolute);
+    try {
+      const summary = summarizeImage(run.net, x);
+      const target = nearestOtherCluster(run, summary.probabilities, summary.cluster);
+      const explanation = await explainers.counterfactual.explain({
+        net: run.net, image: x, target: { kind: 'prototype', prototype: target }, options: resolveExplainOptions(), seed: 0,
+        donors: (cluster, count) => clusterDonors(run, summary.features, cluster, count, locateImage(run, images[45]).position),
+      });
+      const outcome = explanation.counterfactual!;
+      const original = x.dataSync();
+      assert.ok(outcome.pixels.every((value) => value >= 0 && value <= 1));
+      const inside = (pixel: number) => outcome.regions!.find((region) => { const px = pixel % 28; const py = Math.floor(pixel / 28); return px >= region.xPx && px < region.xPx + region.widthPx && py >= region.yPx && py < region.yPx + region.heightPx; });
+      for (let pixel = 0; pixel < 28 * 28; pixel++) {
+        const region = inside(pixel);
+        assert.equal(outcome.pixels[pixel], region ? outcome.donors![region.donor].pixels[pixel] : original[pixel]);
+      }
+    } finally {
+      x.dispose();
+    }
+  } finally {
+    run.dispose();
+  }
 });

@@ -54,6 +54,9 @@ test('engine: bad explain requests get clear errors and the engine stays alive',
   try {
     await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'gradcam' }), rejectsWith('NO_INDEX', /cluster-lens index/));
     const pid = client.pid;
+    for (const method of ['counterfactual', 'counterfactual-mask'] as const) {
+      await assert.rejects(client.request({ type: 'explain', runDir, image, method }), rejectsWith('NO_INDEX', /cluster-lens index/));
+    }
     await client.request({ type: 'index', runDir });
 
     await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'gradcan' as never }), rejectsWith('BAD_REQUEST', /gradcan.*gradcam/));
@@ -61,6 +64,16 @@ test('engine: bad explain requests get clear errors and the engine stays alive',
     await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'gradcam', target: { kind: 'prototype', prototype: -1 } }), rejectsWith('BAD_REQUEST', /Cluster -1/));
     await assert.rejects(client.request({ type: 'explain', runDir, image: broken, method: 'gradcam' }), rejectsWith('DECODE_FAILED', /broken\.png.*not an image/));
     await assert.rejects(client.request({ type: 'explain', runDir, image: path.join(imagesDir, 'nope.png'), method: 'gradcam' }), rejectsWith('NOT_FOUND', /nope\.png/));
+    for (const method of ['counterfactual', 'counterfactual-mask', 'counterfactual-pixel'] as const) {
+      await assert.rejects(client.request({ type: 'explain', runDir, image, method, target: { kind: 'prototype', prototype: 7 } }), rejectsWith('BAD_REQUEST', /Cluster 7 does not exist.*0 to 3/));
+    }
+    // A cluster the index gives no image: the region and mask methods have nothing to borrow from.
+    const { overview } = await client.request({ type: 'overview', runDir });
+    const empty = [0, 1, 2, 3].find((cluster) => !overview.assignments.includes(cluster));
+    assert.notEqual(empty, undefined, 'this run leaves a cluster empty');
+    for (const method of ['counterfactual', 'counterfactual-mask'] as const) {
+      await assert.rejects(client.request({ type: 'explain', runDir, image, method, target: { kind: 'prototype', prototype: empty! } }), rejectsWith('BAD_REQUEST', new RegExp(`Cluster ${empty} has no images.*counterfactual-pixel`)));
+    }
     await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'counterfactual', target: { kind: 'augmented' } }), rejectsWith('BAD_REQUEST', /counterfactual explains a cluster/));
     await assert.rejects(client.request({ type: 'explain', runDir, image, method: 'pairwise-occlusion', target: { kind: 'assigned' } }), rejectsWith('BAD_REQUEST', /similarity of two images/));
     await assert.rejects(client.request({ type: 'explain', runDir: '/nonexistent/run', image, method: 'gradcam' }), rejectsWith('NOT_FOUND', /\/nonexistent\/run/));

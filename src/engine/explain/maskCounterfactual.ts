@@ -1,0 +1,137 @@
+// Mask counterfactual (after Fong & Vedaldi 2017 and Fong et al. 2019): blend a donor of the target cluster
+// into the image through a coarse mask m, x' = (1 − m↑)·x + m↑·d with m↑ the mask upsampled, and minimise
+// −log p(target | x') + λ_a·(mean(m) − a)² + λ_tv·TV(m) for several fixed areas a at once (one batch). Every few
+// steps each mask is cut to its a·G² strongest cells, those edits are scored in one scorer call, and the
+// smallest area whose edit lands in the target wins.
+import * as tf from '@tensorflow/tfjs-core';
+import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
+import { differenceMap, totalVariation } from './counterfactual';
+import { adam, describeEdit } from './counterfactualSearch';
+import type { CounterfactualOutcome, Explainer } from './explainer';
+import { donorsFor, usedDonors } from './regionCounterfactual';
+import { gridCells, pasteCell, targetMargin } from './regionSearch';
+import { scorerFor } from './scorer';
+import { targetValue } from './target';
+
+/** The fixed areas tried, as shares of the image; smallest first. */
+export const maskAreas = [0.04, 0.08, 0.12, 0.2, 0.3, 0.5];
+/** How many of the nearest donors get masks of their own. */
+const maskDonors = 2;
+const areaWeight = 50;
+const tvWeight = 0.2;
+const learningRate = 0.25;
+/** Cut the masks and check them every this many steps. */
+const checkEvery = 10;
+
+export const maskCounterfactualExplainer: Explainer = {
+  method: 'counterfactual-mask',
+  description: 'Mask counterfactual: the smallest coarse mask that blends a donor of the target cluster into the image and moves it there',
+  targets: ['prototype'],
+  defaultTarget: 'nearest-other-cluster',
+  async explain(input) {
+    const { net, image, target, options, signal, log, progress } = input;
+    if (target.kind !== 'prototype') throw new Error('a counterfactual needs a target cluster');
+    const startedAt = performance.now();
+    const [, sizePx, , channels] = image.shape;
+    const donors = (await donorsFor(input, target.prototype)).slice(0, maskDonors);
+    const scorer = await scorerFor(net, sizePx, channels, options.batchSize, log);
+    const original = image.dataSync() as Float32Array;
+    const cells = gridCells(sizePx, options.counterfactualGridCells);
+    const side = Math.round(Math.sqrt(cells.length));
+    // One mask per (donor, area), donor-major.
+    const pairs = donors.flatMap((_, donor) => maskAreas.map((area) => ({ donor, area, cellsKept: Math.max(1, Math.round(area * cells.length)) })));
+    const count = pairs.length;
+    const perImage = sizePx * sizePx * channels;
+    const donorBatch = new Float32Array(count * perImage);
+    pairs.forEach(({ donor }, i) => donorBatch.set(donors[donor].pixels, i * perImage));
+    const donorImages = tf.tensor4d(donorBatch, [count, sizePx, sizePx, channels]);
+    const areaTargets = tf.tensor1d(pairs.map(({ area }) => area));
+    const targetOneHot = tf.tidy(() => tf.oneHot(tf.fill([count], target.prototype, 'int32') as tf.Tensor1D, net.prototypes));
+    const logitOf = (p: number) => Math.log(p / (1 - p));
+    let logits = tf.tensor4d(pairs.flatMap(({ area }) => new Array<number>(side * side).fill(logitOf(area))), [count, side, side, 1]);
+    let firstMoment = tf.zerosLike(logits);
+    let secondMoment = tf.zerosLike(logits);
+
+    const lossOf = (theta: tf.Tensor4D): tf.Scalar => {
+      const mask = tf.sigmoid(theta) as tf.Tensor4D;
+      const upsampled = tf.image.resizeBilinear(mask, [sizePx, sizePx], false, true);
+      const edited = tf.add(tf.mul(image, tf.sub(1, upsampled)), tf.mul(donorImages, upsampled)) as tf.Tensor4D;
+      const logProbabilities = tf.logSoftmax(tf.div(net.outputs(net.featureMap(edited)).scores, net.temperature));
+      const classification = tf.neg(tf.sum(tf.mul(logProbabilities, targetOneHot)));
+      const area = tf.mul(tf.sum(tf.square(tf.sub(tf.mean(mask, [1, 2, 3]), areaTargets))), areaWeight);
+      return tf.addN([classification, area, tf.mul(totalVariation(mask), tvWeight * count)]) as tf.Scalar;
+    };
+
+    /** Each mask cut to its strongest cells: the edits, scored at once. */
+    const cutAndScore = async () => {
+      const soft = tf.sigmoid(logits);
+      const values = soft.dataSync() as Float32Array;
+      soft.dispose();
+      const chosen = pairs.map(({ cellsKept }, i) => {
+        const own = values.subarray(i * cells.length, (i + 1) * cells.length);
+        return Array.from(own.keys()).sort((a, b) => own[b] - own[a] || a - b).slice(0, cellsKept);
+      });
+      const edits = new Float32Array(count * perImage);
+      pairs.forEach(({ donor }, i) => {
+        const view = edits.subarray(i * perImage, (i + 1) * perImage);
+        view.set(original);
+        for (const cell of chosen[i]) pasteCell(view, donors[donor].pixels, cells[cell], sizePx, channels);
+      });
+      const scored = await scorer.score(edits, count);
+      const margins = pairs.map((_, i) => targetMargin(scored.probabilities, net.prototypes, i, target.prototype));
+      return { chosen, edits, scored, margins };
+    };
+
+    try {
+      let steps = 0;
+      let cut = await cutAndScore();
+      const originalScored = await scorer.score(original, 1);
+      const anyValid = () => cut.margins.some((margin) => margin > 0);
+      // The first cut is checked only after some steps: before them every cell ties and the cut is arbitrary.
+      while (steps < Math.min(checkEvery, options.counterfactualMaskSteps) || (!anyValid() && steps < options.counterfactualMaskSteps)) {
+        const gradient = tf.tidy(() => tf.grad((theta: tf.Tensor) => lossOf(theta as tf.Tensor4D))(logits));
+        steps++;
+        const [next, first, second] = tf.tidy(() => {
+          // Adam, as counterfactual.ts, on the mask's logits.
+          const m = tf.add(tf.mul(firstMoment, adam.beta1), tf.mul(gradient, 1 - adam.beta1));
+          const v = tf.add(tf.mul(secondMoment, adam.beta2), tf.mul(tf.square(gradient), 1 - adam.beta2));
+          const update = tf.div(tf.div(m, 1 - adam.beta1 ** steps), tf.add(tf.sqrt(tf.div(v, 1 - adam.beta2 ** steps)), adam.adamEpsilon));
+          return [tf.sub(logits, tf.mul(update, learningRate)), m, v];
+        });
+        tf.dispose([gradient, logits, firstMoment, secondMoment]);
+        [logits, firstMoment, secondMoment] = [next as tf.Tensor4D, first as tf.Tensor4D, second as tf.Tensor4D];
+        if (steps % checkEvery === 0 || steps === options.counterfactualMaskSteps) {
+          cut = await cutAndScore();
+          progress?.(steps / options.counterfactualMaskSteps, `Mask step ${steps}: best target margin ${Math.max(...cut.margins).toFixed(2)}`);
+        }
+        if (signal && steps % checkEvery === 0) {
+          await yieldToEventLoop();
+          throwIfCancelled(signal);
+        }
+      }
+      // The smallest area that lands in the target (then the larger margin); else the largest margin.
+      const order = pairs.map((_, i) => i).sort((a, b) => (cut.margins[b] > 0 ? 1 : 0) - (cut.margins[a] > 0 ? 1 : 0) || (cut.margins[a] > 0 ? pairs[a].area - pairs[b].area : 0) || cut.margins[b] - cut.margins[a]);
+      const best = order[0];
+      const { donor } = pairs[best];
+      const prototypes = net.prototypes;
+      const edit = describeEdit({
+        kind: 'mask',
+        pixels: cut.edits.slice(best * perImage, (best + 1) * perImage),
+        original,
+        channels,
+        probabilities: cut.scored.probabilities.slice(best * prototypes, (best + 1) * prototypes),
+        scores: cut.scored.scores.slice(best * prototypes, (best + 1) * prototypes),
+        originalProbabilities: originalScored.probabilities,
+        target: target.prototype,
+        steps,
+        converged: cut.margins[best] > 0,
+        startedAt,
+      });
+      const regions = cut.chosen[best].sort((a, b) => a - b).map((cell) => ({ donor, ...cells[cell] }));
+      const outcome: CounterfactualOutcome = { ...edit, ...usedDonors(donors, regions) };
+      return { heatmap: differenceMap(outcome, original, channels), score: targetValue(net, image, target), counterfactual: outcome, device: scorer.device };
+    } finally {
+      tf.dispose([donorImages, areaTargets, targetOneHot, logits, firstMoment, secondMoment]);
+    }
+  },
+};

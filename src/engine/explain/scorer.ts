@@ -1,0 +1,100 @@
+// The batched forward "scorer" the region and mask counterfactuals search with: many edited copies of an
+// image in, prototype scores and probabilities out. The engine's own network runs as runtime/explainGraph.ts's
+// forward graph on onnxruntime; any other ExplainableModel (a frozen import) runs on tfjs. Either way a caller
+// hands over every candidate at once and never runs one pass per candidate.
+import * as tf from '@tensorflow/tfjs-core';
+import type { DeviceKind, LogLevel } from '../../protocol';
+import { currentDevice } from '../runtime/device';
+import { buildForwardGraph, explainGraphNames as names } from '../runtime/explainGraph';
+import type { ExplainableModel } from './explainer';
+import { explainSession, runsOnDevice, weightsOf } from './onDevice';
+
+export interface ScoredImages {
+  /** Prototype scores, N·K values. */
+  scores: Float32Array;
+  /** softmax(scores / T) per image, N·K values. */
+  probabilities: Float32Array;
+}
+
+export interface ClusterScorer {
+  readonly imageSizePx: number;
+  readonly channels: number;
+  readonly prototypes: number;
+  /** Where the forward passes run (tfjs runs on the CPU). */
+  readonly device: DeviceKind;
+  /** Scores `count` images given as count·S·S·C values in [0, 1], NHWC. */
+  score(images: Float32Array, count: number): Promise<ScoredImages>;
+}
+
+/** Images per onnxruntime run: the forward graph has a fixed batch, and the last chunk is padded. */
+const graphBatch = 128;
+
+function softmaxRows(scores: Float32Array, prototypes: number, temperature: number): Float32Array {
+  const probabilities = new Float32Array(scores.length);
+  for (let row = 0; row < scores.length / prototypes; row++) {
+    const offset = row * prototypes;
+    let highest = -Infinity;
+    for (let k = 0; k < prototypes; k++) highest = Math.max(highest, scores[offset + k] / temperature);
+    let sum = 0;
+    for (let k = 0; k < prototypes; k++) sum += probabilities[offset + k] = Math.exp(scores[offset + k] / temperature - highest);
+    for (let k = 0; k < prototypes; k++) probabilities[offset + k] /= sum;
+  }
+  return probabilities;
+}
+
+/** The network on tfjs, `batchSize` images per pass. */
+export function tfjsScorer(net: ExplainableModel, imageSizePx: number, channels: number, batchSize: number): ClusterScorer {
+  const perImage = imageSizePx * imageSizePx * channels;
+  return {
+    imageSizePx,
+    channels,
+    prototypes: net.prototypes,
+    device: 'cpu',
+    async score(images, count) {
+      const scores = new Float32Array(count * net.prototypes);
+      for (let start = 0; start < count; start += batchSize) {
+        const size = Math.min(batchSize, count - start);
+        const chunk = tf.tidy(() => net.outputs(net.featureMap(tf.tensor4d(images.subarray(start * perImage, (start + size) * perImage), [size, imageSizePx, imageSizePx, channels]))).scores);
+        scores.set(chunk.dataSync() as Float32Array, start * net.prototypes);
+        chunk.dispose();
+      }
+      return { scores, probabilities: softmaxRows(scores, net.prototypes, net.temperature) };
+    },
+  };
+}
+
+/**
+ * The fastest scorer for `net`: the forward graph on onnxruntime's device for the engine's own network, tfjs
+ * for the rest and wherever the graph cannot open (said in the log).
+ */
+export async function scorerFor(net: ExplainableModel, imageSizePx: number, channels: number, batchSize: number, log?: (level: LogLevel, message: string) => void): Promise<ClusterScorer> {
+  const onTfjs = tfjsScorer(net, imageSizePx, channels, batchSize);
+  if (!runsOnDevice(net)) return onTfjs;
+  const model = net.model;
+  try {
+    const session = await explainSession(model, `forward ${graphBatch}x${imageSizePx}`, () => buildForwardGraph(model.spec, weightsOf(model), { batch: graphBatch, imageSizePx }));
+    const perImage = imageSizePx * imageSizePx * channels;
+    const dims = [graphBatch, imageSizePx, imageSizePx, channels];
+    const prototypes = net.prototypes;
+    return {
+      imageSizePx,
+      channels,
+      prototypes,
+      device: session.device,
+      async score(images, count) {
+        const scores = new Float32Array(count * prototypes);
+        for (let start = 0; start < count; start += graphBatch) {
+          const size = Math.min(graphBatch, count - start);
+          const chunk = new Float32Array(graphBatch * perImage);
+          chunk.set(images.subarray(start * perImage, (start + size) * perImage));
+          const outputs = await session.run({ [names.images]: { data: chunk, dims } }, [names.scores]);
+          scores.set(outputs[names.scores].data.subarray(0, size * prototypes), start * prototypes);
+        }
+        return { scores, probabilities: softmaxRows(scores, prototypes, net.temperature) };
+      },
+    };
+  } catch (error) {
+    log?.('warn', `The forward graph on ${currentDevice().device} failed to open (${String((error as Error)?.message ?? error).split('\n')[0]}); scoring on tfjs instead.`);
+    return onTfjs;
+  }
+}
