@@ -79,7 +79,14 @@ export interface TrainOptions {
    * SwAV head and prototypes train. Absent: the engine trains its own ResNet.
    */
   backbone?: string;
+  /**
+   * How images are normalised for an imported RGB backbone: `imagenet` (torchvision's mean and std, the default:
+   * what ImageNet-trained exports expect) or `none` ([0, 1] pixels). Grey backbones always get [0, 1].
+   */
+  backboneNormalization?: BackboneNormalization;
 }
+
+export type BackboneNormalization = 'imagenet' | 'none';
 
 export interface SkippedFile {
   path: string;

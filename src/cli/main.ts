@@ -12,7 +12,7 @@ Usage:
   cluster-lens train <images-dir> --out <run-dir> [--minutes M | --epochs N] [--image-size S]
                      [--prototypes K] [--device auto|gpu|cpu] [--seed N]
                      [--batch-size B] [--width W] [--architecture resnet|plain]
-                     [--backbone model.onnx] [--resume] [--json]
+                     [--backbone model.onnx [--backbone-normalization imagenet|none]] [--resume] [--json]
   cluster-lens index <run-dir> [--device auto|gpu|cpu] [--json]
   cluster-lens neighbours <run-dir> <image> [--k 8] [--json]
   cluster-lens evaluate <run-dir> [--json]
@@ -41,7 +41,9 @@ Explanation methods: gradcam, gradcam++, layercam, counterfactual, counterfactua
   tensor work).
 
 --backbone trains on a frozen imported ONNX image backbone (NCHW input): onnxruntime computes its features and
-  only the SwAV head and prototypes train; the image size follows the model's when it fixes one.
+  only the SwAV head and prototypes train; the image size follows the model's when it fixes one (images are resized
+  to it). RGB backbones get ImageNet's mean and std by default (what torchvision and DINO exports expect);
+  --backbone-normalization none feeds [0, 1] pixels instead. Grey image folders are fed as three channels.
 
 With --json the result is one JSON line, the last line on stdout. Progress goes to stderr.
 Ctrl-C once cancels (the checkpoint and index are kept); twice stops at once.`;
@@ -60,6 +62,7 @@ const flagSpec = {
   'batch-size': { type: 'string' },
   width: { type: 'string' },
   backbone: { type: 'string' },
+  'backbone-normalization': { type: 'string' },
   resume: { type: 'boolean' },
   k: { type: 'string' },
   json: { type: 'boolean' },
@@ -123,6 +126,7 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
         trainingRuntime: flags.runtime as TrainOptions['trainingRuntime'] | undefined,
         architecture: flags.architecture as TrainOptions['architecture'] | undefined,
         backbone: typeof flags.backbone === 'string' ? path.resolve(flags.backbone) : undefined,
+        backboneNormalization: flags['backbone-normalization'] as TrainOptions['backboneNormalization'] | undefined,
       };
       // An explicit --epochs without --minutes means "train for N epochs", not "N epochs or the default time".
       if (options.epochs !== undefined && options.minutes === undefined) options.minutes = 0;

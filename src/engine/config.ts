@@ -31,6 +31,7 @@ export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
   device: 'auto',
   backend: 'auto',
   trainingRuntime: 'auto',
+  backboneNormalization: 'imagenet',
 }) as TrainOptions;
 
 const backends = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -125,5 +126,6 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   check(devices.includes(options.device), 'device', devices.join(', '));
   check(['resnet', 'plain'].includes(options.architecture), 'architecture', 'resnet or plain');
   check(['auto', 'onnxruntime', 'tfjs'].includes(options.trainingRuntime), 'trainingRuntime', 'auto, onnxruntime or tfjs');
+  check(['imagenet', 'none'].includes(options.backboneNormalization ?? 'imagenet'), 'backboneNormalization', 'imagenet or none');
   return options;
 }

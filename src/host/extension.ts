@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { BackendPreference, ExplainPanelState, TrainingRuntimePreference, TrainResult } from '../protocol';
+import type { BackboneNormalization, BackendPreference, ExplainPanelState, TrainingRuntimePreference, TrainResult } from '../protocol';
 import { EngineClient, EngineRequestError } from './engineClient';
 import { chooseImage, chooseTrainingFolder } from './commands/chooseFolder';
 import { trainingFolderFor } from './imageFolders';
@@ -83,6 +83,8 @@ export function activate(context: vscode.ExtensionContext): void {
       prototypes: config().get<number>('prototypes'),
       epochs: config().get<number>('epochs'),
       minutes: config().get<number>('minutes'),
+      backbone: config().get<string>('backbone'),
+      backboneNormalization: config().get<BackboneNormalization>('backboneNormalization'),
     });
     const dashboard = DashboardPanel.show(context.extensionUri);
     dashboard.post({ type: 'dashboard.reset', runName: path.basename(runDir), history: [], folder: imagesDir });

@@ -2,7 +2,7 @@
 // the extension passes its configuration in, so this logic is unit-tested in plain Node.
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BackendPreference, RunOverview, TrainingPoint, TrainingRuntimePreference, TrainOptions } from '../protocol';
+import type { BackboneNormalization, BackendPreference, RunOverview, TrainingPoint, TrainingRuntimePreference, TrainOptions } from '../protocol';
 
 export interface RunEntry {
   runDir: string;
@@ -52,6 +52,9 @@ export interface TrainSettings {
   prototypes: number;
   epochs: number;
   minutes: number;
+  /** An ONNX backbone to train the head on ('' for the engine's own network), and its input normalisation. */
+  backbone: string;
+  backboneNormalization: BackboneNormalization;
 }
 
 /** Settings become training options; zeros mean "use the engine's default", which stays in one place. */
@@ -63,6 +66,8 @@ export function trainOptionsFromSettings(settings: Partial<TrainSettings>): Part
   if (settings.prototypes) options.prototypes = settings.prototypes;
   if (settings.epochs) options.epochs = settings.epochs;
   if (settings.minutes !== undefined && settings.minutes >= 0 && (settings.minutes > 0 || settings.epochs)) options.minutes = settings.minutes;
+  if (settings.backbone) options.backbone = settings.backbone;
+  if (settings.backboneNormalization) options.backboneNormalization = settings.backboneNormalization;
   return options;
 }
 

@@ -5,8 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { DeviceKind, LogLevel } from '../../protocol';
 import { normalizeArray, type ExplainableModel, type Explainer } from './explainer';
 import { scoreMasked, scoreMaskedOnDevice } from './occlusion';
-import { runsOnDevice, withTfjsFallback } from './onDevice';
-import { featuresOf, scoreAgainst, targetValue, type Reference } from './target';
+import { deviceGraphs, runsOnDevice, scoreImagesOnDevice, withTfjsFallback } from './onDevice';
+import { cosineRows, featuresOf, scoreAgainst, targetValue, type Reference } from './target';
 import { occlusionGeometry, patchMasks, spreadOverMasks } from './views';
 
 /** Per pixel, the mean drop of the target over the patches that cover it; a rise counts as no drop (as CAM's ReLU). */
@@ -18,7 +18,7 @@ export async function occlusionMap(
   stridePx: number,
   batchSize: number,
   log?: (level: LogLevel, message: string) => void,
-): Promise<{ heatmap: Float32Array; device?: DeviceKind }> {
+): Promise<{ heatmap: Float32Array; base: number; device?: DeviceKind }> {
   const sizePx = image.shape[1];
   const pixels = sizePx * sizePx;
   const { masks, count } = patchMasks(sizePx, patchPx, stridePx);
@@ -29,11 +29,12 @@ export async function occlusionMap(
     const withBase = new Float32Array(masks.length + pixels);
     withBase.set(masks);
     const deviceReference = reference.kind === 'prototype' ? reference : { kind: 'features' as const, features: reference.features.dataSync() as Float32Array };
-    const { values, device } = await scoreMaskedOnDevice(net.model!, image.dataSync() as Float32Array, sizePx, withBase, count + 1, deviceReference, batchSize);
+    const { values, device } = await scoreMaskedOnDevice(deviceGraphs(net), image.dataSync() as Float32Array, sizePx, withBase, count + 1, deviceReference, batchSize);
     return { base: values[count], scores: values.subarray(0, count), device };
   };
-  const { base, scores, device } = runsOnDevice(net) ? await withTfjsFallback('Conditional occlusion', log, onDevice, onTfjs) : await onTfjs();
-  return { heatmap: normalizeArray(spreadOverMasks(scores.map((score) => Math.max(0, base - score)), masks, pixels)), device };
+  // A frozen import runs on the device only (tfjs may not run it).
+  const { base, scores, device } = !runsOnDevice(net) ? await onTfjs() : net.model ? await withTfjsFallback('Conditional occlusion', log, onDevice, onTfjs) : await onDevice();
+  return { heatmap: normalizeArray(spreadOverMasks(scores.map((score) => Math.max(0, base - score)), masks, pixels)), base, device };
 }
 
 export const conditionalOcclusion: Explainer = {
@@ -44,15 +45,20 @@ export const conditionalOcclusion: Explainer = {
   async explain({ net, image, target, options, log }) {
     const { patchPx, stridePx } = occlusionGeometry(image.shape[1], options.occlusionPatchPx, options.occlusionStridePx);
     if (target.kind === 'prototype') {
-      const { heatmap, device } = await occlusionMap(net, image, target, patchPx, stridePx, options.batchSize, log);
-      return { heatmap, device, score: targetValue(net, image, target) };
+      const { heatmap, base, device } = await occlusionMap(net, image, target, patchPx, stridePx, options.batchSize, log);
+      return { heatmap, device, score: net.graphs ? base : targetValue(net, image, target) };
     }
-    const imageFeatures = featuresOf(net, image);
-    const pairFeatures = featuresOf(net, target.pair);
+    const deviceFeatures = async (x: tf.Tensor4D) => {
+      const { features } = await scoreImagesOnDevice(net, x.dataSync() as Float32Array, 1, x.shape[1]);
+      return tf.tensor2d(features, [1, features.length]);
+    };
+    const imageFeatures = net.graphs ? await deviceFeatures(image) : featuresOf(net, image);
+    const pairFeatures = net.graphs ? await deviceFeatures(target.pair) : featuresOf(net, target.pair);
     try {
       const first = await occlusionMap(net, image, { kind: 'features', features: pairFeatures }, patchPx, stridePx, options.batchSize, log);
       const second = await occlusionMap(net, target.pair, { kind: 'features', features: imageFeatures }, patchPx, stridePx, options.batchSize, log);
-      return { heatmap: first.heatmap, pairHeatmap: second.heatmap, device: first.device, score: targetValue(net, image, target) };
+      const score = net.graphs ? tf.tidy(() => cosineRows(imageFeatures, pairFeatures).dataSync()[0]) : targetValue(net, image, target);
+      return { heatmap: first.heatmap, pairHeatmap: second.heatmap, device: first.device, score };
     } finally {
       tf.dispose([imageFeatures, pairFeatures]);
     }

@@ -7,7 +7,7 @@ import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import type { DeviceKind, ExplainOptions } from '../../protocol';
 import type { CounterfactualOutcome, ExplainableModel, Explainer } from './explainer';
 import { adam, describeEdit, holdsWithMargin, stepsPerYield } from './counterfactualSearch';
-import { runsOnDevice, withTfjsFallback } from './onDevice';
+import { deviceGraphs, runsOnDevice, scoreImagesOnDevice, withTfjsFallback } from './onDevice';
 import { counterfactualOnDevice } from './ortCounterfactual';
 import { targetValue } from './target';
 
@@ -111,10 +111,11 @@ export const counterfactualExplainer: Explainer = {
   async explain({ net, image, target, options, signal, log }) {
     if (target.kind !== 'prototype') throw new Error('a counterfactual needs a target cluster');
     const onTfjs = () => counterfactual(net, image, target.prototype, options, signal);
-    const { device, ...outcome }: CounterfactualOutcome & { device?: DeviceKind } = runsOnDevice(net)
-      ? await withTfjsFallback('The counterfactual', log, () => counterfactualOnDevice(net.model, image.dataSync() as Float32Array, image.shape[1], net.temperature, target.prototype, options, signal), onTfjs)
-      : await onTfjs();
+    const onDevice = () => counterfactualOnDevice(deviceGraphs(net), image.dataSync() as Float32Array, image.shape[1], net.temperature, target.prototype, options, signal);
+    const { device, ...outcome }: CounterfactualOutcome & { device?: DeviceKind } = !runsOnDevice(net) ? await onTfjs() : net.model ? await withTfjsFallback('The counterfactual', log, onDevice, onTfjs) : await onDevice();
     const heatmap = differenceMap(outcome, image.dataSync() as Float32Array, image.shape[3]);
-    return { heatmap, score: targetValue(net, image, target), counterfactual: outcome, device };
+    // A frozen import scores on the device (tfjs may not run it).
+    const score = net.graphs ? (await scoreImagesOnDevice(net, image.dataSync() as Float32Array, 1, image.shape[1])).scores[target.prototype] : targetValue(net, image, target);
+    return { heatmap, score, counterfactual: outcome, device };
   },
 };

@@ -11,7 +11,8 @@ import type { Explainer, Target } from './explainer';
 import { explainerFor } from './methods';
 import { resolveExplainOptions } from './options';
 import { renderExplanation, renderImage, pngFileNames } from './render';
-import { clusterDonors, loadImage, locateImage, nearestImages, nearestOtherCluster, openRun, summarizeImage, topPrototypes, type ExplainableRun, type ImageSummary } from './run';
+import { clusterDonors, describeImage, loadImage, locateImage, nearestImages, nearestOtherCluster, openRun, topPrototypes, type ExplainableRun, type ImageSummary } from './run';
+import { scoreImagesOnDevice } from './onDevice';
 import { augmentedView } from './views';
 
 const topPrototypeCount = 5;
@@ -86,18 +87,22 @@ async function resolveTarget(run: ExplainableRun, explainer: Explainer, requeste
         pairPath = locateImage(run, target.image).absolute;
       }
       const pair = await loadImage(run, pairPath);
-      return withSimilarity(run, image, pair, target.kind, pairPath);
+      return await withSimilarity(run, image, pair, target.kind, pairPath);
     }
     case 'augmented': {
       const pair = tf.tidy(() => augmentedView(image, createRandom(target.seed ?? seed), run.cropScale));
-      return withSimilarity(run, image, pair, 'augmented');
+      return await withSimilarity(run, image, pair, 'augmented');
     }
   }
 }
 
-function withSimilarity(run: ExplainableRun, image: tf.Tensor4D, pair: tf.Tensor4D, kind: 'neighbour' | 'image' | 'augmented', pairImage?: string): ResolvedTarget {
+async function withSimilarity(run: ExplainableRun, image: tf.Tensor4D, pair: tf.Tensor4D, kind: 'neighbour' | 'image' | 'augmented', pairImage?: string): Promise<ResolvedTarget> {
+  // A frozen import's features come from the device (tfjs may not run it).
+  const both = tf.concat([image, pair], 0);
+  const onDevice = run.net.graphs ? (await scoreImagesOnDevice(run.net, both.dataSync() as Float32Array, 2, image.shape[1])).features : undefined;
+  both.dispose();
   const similarity = tf.tidy(() => {
-    const features = run.net.outputs(run.net.featureMap(tf.concat([image, pair], 0))).features;
+    const features = onDevice ? tf.tensor2d(onDevice, [2, onDevice.length / 2]) : run.net.outputs(run.net.featureMap(tf.concat([image, pair], 0))).features;
     const normalised = tf.div(features, tf.norm(features, 'euclidean', 1, true));
     return tf.sum(tf.prod(normalised, 0));
   });
@@ -128,7 +133,7 @@ export async function explainImage(job: ExplainJob, context: JobContext): Promis
     const { absolute, position } = locateImage(run, job.image);
     context.progress({ phase: 'explain', fraction: 0, message: `Explaining ${path.basename(absolute)} with ${explainer.method}` });
     image = await loadImage(run, absolute);
-    const summary = summarizeImage(run.net, image);
+    const summary = await describeImage(run.net, image);
     resolved = await resolveTarget(run, explainer, job.target, image, summary, position, seed);
     throwIfCancelled(context.signal);
     const startedAt = performance.now();

@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { CounterfactualKind, CounterfactualRegion, DeviceKind, ExplainMethod, ExplainOptions, LogLevel, Neighbour } from '../../protocol';
 import type { SwavModel } from '../model/model';
+import type { ExplainGraphs } from '../runtime/explainGraph';
 
 /** What an explainer needs from a network: the last convolutional stage, and everything after it. */
 export interface ExplainableModel {
@@ -15,6 +16,12 @@ export interface ExplainableModel {
   temperature: number;
   /** The engine's own network, which Grad-CAM and the counterfactual can run as ONNX graphs (absent for frozen imports). */
   model?: SwavModel;
+  /**
+   * The graphs of a network that is not the engine's own (a frozen import): Grad-CAM, the counterfactual and the
+   * batched forward pass (onDevice.ts's scoreImagesOnDevice) run on onnxruntime through them. Where tfjs cannot
+   * run the import, featureMap and outputs throw, naming the operator.
+   */
+  graphs?: ExplainGraphs;
 }
 
 /** The scalar being explained. */

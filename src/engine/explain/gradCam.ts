@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Explainer, Explanation } from './explainer';
 import { camExplainer } from './cam';
-import { runsOnDevice, withTfjsFallback } from './onDevice';
+import { deviceGraphs, runsOnDevice, withTfjsFallback } from './onDevice';
 import { gradCamOnDevice } from './ortGradCam';
 
 // w_c = mean_ij ∂y/∂A_c,ij
@@ -17,6 +17,8 @@ export const gradCam: Explainer = {
   async explain(input) {
     const { net, image, target } = input;
     if (target.kind !== 'prototype' || !runsOnDevice(net)) return onTfjs.explain(input);
-    return withTfjsFallback<Explanation>('Grad-CAM', input.log, () => gradCamOnDevice(net.model, image.dataSync() as Float32Array, image.shape[1], target.prototype), () => onTfjs.explain(input));
+    const onDevice = () => gradCamOnDevice(deviceGraphs(net), image.dataSync() as Float32Array, image.shape[1], target.prototype);
+    // A frozen import has no tfjs road to fall back to where tfjs cannot run it: its error is the one to see.
+    return net.model ? withTfjsFallback<Explanation>('Grad-CAM', input.log, onDevice, () => onTfjs.explain(input)) : onDevice();
   },
 };

@@ -10,7 +10,7 @@ import { adam, describeEdit } from './counterfactualSearch';
 import type { CounterfactualOutcome, Explainer } from './explainer';
 import { donorsFor, usedDonors } from './regionCounterfactual';
 import { gridCells, pasteCell, targetMargin } from './regionSearch';
-import { scorerFor } from './scorer';
+import { prototypeScore, scorerFor } from './scorer';
 import { targetValue } from './target';
 
 /** The fixed areas tried, as shares of the image; smallest first. */
@@ -129,7 +129,7 @@ export const maskCounterfactualExplainer: Explainer = {
       });
       const regions = cut.chosen[best].sort((a, b) => a - b).map((cell) => ({ donor, ...cells[cell] }));
       const outcome: CounterfactualOutcome = { ...edit, ...usedDonors(donors, regions) };
-      return { heatmap: differenceMap(outcome, original, channels), score: targetValue(net, image, target), counterfactual: outcome, device: scorer.device };
+      return { heatmap: differenceMap(outcome, original, channels), score: await prototypeScore(net, scorer, original, image, target.prototype), counterfactual: outcome, device: scorer.device };
     } finally {
       tf.dispose([donorImages, areaTargets, targetOneHot, logits, firstMoment, secondMoment]);
     }

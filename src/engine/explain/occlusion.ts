@@ -3,9 +3,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { DeviceKind } from '../../protocol';
 import type { SwavModel } from '../model/model';
-import { buildForwardGraph, explainGraphNames as names } from '../runtime/explainGraph';
+import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
 import type { ExplainableModel } from './explainer';
-import { explainSession, weightsOf } from './onDevice';
+import { deviceGraphs, explainSession } from './onDevice';
 import { cosineRows, featuresOf, prototypeScoresOf, type Reference } from './target';
 
 /**
@@ -45,7 +45,7 @@ export type DeviceReference = { kind: 'prototype'; prototype: number } | { kind:
  * are composed here and run `batchSize` at a time (the last batch padded with black images).
  */
 export async function scoreMaskedOnDevice(
-  model: SwavModel,
+  model: SwavModel | ExplainGraphs,
   image: Float32Array,
   sizePx: number,
   masks: Float32Array,
@@ -54,10 +54,11 @@ export async function scoreMaskedOnDevice(
   batchSize: number,
   device?: DeviceKind,
 ): Promise<{ values: Float32Array; device: DeviceKind }> {
-  const { channels, prototypes } = model.spec;
+  const graphs = deviceGraphs(model);
+  const { channels, prototypes } = graphs;
   const pixels = sizePx * sizePx;
   const batch = Math.min(batchSize, count);
-  const session = await explainSession(model, `forward ${batch}×${sizePx}px`, () => buildForwardGraph(model.spec, weightsOf(model), { batch, imageSizePx: sizePx }), device);
+  const session = await explainSession(graphs.owner, `forward ${batch}×${sizePx}px`, () => graphs.forward({ batch, imageSizePx: sizePx }), device);
   const values = new Float32Array(count);
   const images = new Float32Array(batch * pixels * channels);
   for (let start = 0; start < count; start += batch) {

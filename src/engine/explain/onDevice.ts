@@ -5,6 +5,7 @@ import type { DeviceKind, LogLevel } from '../../protocol';
 import type { SwavModel } from '../model/model';
 import type { WeightMap } from '../onnx/export';
 import { currentDevice } from '../runtime/device';
+import { buildCounterfactualGraph, buildForwardGraph, buildGradCamGraph, explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
 import { OrtModel } from '../runtime/session';
 import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import type { ExplainableModel } from './explainer';
@@ -15,8 +16,35 @@ import type { ExplainableModel } from './explainer';
  * wasm and a counterfactual step 1.1–1.7 ms against 12 ms, once a run's session is open (opening it costs
  * 50–100 ms, once per run and image size).
  */
-export function runsOnDevice(net: ExplainableModel): net is ExplainableModel & { model: SwavModel } {
-  return net.model !== undefined;
+export function runsOnDevice(net: ExplainableModel): boolean {
+  return net.model !== undefined || net.graphs !== undefined;
+}
+
+const ownGraphsByModel = new WeakMap<SwavModel, ExplainGraphs>();
+
+/** The graphs of a network that runs on the device: a frozen import's, or built from the engine's own model. */
+export function deviceGraphs(source: ExplainableModel | SwavModel | ExplainGraphs): ExplainGraphs {
+  if ('owner' in source) return source;
+  if ('variables' in source) return ownGraphs(source);
+  if (source.graphs) return source.graphs;
+  if (source.model) return ownGraphs(source.model);
+  throw new Error('this network does not run on the device');
+}
+
+function ownGraphs(model: SwavModel): ExplainGraphs {
+  let graphs = ownGraphsByModel.get(model);
+  if (!graphs) {
+    graphs = {
+      owner: model,
+      channels: model.spec.channels,
+      prototypes: model.spec.prototypes,
+      forward: async (dims) => buildForwardGraph(model.spec, weightsOf(model), dims),
+      gradCam: async (dims) => buildGradCamGraph(model.spec, weightsOf(model), dims),
+      counterfactual: async (settings) => buildCounterfactualGraph(model.spec, weightsOf(model), settings),
+    };
+    ownGraphsByModel.set(model, graphs);
+  }
+  return graphs;
 }
 
 export function weightsOf(model: SwavModel): WeightMap {
@@ -24,18 +52,20 @@ export function weightsOf(model: SwavModel): WeightMap {
 }
 
 // Sessions of the one model explained last: a run's explanations reuse them, another run's replace them.
-let cache: { model: SwavModel; sessions: Map<string, Promise<OrtModel>> } | undefined;
+let cache: { owner: object; sessions: Map<string, Promise<OrtModel>> } | undefined;
 
-/** The session for `key` (graph and device) on `model`, built on first use. */
-export function explainSession(model: SwavModel, key: string, build: () => Uint8Array, device: DeviceKind = currentDevice().device): Promise<OrtModel> {
-  if (cache?.model !== model) {
+/** The session for `key` (graph and device) on `owner`'s graphs (a model), built on first use. */
+export function explainSession(owner: object, key: string, build: () => Uint8Array | Promise<Uint8Array>, device: DeviceKind = currentDevice().device): Promise<OrtModel> {
+  if (cache?.owner !== owner) {
     for (const session of cache?.sessions.values() ?? []) void session.then((opened) => opened.dispose(), () => undefined);
-    cache = { model, sessions: new Map() };
+    cache = { owner, sessions: new Map() };
   }
   const fullKey = `${device}:${key}`;
   let session = cache.sessions.get(fullKey);
   if (!session) {
-    session = OrtModel.open(build(), `the ${key} graph (in memory)`, { device, threads: device === 'cpu' ? defaultThreadCount() : undefined });
+    session = Promise.resolve()
+      .then(build)
+      .then((bytes) => OrtModel.open(bytes, `the ${key} graph (in memory)`, { device, threads: device === 'cpu' ? defaultThreadCount() : undefined }));
     // A session that failed to open is not kept: the next request tries again.
     session.catch(() => cache?.sessions.delete(fullKey));
     cache.sessions.set(fullKey, session);
@@ -52,4 +82,36 @@ export async function withTfjsFallback<T>(method: string, log: ((level: LogLevel
     log?.('warn', `${method} on ${currentDevice().device} failed (${String((error as Error)?.message ?? error).split('\n')[0]}); running it on tfjs instead.`);
     return onTfjs();
   }
+}
+
+/**
+ * The batched forward path: features [count × F] and prototype scores [count × K] of `count` NHWC images in [0, 1],
+ * `batch` at a time on onnxruntime's device (the last batch padded with black images). Every network that runs
+ * on the device has it, a frozen import included; methods that only score images (occlusion, masks) need no more.
+ */
+export async function scoreImagesOnDevice(
+  source: ExplainableModel | SwavModel | ExplainGraphs,
+  images: Float32Array,
+  count: number,
+  sizePx: number,
+  batch = Math.min(count, 32),
+  device?: DeviceKind,
+): Promise<{ features: Float32Array; scores: Float32Array; device: DeviceKind }> {
+  const graphs = deviceGraphs(source);
+  const perImage = sizePx * sizePx * graphs.channels;
+  const session = await explainSession(graphs.owner, `forward ${batch}×${sizePx}px`, () => graphs.forward({ batch, imageSizePx: sizePx }), device);
+  let features = new Float32Array(0);
+  const scores = new Float32Array(count * graphs.prototypes);
+  const chunk = new Float32Array(batch * perImage);
+  for (let start = 0; start < count; start += batch) {
+    const size = Math.min(batch, count - start);
+    chunk.fill(0);
+    chunk.set(images.subarray(start * perImage, (start + size) * perImage));
+    const outputs = await session.run({ [names.images]: { data: chunk, dims: [batch, sizePx, sizePx, graphs.channels] } }, [names.features, names.scores]);
+    const width = outputs[names.features].dims[1];
+    if (features.length === 0) features = new Float32Array(count * width);
+    features.set(outputs[names.features].data.subarray(0, size * width), start * width);
+    scores.set(outputs[names.scores].data.subarray(0, size * graphs.prototypes), start * graphs.prototypes);
+  }
+  return { features, scores, device: session.device };
 }

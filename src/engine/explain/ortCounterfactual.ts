@@ -4,14 +4,14 @@
 import type { DeviceKind, ExplainOptions } from '../../protocol';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import type { SwavModel } from '../model/model';
-import { buildCounterfactualGraph, explainGraphNames as names } from '../runtime/explainGraph';
+import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
 import { adam, describeEdit, holdsWithMargin, stepsPerYield } from './counterfactualSearch';
 import type { CounterfactualOutcome } from './explainer';
-import { explainSession, weightsOf } from './onDevice';
+import { deviceGraphs, explainSession } from './onDevice';
 
 /** Edits `image` (S·S·C values in [0, 1], NHWC) towards prototype `target`, as counterfactual() does. */
 export async function counterfactualOnDevice(
-  model: SwavModel,
+  model: SwavModel | ExplainGraphs,
   image: Float32Array,
   imageSizePx: number,
   temperature: number,
@@ -21,7 +21,8 @@ export async function counterfactualOnDevice(
   device?: DeviceKind,
 ): Promise<CounterfactualOutcome & { device: DeviceKind }> {
   const startedAt = performance.now();
-  const { spec } = model;
+  const graphs = deviceGraphs(model);
+  const spec = { channels: graphs.channels, prototypes: graphs.prototypes };
   const settings = {
     imageSizePx,
     temperature,
@@ -31,7 +32,7 @@ export async function counterfactualOnDevice(
     learningRate: options.counterfactualLearningRate,
     ...adam,
   };
-  const session = await explainSession(model, `counterfactual ${JSON.stringify(settings)}`, () => buildCounterfactualGraph(spec, weightsOf(model), settings), device);
+  const session = await explainSession(graphs.owner, `counterfactual ${JSON.stringify(settings)}`, () => graphs.counterfactual(settings), device);
   const dims = [1, imageSizePx, imageSizePx, spec.channels];
   const oneHot = new Float32Array(spec.prototypes);
   oneHot[target] = 1;

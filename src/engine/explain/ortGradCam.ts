@@ -2,8 +2,8 @@
 // gradCam.ts's weighting (a prototype's score, its gradient at the last feature map, the map), in one run.
 import type { DeviceKind } from '../../protocol';
 import type { SwavModel } from '../model/model';
-import { buildGradCamGraph, explainGraphNames as names } from '../runtime/explainGraph';
-import { explainSession, weightsOf } from './onDevice';
+import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
+import { deviceGraphs, explainSession } from './onDevice';
 
 export interface DeviceGradCam {
   /** S·S values in [0, 1]. */
@@ -14,9 +14,10 @@ export interface DeviceGradCam {
 }
 
 /** Grad-CAM of prototype `prototype` for one image (S·S·C values in [0, 1], NHWC). */
-export async function gradCamOnDevice(model: SwavModel, image: Float32Array, imageSizePx: number, prototype: number, device?: DeviceKind): Promise<DeviceGradCam> {
-  const { spec } = model;
-  const session = await explainSession(model, `gradcam ${imageSizePx}px`, () => buildGradCamGraph(spec, weightsOf(model), { batch: 1, imageSizePx }), device);
+export async function gradCamOnDevice(model: SwavModel | ExplainGraphs, image: Float32Array, imageSizePx: number, prototype: number, device?: DeviceKind): Promise<DeviceGradCam> {
+  const graphs = deviceGraphs(model);
+  const spec = { channels: graphs.channels, prototypes: graphs.prototypes };
+  const session = await explainSession(graphs.owner, `gradcam ${imageSizePx}px`, () => graphs.gradCam({ batch: 1, imageSizePx }), device);
   const target = new Float32Array(spec.prototypes);
   target[prototype] = 1;
   const outputs = await session.run(

@@ -5,7 +5,7 @@ import { differenceMap } from './counterfactual';
 import { describeEdit } from './counterfactualSearch';
 import type { CounterfactualOutcome, Donor, Explainer, ExplainInput } from './explainer';
 import { regionSearch } from './regionSearch';
-import { scorerFor } from './scorer';
+import { prototypeScore, scorerFor } from './scorer';
 import { targetValue } from './target';
 
 /** Donors a round keeps after the first (those whose best swap helped most): later rounds stay cheap. */
@@ -60,6 +60,6 @@ export const regionCounterfactualExplainer: Explainer = {
       startedAt,
     });
     const outcome: CounterfactualOutcome = { ...edit, ...usedDonors(donors, search.regions) };
-    return { heatmap: differenceMap(outcome, original, channels), score: targetValue(net, image, target), counterfactual: outcome, device: scorer.device };
+    return { heatmap: differenceMap(outcome, original, channels), score: await prototypeScore(net, scorer, original, image, target.prototype), counterfactual: outcome, device: scorer.device };
   },
 };

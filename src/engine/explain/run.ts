@@ -14,6 +14,7 @@ import type { Donor, ExplainableModel } from './explainer';
 import { swavExplainable } from './network';
 import { l2Normalize } from '../model/model';
 import { frozenExplainable } from '../frozen/frozenRun';
+import { scoreImagesOnDevice } from './onDevice';
 
 export interface ExplainableRun {
   runDir: string;
@@ -35,7 +36,7 @@ export async function openRun(runDir: string, context: JobContext): Promise<Expl
   const manifest = await readManifest(resolved);
   const checkpoint = await cachedCheckpoint(resolved);
   const record = checkpoint.header.backbone;
-  // A frozen imported backbone explains through its graph converted to tfjs operations.
+  // A frozen imported backbone explains through gradient graphs built from its ONNX graph (and tfjs where it converts).
   const net = record ? await frozenExplainable(resolved, record, checkpoint.model, manifest.options.temperature) : swavExplainable(checkpoint.model, manifest.options.temperature);
   return {
     runDir: resolved,
@@ -69,6 +70,16 @@ export interface ImageSummary {
   scores: Float32Array;
   /** L2-normalised backbone features, comparable with the index's. */
   features: Float32Array;
+}
+
+/** summarizeImage, on onnxruntime's device for a frozen import (whose graph tfjs may not run). */
+export async function describeImage(net: ExplainableModel, image: tf.Tensor4D): Promise<ImageSummary> {
+  if (!net.graphs) return summarizeImage(net, image);
+  const { features, scores } = await scoreImagesOnDevice(net, image.dataSync() as Float32Array, 1, image.shape[1]);
+  const probabilities = tf.tidy(() => tf.softmax(tf.div(tf.tensor1d(scores), net.temperature)).dataSync() as Float32Array);
+  const norm = Math.max(Math.hypot(...features), 1e-12);
+  const cluster = scores.indexOf(Math.max(...scores));
+  return { features: features.map((value) => value / norm), scores, probabilities, cluster };
 }
 
 export function summarizeImage(net: ExplainableModel, image: tf.Tensor4D): ImageSummary {

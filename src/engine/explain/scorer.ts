@@ -1,13 +1,14 @@
 // The batched forward "scorer" the region and mask counterfactuals search with: many edited copies of an
-// image in, prototype scores and probabilities out. The engine's own network runs as runtime/explainGraph.ts's
-// forward graph on onnxruntime; any other ExplainableModel (a frozen import) runs on tfjs. Either way a caller
+// image in, prototype scores and probabilities out. The engine's own network and a frozen import run as
+// runtime/explainGraph.ts's forward graph on onnxruntime; any other ExplainableModel runs on tfjs. Either way a caller
 // hands over every candidate at once and never runs one pass per candidate.
 import * as tf from '@tensorflow/tfjs-core';
 import type { DeviceKind, LogLevel } from '../../protocol';
 import { currentDevice } from '../runtime/device';
-import { buildForwardGraph, explainGraphNames as names } from '../runtime/explainGraph';
+import { explainGraphNames as names } from '../runtime/explainGraph';
 import type { ExplainableModel } from './explainer';
-import { explainSession, runsOnDevice, weightsOf } from './onDevice';
+import { targetValue } from './target';
+import { deviceGraphs, explainSession, runsOnDevice } from './onDevice';
 
 export interface ScoredImages {
   /** Prototype scores, N·K values. */
@@ -70,9 +71,9 @@ export function tfjsScorer(net: ExplainableModel, imageSizePx: number, channels:
 export async function scorerFor(net: ExplainableModel, imageSizePx: number, channels: number, batchSize: number, log?: (level: LogLevel, message: string) => void): Promise<ClusterScorer> {
   const onTfjs = tfjsScorer(net, imageSizePx, channels, batchSize);
   if (!runsOnDevice(net)) return onTfjs;
-  const model = net.model;
+  const graphs = deviceGraphs(net);
   try {
-    const session = await explainSession(model, `forward ${graphBatch}x${imageSizePx}`, () => buildForwardGraph(model.spec, weightsOf(model), { batch: graphBatch, imageSizePx }));
+    const session = await explainSession(graphs.owner, `forward ${graphBatch}x${imageSizePx}`, () => graphs.forward({ batch: graphBatch, imageSizePx }));
     const perImage = imageSizePx * imageSizePx * channels;
     const dims = [graphBatch, imageSizePx, imageSizePx, channels];
     const prototypes = net.prototypes;
@@ -94,7 +95,15 @@ export async function scorerFor(net: ExplainableModel, imageSizePx: number, chan
       },
     };
   } catch (error) {
+    // A frozen import has no tfjs road where tfjs cannot run it: its error is the one to see.
+    if (!net.model) throw error;
     log?.('warn', `The forward graph on ${currentDevice().device} failed to open (${String((error as Error)?.message ?? error).split('\n')[0]}); scoring on tfjs instead.`);
     return onTfjs;
   }
+}
+
+/** Prototype `prototype`'s score at the unedited image: from the scorer for a frozen import (tfjs may not run it), else tfjs. */
+export async function prototypeScore(net: ExplainableModel, scorer: ClusterScorer, pixels: Float32Array, image: tf.Tensor4D, prototype: number): Promise<number> {
+  if (net.graphs) return (await scorer.score(pixels, 1)).scores[prototype];
+  return targetValue(net, image, { kind: 'prototype', prototype });
 }

@@ -1,10 +1,17 @@
-// An imported backbone (converted to tfjs) with a trained head, as the explanation methods see a model.
+// An imported backbone with a trained head, as the explanation methods see it: its gradient graphs (Grad-CAM,
+// counterfactual, forward) built from the ONNX graph itself by runtime/importedGraph.ts, and, for the methods
+// that still run on tfjs, its graph converted to tfjs operations when the converter can.
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExplainableModel } from '../explain/explainer';
 import { head, type SwavModel } from '../model/model';
+import type { BackboneInput } from '../onnx/backboneInput';
+import type { WeightMap } from '../onnx/export';
 import type { OnnxGraph } from '../onnx/graph';
 import { OnnxModelError } from '../onnx/onnxError';
 import type { TfjsBackbone } from '../onnx/tfjsBackbone';
+import { counterfactualGraph, forwardGraph, gradCamGraph, importedNetwork, type ExplainGraphs, type ImportedLayer } from '../runtime/explainGraph';
+import { DifferentiableGraph } from '../runtime/autodiff';
+import { checkOpset, emitBackbone, importedBackbone, probeBackbone, type ProbedValue } from '../runtime/importedGraph';
 
 /**
  * The Grad-CAM layer of an imported graph: the input of the last spatial pooling (GlobalAveragePool,
@@ -23,7 +30,101 @@ export function lastFeatureMapName(graph: OnnxGraph, featureOutput: string): str
   throw new OnnxModelError('unsupported', graph.file, `No feature map found in ${graph.file}: the features are not computed by a GlobalAveragePool or ReduceMean over a convolutional map, which Grad-CAM needs.`);
 }
 
-/** Explanations on an imported backbone: its last feature map, then the rest of its graph and the SwAV head. */
+/**
+ * Where Grad-CAM looks: a CNN's last feature map (lastFeatureMapName); for a transformer, the tokens entering
+ * the last attention (the last block's first LayerNorm, as pytorch-grad-cam's ViT recipe), reshaped to their
+ * patch grid after the class (and register) tokens. `probe` gives the values' shapes.
+ */
+export function explainLayer(graph: OnnxGraph, probe: Map<string, ProbedValue>, featureOutput: string): ImportedLayer {
+  try {
+    const name = lastFeatureMapName(graph, featureOutput);
+    if (probe.get(name)?.dims.length === 4) return { name, kind: 'map' };
+  } catch (error) {
+    if (!(error instanceof OnnxModelError)) throw error;
+  }
+  const producer = new Map(graph.nodes.flatMap((node) => node.outputs.map((output) => [output, node] as const)));
+  const softmax = [...graph.nodes].reverse().find((node) => node.opType === 'Softmax');
+  const width = probe.get(featureOutput)?.dims.at(-1);
+  if (softmax) {
+    // Breadth-first back from the last attention to the nearest normalised token sequence [N, T, D].
+    const queue = [...softmax.inputs];
+    const seen = new Set(queue);
+    while (queue.length) {
+      const name = queue.shift()!;
+      const node = producer.get(name);
+      if (!node) continue;
+      const dims = probe.get(name)?.dims;
+      const isTokens = dims?.length === 3 && dims[2] === width;
+      if (isTokens && (node.opType === 'LayerNormalization' || node.opType === 'Add')) {
+        const tokens = dims![1];
+        const grid = Math.floor(Math.sqrt(tokens));
+        const prefixTokens = tokens - grid * grid;
+        if (grid > 1 && prefixTokens <= 8) return { name, kind: 'tokens', prefixTokens, grid };
+      }
+      for (const input of node.inputs) {
+        if (input && !seen.has(input)) {
+          seen.add(input);
+          queue.push(input);
+        }
+      }
+    }
+  }
+  throw new OnnxModelError(
+    'unsupported',
+    graph.file,
+    `No layer for Grad-CAM found in ${graph.file}: neither a convolutional feature map pooled into the features, nor the patch tokens [batch, tokens, ${width ?? 'width'}] entering a last attention.`,
+  );
+}
+
+/**
+ * The gradient graphs of an imported backbone with the run's head. The backbone is probed (shapes) once per
+ * batch and size, on first use.
+ */
+export function importedGraphs(bytes: Uint8Array, graph: OnnxGraph, input: BackboneInput, headModel: SwavModel, weights: () => WeightMap): ExplainGraphs {
+  checkOpset(graph);
+  const probes = new Map<string, Promise<Map<string, ProbedValue>>>();
+  const probe = (batch: number, imageSizePx: number) => {
+    const key = `${batch}×${imageSizePx}`;
+    let found = probes.get(key);
+    if (!found) {
+      found = probeBackbone(bytes, graph, input.name, [batch, input.channels, imageSizePx, imageSizePx]);
+      found.catch(() => probes.delete(key));
+      probes.set(key, found);
+    }
+    return found;
+  };
+  const network = async (batch: number, imageSizePx: number, shapes: boolean) => {
+    const probed = await probe(1, imageSizePx);
+    const layer = explainLayer(graph, probed, input.featureOutput);
+    // The forward graph needs no shapes but the features' (a probe at a large batch would hold every activation).
+    const values = shapes ? (batch === 1 ? probed : await probe(batch, imageSizePx)) : new Map<string, ProbedValue>();
+    const backbone = importedBackbone(bytes, graph, input.name, input.featureOutput, values, [batch, input.channels, imageSizePx, imageSizePx]);
+    return importedNetwork(backbone, weights(), input, headModel.spec.prototypes, layer, probed.get(input.featureOutput)!.dims.slice(1));
+  };
+  return {
+    owner: headModel,
+    channels: input.channels,
+    prototypes: headModel.spec.prototypes,
+    forward: async (dims) => forwardGraph(await network(dims.batch, dims.imageSizePx, false), dims),
+    gradCam: async (dims) => gradCamGraph(await network(dims.batch, dims.imageSizePx, true), dims),
+    counterfactual: async (settings) => counterfactualGraph(await network(1, settings.imageSizePx, true), settings),
+  };
+}
+
+/**
+ * Whether Grad-CAM and counterfactuals can run on the backbone at `sizePx`: every operator from the image to the
+ * features has a gradient rule. Throws the OnnxModelError that names the first one without.
+ */
+export async function checkExplainable(bytes: Uint8Array, graph: OnnxGraph, input: BackboneInput, sizePx: number): Promise<void> {
+  checkOpset(graph);
+  const dims = [1, input.channels, sizePx, sizePx];
+  const probe = await probeBackbone(bytes, graph, input.name, dims);
+  const layer = explainLayer(graph, probe, input.featureOutput);
+  const builder = new DifferentiableGraph();
+  emitBackbone(builder, importedBackbone(bytes, graph, input.name, input.featureOutput, probe, dims), builder.input('image', dims, true), [input.featureOutput, layer.name]);
+}
+
+/** Explanations on an imported backbone through tfjs: its last feature map, then the rest of its graph and the SwAV head. */
 export function onnxExplainable(backbone: TfjsBackbone, headModel: SwavModel, temperature: number, mapName = lastFeatureMapName(backbone.graph, backbone.input.featureOutput)): ExplainableModel {
   return {
     prototypes: headModel.spec.prototypes,

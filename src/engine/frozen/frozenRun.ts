@@ -21,7 +21,10 @@ import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } f
 import type { TrainJob } from '../swav/trainer';
 import { createRandom } from '../util/random';
 import { bankCropSource, computeFeatureBank, imageSetFeatures, liveCropSource } from './cropFeatures';
-import { lastFeatureMapName, onnxExplainable } from './explainable';
+import { checkExplainable, importedGraphs, lastFeatureMapName, onnxExplainable } from './explainable';
+import { weightsOf } from '../explain/onDevice';
+import { imagenetNormalization, resolveBackboneInput, type BackboneInput } from '../onnx/backboneInput';
+import type { TfjsBackbone } from '../onnx/tfjsBackbone';
 import { parseOnnx, readOnnxFile, type OnnxGraph } from '../onnx/graph';
 import { createHeadModel, embedFeatures, trainHeadOnFeatures, type CropFeatureSource } from './headTrainer';
 import { OnnxModelError } from '../onnx/onnxError';
@@ -73,12 +76,44 @@ export async function describeWithBackbone(backbone: OrtBackbone, model: SwavMod
   return { features: l2NormalizeRows(raw, raw.length), cluster: scores.indexOf(Math.max(...scores)) };
 }
 
-/** The run's backbone as tfjs operations with its head, for the explanation methods; dispose() frees the weights. */
+/**
+ * The run's backbone with its head, for the explanation methods: gradient graphs built from the ONNX graph for
+ * Grad-CAM, counterfactuals and occlusion (onnxruntime), and the graph converted to tfjs, on first use, for the
+ * methods that run on tfjs (where the converter cannot, they say why). dispose() frees the tfjs weights.
+ */
 export async function frozenExplainable(runDir: string, record: BackboneRecord, model: SwavModel, temperature: number): Promise<ExplainableModel & { dispose(): void }> {
-  const { graph } = await readFrozenBackbone(runDir, record);
-  const mapName = lastFeatureMapName(graph, record.featureOutput);
-  const converted = convertToTfjs(graph, { ...backboneOptions(record), outputs: [mapName] });
-  return { ...onnxExplainable(converted, model, temperature, mapName), dispose: () => converted.dispose() };
+  const { bytes, graph } = await readFrozenBackbone(runDir, record);
+  const input = resolveBackboneInput(graph, backboneOptions(record));
+  let converted: { net: ExplainableModel; backbone: TfjsBackbone } | OnnxModelError | undefined;
+  const onTfjs = (): ExplainableModel => {
+    if (!converted) {
+      try {
+        const mapName = lastFeatureMapName(graph, record.featureOutput);
+        const backbone = convertToTfjs(graph, { ...backboneOptions(record), outputs: [mapName] });
+        converted = { net: onnxExplainable(backbone, model, temperature, mapName), backbone };
+      } catch (error) {
+        if (!(error instanceof OnnxModelError)) throw error;
+        converted = new OnnxModelError(
+          'unsupported',
+          graph.file,
+          `This explanation method runs on tfjs, which cannot run ${graph.file}: ${error.message} Grad-CAM, counterfactual and conditional occlusion run on it (through onnxruntime).`,
+          error.where,
+        );
+      }
+    }
+    if (converted instanceof OnnxModelError) throw converted;
+    return converted.net;
+  };
+  return {
+    prototypes: model.spec.prototypes,
+    temperature,
+    graphs: importedGraphs(bytes, graph, input, model, () => weightsOf(model)),
+    featureMap: (images) => onTfjs().featureMap(images),
+    outputs: (map) => onTfjs().outputs(map),
+    dispose: () => {
+      if (converted && !(converted instanceof OnnxModelError)) converted.backbone.dispose();
+    },
+  };
 }
 
 /** Trains the SwAV head on a frozen ONNX backbone's features and leaves a run folder behind, as the trainer does. */
@@ -97,7 +132,10 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
   await useDevice(job.options?.device, context.log);
   context.progress({ phase: 'scan', fraction: 0, message: `Opening ${sourcePath}` });
   const { bytes, graph } = await readOnnxFile(sourcePath);
-  const ort = await OrtBackbone.fromBytes(bytes, graph);
+  // ImageNet's mean and std for RGB backbones unless the run says none; grey backbones get [0, 1] pixels.
+  const normalization = resolveTrainOptions({ backboneNormalization: job.options?.backboneNormalization }).backboneNormalization;
+  const rgb = resolveBackboneInput(graph).channels === 3;
+  const ort = await OrtBackbone.fromBytes(bytes, graph, rgb && normalization === 'imagenet' ? imagenetNormalization : {});
   let model: SwavModel | undefined;
   try {
     const { heightPx, widthPx } = ort.input;
@@ -106,10 +144,18 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
     }
     const given = job.options?.imageSizePx;
     if (heightPx !== undefined && given !== undefined && given !== heightPx) {
-      throw new EngineError('BAD_CONFIG', `The ONNX model ${sourcePath} takes ${heightPx} px images, but imageSizePx is ${given}. Leave the image size unset, or set it to ${heightPx}.`);
+      context.log('warn', `The ONNX model ${path.basename(sourcePath)} takes ${heightPx} px images: the images are resized to ${heightPx} px (imageSizePx ${given} does not apply to it).`);
     }
     const options = resolveTrainOptions({ ...job.options, backbone: sourcePath, ...(heightPx !== undefined ? { imageSizePx: heightPx } : {}) }, { backend: backend.name, gpu: backend.gpu });
-    warnIfNotConvertible(graph, ort.input.featureOutput, context);
+    context.log(
+      'info',
+      !rgb
+        ? `The backbone takes grey images: [0, 1] pixels, no normalisation.`
+        : normalization === 'imagenet'
+          ? `Images are normalised with ImageNet's mean [${ort.input.mean.join(', ')}] and std [${ort.input.std.join(', ')}] for the backbone (backboneNormalization: imagenet; --backbone-normalization none or the setting clusterLens.backboneNormalization turns it off).`
+          : `Images go to the backbone as [0, 1] pixels, without normalisation (backboneNormalization: none).`,
+    );
+    await warnIfNotExplainable(bytes, graph, ort.input, options.imageSizePx, context);
 
     context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
     const scan = await scanImageFolder(imagesDir, { signal: context.signal });
@@ -189,13 +235,13 @@ async function featureSource(ort: OrtBackbone, images: ImageSet, crops: MultiCro
   return bankCropSource(bank, crops.localCrops);
 }
 
-/** Converting now tells the user early that gradient explanations will not work; features still come from onnxruntime. */
-function warnIfNotConvertible(graph: OnnxGraph, featureOutput: string, context: JobContext): void {
+/** Building the gradient graph now tells the user early when Grad-CAM and counterfactuals will not work; features still come from onnxruntime. */
+async function warnIfNotExplainable(bytes: Uint8Array, graph: OnnxGraph, input: BackboneInput, sizePx: number, context: JobContext): Promise<void> {
   try {
-    convertToTfjs(graph, { featureOutput, outputs: [lastFeatureMapName(graph, featureOutput)] }).dispose();
+    await checkExplainable(bytes, graph, input, sizePx);
   } catch (error) {
     if (!(error instanceof OnnxModelError)) throw error;
-    context.log('warn', `Explanations will not be available for this run: ${error.message}`);
+    context.log('warn', `Grad-CAM and counterfactuals will not be available for this run: ${error.message}`);
   }
 }
 

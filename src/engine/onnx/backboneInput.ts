@@ -16,6 +16,9 @@ export interface BackboneOptions {
   featureOutput?: string;
 }
 
+/** torchvision's ImageNet normalisation, what ImageNet-trained exports (torchvision, DINO, timm) expect. */
+export const imagenetNormalization = { inputMean: [0.485, 0.456, 0.406], inputStd: [0.229, 0.224, 0.225] };
+
 export interface BackboneInput {
   name: string;
   /** Channels the graph wants; grey images are repeated to 3, colour ones turned to luma for 1. */

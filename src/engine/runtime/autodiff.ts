@@ -1,12 +1,13 @@
 // A small reverse-mode differentiator that writes ONNX: each differentiable op emits its forward nodes
 // and records how to emit its gradient, so one onnxruntime session runs a whole training step (forward
-// and backward) on MLAS's native kernels. It covers the ops of the engine's own network, nothing more.
+// and backward) on MLAS's native kernels. It covers the ops of the engine's own network; importedGraph.ts
+// adds the gradients of the operators imported backbones use, through node(), track() and gradientTo().
 
 import { samePadding } from '../onnx/export';
 import { AttributeType, DataType, type AttributeMessage, type NodeMessage, type TensorMessage, type ValueInfoMessage } from '../onnx/schema';
 
 /** Attribute values: whole numbers are INT attributes; wrap a FLOAT one as { float } so that 1.0 stays a float. */
-type Attributes = Record<string, number | number[] | string | { float: number }>;
+export type Attributes = Record<string, number | number[] | string | { float: number }>;
 
 /**
  * Up to this many output positions per image, a convolution runs as one GEMM over the whole batch's patches
@@ -102,6 +103,41 @@ export class DifferentiableGraph {
 
   private needsGradient(value: string): boolean {
     return this.differentiable.has(value);
+  }
+
+  // ---- for graphs written elsewhere (an imported backbone, runtime/importedGraph.ts) ----
+
+  /** Whether gradients flow to `value`. */
+  isDifferentiable(value: string): boolean {
+    return this.needsGradient(value);
+  }
+
+  /** A node as given (its outputs' shapes known from elsewhere); no gradient unless track() adds one. */
+  node(node: NodeMessage, outputShapes: number[][]): void {
+    this.nodes.push(node);
+    (node.output ?? []).forEach((output, i) => outputShapes[i] && this.shapes.set(output, outputShapes[i]));
+  }
+
+  /** Sets the shape of a value whose node was added with node() before its shape was known. */
+  declareShape(value: string, shape: number[]): void {
+    this.shapes.set(value, shape);
+  }
+
+  /** A weight or constant as given. */
+  initializer(tensor: TensorMessage): string {
+    this.initializers.push(tensor);
+    this.shapes.set(tensor.name!, tensor.dims ?? []);
+    return tensor.name!;
+  }
+
+  /** Records how `output`'s gradient reaches `inputs` (through gradientTo), when any of them is differentiable. */
+  track(inputs: string[], output: string, emit: (dy: string) => void): string {
+    return this.record(inputs, output, emit);
+  }
+
+  /** Adds a gradient contribution to `value` (ignored when `value` takes no gradient). */
+  gradientTo(value: string, gradient: string): void {
+    this.accumulate(value, gradient);
   }
 
   /** Records an op whose output is differentiable when any of its inputs is. */

@@ -8,6 +8,7 @@ import type { ModelSpec } from '../model/model';
 import type { WeightMap } from '../onnx/export';
 import { encodeModel } from '../onnx/schema';
 import { DifferentiableGraph } from './autodiff';
+import { combinedOpset, emitBackbone, type ImportedBackbone } from './importedGraph';
 
 const batchNormEpsilon = 1e-5; // as model.ts
 
@@ -46,6 +47,29 @@ function folded(weights: WeightMap, layer: string, batchNorm: string): { weight:
   return { weight: values.map((value, i) => value * scale[i % outputs]), bias: beta.map((b, o) => b - mean[o] * scale[o]), scale, shape };
 }
 
+/**
+ * A network as the explanation graphs see it: from NHWC `images` in [0, 1] to the Grad-CAM layer (a watch point
+ * when asked), the pooled features [N, F] and the prototype scores [N, K]. `toMap` turns the layer, or its
+ * gradient, into an NCHW map [N, C, h, w] (a ViT's patch tokens reshaped to their grid).
+ */
+export interface ExplainNetwork {
+  channels: number;
+  prototypes: number;
+  emit(graph: DifferentiableGraph, images: string, watchLayer: boolean): { layer: string; toMap: (value: string) => string; features: string; scores: string };
+}
+
+/** The engine's own network in eval mode; its last feature map is the Grad-CAM layer. */
+export function ownNetwork(spec: ModelSpec, weights: WeightMap): ExplainNetwork {
+  return {
+    channels: spec.channels,
+    prototypes: spec.prototypes,
+    emit: (graph, images, watchLayer) => {
+      const { featureMap, features, scores } = evalNetwork(graph, spec, weights, images, watchLayer);
+      return { layer: featureMap, toMap: (value) => value, features, scores };
+    },
+  };
+}
+
 /** The network in eval mode on NHWC `images`: the last feature map (NCHW, a Grad-CAM watch point when asked), its spatial mean (the features) and the scores. */
 function evalNetwork(graph: DifferentiableGraph, spec: ModelSpec, weights: WeightMap, images: string, watchFeatureMap: boolean): { featureMap: string; features: string; scores: string } {
   const channels = spec.channels;
@@ -66,32 +90,85 @@ function evalNetwork(graph: DifferentiableGraph, spec: ModelSpec, weights: Weigh
     x = graph.relu(residual ? graph.add(second, residual) : second);
   }
   const featureMap = watchFeatureMap ? graph.watch(x) : x;
+  const features = graph.spatialMean(featureMap);
+  return { featureMap, features, scores: evalHead(graph, weights, features) };
+}
+
+/** Where Grad-CAM looks in an imported backbone: a feature map [N, C, h, w], or tokens [N, T, D] whose last grid² are the patches. */
+export type ImportedLayer = { name: string; kind: 'map' } | { name: string; kind: 'tokens'; prefixTokens: number; grid: number };
+
+/**
+ * An imported backbone (its nodes copied, differentiated by importedGraph.ts) with the run's head: images are
+ * normalised by `input` as onnxruntime's feature path does, a feature map output is averaged over its positions.
+ */
+export function importedNetwork(backbone: ImportedBackbone, weights: WeightMap, input: { channels: number; mean: number[]; std: number[] }, prototypes: number, layer: ImportedLayer, featureDims: number[]): ExplainNetwork {
+  return {
+    channels: input.channels,
+    prototypes,
+    emit: (graph, images, watchLayer) => {
+      const perChannel = (values: number[]) => graph.floats(values, [1, input.channels, 1, 1]);
+      const nchw = graph.transpose(images, [0, 3, 1, 2]);
+      const x = graph.scaleShift(nchw, perChannel(input.std.map((std) => 1 / std)), perChannel(input.mean.map((mean, c) => -mean / input.std[c])));
+      const values = emitBackbone(graph, backbone, x, [backbone.featureOutput, layer.name], watchLayer ? layer.name : undefined);
+      const output = values.get(backbone.featureOutput)!;
+      const batch = graph.shape(images)[0];
+      graph.declareShape(output, [batch, ...featureDims]);
+      const features = featureDims.length === 3 ? graph.spatialMean(output) : output;
+      const toMap = (value: string): string => {
+        if (layer.kind === 'map') return value;
+        const [n, tokens, width] = graph.shape(value);
+        const patches = graph.op('Slice', [value, graph.ints([layer.prefixTokens]), graph.ints([tokens]), graph.ints([1])], [n, tokens - layer.prefixTokens, width]);
+        const grid = graph.op('Reshape', [patches, graph.ints([n, layer.grid, layer.grid, width])], [n, layer.grid, layer.grid, width]);
+        return graph.op('Transpose', [grid], [n, width, layer.grid, layer.grid], { perm: [0, 3, 1, 2] });
+      };
+      return { layer: values.get(layer.name)!, toMap, features, scores: evalHead(graph, weights, features) };
+    },
+  };
+}
+
+/** Builds one network's explanation graphs; the sessions opened on them are kept for `owner`. */
+export interface ExplainGraphs {
+  owner: object;
+  channels: number;
+  prototypes: number;
+  forward(dims: { batch: number; imageSizePx: number }): Promise<Uint8Array>;
+  gradCam(dims: { batch: number; imageSizePx: number }): Promise<Uint8Array>;
+  counterfactual(settings: CounterfactualSettings): Promise<Uint8Array>;
+}
+
+/** The SwAV head in eval mode on features [N, F]: the prototype scores [N, K]. */
+export function evalHead(graph: DifferentiableGraph, weights: WeightMap, features: string): string {
   // The head's BatchNorm also scales fc1's own bias.
   const fc1 = folded(weights, 'head.fc1.weight', 'head.bn');
   const fc1Bias = weights.get('head.fc1.bias')!.values;
   const bias = fc1.bias.map((b, o) => b + fc1Bias[o] * fc1.scale[o]);
-  const features = graph.spatialMean(featureMap);
   const hidden = graph.relu(graph.dense(features, graph.floats(fc1.weight, fc1.shape), graph.floats(bias, [fc1.shape[1]])));
   const fc2 = weights.get('head.fc2.weight')!;
   const projection = graph.dense(hidden, graph.floats(fc2.values, fc2.shape), graph.floats(weights.get('head.fc2.bias')!.values, [fc2.shape[1]]));
   const prototypes = weights.get('prototypes')!;
-  return { featureMap, features, scores: graph.matMulTransposed(graph.l2NormalizeRows(projection), graph.floats(prototypes.values, prototypes.shape)) };
+  return graph.matMulTransposed(graph.l2NormalizeRows(projection), graph.floats(prototypes.values, prototypes.shape));
 }
 
 function encode(graph: DifferentiableGraph, name: string): Uint8Array {
   return encodeModel({
     irVersion: 8,
     producerName: 'cluster-lens',
-    opsetImport: [{ domain: '', version: 17 }],
+    // Imported backbones' nodes are rewritten to this opset (importedGraph.ts).
+    opsetImport: [{ domain: '', version: combinedOpset }],
     graph: { name, node: graph.nodes, initializer: graph.initializers, input: graph.inputs, output: graph.outputs },
   });
 }
 
 /** The forward pass alone, for `batch` images [N, S, S, C] in [0, 1]: the features [N, F] and the scores [N, K]. */
-export function buildForwardGraph(spec: ModelSpec, weights: WeightMap, { batch, imageSizePx }: { batch: number; imageSizePx: number }): Uint8Array {
+export function buildForwardGraph(spec: ModelSpec, weights: WeightMap, dims: { batch: number; imageSizePx: number }): Uint8Array {
+  return forwardGraph(ownNetwork(spec, weights), dims);
+}
+
+/** buildForwardGraph for any network. */
+export function forwardGraph(network: ExplainNetwork, { batch, imageSizePx }: { batch: number; imageSizePx: number }): Uint8Array {
   const graph = new DifferentiableGraph();
-  const images = graph.input(names.images, [batch, imageSizePx, imageSizePx, spec.channels], false);
-  const { features, scores } = evalNetwork(graph, spec, weights, images, false);
+  const images = graph.input(names.images, [batch, imageSizePx, imageSizePx, network.channels], false);
+  const { features, scores } = network.emit(graph, images, false);
   graph.output(features, names.features);
   graph.output(scores, names.scores);
   return encode(graph, 'cluster_lens_forward');
@@ -102,13 +179,19 @@ export function buildForwardGraph(spec: ModelSpec, weights: WeightMap, { batch, 
  * feature map A and ∂y/∂A for y = Σ_n score(n, target_n), and the heatmap [N, S, S] of gradCam.ts:
  * ReLU(Σ_c mean_ij(∂y/∂A_c) · A_c), bilinearly upsampled (half-pixel centres), rescaled to [0, 1] per image.
  */
-export function buildGradCamGraph(spec: ModelSpec, weights: WeightMap, { batch, imageSizePx }: { batch: number; imageSizePx: number }): Uint8Array {
+export function buildGradCamGraph(spec: ModelSpec, weights: WeightMap, dims: { batch: number; imageSizePx: number }): Uint8Array {
+  return gradCamGraph(ownNetwork(spec, weights), dims);
+}
+
+/** buildGradCamGraph for any network: its layer, as a map, in place of the last feature map. */
+export function gradCamGraph(network: ExplainNetwork, { batch, imageSizePx }: { batch: number; imageSizePx: number }): Uint8Array {
   const graph = new DifferentiableGraph();
-  const images = graph.input(names.images, [batch, imageSizePx, imageSizePx, spec.channels], false);
-  const target = graph.input(names.target, [batch, spec.prototypes], false);
-  const { featureMap, scores } = evalNetwork(graph, spec, weights, images, true);
+  const images = graph.input(names.images, [batch, imageSizePx, imageSizePx, network.channels], false);
+  const target = graph.input(names.target, [batch, network.prototypes], false);
+  const { layer, toMap, scores } = network.emit(graph, images, true);
   graph.backward([[scores, target]]);
-  const gradient = graph.gradient(featureMap);
+  const featureMap = toMap(layer);
+  const gradient = toMap(graph.gradient(layer));
   const [n, c, h, w] = graph.shape(featureMap);
   const channelWeights = graph.op('ReduceMean', [gradient], [n, c, 1, 1], { axes: [2, 3], keepdims: 1 });
   const cam = graph.op('Relu', [graph.op('ReduceSum', [graph.op('Mul', [channelWeights, featureMap], [n, c, h, w]), graph.ints([1])], [n, 1, h, w], { keepdims: 1 })], [n, 1, h, w]);
@@ -143,6 +226,12 @@ export interface CounterfactualSettings {
  * both runtimes take the same steps.
  */
 export function buildCounterfactualGraph(spec: ModelSpec, weights: WeightMap, settings: CounterfactualSettings): Uint8Array {
+  return counterfactualGraph(ownNetwork(spec, weights), settings);
+}
+
+/** buildCounterfactualGraph for any network. */
+export function counterfactualGraph(network: ExplainNetwork, settings: CounterfactualSettings): Uint8Array {
+  const spec = { channels: network.channels, prototypes: network.prototypes };
   const graph = new DifferentiableGraph();
   const size = settings.imageSizePx;
   const image = [1, size, size, spec.channels];
@@ -153,7 +242,7 @@ export function buildCounterfactualGraph(spec: ModelSpec, weights: WeightMap, se
   const secondMoment = graph.input(names.secondMoment, image, false);
   const corrections = graph.input(names.corrections, [2], false);
   const target = graph.input(names.target, [1, spec.prototypes], false);
-  const { scores } = evalNetwork(graph, spec, weights, edited, false);
+  const { scores } = network.emit(graph, edited, false);
 
   // log softmax(s/T) written out (WebGPU has no LogSoftmax); ∂(−log p_t)/∂s = (p − onehot_t) / T
   const row = [1, spec.prototypes];

@@ -1,0 +1,117 @@
+// torchvision and DINO-style exports (scripts/onnx/make-fixtures.py) as frozen backbones, end to end: train the head
+// on a grey folder (fed as three channels, ImageNet-normalised by default), then Grad-CAM, the counterfactual and
+// conditional occlusion through the graphs built from each ONNX graph; and the CLI on a ViT.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { explainImage } from '../../../src/engine/explain/explainImage';
+import { forgetRun } from '../../../src/engine/index/runQueries';
+import { silentContext, type JobContext } from '../../../src/engine/jobContext';
+import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
+import { disposeModel } from '../../../src/engine/model/model';
+import { imagenetNormalization } from '../../../src/engine/onnx/backboneInput';
+import { trainFrozenBackbone } from '../../../src/engine/frozen/frozenRun';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
+import type { LogLevel, TrainOptions } from '../../../src/protocol';
+import { fixtures } from '../onnx/helpers';
+import { tempDir } from '../../tempDir';
+
+process.env.CLUSTER_LENS_THREADS ??= '1';
+const root = path.resolve(__dirname, '../../..');
+const options: Partial<TrainOptions> = { epochs: 1, minutes: 0, batchSize: 8, prototypes: 4, projectionHiddenDim: 16, projectionDim: 8, localCrops: 1, freezePrototypesSteps: 0, backend: 'wasm', device: 'cpu' };
+const explainOptions = { counterfactualSteps: 20, occlusionPatchPx: 8, occlusionStridePx: 8 };
+let imagesDir: string;
+let scratch: string;
+
+before(async () => {
+  await initBackend('wasm');
+  scratch = tempDir('cl-imported-');
+  // Fashion-MNIST's grey 28 px images: two classes, six images each; the backbones take 32 px RGB.
+  imagesDir = path.join(scratch, 'images');
+  for (const label of ['1-trouser', '7-sneaker']) {
+    const from = path.join(root, 'sample', 'fashion-mnist', label);
+    mkdirSync(path.join(imagesDir, label), { recursive: true });
+    for (const file of readdirSync(from).sort().slice(0, 6)) copyFileSync(path.join(from, file), path.join(imagesDir, label, file));
+  }
+});
+
+function recording(): JobContext & { lines: [LogLevel, string][] } {
+  const lines: [LogLevel, string][] = [];
+  return { ...silentContext(), log: (level, message) => lines.push([level, message]), lines };
+}
+
+// The sizes the runs see: the model's own where it fixes one, else the run's setting (96 px: a 3 × 3 last map).
+const sizes: [string, number][] = [
+  ['tv_resnet18_narrow.onnx', 96],
+  ['tv_mobilenet_v3_small.onnx', 96],
+  ['tv_vit_tiny.onnx', 32],
+  ['dino_vit_tiny.onnx', 32],
+  ['tv_resnet18_narrow_opset13_inputs.onnx', 64],
+];
+
+for (const [file, sizePx] of sizes) {
+  test(`imported ${file}: trains on a grey folder, then Grad-CAM, counterfactual and occlusion explain it`, async () => {
+    const runDir = path.join(scratch, file.replace('.onnx', ''));
+    const context = recording();
+    const trained = await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, backbone: path.join(fixtures, file), imageSizePx: sizePx } }, context);
+    assert.equal(trained.images, 12);
+    assert.ok(!context.lines.some(([level]) => level === 'warn'), `no warnings: ${JSON.stringify(context.lines)}`);
+    assert.ok(context.lines.some(([, line]) => /ImageNet's mean/.test(line)), 'the run says how it normalises');
+    const checkpoint = await loadCheckpoint(trained.checkpointPath);
+    assert.deepEqual([checkpoint.header.backbone?.inputMean, checkpoint.header.backbone?.inputStd, checkpoint.header.backbone?.imageSizePx, checkpoint.header.spec.channels], [imagenetNormalization.inputMean, imagenetNormalization.inputStd, sizePx, 3]);
+    disposeModel(checkpoint.model);
+
+    const image = '7-sneaker/' + readdirSync(path.join(imagesDir, '7-sneaker')).sort()[0];
+    const gradcam = await explainImage({ runDir, image, method: 'gradcam', options: explainOptions }, silentContext());
+    assert.equal(gradcam.heatmap.values.length, sizePx * sizePx);
+    assert.ok(gradcam.heatmap.values.every((value) => value >= 0 && value <= 1) && gradcam.heatmap.values.some((value) => value > 0), 'a Grad-CAM map');
+
+    // The region counterfactual (the default) searches with the batched forward scorer; the pixel one with gradients.
+    const region = await explainImage({ runDir, image, method: 'counterfactual', options: explainOptions }, silentContext());
+    assert.ok(region.counterfactual && Number.isFinite(region.counterfactual.targetProbability), 'a region counterfactual');
+    assert.notEqual(region.counterfactual.targetCluster, region.counterfactual.originalCluster);
+    const counterfactual = await explainImage({ runDir, image, method: 'counterfactual-pixel', options: explainOptions }, silentContext());
+    const outcome = counterfactual.counterfactual!;
+    assert.notEqual(outcome.targetCluster, outcome.originalCluster);
+    assert.ok(outcome.steps > 0 && outcome.l2Distance > 0, 'the image was edited');
+    assert.ok(outcome.targetProbability > outcome.originalTargetProbability, `the target grew more likely (${outcome.originalTargetProbability} → ${outcome.targetProbability})`);
+
+    const occlusion = await explainImage({ runDir, image, method: 'conditional-occlusion', target: { kind: 'assigned' }, options: explainOptions }, silentContext());
+    assert.ok(occlusion.heatmap.values.every(Number.isFinite));
+    forgetRun(runDir);
+  });
+}
+
+test('imported backbone: backboneNormalization none feeds [0, 1] pixels, and the run records it', async () => {
+  const runDir = path.join(scratch, 'unnormalised');
+  const context = recording();
+  const trained = await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, backbone: path.join(fixtures, 'tv_vit_tiny.onnx'), backboneNormalization: 'none', imageSizePx: 48 } }, context);
+  const checkpoint = await loadCheckpoint(trained.checkpointPath);
+  assert.deepEqual([checkpoint.header.backbone?.inputMean, checkpoint.header.backbone?.inputStd], [[0, 0, 0], [1, 1, 1]]);
+  // A fixed-size export is resized to, not refused.
+  assert.equal(checkpoint.header.backbone?.imageSizePx, 32);
+  assert.ok(context.lines.some(([level, line]) => level === 'warn' && /resized to 32 px/.test(line)));
+  disposeModel(checkpoint.model);
+});
+
+test('cli: train on a DINO-style ViT export, then explain it with gradcam and counterfactual', async () => {
+  const cli = path.join(root, 'dist', 'cli.js');
+  assert.ok(existsSync(cli), 'run "npm run build" first');
+  const run = promisify(execFile);
+  const cluster = async (args: string[]) => {
+    const { stdout } = await run(process.execPath, [cli, ...args, '--json'], { maxBuffer: 1 << 26 });
+    return JSON.parse(stdout.trim().split('\n').at(-1)!);
+  };
+  const runDir = path.join(scratch, 'cli-run');
+  const trained = await cluster(['train', imagesDir, '--out', runDir, '--backbone', path.join(fixtures, 'dino_vit_tiny.onnx'), '--epochs', '1', '--batch-size', '8', '--prototypes', '4', '--device', 'cpu']);
+  assert.equal(trained.images, 12);
+  const image = path.join(imagesDir, '1-trouser', readdirSync(path.join(imagesDir, '1-trouser')).sort()[0]);
+  for (const method of ['gradcam', 'counterfactual', 'counterfactual-pixel']) {
+    const explained = await cluster(['explain', runDir, image, '--method', method, '--out', path.join(scratch, `cli-${method}`)]);
+    assert.equal(explained.method, method);
+    assert.ok(Object.values(explained.files as Record<string, string>).every((png) => existsSync(png)), `${method} wrote its images`);
+  }
+});

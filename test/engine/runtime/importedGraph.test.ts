@@ -1,0 +1,146 @@
+// Imported backbones in the explanation graphs: torchvision's ResNet-18 and MobileNet-V3, its ViT and a timm-style
+// DINO ViT, exported the default way (scripts/onnx/make-fixtures.py), through the same differentiator as the
+// engine's own network. The graphs' forward must give onnxruntime's features, and their gradients must match
+// finite differences.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { before, test } from 'node:test';
+import { createHeadModel } from '../../../src/engine/frozen/headTrainer';
+import { explainLayer, importedGraphs } from '../../../src/engine/frozen/explainable';
+import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
+import { embedFeatures } from '../../../src/engine/frozen/headTrainer';
+import { weightsOf } from '../../../src/engine/explain/onDevice';
+import { disposeModel } from '../../../src/engine/model/model';
+import { resolveBackboneInput } from '../../../src/engine/onnx/backboneInput';
+import { parseOnnx } from '../../../src/engine/onnx/graph';
+import { OnnxModelError } from '../../../src/engine/onnx/onnxError';
+import { DifferentiableGraph } from '../../../src/engine/runtime/autodiff';
+import { explainGraphNames as names, importedNetwork } from '../../../src/engine/runtime/explainGraph';
+import { emitBackbone, importedBackbone, probeBackbone } from '../../../src/engine/runtime/importedGraph';
+import { encodeModel } from '../../../src/engine/onnx/schema';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
+import { OrtModel } from '../../../src/engine/runtime/session';
+import { createRandom } from '../../../src/engine/util/random';
+import { assertClose, fixtures, randomPixels } from '../onnx/helpers';
+
+const imagenet = { inputMean: [0.485, 0.456, 0.406], inputStd: [0.229, 0.224, 0.225] };
+
+export const importFixtures = [
+  { file: 'tv_resnet18_narrow.onnx', sizePx: 64, layer: 'map' },
+  { file: 'tv_resnet18_narrow_opset13_inputs.onnx', sizePx: 64, layer: 'map' },
+  { file: 'tv_mobilenet_v3_small.onnx', sizePx: 48, layer: 'map' },
+  { file: 'tv_vit_tiny.onnx', sizePx: 32, layer: 'tokens' },
+  { file: 'dino_vit_tiny.onnx', sizePx: 32, layer: 'tokens' },
+  { file: 'resnet_tiny.onnx', sizePx: 16, layer: 'map' },
+] as const;
+
+before(async () => {
+  await initBackend('wasm');
+});
+
+async function setUp(file: string) {
+  const bytes = readFileSync(path.join(fixtures, file));
+  const graph = parseOnnx(bytes, file);
+  const input = resolveBackboneInput(graph, imagenet);
+  const backbone = await OrtBackbone.fromBytes(bytes, graph, { ...imagenet, device: 'cpu' });
+  return { bytes, graph, input, backbone };
+}
+
+for (const fixture of importFixtures) {
+  test(`imported graph ${fixture.file}: the gradient graphs' forward gives onnxruntime's features and the head's scores`, async () => {
+    const { bytes, graph, input, backbone } = await setUp(fixture.file);
+    const count = 3;
+    const pixels = randomPixels(count, fixture.sizePx, 3, 7);
+    const expected = await backbone.features(pixels, count, fixture.sizePx, fixture.sizePx, 3);
+    const featureDim = expected.length / count;
+    const head = createHeadModel(featureDim, { projectionHiddenDim: 16, projectionDim: 8, prototypes: 5 }, createRandom(3));
+    const graphs = importedGraphs(bytes, graph, input, head, () => weightsOf(head));
+    const forward = await OrtModel.open(await graphs.forward({ batch: count, imageSizePx: fixture.sizePx }), 'forward', { device: 'cpu' });
+    const outputs = await forward.run({ [names.images]: { data: pixels, dims: [count, fixture.sizePx, fixture.sizePx, 3] } }, [names.features, names.scores]);
+    assertClose(outputs[names.features].data, expected, 1e-4, `${fixture.file} features`);
+    const { scores } = embedFeatures(head, expected, count);
+    assertClose(outputs[names.scores].data, scores, 1e-4, `${fixture.file} scores`);
+
+    // Grad-CAM's graph at batch 1: the same scores, and a heatmap over the layer it chose.
+    const gradCam = await OrtModel.open(await graphs.gradCam({ batch: 1, imageSizePx: fixture.sizePx }), 'gradcam', { device: 'cpu' });
+    const single = pixels.subarray(0, fixture.sizePx * fixture.sizePx * 3);
+    const target = Float32Array.from({ length: 5 }, (_, i) => (i === 2 ? 1 : 0));
+    const cam = await gradCam.run({ [names.images]: { data: single, dims: [1, fixture.sizePx, fixture.sizePx, 3] }, [names.target]: { data: target, dims: [1, 5] } }, [names.scores, names.heatmap, names.featureGradient]);
+    assertClose(cam[names.scores].data, scores.subarray(0, 5), 1e-4, `${fixture.file} Grad-CAM scores`);
+    assert.equal(cam[names.heatmap].data.length, fixture.sizePx * fixture.sizePx);
+    assert.ok(cam[names.featureGradient].data.some((value) => value !== 0), 'the layer gets a gradient');
+    assert.equal(explainLayer(graph, await probeBackbone(bytes, graph, input.name, [1, 3, fixture.sizePx, fixture.sizePx]), input.featureOutput).kind, fixture.layer);
+    await Promise.all([forward.dispose(), gradCam.dispose(), backbone.dispose()]);
+    disposeModel(head);
+  });
+
+  test(`imported graph ${fixture.file}: the gradient at the pixels matches finite differences`, async () => {
+    const { bytes, graph, input, backbone } = await setUp(fixture.file);
+    const size = fixture.sizePx;
+    const dims = [1, size, size, 3];
+    const featureDim = (await backbone.features(randomPixels(1, size, 3), 1, size, size, 3)).length;
+    const head = createHeadModel(featureDim, { projectionHiddenDim: 16, projectionDim: 8, prototypes: 5 }, createRandom(4));
+    const probe = await probeBackbone(bytes, graph, input.name, [1, 3, size, size]);
+    const network = importedNetwork(importedBackbone(bytes, graph, input.name, input.featureOutput, probe, [1, 3, size, size]), weightsOf(head), input, 5, explainLayer(graph, probe, input.featureOutput), probe.get(input.featureOutput)!.dims.slice(1));
+    // y = Σ features · r for a fixed random r (the backbone's own gradient: the head's rules are the engine's, tested
+    // with its network; a prototype score of a random head moves too little for float32 differences).
+    const builder = new DifferentiableGraph();
+    const images = builder.input(names.images, dims, true);
+    const { features } = network.emit(builder, images, false);
+    const random = createRandom(5);
+    const direction = Float32Array.from({ length: featureDim }, () => random.normal());
+    builder.backward([[features, builder.floats(direction, [1, featureDim])]]);
+    builder.output(features, names.features);
+    builder.output(builder.gradient(images), 'image_gradient');
+    const model = encodeModel({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph: { name: 'input_gradient', node: builder.nodes, initializer: builder.initializers, input: builder.inputs, output: builder.outputs } });
+    const session = await OrtModel.open(model, 'input gradient', { device: 'cpu' });
+    const pixels = randomPixels(1, size, 3, 11);
+    const run = async (data: Float32Array) => session.run({ [names.images]: { data, dims } }, [names.features, 'image_gradient']);
+    const objective = async (data: Float32Array) => (await run(data)).features.data.reduce((sum, value, i) => sum + value * direction[i], 0);
+    const gradient = (await run(pixels)).image_gradient.data;
+    const largest = Math.max(...Array.from(gradient, Math.abs));
+    assert.ok(largest > 0, 'a non-zero gradient');
+    // The pixels with the largest gradients, by central differences in float32.
+    const order = Array.from(gradient.keys()).sort((a, b) => Math.abs(gradient[b]) - Math.abs(gradient[a])).slice(0, 4);
+    const step = 1e-2;
+    // float32 rounding of the objective, divided by the step: the floor below which differences are noise
+    const base = (await run(pixels)).features.data;
+    const noise = (8 * 2 ** -23 * base.reduce((sum, value, i) => sum + Math.abs(value * direction[i]), 0)) / (2 * step);
+    for (const at of order) {
+      const plus = Float32Array.from(pixels);
+      const minus = Float32Array.from(pixels);
+      plus[at] += step;
+      minus[at] -= step;
+      const difference = ((await objective(plus)) - (await objective(minus))) / (2 * step);
+      assert.ok(Math.abs(difference - gradient[at]) <= 0.05 * largest + noise, `${fixture.file} pixel ${at}: finite difference ${difference}, gradient ${gradient[at]} (largest ${largest}, noise ${noise})`);
+    }
+    // Along a random direction over all pixels the change is larger than rounding, so the step can be small enough
+    // to cross few ReLU and max-pool kinks (at 1e-2 it crosses many): within 5 %.
+    const along = Float32Array.from(pixels, () => random.normal());
+    const small = 1e-4;
+    const shifted = (sign: number) => Float32Array.from(pixels, (value, i) => value + sign * small * along[i]);
+    const directional = ((await objective(shifted(1))) - (await objective(shifted(-1)))) / (2 * small);
+    const predicted = gradient.reduce((sum, value, i) => sum + value * along[i], 0);
+    assert.ok(Math.abs(directional - predicted) <= 0.05 * Math.abs(predicted) + (noise * step) / small, `${fixture.file} along a direction: finite difference ${directional}, gradient ${predicted}`);
+    await Promise.all([session.dispose(), backbone.dispose()]);
+    disposeModel(head);
+  });
+}
+
+test('imported graph: an operator without a gradient rule is named with its node, and features still work', async () => {
+  const file = path.join(fixtures, 'unsupported_sin.onnx');
+  const bytes = readFileSync(file);
+  const graph = parseOnnx(bytes, file);
+  const input = resolveBackboneInput(graph);
+  const probe = await probeBackbone(bytes, graph, input.name, [1, 3, 8, 8]);
+  const builder = new DifferentiableGraph();
+  const image = builder.input('x', [1, 3, 8, 8], true);
+  assert.throws(
+    () => emitBackbone(builder, importedBackbone(bytes, graph, input.name, input.featureOutput, probe, [1, 3, 8, 8]), image, [input.featureOutput]),
+    (error: unknown) => error instanceof OnnxModelError && error.code === 'UNSUPPORTED_MODEL' && error.where.operator === 'Sin' && error.where.node === '/Sin' && error.message.includes(file),
+  );
+  const backbone = await OrtBackbone.fromBytes(bytes, graph, { device: 'cpu' });
+  assert.equal((await backbone.features(randomPixels(1, 8, 3), 1, 8, 8, 3)).length, 4);
+  await backbone.dispose();
+});
