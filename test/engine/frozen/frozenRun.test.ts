@@ -132,14 +132,14 @@ test('frozen run: corrupt and unsupported ONNX files get BAD_MODEL and UNSUPPORT
     await assert.rejects(client.request({ type: 'train', imagesDir, runDir: path.join(scratch, 'corrupt-run'), options: { ...options, backbone: corrupt } }), rejectsWith('BAD_MODEL', escaped(corrupt)));
     const pid = client.pid;
     // onnxruntime runs the Sin graph, so training works; Grad-CAM's layer comes after Sin, so it works too; the
-    // counterfactual needs Sin's gradient, and names the operator and its node.
+    // pixel counterfactual needs Sin's gradient, and names the operator and its node.
     const sin = path.join(fixtures, 'unsupported_sin.onnx');
     const runDir = path.join(scratch, 'sin-run');
     const trained = await client.request({ type: 'train', imagesDir, runDir, options: { ...options, epochs: 1, backbone: sin } });
     assert.equal(trained.images, 16);
     const gradcam = await client.request({ type: 'explain', runDir, image: 'squares/0.png', method: 'gradcam' });
     assert.ok(gradcam.heatmap.values.some((value) => value > 0));
-    await assert.rejects(client.request({ type: 'explain', runDir, image: 'squares/0.png', method: 'counterfactual' }), rejectsWith('UNSUPPORTED_MODEL', /operator Sin/, /node '\/Sin'/, escaped(path.join(runDir, 'backbone.onnx'))));
+    await assert.rejects(client.request({ type: 'explain', runDir, image: 'squares/0.png', method: 'counterfactual-pixel' }), rejectsWith('UNSUPPORTED_MODEL', /operator Sin/, /node '\/Sin'/, escaped(path.join(runDir, 'backbone.onnx'))));
     const neighbours = await client.request({ type: 'neighbours', runDir, image: 'squares/0.png', k: 2 });
     assert.equal(neighbours.neighbours.length, 2);
     assert.equal(client.pid, pid, 'the engine survived');
