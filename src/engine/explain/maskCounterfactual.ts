@@ -1,27 +1,40 @@
 // Mask counterfactual (after Fong & Vedaldi 2017 and Fong et al. 2019): blend a donor of the target cluster
 // into the image through a coarse mask m, x' = (1 − m↑)·x + m↑·d with m↑ the mask upsampled, and minimise
-// −log p(target | x') + λ_a·(mean(m) − a)² + λ_tv·TV(m) for several fixed areas a at once (one batch). Every few
-// steps each mask is cut to its a·G² strongest cells, those edits are scored in one scorer call, and the
-// smallest area whose edit lands in the target wins.
+// softplus(1 − margin(x')) + λ_a·(mean(m) − a)² + λ_tv·TV(m), margin = log p(target) − log Σ_{k≠target} p(k),
+// for several fixed areas a at once (one batch). Every few steps each mask is cut to its a·G² strongest cells,
+// those edits are scored in one scorer call, and the smallest area whose edit lands in the target wins.
 import * as tf from '@tensorflow/tfjs-core';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import { differenceMap, totalVariation } from './counterfactual';
 import { adam, describeEdit } from './counterfactualSearch';
-import type { CounterfactualOutcome, Explainer } from './explainer';
+import type { CounterfactualOutcome, Donor, Explainer } from './explainer';
 import { donorsFor, usedDonors } from './regionCounterfactual';
 import { gridCells, pasteCell, targetMargin } from './regionSearch';
-import { prototypeScore, scorerFor } from './scorer';
-import { targetValue } from './target';
+import { prototypeScore, scorerFor, type ClusterScorer } from './scorer';
 
 /** The fixed areas tried, as shares of the image; smallest first. */
 export const maskAreas = [0.04, 0.08, 0.12, 0.2, 0.3, 0.5];
-/** How many of the nearest donors get masks of their own. */
+/** How many donors (the best of the nearest) get masks of their own. */
 const maskDonors = 2;
 const areaWeight = 50;
 const tvWeight = 0.2;
 const learningRate = 0.25;
 /** Cut the masks and check them every this many steps. */
 const checkEvery = 10;
+
+/**
+ * The best donors to blend in: of the target cluster's nearest members, those held most firmly by the target
+ * (the largest margin), in their nearest-first order; the very nearest members often sit on the border.
+ */
+async function bestDonors(scorer: ClusterScorer, donors: Donor[], target: number): Promise<Donor[]> {
+  const perImage = scorer.imageSizePx * scorer.imageSizePx * scorer.channels;
+  const batch = new Float32Array(donors.length * perImage);
+  donors.forEach((donor, i) => batch.set(donor.pixels, i * perImage));
+  const { probabilities } = await scorer.score(batch, donors.length);
+  const margins = donors.map((_, i) => targetMargin(probabilities, scorer.prototypes, i, target));
+  const chosen = donors.map((_, i) => i).sort((a, b) => margins[b] - margins[a]).slice(0, maskDonors).sort((a, b) => a - b);
+  return chosen.map((i) => donors[i]);
+}
 
 export const maskCounterfactualExplainer: Explainer = {
   method: 'counterfactual-mask',
@@ -33,8 +46,8 @@ export const maskCounterfactualExplainer: Explainer = {
     if (target.kind !== 'prototype') throw new Error('a counterfactual needs a target cluster');
     const startedAt = performance.now();
     const [, sizePx, , channels] = image.shape;
-    const donors = (await donorsFor(input, target.prototype)).slice(0, maskDonors);
     const scorer = await scorerFor(net, sizePx, channels, options.batchSize, log);
+    const donors = await bestDonors(scorer, await donorsFor(input, target.prototype), target.prototype);
     const original = image.dataSync() as Float32Array;
     const cells = gridCells(sizePx, options.counterfactualGridCells);
     const side = Math.round(Math.sqrt(cells.length));
@@ -52,12 +65,23 @@ export const maskCounterfactualExplainer: Explainer = {
     let firstMoment = tf.zerosLike(logits);
     let secondMoment = tf.zerosLike(logits);
 
+    // Upsampling by cell membership [G², S²]: each pixel takes its cell's mask value, so the mask optimised is the
+    // one that is cut and shown (bilinear upsampling would blend cells the cut then takes whole).
+    const membership = new Float32Array(cells.length * sizePx * sizePx);
+    cells.forEach((cell, index) => {
+      for (let y = cell.yPx; y < cell.yPx + cell.heightPx; y++) membership.fill(1, index * sizePx * sizePx + y * sizePx + cell.xPx, index * sizePx * sizePx + y * sizePx + cell.xPx + cell.widthPx);
+    });
+    const upsampling = tf.tensor2d(membership, [cells.length, sizePx * sizePx]);
     const lossOf = (theta: tf.Tensor4D): tf.Scalar => {
       const mask = tf.sigmoid(theta) as tf.Tensor4D;
-      const upsampled = tf.image.resizeBilinear(mask, [sizePx, sizePx], false, true);
+      const upsampled = tf.reshape(tf.matMul(tf.reshape(mask, [count, cells.length]), upsampling), [count, sizePx, sizePx, 1]);
       const edited = tf.add(tf.mul(image, tf.sub(1, upsampled)), tf.mul(donorImages, upsampled)) as tf.Tensor4D;
-      const logProbabilities = tf.logSoftmax(tf.div(net.outputs(net.featureMap(edited)).scores, net.temperature));
-      const classification = tf.neg(tf.sum(tf.mul(logProbabilities, targetOneHot)));
+      // The margin log p(target) − log Σ_{k≠target} p(k) pushed above 1 (softplus): validity asks the target to
+      // beat every other cluster, which −log p(target) alone does not aim at.
+      const logits = tf.div(net.outputs(net.featureMap(edited)).scores, net.temperature);
+      const targetLogit = tf.sum(tf.mul(logits, targetOneHot), 1);
+      const otherLogits = tf.logSumExp(tf.add(logits, tf.mul(targetOneHot, -1e4)), 1);
+      const classification = tf.sum(tf.softplus(tf.sub(1, tf.sub(targetLogit, otherLogits))));
       const area = tf.mul(tf.sum(tf.square(tf.sub(tf.mean(mask, [1, 2, 3]), areaTargets))), areaWeight);
       return tf.addN([classification, area, tf.mul(totalVariation(mask), tvWeight * count)]) as tf.Scalar;
     };
@@ -131,7 +155,7 @@ export const maskCounterfactualExplainer: Explainer = {
       const outcome: CounterfactualOutcome = { ...edit, ...usedDonors(donors, regions) };
       return { heatmap: differenceMap(outcome, original, channels), score: await prototypeScore(net, scorer, original, image, target.prototype), counterfactual: outcome, device: scorer.device };
     } finally {
-      tf.dispose([donorImages, areaTargets, targetOneHot, logits, firstMoment, secondMoment]);
+      tf.dispose([donorImages, areaTargets, targetOneHot, upsampling, logits, firstMoment, secondMoment]);
     }
   },
 };
