@@ -787,10 +787,19 @@ export type ToExplainPanel =
       runName?: string;
     }
   | { type: 'explain.counterfactual'; result: ExplainResult }
+  /** A counterfactual search under way (fraction 0–1), or cancelled. */
+  | { type: 'explain.progress'; fraction: number; message: string }
+  | { type: 'explain.cancelled' }
   | { type: 'explain.error'; stage: 'gradcam' | 'counterfactual'; message: string };
 
+/** The methods the explain panel offers for its counterfactual. */
+export type CounterfactualMethod = Extract<ExplainMethod, 'counterfactual' | 'counterfactual-mask' | 'counterfactual-pixel'>;
+
 /** Explain panel → host, besides the common FromWebview messages. */
-export type FromExplainPanel = FromWebview | { type: 'explain.counterfactualTarget'; cluster: number };
+export type FromExplainPanel =
+  | FromWebview
+  | { type: 'explain.counterfactualTarget'; cluster: number; method?: CounterfactualMethod }
+  | { type: 'explain.cancel' };
 
 /** What the explain panel keeps across reloads: enough for the host to explain the same image again. */
 export interface ExplainPanelState {

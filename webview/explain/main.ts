@@ -1,10 +1,12 @@
 // Explain panel: the image's cluster and top prototypes, its nearest neighbours, a Grad-CAM overlay with an
-// opacity slider, and a counterfactual toward a chosen cluster shown as original / counterfactual / difference.
+// opacity slider, and a counterfactual toward a chosen cluster by a chosen method, shown as original /
+// counterfactual / difference, the donor images with the borrowed regions outlined, and one sentence.
+import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import './explain.css';
-import type { ExplainPanelState, ExplainResult, FromExplainPanel, ToExplainPanel } from '../../src/protocol';
+import type { CounterfactualMethod, CounterfactualRegion, CounterfactualSummary, ExplainPanelState, ExplainResult, FromExplainPanel, ToExplainPanel } from '../../src/protocol';
 import { imageUrl } from '../shared/palette';
 import { connect, element } from '../shared/vscode';
 
@@ -31,19 +33,38 @@ camSection.append(element('h3', {}, 'Grad-CAM (assigned prototype)'), camStack, 
 
 const counterfactualSection = element('section', { 'aria-label': 'Counterfactual section' });
 const targetSelect = element('vscode-single-select' as 'select', { 'aria-label': 'Target cluster' });
+const methodSelect = element('vscode-single-select' as 'select', { 'aria-label': 'Counterfactual method' });
+const methods: [CounterfactualMethod, string][] = [
+  ['counterfactual', 'regions of the target cluster’s images'],
+  ['counterfactual-mask', 'a mask blending in one of them'],
+  ['counterfactual-pixel', 'free pixel edits (baseline)'],
+];
+methodSelect.append(...methods.map(([method, label], index) => element('vscode-option' as 'option', index === 0 ? { value: method, selected: '' } : { value: method }, label)));
 const triptych = element('div', { class: 'triptych' });
 const cfOriginal = element('img', { alt: 'Original' });
 const cfImage = element('img', { alt: 'Counterfactual' });
 const cfDiff = element('img', { alt: 'Counterfactual difference' });
+const cfRegions = element('div', { class: 'regions', 'aria-hidden': 'true' });
 for (const [image, caption] of [[cfOriginal, 'Original'], [cfImage, 'Counterfactual'], [cfDiff, 'Difference']] as const) {
   const figure = element('figure');
-  figure.append(image, element('figcaption', {}, caption));
+  const frame = element('div', { class: 'frame' });
+  frame.append(image);
+  if (image === cfImage) frame.append(cfRegions);
+  figure.append(frame, element('figcaption', {}, caption));
   triptych.append(figure);
 }
-const cfFacts = element('p', { class: 'facts', role: 'status' });
+const cfSentence = element('p', { class: 'sentence', role: 'status', 'aria-label': 'Counterfactual summary' });
+const cfFacts = element('p', { class: 'facts' });
+const searchProgress = element('progress', { max: '1', value: '0', 'aria-label': 'Counterfactual progress', hidden: '' });
+const cancelButton = element('vscode-button' as 'button', { secondary: '', hidden: '' }, 'Cancel');
+const donorsFigure = element('div', { class: 'donors', role: 'list', 'aria-label': 'Donor images' });
 const targetLabel = element('label', {}, 'Move toward cluster ');
 targetLabel.append(targetSelect);
-counterfactualSection.append(element('h3', {}, 'Counterfactual'), targetLabel, triptych, cfFacts);
+const methodLabel = element('label', {}, ' by ');
+methodLabel.append(methodSelect);
+const controls = element('div', { class: 'controls' });
+controls.append(targetLabel, methodLabel, searchProgress, cancelButton);
+counterfactualSection.append(element('h3', {}, 'Counterfactual'), controls, triptych, cfSentence, cfFacts, donorsFigure);
 
 const neighbours = element('section', { 'aria-label': 'Nearest neighbours' });
 root.append(title, outsideNote, busy, errors, summary, camSection, counterfactualSection, neighbours);
@@ -62,7 +83,8 @@ const vscode = connect<ExplainPanelState, ToExplainPanel>((message) => {
       errors.hidden = true;
       outsideNote.hidden = true;
       for (const image of [camOriginal, camHeatmap, cfOriginal, cfImage, cfDiff]) image.removeAttribute('src');
-      cfFacts.textContent = 'Searching for a counterfactual…';
+      clearCounterfactual();
+      searching('Searching for a counterfactual…');
       break;
     case 'explain.gradcam':
       imageBase = message.imageBase;
@@ -75,13 +97,29 @@ const vscode = connect<ExplainPanelState, ToExplainPanel>((message) => {
       break;
     case 'explain.counterfactual':
       busy.hidden = true;
+      doneSearching();
       showCounterfactual(message.result);
+      break;
+    case 'explain.progress':
+      searchProgress.hidden = false;
+      searchProgress.value = message.fraction;
+      if (message.message) cfFacts.textContent = message.message;
+      break;
+    case 'explain.cancelled':
+      busy.hidden = true;
+      doneSearching();
+      cfSentence.textContent = 'Cancelled. Pick a cluster or a method to search again.';
+      cfFacts.textContent = '';
       break;
     case 'explain.error':
       busy.hidden = true;
       errors.hidden = false;
       errors.textContent = `${message.stage === 'gradcam' ? 'Grad-CAM' : 'Counterfactual'}: ${message.message}`;
-      if (message.stage === 'counterfactual') cfFacts.textContent = '';
+      if (message.stage === 'counterfactual') {
+        doneSearching();
+        cfSentence.textContent = '';
+        cfFacts.textContent = '';
+      }
       break;
   }
 });
@@ -117,17 +155,80 @@ function showGradCam(result: ExplainResult, prototypeCount: number): void {
   neighbours.append(grid);
 }
 
+const percent = (value: number) => `${Math.round(100 * value)} %`;
+
+/** The edit in one sentence, as the issue asks: regions, share of the image, donors, and the move. */
+function counterfactualSentence(facts: CounterfactualSummary, imageSizePx: number): string {
+  const from = `from cluster ${facts.originalCluster} (${percent(facts.originalClusterProbability)})`;
+  const landed = facts.valid
+    ? `moves it ${from} to cluster ${facts.targetCluster} (${percent(facts.targetProbability)})`
+    : `does not move it into cluster ${facts.targetCluster} (${percent(facts.targetProbability)}): it is assigned to cluster ${facts.newCluster} (${percent(facts.topPrototypes[0]?.probability ?? 0)})`;
+  if (facts.regions && facts.donors) {
+    const area = facts.regions.reduce((sum, region) => sum + region.widthPx * region.heightPx, 0) / (imageSizePx * imageSizePx);
+    const count = facts.regions.length;
+    const donors = facts.donors.length === 1 ? 'this image' : `these ${facts.donors.length} images`;
+    const verb = facts.kind === 'mask' ? 'Blending in' : 'Replacing';
+    return `${verb} ${count} region${count === 1 ? '' : 's'} (${percent(area)} of the image) with parts of ${donors} from cluster ${facts.targetCluster} ${landed}.`;
+  }
+  return `Changing ${percent(facts.changedPixelShare)} of the pixels ${landed}.`;
+}
+
+/** Outlines of `regions` over an image shown at any size: positions in % of the model's image side. */
+function outlines(regions: CounterfactualRegion[], imageSizePx: number, donor?: number): HTMLElement[] {
+  return regions
+    .filter((region) => donor === undefined || region.donor === donor)
+    .map((region) => {
+      const box = element('div', { class: 'region' });
+      box.style.left = `${(100 * region.xPx) / imageSizePx}%`;
+      box.style.top = `${(100 * region.yPx) / imageSizePx}%`;
+      box.style.width = `${(100 * region.widthPx) / imageSizePx}%`;
+      box.style.height = `${(100 * region.heightPx) / imageSizePx}%`;
+      return box;
+    });
+}
+
 function showCounterfactual(result: ExplainResult): void {
   const facts = result.counterfactual;
   cfOriginal.src = png(result.pngs?.original);
   cfImage.src = png(result.pngs?.counterfactual);
   cfDiff.src = png(result.pngs?.diff);
   if (!facts) return;
+  cfSentence.textContent = counterfactualSentence(facts, result.imageSizePx);
   cfFacts.textContent =
-    `${facts.valid ? 'Now in' : 'Still not in'} cluster ${facts.targetCluster}: assigned to cluster ${facts.newCluster} ` +
-    `(p = ${(100 * facts.targetProbability).toFixed(1)}%, was ${(100 * facts.originalTargetProbability).toFixed(1)}%). ` +
-    `Edit: L2 ${facts.l2Distance.toFixed(3)}, ${(100 * facts.changedPixelShare).toFixed(1)}% of pixels changed by more than 0.05, ` +
-    `${facts.steps} steps, ${(facts.durationMs / 1000).toFixed(1)} s.`;
+    `${(100 * facts.changedPixelShare).toFixed(1)}% of pixels changed by more than 0.05, L1 ${facts.l1Distance.toFixed(1)}, ` +
+    `${facts.steps} ${facts.kind === 'region' ? 'rounds' : 'steps'}, ${(facts.durationMs / 1000).toFixed(1)} s.`;
+  cfRegions.replaceChildren(...outlines(facts.regions ?? [], result.imageSizePx));
+  donorsFigure.replaceChildren(
+    ...(facts.donors ?? []).map((donor, index) => {
+      const figure = element('figure', { role: 'listitem', title: donor.path, tabindex: '0' });
+      const frame = element('div', { class: 'frame' });
+      const image = element('img', { alt: `Donor ${index + 1}: ${donor.path}` });
+      image.src = donor.png ? png(donor.png) : imageUrl(imageBase, donor.path);
+      frame.append(image, ...outlines(facts.regions ?? [], result.imageSizePx, index));
+      figure.append(frame, element('figcaption', {}, `${donor.similarity.toFixed(3)} · c${donor.cluster}`));
+      figure.addEventListener('click', () => post({ type: 'webview.explainImage', path: donor.path }));
+      return figure;
+    }),
+  );
+}
+
+function clearCounterfactual(): void {
+  cfSentence.textContent = '';
+  cfFacts.textContent = '';
+  cfRegions.replaceChildren();
+  donorsFigure.replaceChildren();
+}
+
+function searching(text: string): void {
+  cfSentence.textContent = text;
+  searchProgress.value = 0;
+  searchProgress.hidden = false;
+  cancelButton.hidden = false;
+}
+
+function doneSearching(): void {
+  searchProgress.hidden = true;
+  cancelButton.hidden = true;
 }
 
 function applyOpacity(): void {
@@ -141,13 +242,19 @@ opacity.addEventListener('input', () => {
   applyOpacity();
 });
 
-targetSelect.addEventListener('change', () => {
+function searchAgain(): void {
   const cluster = Number((targetSelect as unknown as { value: string }).value);
-  if (!Number.isInteger(cluster)) return;
+  const method = (methodSelect as unknown as { value: string }).value as CounterfactualMethod;
+  if (!Number.isInteger(cluster) || !methods.some(([known]) => known === method)) return;
   busy.hidden = false;
-  cfFacts.textContent = `Searching for a counterfactual toward cluster ${cluster}…`;
-  post({ type: 'explain.counterfactualTarget', cluster });
-});
+  clearCounterfactual();
+  searching(`Searching for a counterfactual toward cluster ${cluster}…`);
+  post({ type: 'explain.counterfactualTarget', cluster, method });
+}
+
+targetSelect.addEventListener('change', searchAgain);
+methodSelect.addEventListener('change', searchAgain);
+cancelButton.addEventListener('click', () => post({ type: 'explain.cancel' }));
 
 function post(message: FromExplainPanel): void {
   (vscode.postMessage as (m: FromExplainPanel) => void)(message);

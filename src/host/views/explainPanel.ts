@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { ExplainPanelState, FromExplainPanel, ToExplainPanel } from '../../protocol';
+import type { CounterfactualMethod, ExplainPanelState, FromExplainPanel, ToExplainPanel } from '../../protocol';
 import type { Session } from '../session';
 import { EngineRequestError } from '../engineClient';
 import { isInRun } from '../runs';
@@ -48,6 +48,10 @@ export class ExplainPanel {
   private readonly messages: ReadyQueue<ToExplainPanel>;
   private runDir = '';
   private image = '';
+  /** The counterfactual method last picked in the panel; the next image keeps it. */
+  private method: CounterfactualMethod = 'counterfactual';
+  /** Cancels the counterfactual search under way. */
+  private searching: AbortController | undefined;
 
   private constructor(
     private readonly session: Session,
@@ -61,9 +65,11 @@ export class ExplainPanel {
       else if (message.type === 'webview.openImage') void (this.imagesDir && openImage(this.imagesDir, message.path));
       else if (message.type === 'webview.explainImage') void (this.imagesDir && explainImage(this.imagesDir, message.path));
       else if (message.type === 'webview.command') void runWebviewCommand(message.command);
-      else if (message.type === 'explain.counterfactualTarget') void this.counterfactual(message.cluster);
+      else if (message.type === 'explain.counterfactualTarget') void this.counterfactual(message.cluster, message.method);
+      else if (message.type === 'explain.cancel') this.searching?.abort();
     });
     panel.onDidDispose(() => {
+      this.searching?.abort();
       if (ExplainPanel.current === this) ExplainPanel.current = undefined;
     });
   }
@@ -96,19 +102,36 @@ export class ExplainPanel {
     await this.counterfactual();
   }
 
-  private async counterfactual(cluster?: number): Promise<void> {
+  private async counterfactual(cluster?: number, method?: CounterfactualMethod): Promise<void> {
+    if (method) this.method = method;
+    // A new search replaces the one under way.
+    this.searching?.abort();
+    const searching = new AbortController();
+    this.searching = searching;
     try {
-      const result = await this.session.engine.request({
-        type: 'explain',
-        runDir: this.runDir,
-        image: this.image,
-        method: 'counterfactual',
-        target: cluster === undefined ? undefined : { kind: 'prototype', prototype: cluster },
-        inlinePngs: true,
-      });
+      const result = await this.session.engine.request(
+        {
+          type: 'explain',
+          runDir: this.runDir,
+          image: this.image,
+          method: this.method,
+          target: cluster === undefined ? undefined : { kind: 'prototype', prototype: cluster },
+          inlinePngs: true,
+        },
+        {
+          signal: searching.signal,
+          onProgress: (event) => this.messages.post({ type: 'explain.progress', fraction: event.fraction, message: event.message ?? '' }),
+        },
+      );
       this.messages.post({ type: 'explain.counterfactual', result });
     } catch (error) {
-      this.messages.post({ type: 'explain.error', stage: 'counterfactual', message: describe(error) });
+      if (searching.signal.aborted) {
+        if (this.searching === searching) this.messages.post({ type: 'explain.cancelled' });
+      } else {
+        this.messages.post({ type: 'explain.error', stage: 'counterfactual', message: describe(error) });
+      }
+    } finally {
+      if (this.searching === searching) this.searching = undefined;
     }
   }
 }
