@@ -36,10 +36,12 @@ export interface RanOn {
 export interface TrainOptions {
   imageSizePx: number;
   prototypes: number;
-  /** Stop after this many epochs… */
+  /** Stop after this many epochs (0 = no epoch cap)… */
   epochs: number;
-  /** …or after this many minutes, whichever comes first (0 = no time limit). */
+  /** …or after this many minutes, whichever comes first (0 = no time limit; the default follows the folder's size and the device). */
   minutes: number;
+  /** …or earlier, once the assignments are stable and the loss has plateaued (see TrainingHealth); off by default when `epochs` is given. */
+  stopWhenConverged: boolean;
   batchSize: number;
   /** Channels of the first stage; each later stage doubles it. */
   width: number;
@@ -341,6 +343,8 @@ export interface EvaluateRequest {
   type: 'evaluate';
   id: number;
   runDir: string;
+  /** Also score k-means on the raw pixels of the same images (plain and L2-normalised): the baseline to beat. */
+  pixelBaseline?: boolean;
 }
 
 export interface ExplainRequest {
@@ -441,7 +445,39 @@ export interface ProgressEvent {
   prototypeUsage?: number[];
   /** Where the work runs: "webgpu (NVIDIA H200, Vulkan)", "cpu". */
   device?: string;
+  /** Whether training is working (training only). */
+  health?: TrainingHealth;
 }
+
+/** A training run's state, from signals it computes anyway (src/engine/swav/health.ts). */
+export type HealthState = 'collapsing' | 'learning' | 'converged' | 'diverged';
+
+export interface TrainingHealth {
+  state: HealthState;
+  /** What to do about it, in a sentence. */
+  advice: string;
+  /** Epochs whose end the signals have seen. */
+  epochsObserved: number;
+  /** Prototypes that took any image in the last epoch (by the argmax of a global crop's scores), of `prototypes`. */
+  prototypesUsed: number;
+  prototypes: number;
+  /** Entropy (nats) of the prototypes' shares of the last epoch; ln(prototypes) when even. */
+  usageEntropy: number;
+  /** Share of images whose cluster changed since the epoch before (absent before the second epoch). */
+  changedShare?: number;
+  /** Epochs in a row that looked stable (converged at 3). */
+  stableEpochs: number;
+  /** ln K: where the loss sits when the assignments carry no information (collapse). */
+  lossReference: number;
+  /** Whether the queue of past embeddings feeds Sinkhorn now. */
+  queueActive: boolean;
+}
+
+/** How the states read to a person. */
+export const healthStateLabels: Readonly<Record<HealthState, string>> = { collapsing: 'collapsing', learning: 'still learning', converged: 'converged', diverged: 'diverged' };
+
+/** Why training ended. */
+export type StopReason = 'converged' | 'time' | 'epochs' | 'cancelled';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -466,6 +502,10 @@ export interface TrainResult extends RanOn {
   imagesPerSecond: number;
   durationMs: number;
   cancelled: boolean;
+  /** Why training ended: assignments stable, the time budget, the epoch budget, or a cancel. */
+  stopReason: StopReason;
+  /** The last health reading (absent for frozen-backbone runs). */
+  health?: TrainingHealth;
   checkpointPath: string;
   indexPath?: string;
 }
@@ -515,6 +555,24 @@ export interface EvaluateResult extends RanOn {
   knn: number;
   knn_k: number;
   clusters_used: number;
+  /** k-means and kNN on the raw pixels of the same images, at the run's image size (when asked for). */
+  pixels?: PixelBaseline;
+}
+
+export interface ClusteringScores {
+  nmi: number;
+  ari: number;
+  acc: number;
+  /** Leave-one-out cosine kNN accuracy (the same for both pixel variants: cosine ignores scale). */
+  knn: number;
+}
+
+export interface PixelBaseline {
+  imageSizePx: number;
+  /** Pixels in [0, 1], as they are. */
+  plain: ClusteringScores;
+  /** Each image's pixel vector scaled to unit length. */
+  normalised: ClusteringScores;
 }
 
 export interface ExplainResult extends RanOn {

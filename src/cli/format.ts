@@ -1,4 +1,5 @@
-import type { EvaluateCounterfactualsResult, EvaluateExplanationsResult, ExplainResult, RanOn, ResultOf } from '../protocol';
+import { healthStateLabels, type EvaluateCounterfactualsResult, type EvaluateExplanationsResult, type ExplainResult, type RanOn, type ResultOf } from '../protocol';
+import { stopReasonText } from '../host/progressText';
 
 /** "webgpu (NVIDIA H200)", "cpu". */
 function deviceName(result: RanOn): string {
@@ -12,9 +13,15 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
       return [
         `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.skipped.length} skipped) on ${deviceName(result)}${result.trainingRuntime === 'tfjs' ? ` (training steps on tfjs ${result.backend})` : ''}:`,
         `  ${result.epochs} epochs, ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.imagesPerSecond.toFixed(1)} img/s, ${(result.durationMs / 1000).toFixed(1)} s`,
+        `  stopped: ${stopReasonText(result)}`,
+        result.health
+          ? `  health: ${healthStateLabels[result.health.state]}; ${result.health.prototypesUsed}/${result.health.prototypes} prototypes used (entropy ${result.health.usageEntropy.toFixed(2)} of ${result.health.lossReference.toFixed(2)})${result.health.changedShare !== undefined ? `, ${(100 * result.health.changedShare).toFixed(1)}% changed cluster in the last epoch` : ''}. ${result.health.advice}`
+          : '',
         `  checkpoint: ${result.checkpointPath}`,
         result.indexPath ? `  index: ${result.indexPath}` : '  no index (run "cluster-lens index")',
-      ].join('\n');
+      ]
+        .filter(Boolean)
+        .join('\n');
     case 'index':
       return [
         `Indexed ${result.images} images on ${deviceName(result)} in ${(result.durationMs / 1000).toFixed(1)} s (${result.imagesPerSecond.toFixed(0)} img/s); ${result.clusters.length} clusters in use:`,
@@ -37,6 +44,15 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
         `  k-means on projections:       NMI ${result.projection_nmi.toFixed(4)}  ARI ${result.projection_ari.toFixed(4)}  ACC ${result.projection_acc.toFixed(4)}`,
         `  prototype assignment:         NMI ${result.proto_nmi.toFixed(4)}  ARI ${result.proto_ari.toFixed(4)}  ACC ${result.proto_acc.toFixed(4)}  (${result.clusters_used} clusters used)`,
         `  kNN (k=${result.knn_k}, leave-one-out):    ${result.knn.toFixed(4)}`,
+        ...(result.pixels
+          ? [
+              `  raw pixels (${result.pixels.imageSizePx} px), the baseline:`,
+              `    k-means on pixels:            NMI ${result.pixels.plain.nmi.toFixed(4)}  ARI ${result.pixels.plain.ari.toFixed(4)}  ACC ${result.pixels.plain.acc.toFixed(4)}`,
+              `    k-means on L2-normalised:     NMI ${result.pixels.normalised.nmi.toFixed(4)}  ARI ${result.pixels.normalised.ari.toFixed(4)}  ACC ${result.pixels.normalised.acc.toFixed(4)}`,
+              `    kNN on pixels:                ${result.pixels.plain.knn.toFixed(4)}`,
+              `  learned features ${result.nmi > result.pixels.normalised.nmi ? 'beat both pixel baselines' : result.nmi > result.pixels.plain.nmi ? 'beat plain pixels but not L2-normalised ones' : 'do not beat raw pixels yet: train longer (see the health line of train)'} on k-means NMI`,
+            ]
+          : []),
       ].join('\n');
     case 'explain':
       return formatExplanation(result);

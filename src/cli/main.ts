@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendPreference, DevicePreference, ExplainMethod, ExplainTarget, ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
+import { healthStateLabels } from '../protocol';
 import { EngineClient, EngineRequestError } from '../host/engineClient';
 import { formatResult } from './format';
 import { version } from '../../package.json';
@@ -15,7 +16,7 @@ Usage:
                      [--backbone model.onnx [--backbone-normalization imagenet|none]] [--resume] [--json]
   cluster-lens index <run-dir> [--device auto|gpu|cpu] [--json]
   cluster-lens neighbours <run-dir> <image> [--k 8] [--json]
-  cluster-lens evaluate <run-dir> [--json]
+  cluster-lens evaluate <run-dir> [--baseline] [--json]
   cluster-lens export-onnx <run-dir> --out <model.onnx> [--json]
   cluster-lens explain <run-dir> <image> [--method counterfactual] [--target <cluster>|--pair <image2>|--pair neighbour|--pair augmented]
                        --out <dir> [--seed N] [--json]
@@ -24,7 +25,7 @@ Usage:
   cluster-lens evaluate-counterfactuals <run-dir> [--images 20] [--methods counterfactual,counterfactual-mask,counterfactual-pixel]
                        [--seed N] [--json]
   cluster-lens fashion-mnist --out <dir> [--idx-dir DIR] [--per-class N] [--split train|test]
-  cluster-lens bench [--device auto|gpu|cpu] [--seconds 60] [--quality [--minutes 10]] [--python PATH] [--json]
+  cluster-lens bench [--device auto|gpu|cpu] [--seconds 60] [--quality [--protocol 2k|10k] [--minutes M]] [--python PATH] [--json]
 
 Explanation methods: gradcam, gradcam++, layercam, counterfactual, counterfactual-mask, counterfactual-pixel,
   conditional-occlusion, context-agnostic-occlusion, pairwise-occlusion, interaction-cam-mean, interaction-cam-max,
@@ -40,6 +41,11 @@ Explanation methods: gradcam, gradcam++, layercam, counterfactual, counterfactua
   training steps; tfjs keeps them on the CPU) and --backend auto|tensorflow|wasm|cpu (TensorFlow.js, for the light
   tensor work).
 
+train's budget: by default training stops once the clusters are stable and the loss is flat, or when a time budget
+  that grows with the folder (about a minute per 1,000 images on the CPU) runs out. --minutes M sets that budget
+  (M minutes, or less once converged); --epochs N trains exactly N epochs. The result says why it stopped.
+  evaluate --baseline also scores k-means on the raw pixels of the same images, the baseline to beat.
+
 --backbone trains on a frozen imported ONNX image backbone (NCHW input): onnxruntime computes its features and
   only the SwAV head and prototypes train; the image size follows the model's when it fixes one (images are resized
   to it). RGB backbones get ImageNet's mean and std by default (what torchvision and DINO exports expect);
@@ -51,6 +57,8 @@ Ctrl-C once cancels (the checkpoint and index are kept); twice stops at once.`;
 const flagSpec = {
   out: { type: 'string' },
   minutes: { type: 'string' },
+  baseline: { type: 'boolean' },
+  protocol: { type: 'string' },
   epochs: { type: 'string' },
   'image-size': { type: 'string' },
   prototypes: { type: 'string' },
@@ -137,7 +145,7 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
     case 'neighbours':
       return { type: 'neighbours', runDir: path.resolve(positional(args, 0, '<run-dir>')), image: path.resolve(positional(args, 1, '<image>')), k: number(flags, 'k') ?? 8 };
     case 'evaluate':
-      return { type: 'evaluate', runDir: path.resolve(positional(args, 0, '<run-dir>')) };
+      return { type: 'evaluate', runDir: path.resolve(positional(args, 0, '<run-dir>')), ...(flags.baseline ? { pixelBaseline: true } : {}) };
     case 'export-onnx': {
       const out = flags.out as string | undefined;
       if (!out) throw new UsageError('export-onnx needs --out <model.onnx>');
@@ -193,13 +201,14 @@ function progressPrinter(): (event: ProgressEvent) => void {
     if (!interactive && now - lastPrintMs < 2000 && event.fraction < 1) return;
     lastPrintMs = now;
     const parts = [`${event.phase.padEnd(6)} ${(event.fraction * 100).toFixed(0).padStart(3)}%`];
-    if (event.epoch !== undefined) parts.push(`epoch ${event.epoch}/${event.epochs}`);
+    if (event.epoch !== undefined) parts.push(`epoch ${event.epoch}${event.epochs ? `/${event.epochs}` : ''}`);
     if (event.step !== undefined) parts.push(`step ${event.step}`);
     if (event.loss !== undefined) parts.push(`loss ${event.loss.toFixed(4)}`);
     if (event.learningRate !== undefined) parts.push(`lr ${event.learningRate.toExponential(2)}`);
     if (event.imagesPerSecond !== undefined) parts.push(`${event.imagesPerSecond.toFixed(0)} img/s`);
     if (event.device !== undefined && event.phase === 'train') parts.push(`on ${event.device}`);
     if (event.etaSeconds !== undefined) parts.push(`ETA ${Math.round(event.etaSeconds)} s`);
+    if (event.health) parts.push(`${healthStateLabels[event.health.state]}${event.health.changedShare !== undefined ? ` (${(100 * event.health.changedShare).toFixed(0)}% moved)` : ''}`);
     if (event.message && event.phase !== 'train') parts.push(event.message);
     const line = parts.join('  ');
     if (interactive) process.stderr.write(`\r\x1b[K${line}`);
@@ -290,6 +299,7 @@ export async function main(argv: string[]): Promise<number> {
         json: Boolean(flags.json),
         seconds: number(flags, 'seconds'),
         quality: Boolean(flags.quality),
+        protocol: flags.protocol as string | undefined,
         minutes: number(flags, 'minutes'),
         python: flags.python as string | undefined,
         backend: flags.backend as BackendPreference | undefined,

@@ -5,8 +5,9 @@ import { EngineError } from './errors';
 export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
   imageSizePx: 64,
   prototypes: 30,
-  epochs: 30,
+  epochs: 0,
   minutes: 10,
+  stopWhenConverged: true,
   batchSize: 64,
   width: 16,
   blocksPerStage: [1, 1, 1],
@@ -34,6 +35,9 @@ export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
   backboneNormalization: 'imagenet',
 }) as TrainOptions;
 
+/** Epochs for a head on a frozen backbone when none are given. */
+const frozenHeadEpochs = 30;
+
 const backends = ['auto', 'tensorflow', 'wasm', 'cpu'];
 const devices = ['auto', 'gpu', 'cpu'];
 
@@ -44,6 +48,18 @@ export interface TrainContext {
   gpu: boolean;
   /** The images' typical size: the median of their shorter sides, in pixels. */
   nativeImageSizePx?: number;
+  /** How many images the folder holds: the time budget grows with it. */
+  imageCount?: number;
+}
+
+/**
+ * The time budget when none is given: about a minute per 1,000 images on the CPU, plus one (the 2,000-image
+ * protocol gets 3 minutes, 10,000 images 11), a fifth of that on a GPU; never under 2 or over 60 minutes. Runs
+ * stop sooner once converged, so this is a ceiling, not a target.
+ */
+export function timeBudgetMinutes(imageCount: number, gpu: boolean): number {
+  const minutes = 1 + Math.ceil(imageCount / 1000) / (gpu ? 5 : 1);
+  return Math.min(60, Math.max(2, Math.round(minutes)));
 }
 
 /**
@@ -71,6 +87,7 @@ export function adaptedDefaults(context: TrainContext): Partial<TrainOptions> {
   const native = context.nativeImageSizePx;
   // At least 16 px, since the network downsamples 4–8×.
   base.imageSizePx = native !== undefined && native > 0 ? Math.max(16, Math.min(imageSizePx, Math.round(native))) : imageSizePx;
+  if (context.imageCount !== undefined) base.minutes = timeBudgetMinutes(context.imageCount, context.gpu);
   return base;
 }
 
@@ -79,9 +96,13 @@ export function adaptedDefaults(context: TrainContext): Partial<TrainOptions> {
  * work, naming the setting.
  */
 export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context?: TrainContext): TrainOptions {
-  const defined = Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined));
+  const defined = Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined)) as Partial<TrainOptions>;
   const adapted = context ? adaptedDefaults(context) : {};
   const options: TrainOptions = { ...defaultTrainOptions, ...adapted, ...defined } as TrainOptions;
+  // A fixed epoch count is a budget the caller chose: it runs out, not cut short by convergence.
+  if (defined.epochs !== undefined && defined.epochs > 0 && defined.stopWhenConverged === undefined) options.stopWhenConverged = false;
+  // A head on a frozen backbone trains on features cropped ahead for a known number of epochs.
+  if (options.backbone !== undefined && options.epochs === 0) options.epochs = frozenHeadEpochs;
   // Runs from before the tfjs webgpu backend was retired (GPU work now runs on onnxruntime, see runtime/device.ts).
   if ((options.backend as string) === 'webgpu') options.backend = 'auto';
   if (options.localCropSizePx === 0) options.localCropSizePx = Math.max(8, Math.round((options.imageSizePx * 4) / 7 / 4) * 4);
@@ -94,9 +115,11 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   };
   const isInt = (value: number, min: number, max: number) => Number.isInteger(value) && value >= min && value <= max;
   check(isInt(options.imageSizePx, 8, 512), 'imageSizePx', 'a whole number of pixels from 8 to 512');
-  check(isInt(options.prototypes, 2, 10000), 'prototypes', 'a whole number from 2 to 10000');
-  check(isInt(options.epochs, 1, 100000), 'epochs', 'a whole number ≥ 1');
+  // One prototype is allowed, to show what a collapsed run looks like; training flags it at once.
+  check(isInt(options.prototypes, 1, 10000), 'prototypes', 'a whole number from 1 to 10000');
+  check(isInt(options.epochs, 0, 100000), 'epochs', 'a whole number ≥ 0 (0 means no epoch cap)');
   check(Number.isFinite(options.minutes) && options.minutes >= 0, 'minutes', 'a number ≥ 0 (0 means no time limit)');
+  check(options.epochs > 0 || options.minutes > 0, 'minutes', 'above 0 when epochs is 0: a run needs an epoch count or a time limit');
   check(isInt(options.batchSize, 2, 8192), 'batchSize', 'a whole number from 2 to 8192');
   check(isInt(options.width, 1, 1024), 'width', 'a whole number of channels from 1 to 1024');
   check(

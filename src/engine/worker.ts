@@ -55,7 +55,7 @@ async function execute(request: WorkRequest, context: JobContext): Promise<Engin
     case 'neighbours':
       return findNeighbours(request.runDir, request.image, request.k, context);
     case 'evaluate':
-      return evaluateRun(request.runDir, context);
+      return evaluateRun(request.runDir, context, { pixelBaseline: request.pixelBaseline });
     case 'explain':
       return explainImage(request, context);
     case 'evaluate-explanations':

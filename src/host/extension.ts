@@ -6,7 +6,7 @@ import type { BackboneNormalization, BackendPreference, ExplainPanelState, Train
 import { EngineClient, EngineRequestError } from './engineClient';
 import { chooseImage, chooseTrainingFolder } from './commands/chooseFolder';
 import { trainingFolderFor } from './imageFolders';
-import { describeProgress } from './progressText';
+import { describeProgress, stopReasonText } from './progressText';
 import { engineEnvironment, isImageFile, listRuns, newRunName, readTrainingHistory, runsRoot, trainOptionsFromSettings } from './runs';
 import { ClusterMapPanel } from './views/clusterMapPanel';
 import { ClustersView } from './views/clustersView';
@@ -123,7 +123,7 @@ export function activate(context: vscode.ExtensionContext): void {
             );
           },
         );
-        const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images on ${result.device ?? 'cpu'}${result.adapter ? ` (${result.adapter})` : ''}, ${result.steps} steps, final loss ${result.finalLoss.toFixed(3)}${result.skipped.length ? `; ${result.skipped.length} files skipped (see the log)` : ''}.`;
+        const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images on ${result.device ?? 'cpu'}${result.adapter ? ` (${result.adapter})` : ''}, ${result.steps} steps, final loss ${result.finalLoss.toFixed(3)}; stopped: ${stopReasonText(result)}${result.health && result.health.state !== 'converged' && result.health.state !== 'learning' ? `. ${result.health.advice}` : ''}${result.skipped.length ? `; ${result.skipped.length} files skipped (see the log)` : ''}.`;
         DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false, history: await readTrainingHistory(result.runDir), epochs: result.epochs });
         session.setCurrentRun(result.runDir);
         status.text = `$(check) Cluster Lens · ${result.device ?? 'cpu'} · loss ${result.finalLoss.toFixed(3)}`;

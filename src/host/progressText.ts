@@ -1,6 +1,6 @@
 // What a training run's progress says in the status bar, the notification and the dashboard's header, from the
 // first "decoding" to the last "indexing". No `vscode` here, so it is unit-tested in plain Node.
-import type { ProgressEvent, WorkPhase } from '../protocol';
+import { healthStateLabels, type ProgressEvent, type TrainResult, type WorkPhase } from '../protocol';
 
 const phaseNames: Record<WorkPhase, string> = {
   scan: 'Scanning the folder',
@@ -36,12 +36,15 @@ export function formatDuration(seconds: number): string {
 export function describeProgress(event: ProgressEvent): ProgressText {
   const phase = phaseName(event.phase);
   if (event.phase === 'train' && event.loss !== undefined) {
-    const epoch = event.epoch !== undefined ? `epoch ${event.epoch}/${event.epochs}` : `step ${event.step}`;
+    const epoch = event.epoch !== undefined ? `epoch ${event.epoch}${event.epochs ? `/${event.epochs}` : ''}` : `step ${event.step}`;
     const eta = event.etaSeconds !== undefined ? `, ${formatDuration(event.etaSeconds)} left` : '';
+    const health = event.health;
+    const state = health ? healthStateLabels[health.state] : undefined;
+    const trouble = health?.state === 'collapsing' || health?.state === 'diverged';
     return {
-      status: `$(sync~spin) Cluster Lens: ${epoch} · loss ${event.loss.toFixed(3)}`,
-      notification: `${epoch}, loss ${event.loss.toFixed(3)}${eta}`,
-      header: `${phase}: ${epoch}, step ${event.step}${event.totalSteps ? ` of ${event.totalSteps}` : ''}${eta}`,
+      status: `${trouble ? '$(warning)' : '$(sync~spin)'} Cluster Lens: ${epoch} · loss ${event.loss.toFixed(3)}${state ? ` · ${state}` : ''}`,
+      notification: `${epoch}, loss ${event.loss.toFixed(3)}${state ? `, ${state}` : ''}${eta}${trouble ? `. ${health!.advice}` : ''}`,
+      header: `${phase}: ${epoch}, step ${event.step}${event.totalSteps ? ` of ${event.totalSteps}` : ''}${eta}${state ? ` · ${state}` : ''}`,
     };
   }
   // Before the first step and outside training the engine's own message says the most ("Decoding images 40/600").
@@ -55,3 +58,18 @@ export function describeProgress(event: ProgressEvent): ProgressText {
 }
 
 const firstWord = (text: string) => /^\p{L}+/u.exec(text)?.[0] ?? '';
+
+/** Why a run stopped, in words: "converged after 12 epochs (assignments stable, loss flat)". */
+export function stopReasonText(result: Pick<TrainResult, 'stopReason' | 'epochs' | 'health'>): string {
+  const state = result.health ? healthStateLabels[result.health.state] : undefined;
+  switch (result.stopReason) {
+    case 'converged':
+      return `converged after ${result.epochs} epochs (assignments stable, loss flat)`;
+    case 'time':
+      return `the time budget ran out${state ? ` while ${state === 'converged' ? 'converged' : `the run was ${state}`}` : ''}`;
+    case 'epochs':
+      return `the ${result.epochs} epochs asked for are done${state ? ` (${state})` : ''}`;
+    case 'cancelled':
+      return 'cancelled';
+  }
+}

@@ -36,7 +36,11 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   assert.ok(Number.isFinite(trained.json.finalLoss as number));
   for (const file of ['run.json', 'images.json', 'checkpoint.ckpt', 'metrics.jsonl', 'index.bin']) assert.ok(existsSync(path.join(runDir, file)), `${file} written`);
   const metrics = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
-  assert.equal(metrics.length, 20);
+  assert.equal(metrics.filter((row) => typeof row.step === 'number' && typeof row.loss === 'number').length, 20);
+  // One health reading per epoch; --epochs is a forced budget, so the run says it stopped for that.
+  assert.deepEqual(metrics.filter((row) => row.health).map((row) => row.epoch), [1, 2]);
+  assert.equal(trained.json.stopReason, 'epochs');
+  assert.match(trained.stderr, /Epoch 2: (still learning|converged|collapsing|diverged); \d+\/30 prototypes used/);
 
   const indexed = await cluster(['index', runDir]);
   assert.equal(indexed.code, 0, indexed.stderr);
@@ -61,7 +65,7 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   assert.equal(noOut.code, 2);
   assert.match(noOut.stderr, /--out/);
 
-  const evaluated = await cluster(['evaluate', runDir]);
+  const evaluated = await cluster(['evaluate', runDir, '--baseline']);
   assert.equal(evaluated.code, 0, evaluated.stderr);
   for (const key of ['images', 'skipped', 'nmi', 'ari', 'acc', 'projection_nmi', 'proto_nmi', 'knn', 'backend']) assert.ok(key in evaluated.json, `evaluate prints ${key}`);
   assert.equal(evaluated.json.images, 1000);
@@ -69,6 +73,12 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   assert.ok((evaluated.json.nmi as number) > 0.2, `nmi ${evaluated.json.nmi}`);
   assert.ok((evaluated.json.projection_nmi as number) > 0.2, `projection nmi ${evaluated.json.projection_nmi}`);
   assert.ok((evaluated.json.knn as number) > 0.4, `knn ${evaluated.json.knn}`);
+  // The raw-pixel baseline on the same images (scikit-learn gives NMI 0.49–0.53 plain, 0.61–0.62 normalised).
+  const pixels = evaluated.json.pixels as { imageSizePx: number; plain: { nmi: number; knn: number }; normalised: { nmi: number } };
+  assert.equal(pixels.imageSizePx, 28);
+  assert.ok(pixels.plain.nmi > 0.45 && pixels.plain.nmi < 0.58, `pixel nmi ${pixels.plain.nmi}`);
+  assert.ok(pixels.normalised.nmi > 0.55 && pixels.normalised.nmi < 0.66, `normalised pixel nmi ${pixels.normalised.nmi}`);
+  assert.ok(pixels.plain.knn > 0.6, `pixel knn ${pixels.plain.knn}`);
 });
 
 test('cli: clear errors for a missing folder, a missing run and a bad setting', async () => {
@@ -81,7 +91,7 @@ test('cli: clear errors for a missing folder, a missing run and a bad setting', 
   assert.equal(noRun.code, 1);
   assert.match((noRun.json.error as { message: string }).message, /\/nonexistent\/run/);
 
-  const badSetting = await cluster(['train', sample, '--out', path.join(os.tmpdir(), 'cl-bad'), '--prototypes', '1']);
+  const badSetting = await cluster(['train', sample, '--out', path.join(os.tmpdir(), 'cl-bad'), '--prototypes', '0']);
   assert.equal((badSetting.json.error as { code: string }).code, 'BAD_CONFIG');
   assert.match(badSetting.stderr, /prototypes/);
 });

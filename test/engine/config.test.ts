@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { adaptedDefaults, defaultTrainOptions, resolveTrainOptions } from '../../src/engine/config';
+import { adaptedDefaults, defaultTrainOptions, resolveTrainOptions, timeBudgetMinutes } from '../../src/engine/config';
 
 test('defaults adapt to the device: the GPU recipe on a hardware GPU, smaller batches and images on pure-JS cpu', () => {
   const gpu = resolveTrainOptions({}, { backend: 'wasm', gpu: true });
@@ -37,4 +37,25 @@ test('options the caller gives win over adapted defaults', () => {
   assert.equal(options.imageSizePx, 40);
   assert.equal(options.batchSize, 16);
   assert.deepEqual(adaptedDefaults({ backend: 'tensorflow', gpu: false }), { batchSize: defaultTrainOptions.batchSize, imageSizePx: defaultTrainOptions.imageSizePx });
+});
+
+test('budget: by default no epoch cap, a time budget by folder size and device, and a stop once converged', () => {
+  const small = resolveTrainOptions({}, { backend: 'wasm', gpu: false, imageCount: 2000 });
+  assert.equal(small.epochs, 0);
+  assert.equal(small.stopWhenConverged, true);
+  assert.equal(small.minutes, 3);
+  assert.equal(resolveTrainOptions({}, { backend: 'wasm', gpu: false, imageCount: 10_000 }).minutes, 11);
+  assert.equal(resolveTrainOptions({}, { backend: 'wasm', gpu: false, imageCount: 10 }).minutes, 2);
+  assert.ok(timeBudgetMinutes(10_000, true) < timeBudgetMinutes(10_000, false));
+  assert.equal(timeBudgetMinutes(1e7, false), 60);
+  // --minutes alone: that many minutes, or less once converged, and no epoch cap.
+  const minutes = resolveTrainOptions({ minutes: 3 }, { backend: 'wasm', gpu: false, imageCount: 50_000 });
+  assert.deepEqual([minutes.minutes, minutes.epochs, minutes.stopWhenConverged], [3, 0, true]);
+  // --epochs: exactly that many.
+  const epochs = resolveTrainOptions({ epochs: 5, minutes: 0 });
+  assert.deepEqual([epochs.epochs, epochs.minutes, epochs.stopWhenConverged], [5, 0, false]);
+  assert.equal(resolveTrainOptions({ epochs: 5, stopWhenConverged: true }).stopWhenConverged, true);
+  assert.throws(() => resolveTrainOptions({ epochs: 0, minutes: 0 }), /Setting "minutes" is 0; it must be above 0 when epochs is 0/);
+  // A frozen backbone's head trains for a known number of epochs.
+  assert.equal(resolveTrainOptions({ backbone: '/models/b.onnx' }).epochs, 30);
 });

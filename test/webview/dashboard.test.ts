@@ -103,3 +103,41 @@ test('dashboard: with nothing trained it says what training does and offers Trai
     await view.close();
   }
 });
+
+test('dashboard: shows the health state with its advice, the signals behind it, and the changes per epoch', { skip: skipWithoutChromium }, async () => {
+  const view = await openWebview('dashboard');
+  try {
+    await view.send({ type: 'dashboard.reset', runName: 'health', history: [] });
+    const health = (state: string, epochsObserved: number, changedShare: number | undefined, advice: string) => ({
+      state,
+      advice,
+      epochsObserved,
+      prototypesUsed: state === 'collapsing' ? 1 : 28,
+      prototypes: 30,
+      usageEntropy: state === 'collapsing' ? 0 : 3.1,
+      changedShare,
+      stableEpochs: 0,
+      lossReference: Math.log(30),
+      queueActive: epochsObserved >= 2,
+    });
+    const event = (step: number, epoch: number, reading: ReturnType<typeof health>) => ({
+      type: 'dashboard.progress',
+      event: { type: 'progress', id: 1, phase: 'train', fraction: 0.5, epoch, step, loss: 3, learningRate: 0.002, health: reading },
+    });
+    const region = view.page.getByRole('region', { name: 'Training health' });
+    await view.send(event(1, 1, health('learning', 0, undefined, 'Clusters are still moving.')));
+    await region.getByText('Still learning.').waitFor();
+    // Two epoch ends, then a collapse.
+    await view.send(event(10, 1, health('learning', 1, undefined, 'Clusters are still moving.')));
+    await view.send(event(20, 2, health('learning', 2, 0.4, 'Clusters are still moving.')));
+    await view.send(event(21, 3, health('collapsing', 2, 0.4, 'Lower the learning rate.')));
+    await region.getByText('Collapsing.').waitFor();
+    assert.equal(await region.getAttribute('data-state'), 'collapsing');
+    assert.match((await region.textContent())!, /Collapsing\. Lower the learning rate\./);
+    assert.match((await region.textContent())!, /1 of 30 prototypes used in the last epoch .*40\.0% of images changed cluster · queue on/);
+    assert.equal(await view.page.getByRole('img', { name: 'Assignment changes per epoch' }).getAttribute('data-points'), '1');
+    assert.match((await view.page.getByRole('definition').filter({ hasText: 'since step' }).textContent())!, /on since step 20/);
+  } finally {
+    await view.close();
+  }
+});

@@ -1,7 +1,7 @@
 // What every training job shares, whatever trains (the whole network, or a head on a frozen backbone):
 // decoding the folder with progress and named skips, and the result it reports.
 import { promises as fs } from 'node:fs';
-import type { BackendName, TrainingRuntime, TrainOptions, TrainResult } from '../../protocol';
+import type { BackendName, StopReason, TrainingHealth, TrainingRuntime, TrainOptions, TrainResult } from '../../protocol';
 import type { MultiCropOptions } from '../data/augment';
 import { loadImageSet, type ImageSet } from '../data/decode';
 import type { ScanResult } from '../data/scan';
@@ -66,6 +66,9 @@ export interface TrainOutcomeSummary {
   finalLoss: number;
   imagesPerSecond: number;
   cancelled: boolean;
+  /** Default: cancelled, else the epoch or time budget ran out. */
+  stopReason?: StopReason;
+  health?: TrainingHealth;
 }
 
 export function trainResult(
@@ -85,6 +88,8 @@ export function trainResult(
     imagesPerSecond: outcome.imagesPerSecond,
     durationMs: Date.now() - run.startedAt,
     cancelled: outcome.cancelled,
+    stopReason: outcome.stopReason ?? (outcome.cancelled ? 'cancelled' : 'epochs'),
+    ...(outcome.health ? { health: outcome.health } : {}),
     checkpointPath: checkpointPath(run.runDir),
     indexPath: run.indexPath,
   };

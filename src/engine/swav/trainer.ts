@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
-import type { DeviceInfo, TrainingRuntime, TrainingRuntimePreference, TrainOptions, TrainResult } from '../../protocol';
+import { healthStateLabels, type DeviceInfo, type StopReason, type TrainingHealth, type TrainingRuntime, type TrainingRuntimePreference, type TrainOptions, type TrainResult } from '../../protocol';
 import { initBackend, type BackendInfo } from '../runtime/tfjs/backend';
 import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import { resolveTrainOptions } from '../config';
@@ -31,6 +31,7 @@ import { ranOn, useDevice } from '../runtime/device';
 import { readManifest, runPath } from '../runFolder';
 import { createRandom, type Random } from '../util/random';
 import { Adam } from './adam';
+import { HealthMonitor } from './health';
 import { swapLoss } from './loss';
 import { OrtStepGradients } from './ortGradients';
 import { EmbeddingQueue } from './queue';
@@ -69,13 +70,14 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   } else {
     const nativeImageSizePx = await typicalImageSizePx(scan.root, scan.files.map((file) => file.path));
     const gpu = backend.gpu || (device.device !== 'cpu' && device.software !== true);
-    options = resolveTrainOptions(job.options, { backend: backend.name, gpu, nativeImageSizePx });
+    options = resolveTrainOptions(job.options, { backend: backend.name, gpu, nativeImageSizePx, imageCount: scan.files.length });
     const given = job.options ?? {};
     if (given.imageSizePx === undefined || given.batchSize === undefined) {
       const native = nativeImageSizePx !== undefined ? ` (the images are about ${nativeImageSizePx} px)` : '';
       const network = `${options.architecture} width ${options.width}, blocks ${options.blocksPerStage.join('-')}`;
       context.log('info', `Recipe for ${gpu ? 'a GPU' : 'the CPU'}: ${options.imageSizePx} px images${native}, batch ${options.batchSize}, ${network}, ${options.prototypes} prototypes`);
     }
+    context.log('info', `Budget: ${budgetText(options)}`);
   }
   const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto' }, context);
 
@@ -116,12 +118,20 @@ export function chooseTrainingRuntime(preference: TrainingRuntimePreference, bac
   return 'onnxruntime';
 }
 
+/** "up to 3 min, or less once converged", "10 epochs". */
+export function budgetText(options: Pick<TrainOptions, 'epochs' | 'minutes' | 'stopWhenConverged'>): string {
+  const limits = [options.epochs > 0 ? `${options.epochs} epochs` : '', options.minutes > 0 ? `${options.minutes} min` : ''].filter(Boolean).join(' or ');
+  return `${options.stopWhenConverged ? 'up to ' : ''}${limits}${options.stopWhenConverged ? ', or less once converged' : ''}`;
+}
+
 interface TrainOutcome {
   epochs: number;
   steps: number;
   finalLoss: number;
   imagesPerSecond: number;
   cancelled: boolean;
+  stopReason: StopReason;
+  health?: TrainingHealth;
 }
 
 /**
@@ -175,11 +185,11 @@ export class TrainStep {
   }
 
   /**
-   * Multi-crop, forward, swapped loss, Adam on the images `batch` (indices into the set); returns the loss and
-   * prototype usage. `step` is the global step (prototypes stay frozen before `freezePrototypesSteps`), `epoch`
+   * Multi-crop, forward, swapped loss, Adam on the images `batch` (indices into the set); returns the loss, the
+   * prototype usage and each image's cluster (the best prototype of its first global crop). `step` is the global step (prototypes stay frozen before `freezePrototypesSteps`), `epoch`
    * the current epoch (the queue joins from `queueStartEpoch`).
    */
-  async run(batch: number[], learningRate: number, step = Infinity, epoch = Infinity): Promise<{ loss: number; usage: number[] }> {
+  async run(batch: number[], learningRate: number, step = Infinity, epoch = Infinity): Promise<{ loss: number; usage: number[]; clusters: Int32Array }> {
     const { model, options } = this;
     const variables = startStep(model, step < options.freezePrototypesSteps);
     const useQueue = this.queue !== undefined && epoch >= options.queueStartEpoch;
@@ -192,9 +202,11 @@ export class TrainStep {
     this.optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
     updateRunningStatistics(model, outcome.statistics);
     if (this.queue) this.queue.push(outcome.assignedEmbeddings);
-    const usage = Array.from(outcome.usage.dataSync());
-    tf.dispose([...Object.values(outcome.gradients), ...outcome.assignedEmbeddings, outcome.usage]);
-    return { loss: outcome.loss, usage };
+    const clusters = outcome.clusters;
+    const usage = new Array<number>(options.prototypes).fill(0);
+    for (const cluster of clusters) usage[cluster] += 1 / clusters.length;
+    tf.dispose([...Object.values(outcome.gradients), ...outcome.assignedEmbeddings]);
+    return { loss: outcome.loss, usage, clusters };
   }
 
   /** The step's gradients from tfjs's autodiff on the active tfjs backend. */
@@ -202,7 +214,7 @@ export class TrainStep {
     const { model, options } = this;
     const statistics: BatchStatistics = new Map();
     let assignedEmbeddings: tf.Tensor2D[] = [];
-    let usage: tf.Tensor1D | undefined;
+    let clusters: tf.Tensor1D | undefined;
     const { value, grads } = tf.tidy(() => {
       const crops = multiCrop(imageBatch(this.images, batch), this.crops, this.random);
       const queueScores = useQueue ? this.queue!.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
@@ -215,7 +227,7 @@ export class TrainStep {
           cropScores.push(...splitRows(localOut.scores, crops.length - 2));
         }
         assignedEmbeddings = splitRows(globalOut.embedding, 2).map((e) => tf.keep(e));
-        usage = tf.keep(prototypeUsage(cropScores[0], options.prototypes));
+        clusters = tf.keep(tf.argMax(cropScores[0], 1) as tf.Tensor1D);
         return swapLoss(cropScores, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign }, queueScores);
       }, variables);
     });
@@ -224,7 +236,9 @@ export class TrainStep {
     for (const [variableName, gradient] of Object.entries(grads)) gradients[nameOf.get(variableName)!] = gradient;
     const loss = value.dataSync()[0];
     value.dispose();
-    return { loss, gradients, statistics, assignedEmbeddings, usage: usage! };
+    const assigned = Int32Array.from(clusters!.dataSync());
+    clusters!.dispose();
+    return { loss, gradients, statistics, assignedEmbeddings, clusters: assigned };
   }
 
   /** The step's gradients from one onnxruntime run of the training graph; crops and queue scores come from tfjs. */
@@ -263,8 +277,7 @@ export class TrainStep {
     const embedding = tf.tensor2d(result.globalEmbedding, [2 * rows, model.spec.projectionDim]);
     const assignedEmbeddings = splitRows(embedding, 2);
     embedding.dispose();
-    const usage = tf.tidy(() => prototypeUsage(tf.tensor2d(result.globalScores.subarray(0, rows * options.prototypes), [rows, options.prototypes]), options.prototypes));
-    return { loss: result.loss, gradients, statistics, assignedEmbeddings, usage };
+    return { loss: result.loss, gradients, statistics, assignedEmbeddings, clusters: bestPrototypes(result.globalScores, rows, options.prototypes) };
   }
 
   dispose(): void {
@@ -281,12 +294,19 @@ interface StepOutcome {
   gradients: tf.NamedTensorMap;
   statistics: BatchStatistics;
   assignedEmbeddings: tf.Tensor2D[];
-  usage: tf.Tensor1D;
+  /** Each image's best prototype for its first global crop. */
+  clusters: Int32Array;
 }
 
-/** The share of a crop's samples whose best prototype is each prototype. */
-function prototypeUsage(scores: tf.Tensor2D, prototypes: number): tf.Tensor1D {
-  return tf.div(tf.sum(tf.oneHot(tf.argMax(scores, 1), prototypes), 0), scores.shape[0]) as tf.Tensor1D;
+/** The argmax of each of the first `rows` rows of row-major `scores` [*, prototypes]. */
+function bestPrototypes(scores: Float32Array, rows: number, prototypes: number): Int32Array {
+  const best = new Int32Array(rows);
+  for (let row = 0; row < rows; row++) {
+    let top = 0;
+    for (let k = 1; k < prototypes; k++) if (scores[row * prototypes + k] > scores[row * prototypes + top]) top = k;
+    best[row] = top;
+  }
+  return best;
 }
 
 export interface TrainStepSetup {
@@ -353,78 +373,95 @@ class SwavTrainer {
     const sessionStart = Date.now();
     const elapsedMs = () => this.previousElapsedMs + Date.now() - sessionStart;
     const budgetMs = options.minutes > 0 ? options.minutes * 60_000 : Infinity;
-    const totalSteps = options.epochs * this.stepsPerEpoch;
+    // No epoch cap (epochs 0): the time budget or convergence ends the run.
+    const epochCap = options.epochs > 0 ? options.epochs : Infinity;
+    const totalSteps = epochCap * this.stepsPerEpoch;
+    const knownTotal = Number.isFinite(totalSteps) ? totalSteps : undefined;
     const warmupSteps = Math.max(1, Math.round(options.warmupEpochs * this.stepsPerEpoch));
-    let cancelled = false;
-    let outOfTime = false;
+    const monitor = new HealthMonitor(this.images.records.length, options.prototypes);
+    const queueActive = () => options.queueLength > 0 && this.epoch >= options.queueStartEpoch;
+    let health: TrainingHealth | undefined;
+    let stopReason: StopReason | undefined;
     let lastLoss = NaN;
     let sessionSteps = 0;
     let sessionImages = 0;
     const recentLosses: number[] = [];
     // Until the first step ends (the slowest: kernels compile and warm up), heartbeats repeat this, not "decoding".
-    context.progress({ phase: 'train', fraction: 0.05, step: this.step, totalSteps, message: `Training: step ${this.step + 1} of ${totalSteps} (the first step is the slowest)` });
+    context.progress({ phase: 'train', fraction: 0.05, step: this.step, totalSteps: knownTotal, message: `Training: step ${this.step + 1}${knownTotal ? ` of ${knownTotal}` : ''} (the first step is the slowest)` });
+    const budgetFraction = () => Math.min(1, Math.max(this.step / totalSteps, elapsedMs() / budgetMs));
 
-    while (this.epoch < options.epochs && !cancelled && !outOfTime) {
+    while (this.epoch < epochCap && stopReason === undefined) {
       // Each epoch's order has its own seed, so a run resumed mid-epoch sees the same batches.
       const order = createRandom(options.seed * 100_003 + this.epoch + 1).shuffle(Array.from({ length: this.images.records.length }, (_, i) => i));
       const firstStep = this.step - this.epoch * this.stepsPerEpoch; // a resumed run continues mid-epoch
       for (let stepInEpoch = Math.max(0, firstStep); stepInEpoch < this.stepsPerEpoch; stepInEpoch++) {
-        const progress = Math.max(this.step / totalSteps, elapsedMs() / budgetMs);
         const learningRate =
-          this.step < warmupSteps
-            ? (options.learningRate * (this.step + 1)) / warmupSteps
-            : learningRateAt(progress, 0, options.learningRate, options.finalLearningRate);
+          this.step < warmupSteps ? (options.learningRate * (this.step + 1)) / warmupSteps : learningRateAt(budgetFraction(), 0, options.learningRate, options.finalLearningRate);
         const batch = order.slice(stepInEpoch * this.batchSize, (stepInEpoch + 1) * this.batchSize);
-        const { loss, usage } = await this.training.run(batch, learningRate, this.step, this.epoch);
+        const { loss, usage, clusters } = await this.training.run(batch, learningRate, this.step, this.epoch);
         this.step++;
         sessionSteps++;
         sessionImages += batch.length;
         lastLoss = loss;
         recentLosses.push(loss);
         if (recentLosses.length > 20) recentLosses.shift();
-        if (!Number.isFinite(loss)) {
-          throw new EngineError('INTERNAL', `Training diverged at step ${this.step} (loss ${loss}). Lower the learning rate (now ${options.learningRate}) and train again; the last good checkpoint is kept.`);
-        }
+        health = monitor.observeStep(batch, clusters, loss, { queueActive: queueActive() });
         const seconds = (Date.now() - sessionStart) / 1000;
         const imagesPerSecond = sessionImages / Math.max(seconds, 1e-3);
-        const stepsLeft = totalSteps - this.step;
-        const etaSeconds = Math.min((stepsLeft * this.batchSize) / imagesPerSecond, (budgetMs - elapsedMs()) / 1000);
+        const etaSeconds = Math.min(((totalSteps - this.step) * this.batchSize) / imagesPerSecond, (budgetMs - elapsedMs()) / 1000);
         this.metricsBuffer.push(JSON.stringify({ step: this.step, epoch: this.epoch, loss, learningRate, imagesPerSecond, elapsedMs: elapsedMs() }));
         context.progress({
           phase: 'train',
-          fraction: 0.05 + 0.85 * Math.min(1, Math.max(this.step / totalSteps, elapsedMs() / budgetMs)),
+          fraction: 0.05 + 0.85 * budgetFraction(),
           epoch: this.epoch + 1,
-          epochs: options.epochs,
+          epochs: options.epochs > 0 ? options.epochs : undefined,
           step: this.step,
-          totalSteps,
+          totalSteps: knownTotal,
           loss,
           learningRate,
           imagesPerSecond,
-          etaSeconds: Math.max(0, etaSeconds),
+          ...(Number.isFinite(etaSeconds) ? { etaSeconds: Math.max(0, etaSeconds) } : {}),
           prototypeUsage: usage,
+          health,
         });
+        if (!Number.isFinite(loss)) {
+          throw new EngineError('INTERNAL', `Training diverged at step ${this.step} (loss ${loss}). Lower the learning rate (now ${options.learningRate}) and train again; the last good checkpoint is kept.`);
+        }
         await yieldToEventLoop();
         if (context.signal.aborted) {
-          cancelled = true;
+          stopReason = 'cancelled';
           break;
         }
         if (elapsedMs() >= budgetMs) {
-          outOfTime = true;
+          stopReason = 'time';
           break;
         }
       }
-      if (!cancelled && !outOfTime) this.epoch++;
+      if (stopReason === undefined) {
+        this.epoch++;
+        health = monitor.endEpoch({ queueActive: queueActive() });
+        this.metricsBuffer.push(JSON.stringify({ epoch: this.epoch, elapsedMs: elapsedMs(), health }));
+        context.progress({ phase: 'train', fraction: 0.05 + 0.85 * budgetFraction(), epoch: this.epoch, epochs: options.epochs > 0 ? options.epochs : undefined, step: this.step, totalSteps: knownTotal, loss: lastLoss, health });
+        const changed = health.changedShare !== undefined ? `, ${(100 * health.changedShare).toFixed(1)}% of images changed cluster` : '';
+        context.log('info', `Epoch ${this.epoch}: ${healthStateLabels[health.state]}; ${health.prototypesUsed}/${health.prototypes} prototypes used (entropy ${health.usageEntropy.toFixed(2)} of ${health.lossReference.toFixed(2)})${changed}`);
+        if (options.stopWhenConverged && monitor.isConverged) stopReason = 'converged';
+        else if (this.epoch >= epochCap) stopReason = 'epochs';
+      }
       await this.save(elapsedMs());
     }
-    if (cancelled) context.log('info', `Training cancelled at step ${this.step}; checkpoint saved.`);
-    if (outOfTime) context.log('info', `Time budget of ${options.minutes} min reached at epoch ${this.epoch + 1}, step ${this.step}; checkpoint saved.`);
+    stopReason ??= 'epochs';
+    if (stopReason === 'cancelled') context.log('info', `Training cancelled at step ${this.step}; checkpoint saved.`);
+    if (stopReason === 'time') context.log('info', `Time budget of ${options.minutes} min reached at epoch ${this.epoch + 1}, step ${this.step}; checkpoint saved.`);
+    if (stopReason === 'converged') context.log('info', `Converged after ${this.epoch} epochs (${(elapsedMs() / 60_000).toFixed(1)} of ${options.minutes || '∞'} min): assignments stable for ${health?.stableEpochs} epochs and the loss flat.`);
     const finalLoss = recentLosses.length ? recentLosses.reduce((a, b) => a + b, 0) / recentLosses.length : lastLoss;
     return {
       epochs: this.epoch,
       steps: this.step,
       finalLoss,
       imagesPerSecond: sessionImages / Math.max((Date.now() - sessionStart) / 1000, 1e-3),
-      cancelled,
+      cancelled: stopReason === 'cancelled',
+      stopReason,
+      health,
     };
   }
 
