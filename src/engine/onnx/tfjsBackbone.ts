@@ -244,9 +244,16 @@ class NodeCompiler {
     const input = (environment: Environment, position = 0) => this.get(environment, node.inputs[position], node);
     switch (node.opType) {
       case 'Identity':
-      case 'Dropout':
+      case 'Dropout': {
         if (node.outputs.length > 1 && node.outputs[1]) throw new UnsupportedNode('its mask output is not supported');
+        // torch.onnx.export shares a weight twice through Identity (a folded Conv bias, say): still a constant.
+        const constant = this.constants.get(node.inputs[0]);
+        if (constant) {
+          this.constants.set(output, { ...constant, name: output });
+          return undefined;
+        }
         return (environment) => set(environment, input(environment));
+      }
       case 'Relu':
         return (environment) => {
           const x = input(environment);

@@ -52,6 +52,13 @@ test('import: a tiny ResNet (Conv, BatchNormalization, MaxPool, Add, GlobalAvera
   assert.equal(featureDim, 12);
 });
 
+test('import: torchvision ResNet-18 as exported (BatchNorm folded into Conv biases shared through Identity) converts to tfjs and agrees', async () => {
+  for (const file of ['tv_resnet18_narrow.onnx', 'tv_resnet18_narrow_opset13_inputs.onnx']) {
+    const { featureDim } = await compare(path.join(fixtures, file), 64, 3, { inputMean: [0.485, 0.456, 0.406], inputStd: [0.229, 0.224, 0.225] });
+    assert.equal(featureDim, 32);
+  }
+});
+
 test('import: Grad-CAM on an imported graph: its last feature map, and the features computed onward from it', async () => {
   const { graph } = await readOnnxFile(path.join(fixtures, 'resnet_tiny.onnx'));
   const mapName = lastFeatureMapName(graph, 'features');
