@@ -138,6 +138,7 @@ export const explainMethods = [
   'averaged-transforms',
   'pixel-invariance',
   'random',
+  'attention-rollout',
 ] as const;
 
 export type ExplainMethod = (typeof explainMethods)[number];

@@ -29,7 +29,8 @@ Usage:
 
 Explanation methods: gradcam, gradcam++, layercam, counterfactual, counterfactual-mask, counterfactual-pixel,
   conditional-occlusion, context-agnostic-occlusion, pairwise-occlusion, interaction-cam-mean, interaction-cam-max,
-  input-x-gradient, smoothgrad, averaged-transforms, pixel-invariance, random. --target explains a cluster (a number,
+  input-x-gradient, smoothgrad, averaged-transforms, pixel-invariance, random, attention-rollout (transformer
+  backbones). --target explains a cluster (a number,
   or "assigned"); --pair explains the similarity to another image, the nearest neighbour or an augmented view of the
   image itself. counterfactual (the default method) swaps in regions of the target cluster's nearest images;
   counterfactual-mask blends one of them in through a coarse mask; counterfactual-pixel is the seed's pixel search.

@@ -1,6 +1,7 @@
 // Every explanation method by name: the one table the request handlers, the CLI and the tests look up.
 import type { ExplainMethod } from '../../protocol';
 import { EngineError } from '../errors';
+import { attentionRollout } from './attentionRollout';
 import { averagedTransforms } from './averagedTransforms';
 import { conditionalOcclusion } from './conditionalOcclusion';
 import { contextAgnosticOcclusion } from './contextAgnosticOcclusion';
@@ -35,6 +36,7 @@ export const explainers: Readonly<Record<ExplainMethod, Explainer>> = Object.fre
   'averaged-transforms': averagedTransforms,
   'pixel-invariance': pixelInvariance,
   random: randomBaseline,
+  'attention-rollout': attentionRollout,
 });
 
 /** The explainer for `method`, or a BAD_REQUEST error listing the methods there are. */

@@ -9,7 +9,7 @@ import type { WeightMap } from '../onnx/export';
 import type { OnnxGraph } from '../onnx/graph';
 import { OnnxModelError } from '../onnx/onnxError';
 import type { TfjsBackbone } from '../onnx/tfjsBackbone';
-import { counterfactualGraph, forwardGraph, gradCamGraph, importedNetwork, type ExplainGraphs, type ImportedLayer } from '../runtime/explainGraph';
+import { attentionGraph, counterfactualGraph, forwardGraph, gradCamGraph, importedNetwork, type ExplainGraphs, type ImportedLayer } from '../runtime/explainGraph';
 import { DifferentiableGraph } from '../runtime/autodiff';
 import { checkOpset, emitBackbone, importedBackbone, probeBackbone, type ProbedValue } from '../runtime/importedGraph';
 
@@ -108,6 +108,18 @@ export function importedGraphs(bytes: Uint8Array, graph: OnnxGraph, input: Backb
     forward: async (dims) => forwardGraph(await network(dims.batch, dims.imageSizePx, false), dims),
     gradCam: async (dims) => gradCamGraph(await network(dims.batch, dims.imageSizePx, true), dims),
     counterfactual: async (settings) => counterfactualGraph(await network(1, settings.imageSizePx, true), settings),
+    attention: async (imageSizePx) => {
+      const probed = await probe(1, imageSizePx);
+      const layer = explainLayer(graph, probed, input.featureOutput);
+      // Every attention: a Softmax over the tokens, [N, heads, T, T] (or [N·heads, T, T]).
+      const tokens = layer.kind === 'tokens' ? layer.prefixTokens + layer.grid * layer.grid : 0;
+      const attentions = graph.nodes.filter((node) => node.opType === 'Softmax' && probed.get(node.outputs[0])?.dims.slice(-2).every((size) => size === tokens)).map((node) => node.outputs[0]);
+      if (layer.kind !== 'tokens' || attentions.length === 0) {
+        throw new OnnxModelError('unsupported', graph.file, `Attention rollout needs a transformer: ${graph.file} has no attention over its patch tokens. Use gradcam.`);
+      }
+      const backbone = importedBackbone(bytes, graph, input.name, input.featureOutput, probed, [1, input.channels, imageSizePx, imageSizePx]);
+      return { bytes: attentionGraph(backbone, input, attentions, imageSizePx), layers: attentions.length, prefixTokens: layer.prefixTokens, grid: layer.grid };
+    },
   };
 }
 

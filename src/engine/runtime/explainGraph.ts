@@ -30,6 +30,8 @@ export const explainGraphNames = {
   corrections: 'corrections',
   probabilities: 'probabilities',
   next: (input: string) => `${input}.next`,
+  /** Layer `index`'s attention [N, heads, T, T] (an imported transformer's Softmax outputs, in graph order). */
+  attention: (index: number) => `attention_${index}`,
 };
 const names = explainGraphNames;
 
@@ -134,6 +136,27 @@ export interface ExplainGraphs {
   forward(dims: { batch: number; imageSizePx: number }): Promise<Uint8Array>;
   gradCam(dims: { batch: number; imageSizePx: number }): Promise<Uint8Array>;
   counterfactual(settings: CounterfactualSettings): Promise<Uint8Array>;
+  /** A transformer's forward pass with every layer's attention as outputs (explainGraphNames.attention); absent for CNNs. */
+  attention?(imageSizePx: number): Promise<{ bytes: Uint8Array; layers: number; prefixTokens: number; grid: number }>;
+}
+
+/**
+ * The images' attention maps: `network` up to the features, with the imported values `attentions` (Softmax
+ * outputs) as outputs; their shapes come from the backbone's probe.
+ */
+export function attentionGraph(backbone: ImportedBackbone, input: { channels: number; mean: number[]; std: number[] }, attentions: string[], imageSizePx: number): Uint8Array {
+  const graph = new DifferentiableGraph();
+  const images = graph.input(names.images, [1, imageSizePx, imageSizePx, input.channels], false);
+  const perChannel = (values: number[]) => graph.floats(values, [1, input.channels, 1, 1]);
+  const nchw = graph.transpose(images, [0, 3, 1, 2]);
+  const x = graph.scaleShift(nchw, perChannel(input.std.map((std) => 1 / std)), perChannel(input.mean.map((mean, c) => -mean / input.std[c])));
+  const values = emitBackbone(graph, backbone, x, attentions);
+  attentions.forEach((name, index) => {
+    const value = values.get(name)!;
+    graph.declareShape(value, backbone.probe.get(name)!.dims);
+    graph.output(value, names.attention(index));
+  });
+  return encode(graph, 'cluster_lens_attention');
 }
 
 /** The SwAV head in eval mode on features [N, F]: the prototype scores [N, K]. */

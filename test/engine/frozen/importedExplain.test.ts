@@ -101,6 +101,15 @@ for (const [file, sizePx] of sizes) {
 
     const occlusion = await explainImage({ runDir, image, method: 'conditional-occlusion', target: { kind: 'assigned' }, options: explainOptions }, silentContext());
     assert.ok(occlusion.heatmap.values.every(Number.isFinite));
+
+    // Attention rollout for the transformers; a CNN is told to use Grad-CAM.
+    const rollout = explainImage({ runDir, image, method: 'attention-rollout' }, silentContext());
+    if (file.includes('vit')) {
+      const { heatmap } = await rollout;
+      assert.ok(heatmap.values.every((value) => value >= 0 && value <= 1) && heatmap.values.some((value) => value > 0.5), 'a rollout map');
+    } else {
+      await assert.rejects(rollout, (error: Error & { code?: string }) => error.code === 'UNSUPPORTED_MODEL' && /transformer/.test(error.message));
+    }
     forgetRun(runDir);
   });
 }
