@@ -1,6 +1,6 @@
 // End to end in a real VS Code (code-server) driven through Chromium: train from the explorer, watch the
 // loss curve, explain an image, open the cluster map and the Clusters view. Screenshots go to docs/screenshots
-// when UPDATE_SCREENSHOTS=1.
+// when UPDATE_SCREENSHOTS=1 (or only some of them: UPDATE_SCREENSHOTS=explain,dashboard).
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -33,7 +33,8 @@ async function trainExplainAndBrowse(): Promise<void> {
     settings: { 'clusterLens.imageSizePx': 28, 'clusterLens.epochs': 8, 'clusterLens.minutes': 0, 'clusterLens.prototypes': 6 },
   });
   const { page } = vscode;
-  const shoot = async (name: string) => screenshots && page.screenshot({ path: path.join(screenshots, `${name}.png`) });
+  const chosen = process.env.UPDATE_SCREENSHOTS?.split(',');
+  const shoot = async (name: string) => screenshots && (chosen?.includes('1') || chosen?.includes(name)) && page.screenshot({ path: path.join(screenshots, `${name}.png`) });
   try {
     // Train: right-click the images folder, "Train Model…".
     await vscode.contextMenu('images', 'Train Model…');
@@ -50,8 +51,13 @@ async function trainExplainAndBrowse(): Promise<void> {
     await explain.locator('img[alt="Grad-CAM heatmap"][src^="data:image/png"]').waitFor({ timeout: 120_000 });
     await explain.locator('img[alt="Counterfactual"][src^="data:image/png"]').waitFor({ timeout: 120_000 });
     await explain.locator('img[alt="Counterfactual difference"][src^="data:image/png"]').waitFor();
-    assert.match((await explain.locator('.facts').textContent())!, /cluster \d+/);
+    // The default counterfactual borrows regions: its sentence, and the donors with their regions outlined.
+    const sentence = explain.getByRole('status', { name: 'Counterfactual summary' });
+    await sentence.filter({ hasText: /cluster \d+/ }).waitFor({ timeout: 120_000 });
+    assert.match((await sentence.textContent())!, /^(Replacing|Changing) .* cluster \d+/);
+    assert.ok((await explain.locator('[aria-label="Donor images"] figure').count()) > 0, 'donors are shown');
     assert.ok((await explain.locator('[aria-label="Nearest neighbours"] figure').count()) > 0, 'neighbours are shown');
+    await explain.locator('[aria-label="Counterfactual section"]').evaluate((section) => section.scrollIntoView({ block: 'start' }));
     await shoot('explain');
 
     // The cluster map.

@@ -57,6 +57,7 @@ const cfSentence = element('p', { class: 'sentence', role: 'status', 'aria-label
 const cfFacts = element('p', { class: 'facts' });
 const searchProgress = element('progress', { max: '1', value: '0', 'aria-label': 'Counterfactual progress', hidden: '' });
 const cancelButton = element('vscode-button' as 'button', { secondary: '', hidden: '' }, 'Cancel');
+const donorsHeading = element('h3', { hidden: '' }, 'Borrowed from');
 const donorsFigure = element('div', { class: 'donors', role: 'list', 'aria-label': 'Donor images' });
 const targetLabel = element('label', {}, 'Move toward cluster ');
 targetLabel.append(targetSelect);
@@ -64,7 +65,7 @@ const methodLabel = element('label', {}, ' by ');
 methodLabel.append(methodSelect);
 const controls = element('div', { class: 'controls' });
 controls.append(targetLabel, methodLabel, searchProgress, cancelButton);
-counterfactualSection.append(element('h3', {}, 'Counterfactual'), controls, triptych, cfSentence, cfFacts, donorsFigure);
+counterfactualSection.append(element('h3', {}, 'Counterfactual'), controls, triptych, cfSentence, cfFacts, donorsHeading, donorsFigure);
 
 const neighbours = element('section', { 'aria-label': 'Nearest neighbours' });
 root.append(title, outsideNote, busy, errors, summary, camSection, counterfactualSection, neighbours);
@@ -196,8 +197,9 @@ function showCounterfactual(result: ExplainResult): void {
   cfSentence.textContent = counterfactualSentence(facts, result.imageSizePx);
   cfFacts.textContent =
     `${(100 * facts.changedPixelShare).toFixed(1)}% of pixels changed by more than 0.05, L1 ${facts.l1Distance.toFixed(1)}, ` +
-    `${facts.steps} ${facts.kind === 'region' ? 'rounds' : 'steps'}, ${(facts.durationMs / 1000).toFixed(1)} s.`;
+    `${facts.steps} ${facts.kind === 'region' ? 'round' : 'step'}${facts.steps === 1 ? '' : 's'}, ${(facts.durationMs / 1000).toFixed(1)} s.`;
   cfRegions.replaceChildren(...outlines(facts.regions ?? [], result.imageSizePx));
+  donorsHeading.hidden = !facts.donors?.length;
   donorsFigure.replaceChildren(
     ...(facts.donors ?? []).map((donor, index) => {
       const figure = element('figure', { role: 'listitem', title: donor.path, tabindex: '0' });
@@ -216,6 +218,7 @@ function clearCounterfactual(): void {
   cfSentence.textContent = '';
   cfFacts.textContent = '';
   cfRegions.replaceChildren();
+  donorsHeading.hidden = true;
   donorsFigure.replaceChildren();
 }
 

@@ -119,6 +119,21 @@ test('cli: explain writes the PNGs and prints the figures as the last JSON line;
   assert.match(counterfactual.stdout, /counterfactual (reached|did not reach) cluster \d/);
   assert.ok(existsSync(path.join(outDir, 'counterfactual.png')) && existsSync(path.join(outDir, 'diff.png')));
 
+  const counterfactuals = await run(process.execPath, [cli, 'evaluate-counterfactuals', runDir, '--images', '2', '--json'], { maxBuffer: 1 << 26 });
+  const evaluated = JSON.parse(counterfactuals.stdout.trim().split('\n').at(-1)!);
+  assert.equal(evaluated.kind, 'evaluate-counterfactuals');
+  assert.equal(evaluated.images, 2);
+  assert.deepEqual(evaluated.rows.map((row: { method: string }) => row.method), ['counterfactual', 'counterfactual-mask', 'counterfactual-pixel']);
+  for (const row of evaluated.rows) {
+    assert.ok([0, 0.5, 1].includes(row.validity), `${row.method} validity ${row.validity}`);
+    assert.ok(row.medianChangedPixelShare >= 0 && row.medianChangedPixelShare <= row.p90ChangedPixelShare && row.p90ChangedPixelShare <= 1);
+    assert.ok(row.medianDurationMs > 0 && row.medianL1Distance >= 0);
+  }
+  assert.deepEqual(evaluated.gradCam.map((row: { removal: string }) => row.removal), ['black', 'road']);
+  for (const row of evaluated.gradCam) assert.ok([0, 0.5, 1].includes(row.deletionBelowRandom) && row.gradCamDeletion >= 0 && row.randomDeletion <= 1);
+  const wrongMethod = run(process.execPath, [cli, 'evaluate-counterfactuals', runDir, '--methods', 'gradcam']);
+  await assert.rejects(wrongMethod, (error: { code: number; stderr: string }) => error.code === 1 && /BAD_REQUEST.*gradcam is not a counterfactual method/.test(error.stderr));
+
   const table = await run(process.execPath, [cli, 'evaluate-explanations', runDir, '--methods', 'layercam', '--images', '1']);
   assert.match(table.stdout, /SI↑\s+SD↓\s+CI↑\s+CD↓\s+SAD↓/);
   assert.match(table.stdout, /\nlayercam\s+[\d.]+/);
