@@ -843,6 +843,8 @@ export type ToExplainPanel =
       imageBase: string;
       /** False when the image was not part of the run's training: it was embedded on the fly and placed among the run's clusters. */
       inRun?: boolean;
+      /** Images per cluster in the run's index: an empty cluster cannot lend regions, so it is not offered as a target. */
+      clusterSizes?: number[];
       runName?: string;
     }
   | { type: 'explain.counterfactual'; result: ExplainResult }

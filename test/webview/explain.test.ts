@@ -98,7 +98,13 @@ test('explain panel: a region counterfactual shows its sentence, the donors with
   const view = await openWebview('explain');
   try {
     await view.send({ type: 'explain.loading', runDir: '/runs/r1', image: '/images/a.png', imageName: 'a.png' });
-    await view.send({ type: 'explain.gradcam', result: await result('gradcam'), prototypes: 6, imageBase: `${view.origin}/images` });
+    await view.send({ type: 'explain.gradcam', result: await result('gradcam'), prototypes: 6, imageBase: `${view.origin}/images`, clusterSizes: [5, 0, 3, 2, 7, 1] });
+    // An empty cluster has nothing to lend: it is shown, but not offered; nor is the image's own cluster.
+    const options = view.page.locator('vscode-single-select[aria-label="Target cluster"] vscode-option');
+    assert.equal(await options.nth(1).textContent(), 'cluster 1 (empty)');
+    assert.deepEqual(await options.evaluateAll((all) => all.filter((option) => option.hasAttribute('disabled')).map((option) => option.getAttribute('value'))), ['1', '2']);
+    assert.equal(await options.nth(4).textContent(), 'cluster 4 (7 images)');
+    assert.equal(await options.nth(4).getAttribute('selected'), '', 'the most probable other cluster is the default');
     // While it searches: a progress bar with the engine's line, and a Cancel button that asks the host to stop.
     const progress = view.page.getByRole('progressbar', { name: 'Counterfactual progress' });
     await view.send({ type: 'explain.progress', fraction: 0.25, message: 'Region 2: target margin -0.40' });

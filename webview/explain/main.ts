@@ -89,7 +89,7 @@ const vscode = connect<ExplainPanelState, ToExplainPanel>((message) => {
       break;
     case 'explain.gradcam':
       imageBase = message.imageBase;
-      showGradCam(message.result, message.prototypes);
+      showGradCam(message.result, message.prototypes, message.clusterSizes);
       outsideNote.hidden = message.inRun !== false;
       outsideNote.textContent =
         message.inRun === false
@@ -127,18 +127,25 @@ const vscode = connect<ExplainPanelState, ToExplainPanel>((message) => {
 
 const png = (base64?: string) => (base64 ? `data:image/png;base64,${base64}` : '');
 
-function showGradCam(result: ExplainResult, prototypeCount: number): void {
+function showGradCam(result: ExplainResult, prototypeCount: number, clusterSizes?: number[]): void {
   camOriginal.src = png(result.pngs?.original);
   camHeatmap.src = png(result.pngs?.heatmap);
   prototypes.replaceChildren(
     ...result.topPrototypes.map((p) => element('li', {}, `cluster ${p.prototype}: ${(100 * p.probability).toFixed(1)}%${p.prototype === result.cluster ? ' (assigned)' : ''}`)),
   );
-  // The default target is the most probable other cluster, as the engine picks it.
-  const defaultTarget = result.topPrototypes.find((p) => p.prototype !== result.cluster)?.prototype ?? (result.cluster + 1) % prototypeCount;
+  // The default target is the most probable other cluster that has images, as the engine picks it.
+  const empty = (cluster: number) => clusterSizes !== undefined && !(clusterSizes[cluster] > 0);
+  const defaultTarget =
+    result.topPrototypes.find((p) => p.prototype !== result.cluster && !empty(p.prototype))?.prototype ??
+    result.topPrototypes.find((p) => p.prototype !== result.cluster)?.prototype ??
+    (result.cluster + 1) % prototypeCount;
   targetSelect.replaceChildren(
     ...Array.from({ length: prototypeCount }, (_, cluster) => {
-      const option = element('vscode-option' as 'option', { value: String(cluster) }, `cluster ${cluster}`);
-      if (cluster === result.cluster) option.setAttribute('disabled', '');
+      const size = clusterSizes?.[cluster];
+      const label = size === undefined ? `cluster ${cluster}` : size > 0 ? `cluster ${cluster} (${size} images)` : `cluster ${cluster} (empty)`;
+      const option = element('vscode-option' as 'option', { value: String(cluster) }, label);
+      // The image's own cluster, and empty ones (nothing to borrow from), are not targets.
+      if (cluster === result.cluster || empty(cluster)) option.setAttribute('disabled', '');
       if (cluster === defaultTarget) option.setAttribute('selected', '');
       return option;
     }),

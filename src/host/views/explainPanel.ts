@@ -93,6 +93,7 @@ export class ExplainPanel {
         prototypes: overview.prototypes,
         imageBase: imageBase(this.panel.webview, overview.imagesDir),
         inRun: isInRun(overview, image),
+        clusterSizes: Array.from({ length: overview.prototypes }, (_, cluster) => overview.clusters.find((summary) => summary.cluster === cluster)?.size ?? 0),
         runName: path.basename(runDir),
       });
     } catch (error) {
