@@ -5,7 +5,7 @@
 //
 //   /usr/bin/python3 scripts/onnx/make-fixtures.py --resnet50 tmp      (writes tmp/resnet50.onnx, not committed)
 //   npx tsx scripts/bench-backbone.ts [--model tmp/resnet50.onnx] [--size 224] [--images 64] [--batch 16]
-//                                     [--epochs 30] [--python /usr/bin/python3] [--json]
+//                                     [--epochs 30] [--minutes 10] [--python /usr/bin/python3] [--json]
 // --python measures torchvision's resnet50 (random weights) with torch's CPU threads set to the same count.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { resolveTrainOptions } from '../src/engine/config';
+import { bankViews } from '../src/engine/frozen/frozenRun';
 import { importedGraphs } from '../src/engine/frozen/explainable';
 import { createHeadModel } from '../src/engine/frozen/headTrainer';
 import { OrtBackbone } from '../src/engine/frozen/ortBackbone';
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
       images: { type: 'string', default: '64' },
       batch: { type: 'string', default: '16' },
       epochs: { type: 'string', default: '30' },
+      minutes: { type: 'string', default: '10' },
       python: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -82,10 +84,12 @@ async function main(): Promise<void> {
     pytorchImagesPerSecond = Number(execFileSync(flags.python, ['-c', pytorchScript, String(threads), String(sizePx), String(count), String(batch)], { encoding: 'utf8' }).trim().split('\n').at(-1));
   }
 
-  // A frozen run embeds a bank of views once (frozenRun.ts's featureSource) instead of every crop every epoch.
+  // A frozen run embeds a bank of views once (frozenRun.ts's featureSource) instead of every crop every epoch,
+  // fewer when the bank would take over half the time budget.
   const epochs = Number(flags.epochs);
-  const options = resolveTrainOptions({ epochs, imageSizePx: sizePx });
-  const bankViews = Math.min(8, Math.max(2, 2 * epochs)) + (options.localCrops === 0 ? 0 : Math.min(options.localCrops * epochs, Math.max(options.localCrops, 4)));
+  const options = resolveTrainOptions({ epochs, imageSizePx: sizePx, minutes: Number(flags.minutes) });
+  const chosen = bankViews({ epochs, minutes: options.minutes, localCrops: options.localCrops, images: 1000, secondsPerImage: 1 / imagesPerSecond });
+  const passes = (views: { global: number; local: number }) => views.global + views.local;
   const perStepViews = (2 + options.localCrops) * epochs;
 
   // Explanations through the graphs built from the ONNX graph, with a fresh head.
@@ -112,8 +116,9 @@ async function main(): Promise<void> {
     cpu: `${os.cpus()[0]?.model ?? 'unknown'}, onnxruntime threads ${threads}`,
     features_imgs_per_s: Number(imagesPerSecond.toFixed(1)),
     ...(pytorchImagesPerSecond !== undefined ? { pytorch_imgs_per_s: Number(pytorchImagesPerSecond.toFixed(1)), ratio_to_pytorch: Number((imagesPerSecond / pytorchImagesPerSecond).toFixed(2)) } : {}),
-    frozen_run_passes_per_image: `${bankViews} (bank of views, ${epochs} epochs) vs ${perStepViews} embedding every crop every epoch`,
-    frozen_run_feature_minutes_per_1000_images: Number(((1000 * bankViews) / imagesPerSecond / 60).toFixed(1)),
+    frozen_run_passes_per_image: `${passes(chosen.full)} (full bank, ${epochs} epochs) vs ${perStepViews} embedding every crop every epoch`,
+    frozen_run_feature_minutes_per_1000_images: Number(((1000 * passes(chosen.full)) / imagesPerSecond / 60).toFixed(1)),
+    frozen_run_with_budget: `${options.minutes} min for 1000 images: ${chosen.views.global} global + ${chosen.views.local} local view(s) per image, ${(((1000 * passes(chosen.views)) / imagesPerSecond / 60)).toFixed(1)} min of features`,
     gradcam_ms: Number(gradCam.ms.toFixed(0)),
     gradcam_first_ms: Number(gradCam.firstMs.toFixed(0)),
     counterfactual_step_ms: Number((counterfactual.ms / (steps + 1)).toFixed(0)),

@@ -112,9 +112,12 @@ export async function computeFeatureBank(
   return { images: count, featureDim, globalViews: views.global, localViews: views.local, global, local };
 }
 
-/** Samples crops from a bank: 2 distinct global views and `localCrops` distinct local views per image. */
+/**
+ * Samples crops from a bank: 2 distinct global views (the same one twice when the bank holds one per image) and
+ * `localCrops` distinct local views per image.
+ */
 export function bankCropSource(bank: FeatureBank, localCrops: number): CropFeatureSource {
-  if (bank.globalViews < 2) throw new RangeError(`A feature bank needs at least 2 global views, has ${bank.globalViews}.`);
+  if (bank.globalViews < 1) throw new RangeError(`A feature bank needs a global view, has ${bank.globalViews}.`);
   const locals = Math.min(localCrops, bank.localViews);
   const { featureDim, images } = bank;
   return {
@@ -127,7 +130,7 @@ export function bankCropSource(bank: FeatureBank, localCrops: number): CropFeatu
         const globalViews = random.shuffle(Array.from({ length: bank.globalViews }, (_, i) => i));
         const localViews = random.shuffle(Array.from({ length: bank.localViews }, (_, i) => i));
         out.forEach((target, crop) => {
-          const [source, view] = crop < 2 ? [bank.global, globalViews[crop]] : [bank.local, localViews[crop - 2]];
+          const [source, view] = crop < 2 ? [bank.global, globalViews[crop % bank.globalViews]] : [bank.local, localViews[crop - 2]];
           const from = (view * images + image) * featureDim;
           target.set(source.subarray(from, from + featureDim), row * featureDim);
         });

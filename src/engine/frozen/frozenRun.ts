@@ -167,7 +167,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
     await fs.rm(runPath(runDir, 'metrics'), { force: true });
 
     const crops = multiCropOptions(options);
-    const cropSource = await featureSource(ort, images, crops, options.epochs, options.seed, within(context, 0.05, 0.25, 0.05));
+    const cropSource = await featureSource(ort, images, crops, options, within(context, 0.05, 0.25, 0.05));
     context.log('info', `Frozen backbone ${path.basename(sourcePath)}: ${cropSource.featureDim} features; training the head on ${images.records.length} images`);
     model = createHeadModel(cropSource.featureDim, options, createRandom(options.seed), { channels: images.channels, inputMean: ort.input.mean, inputStd: ort.input.std });
 
@@ -219,19 +219,52 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
   }
 }
 
+/** The share of a time budget the backbone's passes over the bank may take; the head's training gets the rest. */
+const bankBudgetShare = 0.5;
+
+/**
+ * The views per image a frozen run's bank holds: the full bank (as many as the epochs would use, up to 8 global
+ * and 4 local), else 2 + 2, else once per image and crop scale, the largest whose backbone passes fit in half the
+ * time budget (`minutes` 0: no budget, the full bank).
+ */
+export function bankViews(options: { epochs: number; minutes: number; localCrops: number; images: number; secondsPerImage: number }): { views: { global: number; local: number }; full: { global: number; local: number } } {
+  const local = (count: number) => (options.localCrops === 0 ? 0 : count);
+  const ladder = [
+    { global: Math.min(8, Math.max(2, 2 * options.epochs)), local: local(Math.min(options.localCrops * options.epochs, Math.max(options.localCrops, 4))) },
+    { global: 2, local: local(Math.min(options.localCrops, 2)) },
+    { global: 1, local: local(1) },
+  ];
+  const budgetSeconds = options.minutes > 0 ? options.minutes * 60 * bankBudgetShare : Infinity;
+  const fits = (step: { global: number; local: number }) => (step.global + step.local) * options.images * options.secondsPerImage <= budgetSeconds;
+  return { views: ladder.find(fits) ?? ladder[ladder.length - 1], full: ladder[0] };
+}
+
 /**
  * Augmented views once into a bank when it fits in memory (onnxruntime then runs a fixed number of times per
- * image, not once per crop and epoch); otherwise fresh crops embedded every step.
+ * image, not once per crop and epoch); otherwise fresh crops embedded every step. When the bank would take more
+ * than half the time budget (a ResNet-50 on a laptop's CPU), fewer views: down to once per image and crop scale
+ * (one global and one local view; both global crops then share their features, and SwAV's swapped prediction
+ * becomes self-labelling against the balanced codes).
  */
-async function featureSource(ort: OrtBackbone, images: ImageSet, crops: MultiCropOptions, epochs: number, seed: number, context: JobContext): Promise<CropFeatureSource> {
-  const views = {
-    global: Math.min(8, Math.max(2, 2 * epochs)),
-    local: crops.localCrops === 0 ? 0 : Math.min(crops.localCrops * epochs, Math.max(crops.localCrops, 4)),
-  };
+async function featureSource(ort: OrtBackbone, images: ImageSet, crops: MultiCropOptions, options: { epochs: number; minutes: number; seed: number }, context: JobContext): Promise<CropFeatureSource> {
   const sizePx = ort.input.heightPx ?? crops.globalSizePx;
-  const featureDim = ort.featureDim ?? (await ort.features(new Float32Array(sizePx * sizePx * images.channels), 1, sizePx, sizePx, images.channels)).length;
+  // The backbone's time per image, from one small batch (the first run also warms its session up).
+  const probe = Math.min(8, images.records.length);
+  const blank = new Float32Array(probe * sizePx * sizePx * images.channels);
+  const featureDim = (await ort.features(blank, probe, sizePx, sizePx, images.channels)).length / probe;
+  const startedAt = performance.now();
+  await ort.features(blank, probe, sizePx, sizePx, images.channels);
+  const secondsPerImage = (performance.now() - startedAt) / 1000 / probe;
+  const { views, full } = bankViews({ ...options, localCrops: crops.localCrops, images: images.records.length, secondsPerImage });
+  if (views !== full) {
+    const minutesFor = (step: { global: number; local: number }) => Math.ceil(((step.global + step.local) * images.records.length * secondsPerImage) / 60);
+    context.log(
+      'info',
+      `Backbone features: ${views.global} global and ${views.local} local view(s) per image${views.global === 1 ? ' (once per image and crop scale)' : ''}, ~${minutesFor(views)} min; the full bank of ${full.global + full.local} views would take ~${minutesFor(full)} min of the ${options.minutes}-minute budget.`,
+    );
+  }
   if ((views.global + views.local) * images.records.length * featureDim * 4 > maxBankBytes) return liveCropSource(ort, images, crops, featureDim);
-  const bank = await computeFeatureBank(ort, images, crops, views, createRandom(seed * 7919 + 1), context);
+  const bank = await computeFeatureBank(ort, images, crops, views, createRandom(options.seed * 7919 + 1), context);
   return bankCropSource(bank, crops.localCrops);
 }
 

@@ -126,6 +126,15 @@ test('imported backbone: backboneNormalization none feeds [0, 1] pixels, and the
   disposeModel(checkpoint.model);
 });
 
+test('imported backbone: a bank that would take over half the time budget shrinks to once per image and crop scale', async () => {
+  const runDir = path.join(scratch, 'short-budget');
+  const context = recording();
+  // 0.12 s: far less than any bank of this ResNet's views at 96 px takes.
+  const trained = await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, minutes: 0.002, backbone: path.join(fixtures, 'tv_resnet18_narrow.onnx'), imageSizePx: 96 } }, context);
+  assert.ok(trained.steps >= 1);
+  assert.ok(context.lines.some(([, line]) => /1 global and 1 local view\(s\) per image \(once per image and crop scale\)/.test(line)), JSON.stringify(context.lines));
+});
+
 test('cli: train on a DINO-style ViT export, then explain it with gradcam and the pixel counterfactual', async () => {
   const cli = path.join(root, 'dist', 'cli.js');
   assert.ok(existsSync(cli), 'run "npm run build" first');
