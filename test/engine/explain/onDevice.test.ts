@@ -13,6 +13,7 @@ import { swavExplainable } from '../../../src/engine/explain/network';
 import { counterfactualOnDevice } from '../../../src/engine/explain/ortCounterfactual';
 import { gradCamOnDevice } from '../../../src/engine/explain/ortGradCam';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
+import { scorerFor, tfjsScorer } from '../../../src/engine/explain/scorer';
 import { featuresOf } from '../../../src/engine/explain/target';
 import { patchMasks } from '../../../src/engine/explain/views';
 import { createModel, disposeModel, featureDim, type ModelSpec, type SwavModel } from '../../../src/engine/model/model';
@@ -208,5 +209,29 @@ test('Grad-CAM and a 20-step counterfactual on the GPU match the cpu provider', 
     // The GPU sums in another order; Adam's normalised steps can turn a rounding gap into a larger one.
     assert.ok(gap < 1e-2 && meanGap < 1e-4, `case ${i}: edited pixels differ by ${gap} at most, ${meanGap} on average`);
     assert.ok(maxDifference(cpuEdit.probabilities, gpuEdit.probabilities) < 1e-3, 'probabilities after the edit');
+  }
+});
+
+test('the region and mask counterfactuals’ scorer on the cpu provider gives tfjs’s scores and probabilities, batch after batch', async () => {
+  for (const [i, testCase] of cases.entries()) {
+    const net = swavExplainable(models[i], temperature);
+    try {
+      // 150 images: more than one batch of the forward graph (128), the last one padded.
+      const count = 150;
+      const images = randomPixels(count, testCase.sizePx, testCase.spec.channels, 40 + i);
+      const onDevice = await scorerFor(net, testCase.sizePx, testCase.spec.channels, 64);
+      assert.equal(onDevice.device, 'cpu');
+      const expected = await tfjsScorer(net, testCase.sizePx, testCase.spec.channels, 64).score(images, count);
+      const ours = await onDevice.score(images, count);
+      assert.equal(ours.scores.length, count * testCase.spec.prototypes);
+      assert.ok(maxDifference(ours.scores, expected.scores) < 1e-4, `case ${i}: scores differ by ${maxDifference(ours.scores, expected.scores)}`);
+      assert.ok(maxDifference(ours.probabilities, expected.probabilities) < 1e-4, `case ${i}: probabilities differ by ${maxDifference(ours.probabilities, expected.probabilities)}`);
+      for (let row = 0; row < count; row++) {
+        const sum = ours.probabilities.subarray(row * testCase.spec.prototypes, (row + 1) * testCase.spec.prototypes).reduce((a, b) => a + b, 0);
+        assert.ok(Math.abs(sum - 1) < 1e-5);
+      }
+    } finally {
+      net.dispose();
+    }
   }
 });
