@@ -1,7 +1,7 @@
 // The cluster-lens command: the same engine process as the extension, driven over the same protocol.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendPreference, DevicePreference, ExplainMethod, ExplainTarget, ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
+import type { BackendPreference, DevicePreference, ExplainMethod, ExplainOptions, ExplainTarget, ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
 import { healthStateLabels } from '../protocol';
 import { EngineClient, EngineRequestError } from '../host/engineClient';
 import { formatResult } from './format';
@@ -19,11 +19,11 @@ Usage:
   cluster-lens evaluate <run-dir> [--baseline] [--json]
   cluster-lens export-onnx <run-dir> --out <model.onnx> [--json]
   cluster-lens explain <run-dir> <image> [--method counterfactual] [--target <cluster>|--pair <image2>|--pair neighbour|--pair augmented]
-                       --out <dir> [--seed N] [--json]
+                       --out <dir> [--grid 7] [--donors 10] [--seed N] [--json]
   cluster-lens evaluate-explanations <run-dir> --methods gradcam,smoothgrad,... [--images N] [--pair neighbour|augmented]
                        [--seed N] [--json]
   cluster-lens evaluate-counterfactuals <run-dir> [--images 20] [--methods counterfactual,counterfactual-mask,counterfactual-pixel]
-                       [--seed N] [--json]
+                       [--grid 7] [--donors 10] [--seed N] [--json]
   cluster-lens fashion-mnist --out <dir> [--idx-dir DIR] [--per-class N] [--split train|test]
   cluster-lens bench [--device auto|gpu|cpu] [--seconds 60] [--quality [--protocol 2k|10k] [--minutes M]] [--python PATH] [--json]
 
@@ -34,6 +34,7 @@ Explanation methods: gradcam, gradcam++, layercam, counterfactual, counterfactua
   or "assigned"); --pair explains the similarity to another image, the nearest neighbour or an augmented view of the
   image itself. counterfactual (the default method) swaps in regions of the target cluster's nearest images;
   counterfactual-mask blends one of them in through a coarse mask; counterfactual-pixel is the seed's pixel search.
+  --grid sets their grid's cells per side (7), --donors how many of the target cluster's images they borrow from (10, ≤ 20).
 
 --device picks where every command computes (also for explain, index, evaluate…): auto takes a hardware GPU
   (onnxruntime's CUDA provider where installed, else WebGPU over Vulkan/D3D12/Metal) and else the CPU; software
@@ -86,6 +87,8 @@ const flagSpec = {
   seconds: { type: 'string' },
   quality: { type: 'boolean' },
   python: { type: 'string' },
+  grid: { type: 'string' },
+  donors: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -158,7 +161,7 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
       const method = (flags.method as string | undefined) ?? 'counterfactual';
       const out = flags.out as string | undefined;
       if (!out) throw new UsageError('explain needs --out <dir> for its PNGs');
-      return { type: 'explain', runDir, image, method: method as ExplainMethod, target: explainTarget(flags), outDir: path.resolve(out), seed: number(flags, 'seed') };
+      return { type: 'explain', runDir, image, method: method as ExplainMethod, target: explainTarget(flags), outDir: path.resolve(out), seed: number(flags, 'seed'), options: counterfactualOptions(flags) };
     }
     case 'evaluate-explanations': {
       const runDir = path.resolve(positional(args, 0, '<run-dir>'));
@@ -170,11 +173,16 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
     }
     case 'evaluate-counterfactuals': {
       const methods = (flags.methods as string | undefined)?.split(',').map((method) => method.trim()).filter(Boolean);
-      return { type: 'evaluate-counterfactuals', runDir: path.resolve(positional(args, 0, '<run-dir>')), methods: methods as ExplainMethod[] | undefined, images: number(flags, 'images') ?? 20, seed: number(flags, 'seed') };
+      return { type: 'evaluate-counterfactuals', runDir: path.resolve(positional(args, 0, '<run-dir>')), methods: methods as ExplainMethod[] | undefined, images: number(flags, 'images') ?? 20, seed: number(flags, 'seed'), options: counterfactualOptions(flags) };
     }
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
+}
+
+/** --grid and --donors: the region and mask counterfactuals' cells per side and donor count (the engine checks them). */
+function counterfactualOptions(flags: Record<string, unknown>): Partial<ExplainOptions> {
+  return { counterfactualGridCells: number(flags, 'grid'), counterfactualDonors: number(flags, 'donors') };
 }
 
 /** --target <cluster>|assigned or --pair <image>|neighbour|augmented; neither leaves the method's default. */

@@ -132,6 +132,31 @@ test('mask counterfactual: the mask settles on the cell the cluster reads, at a 
   }
 });
 
+test('region and mask counterfactuals: a cancelled search stops with CANCELLED after the round under way', async () => {
+  // Cluster 1 needs three cells here, so the search is still running when it looks at the signal.
+  const net = cellNetwork([[1, 1], [4, 2], [4, 5]], ([a, b, c]) => tf.addN([tf.mul(a, 0.4), tf.mul(b, 0.05), tf.mul(tf.mul(b, c), 0.55)]) as tf.Tensor1D);
+  const x = tf.tensor4d(new Float32Array(sizePx * sizePx), [1, sizePx, sizePx, 1]);
+  try {
+    for (const method of ['counterfactual', 'counterfactual-mask'] as const) {
+      const controller = new AbortController();
+      const rounds: number[] = [];
+      const search = explainers[method].explain({
+        net, image: x, target: { kind: 'prototype', prototype: 1 }, options, seed: 0, signal: controller.signal,
+        donors: async () => [donor(0, new Float32Array(sizePx * sizePx).fill(1))],
+        progress: (fraction) => {
+          rounds.push(fraction);
+          controller.abort();
+        },
+      });
+      await assert.rejects(search, (error: { code?: string }) => error.code === 'CANCELLED');
+      assert.equal(rounds.length, 1, `${method}: one progress report, then it stopped`);
+    }
+  } finally {
+    x.dispose();
+    net.dispose();
+  }
+});
+
 test('grid cells cover the image exactly once, also when the side is not a multiple of the grid', () => {
   for (const [size, cells] of [[28, 7], [30, 7], [5, 7], [96, 12]]) {
     const covered = new Uint8Array(size * size);
