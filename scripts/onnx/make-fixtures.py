@@ -212,6 +212,30 @@ def randomize_layer_norms(model: nn.Module) -> None:
             module.bias.data = torch.randn(module.normalized_shape) * 0.2
 
 
+def to_opset18(path: str) -> None:
+    """Rewrites an opset-13 export as opset 18 writes it (the reductions' axes become an input), since torch 1.13's
+    exporter stops at 17: the importer must read both forms."""
+    import onnx
+    from onnx import helper, numpy_helper
+    import numpy as np
+
+    model = onnx.load(path)
+    reductions = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+    for position, node in enumerate(model.graph.node):
+        axes = [attribute for attribute in node.attribute if attribute.name == "axes"]
+        if node.op_type in reductions and axes:
+            name = f"reduction_axes_{position}"
+            model.graph.initializer.append(numpy_helper.from_array(np.array(list(axes[0].ints), dtype=np.int64), name))
+            node.input.append(name)
+            node.attribute.remove(axes[0])
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = 18
+    model.ir_version = 9
+    onnx.save(model, path)
+    print(f"{os.path.basename(path)}: rewritten as opset 18", file=sys.stderr)
+
+
 def torchvision_fixtures(out: str = OUT) -> None:
     torch.manual_seed(1)
     resnet = narrow_resnet18()
@@ -228,6 +252,10 @@ def torchvision_fixtures(out: str = OUT) -> None:
     dino = DinoVit()
     randomize_layer_norms(dino)
     export(dino, (2, 3, 32, 32), "dino_vit_tiny.onnx", 17, keep_initializers_as_inputs=True, out=out)
+    # Before opset 17 LayerNorm is decomposed (ReduceMean, Sub, Pow, Sqrt, Div): the same ViT at opset 13.
+    export(vit, (2, 3, 32, 32), "tv_vit_tiny_opset13.onnx", 13, out=out)
+    export(dino, (2, 3, 32, 32), "dino_vit_tiny_opset18.onnx", 13, out=out)
+    to_opset18(os.path.join(out, "dino_vit_tiny_opset18.onnx"))
 
 
 def resnet50_full(out: str) -> None:

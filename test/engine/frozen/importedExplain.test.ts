@@ -53,6 +53,7 @@ const sizes: [string, number][] = [
   ['tv_vit_tiny.onnx', 32],
   ['dino_vit_tiny.onnx', 32],
   ['tv_resnet18_narrow_opset13_inputs.onnx', 64],
+  ['dino_vit_tiny_opset18.onnx', 32],
 ];
 
 for (const [file, sizePx] of sizes) {

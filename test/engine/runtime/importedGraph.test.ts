@@ -32,6 +32,9 @@ export const importFixtures = [
   { file: 'tv_mobilenet_v3_small.onnx', sizePx: 48, layer: 'map' },
   { file: 'tv_vit_tiny.onnx', sizePx: 32, layer: 'tokens' },
   { file: 'dino_vit_tiny.onnx', sizePx: 32, layer: 'tokens' },
+  // LayerNorm decomposed (ReduceMean, Pow, Sqrt), and the same at opset 18 (the reductions' axes as an input)
+  { file: 'tv_vit_tiny_opset13.onnx', sizePx: 32, layer: 'tokens' },
+  { file: 'dino_vit_tiny_opset18.onnx', sizePx: 32, layer: 'tokens' },
   { file: 'resnet_tiny.onnx', sizePx: 16, layer: 'map' },
 ] as const;
 
