@@ -16,6 +16,7 @@ const nodeExternals = [
   '@tensorflow/tfjs-node-gpu',
   'onnxruntime-node',
   'webgpu',
+  'usearch',
 ];
 
 const common = {

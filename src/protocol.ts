@@ -405,6 +405,50 @@ export interface ExportOnnxRequest {
   outPath: string;
 }
 
+/** Computes the run's UMAP layout (kept in the run folder) from its neighbour graph. */
+export interface LayoutRequest {
+  type: 'layout';
+  id: number;
+  runDir: string;
+  layout: 'umap';
+  seed?: number;
+  /** Recompute even when the run folder holds one. */
+  force?: boolean;
+}
+
+/** Writes map-points.bin for the cluster map and says where it is. */
+export interface MapPointsRequest {
+  type: 'mapPoints';
+  id: number;
+  runDir: string;
+}
+
+export interface DuplicatesRequest {
+  type: 'duplicates';
+  id: number;
+  runDir: string;
+  /** Cosine similarity of backbone features at or above which two images are near-duplicates (default 0.98). */
+  threshold?: number;
+}
+
+export interface OutliersRequest {
+  type: 'outliers';
+  id: number;
+  runDir: string;
+  /** Score: distance to the k-th nearest neighbour (default 20). */
+  k?: number;
+  /** How many to list, most isolated first (default 100). */
+  limit?: number;
+}
+
+export interface ExportAssignmentsRequest {
+  type: 'exportAssignments';
+  id: number;
+  runDir: string;
+  format: 'csv' | 'json';
+  outPath: string;
+}
+
 export interface ShutdownRequest {
   type: 'shutdown';
   id: number;
@@ -421,11 +465,16 @@ export type EngineRequest =
   | EvaluateCounterfactualsRequest
   | OverviewRequest
   | ExportOnnxRequest
+  | LayoutRequest
+  | MapPointsRequest
+  | DuplicatesRequest
+  | OutliersRequest
+  | ExportAssignmentsRequest
   | ShutdownRequest;
 
 // ---------------------------------------------------------------- events
 
-export type WorkPhase = 'scan' | 'decode' | 'train' | 'index' | 'evaluate' | 'explain';
+export type WorkPhase = 'scan' | 'decode' | 'train' | 'index' | 'evaluate' | 'explain' | 'layout' | 'curate';
 
 export interface ProgressEvent {
   type: 'progress';
@@ -667,6 +716,11 @@ export type EngineResult =
   | EvaluateCounterfactualsResult
   | OverviewResult
   | ExportOnnxResult
+  | LayoutResult
+  | MapPointsResult
+  | DuplicatesResult
+  | OutliersResult
+  | ExportAssignmentsResult
   | AckResult;
 
 /** Requests that do work (as opposed to controlling the engine). */
@@ -683,6 +737,81 @@ export interface ResultOf {
   'evaluate-counterfactuals': EvaluateCounterfactualsResult;
   overview: OverviewResult;
   exportOnnx: ExportOnnxResult;
+  layout: LayoutResult;
+  mapPoints: MapPointsResult;
+  duplicates: DuplicatesResult;
+  outliers: OutliersResult;
+  exportAssignments: ExportAssignmentsResult;
+}
+
+export interface LayoutResult {
+  kind: 'layout';
+  runDir: string;
+  layout: 'umap';
+  images: number;
+  /** False when the run folder already held the layout. */
+  computed: boolean;
+  durationMs: number;
+  path: string;
+}
+
+export interface MapPointsResult {
+  kind: 'mapPoints';
+  runDir: string;
+  imagesDir: string;
+  /** map-points.bin, absolute. */
+  path: string;
+  images: number;
+  clusters: number;
+  layouts: MapLayout[];
+}
+
+export interface DuplicateGroupSummary {
+  paths: string[];
+  imageIndices: number[];
+  /** Every member has the same bytes. */
+  exact: boolean;
+  minSimilarity: number;
+}
+
+export interface DuplicatesResult {
+  kind: 'duplicates';
+  runDir: string;
+  imagesDir: string;
+  threshold: number;
+  images: number;
+  /** Groups of near-identical images, largest first. */
+  groups: DuplicateGroupSummary[];
+  durationMs: number;
+}
+
+export interface OutlierSummary {
+  imageIndex: number;
+  path: string;
+  /** 1 − cosine similarity to the k-th nearest neighbour. */
+  score: number;
+  cluster: number;
+}
+
+export interface OutliersResult {
+  kind: 'outliers';
+  runDir: string;
+  imagesDir: string;
+  k: number;
+  images: number;
+  /** Most isolated first. */
+  outliers: OutlierSummary[];
+  durationMs: number;
+}
+
+export interface ExportAssignmentsResult {
+  kind: 'exportAssignments';
+  runDir: string;
+  format: 'csv' | 'json';
+  outPath: string;
+  rows: number;
+  /** The columns written, in order. */
+  columns: string[];
 }
 
 export interface OverviewResult {
@@ -765,6 +894,11 @@ export function isEngineRequest(value: unknown): value is EngineRequest {
       message.type === 'evaluate-counterfactuals' ||
       message.type === 'overview' ||
       message.type === 'exportOnnx' ||
+      message.type === 'layout' ||
+      message.type === 'mapPoints' ||
+      message.type === 'duplicates' ||
+      message.type === 'outliers' ||
+      message.type === 'exportAssignments' ||
       message.type === 'shutdown')
   );
 }
@@ -810,8 +944,6 @@ export interface RunOverview {
   imagesDir: string;
   /** Image paths relative to imagesDir, in index order. */
   paths: string[];
-  /** 2-D PCA coordinates, interleaved x, y. */
-  map: number[];
   assignments: number[];
   /** Probability of the assigned prototype. */
   confidences: number[];
@@ -821,17 +953,64 @@ export interface RunOverview {
   prototypes: number;
 }
 
-/** Host → cluster map. `imageBase` is the webview URI of imagesDir; thumbnails are imageBase + '/' + path. */
-export type ToClusterMap = { type: 'map.data'; overview: RunOverview; imageBase: string };
+/** The cluster map's layouts: PCA of the projections, or UMAP of the features' neighbour graph. */
+export type MapLayout = 'pca' | 'umap';
+export type MapColouring = 'cluster' | 'label' | 'confidence' | 'outlier';
+
+/** The first bytes of map-points.bin. */
+export const mapPointsMagic = 'CLMP';
+
+/** One typed array of map-points.bin; `offset` counts from the first byte after the header's padding. */
+export interface MapPointsArray {
+  name: string;
+  dtype: 'float32' | 'int32' | 'uint8';
+  offset: number;
+  length: number;
+}
+
+/**
+ * The JSON header of map-points.bin: "CLMP" | uint32 header bytes | header | zero padding to 8 | arrays.
+ * Arrays: one per layout (float32 x, y interleaved), `cluster` and `label` (int32, −1: none), `confidence`,
+ * `outlier` when known (float32), `paths` (UTF-8, NUL-separated, relative to the images folder).
+ */
+export interface MapPointsHeader {
+  count: number;
+  layouts: MapLayout[];
+  labelNames: string[];
+  prototypes: number;
+  arrays: MapPointsArray[];
+}
+
+/**
+ * Host → cluster map. `imageBase` is the webview URI of imagesDir; thumbnails are imageBase + '/' + path.
+ * `pointsUrl` is the webview URI of map-points.bin, fetched as an ArrayBuffer.
+ */
+export type ToClusterMap =
+  | { type: 'map.points'; pointsUrl: string; imageBase: string; runName: string; clusters: number; layout?: MapLayout }
+  | { type: 'map.layoutProgress'; message: string; fraction: number }
+  | { type: 'map.layoutFailed'; message: string };
 
 /** Cluster map → host, besides the common FromWebview messages. */
-export type FromClusterMap = FromWebview | { type: 'map.selection'; imageIndices: number[] };
+export type FromClusterMap =
+  | FromWebview
+  | { type: 'map.selection'; imageIndices: number[] }
+  /** Compute a layout the file does not hold yet (UMAP). */
+  | { type: 'map.computeLayout'; layout: MapLayout }
+  /** The lasso's images: copy their absolute paths, or save them as a file list. */
+  | { type: 'map.copyPaths'; paths: string[] }
+  | { type: 'map.savePaths'; paths: string[] };
 
 /** Host → the Clusters side panel. */
 export type ToGallery =
   | { type: 'gallery.data'; overview: RunOverview; imageBase: string }
   | { type: 'gallery.neighbours'; query: string; cluster: number; neighbours: Neighbour[] }
+  | { type: 'gallery.duplicates'; result: DuplicatesResult }
+  | { type: 'gallery.outliers'; result: OutliersResult }
+  | { type: 'gallery.curationFailed'; message: string }
   | { type: 'gallery.empty'; message: string };
+
+/** The Clusters side panel → host, besides the common FromWebview messages. */
+export type FromGallery = FromWebview | { type: 'gallery.findDuplicates' } | { type: 'gallery.findOutliers' };
 
 /** Host → the explain panel. Images arrive as base64 PNGs in the results (`inlinePngs`). */
 export type ToExplainPanel =

@@ -64,6 +64,25 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
       return `${result.overview.paths.length} images in ${result.overview.clusters.length} clusters (${result.overview.runDir})`;
     case 'exportOnnx':
       return `Wrote ${result.outPath} (${(result.bytes / 1024).toFixed(0)} KiB, opset ${result.opset}): input images [N, ${result.channels}, ${result.imageSizePx}, ${result.imageSizePx}] in [0, 1]; outputs embedding [N, ${result.projectionDim}], prototype_scores [N, ${result.prototypes}], features [N, ${result.featureDim}].`;
+    case 'layout':
+      return `${result.computed ? 'Computed' : 'Kept'} the UMAP layout of ${result.images} images in ${(result.durationMs / 1000).toFixed(1)} s: ${result.path}`;
+    case 'mapPoints':
+      return `Wrote ${result.path}: ${result.images} points, layouts ${result.layouts.join(', ')}`;
+    case 'duplicates':
+      return [
+        `${result.groups.length} groups of near-duplicates among ${result.images} images (cosine ≥ ${result.threshold}, exact copies first; ${(result.durationMs / 1000).toFixed(1)} s):`,
+        ...result.groups.slice(0, 50).map((group) => `  ${group.exact ? 'identical' : `≥ ${group.minSimilarity.toFixed(4)}`}  ${group.paths.join('  ')}`),
+        result.groups.length > 50 ? `  … and ${result.groups.length - 50} more (--json lists all)` : '',
+      ]
+        .filter(Boolean)
+        .join('\n');
+    case 'outliers':
+      return [
+        `The ${result.outliers.length} most isolated of ${result.images} images (score: 1 − cosine similarity to the ${result.k}th nearest neighbour):`,
+        ...result.outliers.map((outlier) => `  ${outlier.score.toFixed(4)}  cluster ${String(outlier.cluster).padStart(3)}  ${outlier.path}`),
+      ].join('\n');
+    case 'exportAssignments':
+      return `Wrote ${result.rows} rows (${result.columns.join(', ')}) to ${result.outPath}`;
   }
 }
 

@@ -24,6 +24,10 @@ Usage:
                        [--seed N] [--json]
   cluster-lens evaluate-counterfactuals <run-dir> [--images 20] [--methods counterfactual,counterfactual-mask,counterfactual-pixel]
                        [--grid 7] [--donors 10] [--seed N] [--json]
+  cluster-lens umap <run-dir> [--seed N] [--json]
+  cluster-lens duplicates <run-dir> [--threshold 0.98] [--json]
+  cluster-lens outliers <run-dir> [--k 20] [--limit 100] [--json]
+  cluster-lens export <run-dir> --format csv|json --out <file> [--json]
   cluster-lens fashion-mnist --out <dir> [--idx-dir DIR] [--per-class N] [--split train|test]
   cluster-lens bench [--device auto|gpu|cpu] [--seconds 60] [--quality [--protocol 2k|10k] [--minutes M]] [--python PATH] [--json]
 
@@ -89,6 +93,9 @@ const flagSpec = {
   python: { type: 'string' },
   grid: { type: 'string' },
   donors: { type: 'string' },
+  threshold: { type: 'string' },
+  limit: { type: 'string' },
+  format: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const;
@@ -174,6 +181,19 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
     case 'evaluate-counterfactuals': {
       const methods = (flags.methods as string | undefined)?.split(',').map((method) => method.trim()).filter(Boolean);
       return { type: 'evaluate-counterfactuals', runDir: path.resolve(positional(args, 0, '<run-dir>')), methods: methods as ExplainMethod[] | undefined, images: number(flags, 'images') ?? 20, seed: number(flags, 'seed'), options: counterfactualOptions(flags) };
+    }
+    case 'umap':
+      return { type: 'layout', layout: 'umap', runDir: path.resolve(positional(args, 0, '<run-dir>')), seed: number(flags, 'seed'), force: flags.seed !== undefined };
+    case 'duplicates':
+      return { type: 'duplicates', runDir: path.resolve(positional(args, 0, '<run-dir>')), threshold: number(flags, 'threshold') };
+    case 'outliers':
+      return { type: 'outliers', runDir: path.resolve(positional(args, 0, '<run-dir>')), k: number(flags, 'k'), limit: number(flags, 'limit') };
+    case 'export': {
+      const format = (flags.format as string | undefined) ?? 'csv';
+      if (format !== 'csv' && format !== 'json') throw new UsageError(`--format must be csv or json, got "${format}"`);
+      const out = flags.out as string | undefined;
+      if (!out) throw new UsageError(`export needs --out <file.${format}>`);
+      return { type: 'exportAssignments', runDir: path.resolve(positional(args, 0, '<run-dir>')), format, outPath: path.resolve(out) };
     }
     default:
       throw new UsageError(`unknown command "${command}"`);

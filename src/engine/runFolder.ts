@@ -22,6 +22,11 @@ export const runFiles = {
   images: 'images.json',
   metrics: 'metrics.jsonl',
   index: 'index.bin',
+  /** The exact k-nearest-neighbour graph of the index's features (duplicates, outliers, UMAP). */
+  neighbourGraph: 'neighbours.bin',
+  umap: 'umap.bin',
+  /** What the cluster map loads as one binary fetch: coordinates, colours' inputs and paths. */
+  mapPoints: 'map-points.bin',
 } as const;
 
 export function runPath(runDir: string, file: keyof typeof runFiles): string {

@@ -9,6 +9,7 @@ import { explainImage } from './explain/explainImage';
 import { evaluateCounterfactuals } from './explain/metrics/evaluateCounterfactuals';
 import { evaluateExplanations } from './explain/metrics/evaluateExplanations';
 import { findNeighbours, indexRun, runOverview } from './index/runQueries';
+import { computeUmap, exportAssignments, findDuplicates, findOutliers, writeMapPoints } from './index/curate';
 import { exportOnnx } from './model/exportRun';
 import { isFrozenRun } from './frozen/backboneFile';
 import { trainFrozenBackbone } from './frozen/frozenRun';
@@ -43,7 +44,8 @@ function contextFor(id: number, controller: AbortController): JobContext & { flu
 
 async function execute(request: WorkRequest, context: JobContext): Promise<EngineResult> {
   // One device for all of a job's compute; a train request may name its own, the others take the engine's.
-  if (request.type !== 'overview' && request.type !== 'exportOnnx') await useDevice(request.type === 'train' ? request.options?.device : undefined, context.log);
+  const deviceFree = ['overview', 'exportOnnx', 'layout', 'mapPoints', 'duplicates', 'outliers', 'exportAssignments'];
+  if (!deviceFree.includes(request.type)) await useDevice(request.type === 'train' ? request.options?.device : undefined, context.log);
   switch (request.type) {
     case 'train': {
       const job = { imagesDir: request.imagesDir, runDir: request.runDir, options: request.options, resume: request.resume };
@@ -66,6 +68,16 @@ async function execute(request: WorkRequest, context: JobContext): Promise<Engin
       return { kind: 'overview', overview: await runOverview(request.runDir) };
     case 'exportOnnx':
       return exportOnnx(request.runDir, request.outPath);
+    case 'layout':
+      return computeUmap(request.runDir, { seed: request.seed, force: request.force }, context);
+    case 'mapPoints':
+      return writeMapPoints(request.runDir);
+    case 'duplicates':
+      return findDuplicates(request.runDir, request.threshold, context);
+    case 'outliers':
+      return findOutliers(request.runDir, request.k, request.limit, context);
+    case 'exportAssignments':
+      return exportAssignments(request.runDir, request.format, request.outPath, context);
   }
 }
 

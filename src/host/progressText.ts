@@ -9,6 +9,8 @@ const phaseNames: Record<WorkPhase, string> = {
   index: 'Indexing',
   evaluate: 'Evaluating',
   explain: 'Explaining',
+  layout: 'Laying out the map',
+  curate: 'Comparing images',
 };
 
 export function phaseName(phase: WorkPhase): string {

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
-import type { RunOverview } from '../../src/protocol';
+import { encodeMapPoints } from '../../src/engine/index/mapPoints';
 import { closeBrowser, openWebview, skipWithoutChromium } from './harness';
 import { tempDir } from '../tempDir';
 
@@ -11,70 +11,120 @@ after(closeBrowser);
 
 const hostileName = '<img src=x onerror="window.__pwned=1"> #1.png';
 
-/** Three tight blobs far apart, plus one named point at a known place. */
-function overview(count: number): RunOverview {
-  const map: number[] = [];
-  const assignments: number[] = [];
+/** Three tight blobs far apart (cluster 1 above the others); point 0 has a hostile name. */
+function blobs(count: number) {
+  const pca = new Float32Array(2 * count);
+  const clusters = new Int32Array(count);
   const paths: string[] = [];
   for (let i = 0; i < count; i++) {
     const cluster = i % 3;
     const angle = (i * 2.399) % (2 * Math.PI);
-    const radius = 0.05 * ((i * 7919) % 97) / 97;
-    map.push(cluster * 10 + radius * Math.cos(angle), (cluster === 1 ? 10 : 0) + radius * Math.sin(angle));
-    assignments.push(cluster);
+    const radius = (1.5 * ((i * 7919) % 97)) / 97;
+    pca[2 * i] = cluster * 10 + radius * Math.cos(angle);
+    pca[2 * i + 1] = (cluster === 1 ? 10 : 0) + radius * Math.sin(angle);
+    clusters[i] = cluster;
     paths.push(i === 0 ? hostileName : `c${cluster}/${i}.png`);
   }
-  return {
-    runDir: '/run', imagesDir: '/images', paths, map, assignments, confidences: assignments.map(() => 0.9), labels: assignments.map(() => -1), labelNames: [],
-    clusters: [0, 1, 2].map((cluster) => ({ cluster, size: count / 3, samples: [], meanConfidence: 0.9 })), prototypes: 3,
-  };
+  const file = encodeMapPoints({
+    layouts: { pca },
+    clusters,
+    confidences: new Float32Array(count).fill(0.9),
+    labels: new Int32Array(count).fill(-1),
+    labelNames: [],
+    prototypes: 3,
+    paths,
+  });
+  return { pca, clusters, paths, file };
 }
 
-test('cluster map: hover shows the file name as text with its thumbnail, click asks to explain, lasso selects a blob', { skip: skipWithoutChromium }, async () => {
+type MapApi = { clusterMap: { screenPosition(i: number): { x: number; y: number }; dataToScreen(x: number, y: number): { x: number; y: number } } };
+
+test('cluster map: 100k points drawn by WebGL; hover names the point under the cursor as text; click explains; lasso selects a blob', { skip: skipWithoutChromium }, async () => {
   const imagesDir = tempDir('cl-map-');
   writeFileSync(path.join(imagesDir, hostileName), await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).png().toBuffer());
-  const view = await openWebview('cluster-map', { imagesDir });
+  const count = 100_000;
+  const data = blobs(count);
+  const view = await openWebview('cluster-map', { imagesDir, files: { 'map-points.bin': data.file } });
   try {
-    const data = overview(20_000);
-    await view.send({ type: 'map.data', overview: data, imageBase: `${view.origin}/images` });
-    const canvas = view.page.getByRole('img', { name: 'Cluster map' });
-    await view.page.getByText('20,000 images in 3 clusters', { exact: false }).waitFor();
-    const box = (await canvas.boundingBox())!;
-    // The page maps data to pixels uniformly with a 10 px margin; do the same here to aim the mouse.
-    const xs = data.map.filter((_, i) => i % 2 === 0);
-    const ys = data.map.filter((_, i) => i % 2 === 1);
-    const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-    const scale = Math.min((box.width - 20) / (maxX - minX), (box.height - 20) / (maxY - minY));
-    const at = (x: number, y: number) => ({ x: box.x + 10 + (x - minX) * scale, y: box.y + box.height - 10 - (y - minY) * scale });
+    await view.send({ type: 'map.points', pointsUrl: `${view.origin}/files/map-points.bin`, imageBase: `${view.origin}/images`, runName: 'run', clusters: 3 });
+    await view.page.locator('#root[data-ready="100000"]').waitFor();
+    await view.page.getByText('100,000 images in 3 clusters', { exact: false }).waitFor();
 
-    const first = at(data.map[0], data.map[1]);
+    // Read the WebGL canvas back: the three blobs colour pixels, and pixels of all three cluster colours exist.
+    const pixels = await view.page.evaluate(() => {
+      const canvas = document.querySelector('canvas[aria-label="Cluster map"]') as HTMLCanvasElement;
+      const copy = document.createElement('canvas');
+      [copy.width, copy.height] = [canvas.width, canvas.height];
+      const context = copy.getContext('2d')!;
+      context.drawImage(canvas, 0, 0);
+      const { data } = context.getImageData(0, 0, copy.width, copy.height);
+      const background = [data[0], data[1], data[2]];
+      let drawn = 0;
+      const colours = new Set<string>();
+      for (let i = 0; i < data.length; i += 4) {
+        if (Math.abs(data[i] - background[0]) + Math.abs(data[i + 1] - background[1]) + Math.abs(data[i + 2] - background[2]) > 60) {
+          drawn++;
+          colours.add(`${data[i] >> 5},${data[i + 1] >> 5},${data[i + 2] >> 5}`);
+        }
+      }
+      return { drawn, colours: colours.size, total: data.length / 4 };
+    });
+    assert.ok(pixels.drawn > 200, `points were drawn: ${JSON.stringify(pixels)}`);
+    assert.ok(pixels.drawn < pixels.total / 4, `the background stays: ${JSON.stringify(pixels)}`);
+    assert.ok(pixels.colours >= 3, `three cluster colours: ${JSON.stringify(pixels)}`);
+
+    const canvas = view.page.getByRole('img', { name: 'Cluster map' });
+    const box = (await canvas.boundingBox())!;
+    const at = async (index: number) => {
+      const position = await view.page.evaluate((i) => (window as unknown as MapApi).clusterMap.screenPosition(i), index);
+      return { x: box.x + position.x, y: box.y + position.y };
+    };
+    // Zoom in on point 0 until it stands apart, then hover it: the tooltip names exactly that point, as text.
     const tooltip = view.page.locator('.tooltip');
-    // Point 0 shares its pixel with neighbours of its blob; hovering there shows one of them, named as plain text.
-    await view.page.mouse.move(first.x, first.y);
+    for (let i = 0; i < 12; i++) {
+      const target = await at(0);
+      await view.page.mouse.move(target.x, target.y);
+      await view.page.mouse.wheel(0, -400);
+    }
+    const target = await at(0);
+    await view.page.mouse.move(target.x + 1, target.y);
+    await view.page.mouse.move(target.x, target.y);
     await tooltip.waitFor({ state: 'visible' });
-    assert.match((await tooltip.textContent())!, / · cluster 0$/);
+    assert.equal(await tooltip.locator('span').textContent(), `${hostileName} · cluster 0`);
     const thumbnail = await view.page.locator('.tooltip img').evaluate((img: HTMLImageElement) => img.src);
     assert.ok(thumbnail.startsWith(`${view.origin}/images/`), thumbnail);
-    assert.equal(await view.page.locator('#root > img').count(), 0, 'no markup injected by file names');
+    assert.equal(await view.page.locator('#root img:not(.tooltip img)').count(), 0, 'no markup injected by file names');
 
-    // Lasso around the middle blob (cluster 1, top centre).
-    const centre = at(10, 10);
-    await view.page.mouse.move(centre.x - 8, centre.y - 8);
+    // A click (no drag) on it asks to explain that image.
+    await view.page.mouse.click(target.x, target.y);
+    const explain = ((await view.posted()) as { type: string; path?: string }[]).find((m) => m.type === 'webview.explainImage');
+    assert.equal(explain?.path, hostileName);
+
+    // Back to the whole map; lasso around the middle blob (cluster 1, top centre).
+    await canvas.focus();
+    await view.page.keyboard.press('0');
+    // 1.6 data units either side of blob 1's centre: wider than the blob (radius < 1.5), inside the canvas's margin.
+    const [centre, corner] = await view.page.evaluate(() => {
+      const api = (window as unknown as MapApi).clusterMap;
+      return [api.dataToScreen(10, 10), api.dataToScreen(11.6, 11.6)];
+    });
+    const [cx, cy, half] = [box.x + centre.x, box.y + centre.y, corner.x - centre.x];
+    await view.page.mouse.move(cx - half, cy - half);
     await view.page.mouse.down();
-    for (const [dx, dy] of [[8, -8], [8, 8], [-8, 8], [-8, -8]]) await view.page.mouse.move(centre.x + dx, centre.y + dy, { steps: 4 });
+    for (const [dx, dy] of [[half, -half], [half, half], [-half, half], [-half, -half]]) await view.page.mouse.move(cx + dx, cy + dy, { steps: 4 });
     await view.page.mouse.up();
     const posted = (await view.posted()) as { type: string; imageIndices?: number[] }[];
-    const selection = posted.find((m) => m.type === "map.selection")!;
+    const selection = posted.find((m) => m.type === 'map.selection');
     assert.ok(selection, 'the lasso posts its selection');
-    assert.equal(selection.imageIndices!.length, data.assignments.filter((c) => c === 1).length);
-    assert.ok(selection.imageIndices!.every((i) => data.assignments[i] === 1), 'only the lassoed blob is selected');
+    const expected = Array.from(data.clusters.keys()).filter((i) => data.clusters[i] === 1);
+    assert.deepEqual(selection!.imageIndices, expected, 'exactly the lassoed blob, in index order');
     assert.equal(await view.page.locator('.gallery figure').count(), 200, 'the gallery shows the first 200');
 
-    // A click (no drag) on a point of blob 2 asks to explain that image.
-    const right = at(20, 0);
-    await view.page.mouse.click(right.x, right.y);
-    const explain = ((await view.posted()) as { type: string; path?: string }[]).find((m) => m.type === 'webview.explainImage');
-    assert.ok(explain && /^c2\//.test(explain.path!), `explains an image of cluster 2, got ${JSON.stringify(explain)}`);
+    // The selection's paths go to the host for copying.
+    await view.page.getByRole('button', { name: 'Copy paths' }).click();
+    const copy = ((await view.posted()) as { type: string; paths?: string[] }[]).find((m) => m.type === 'map.copyPaths');
+    assert.equal(copy?.paths?.length, expected.length);
+    assert.equal(copy?.paths?.[0], data.paths[expected[0]]);
     assert.equal(await view.page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
   } finally {
     await view.close();

@@ -11,7 +11,7 @@ function overview(): RunOverview {
   const assignments = Array.from({ length: count }, (_, i) => (i < 5000 ? 0 : 1));
   const paths = assignments.map((c, i) => (i === 5005 ? 'odd/<b onmouseover=alert(1)>x</b>.png' : `c${c}/${i}.png`));
   return {
-    runDir: '/run', imagesDir: '/images', paths, map: paths.flatMap(() => [0, 0]), assignments, confidences: assignments.map(() => 0.8),
+    runDir: '/run', imagesDir: '/images', paths, assignments, confidences: assignments.map(() => 0.8),
     labels: assignments, labelNames: ['shirts', 'shoes'], prototypes: 2,
     clusters: [
       { cluster: 0, size: 5000, samples: [0, 1, 2, 3], meanConfidence: 0.8, majorityLabel: 'shirts', purity: 1 },

@@ -25,7 +25,8 @@ export interface WebviewPage {
 let browser: Browser | undefined;
 
 /** `imagesDir`, when given, is served under /images/ (the stand-in for the webview URI of the images folder). */
-export async function openWebview(bundle: string, options: { state?: unknown; imagesDir?: string } = {}): Promise<WebviewPage> {
+/** `files` are served under /files/<name> as binary (the stand-in for other webview URIs, e.g. map-points.bin). */
+export async function openWebview(bundle: string, options: { state?: unknown; imagesDir?: string; files?: Record<string, Uint8Array>; viewport?: { width: number; height: number } } = {}): Promise<WebviewPage> {
   const server: Server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (url.pathname === '/') {
@@ -36,6 +37,12 @@ export async function openWebview(bundle: string, options: { state?: unknown; im
       return;
     }
     const relative = decodeURIComponent(url.pathname);
+    const served = relative.startsWith('/files/') ? options.files?.[relative.slice('/files/'.length)] : undefined;
+    if (served) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': served.byteLength });
+      response.end(served);
+      return;
+    }
     const file =
       options.imagesDir && relative.startsWith('/images/')
         ? path.join(options.imagesDir, path.normalize(relative.slice('/images/'.length)).replace(/^(\.\.[/\\])+/, ''))
@@ -50,9 +57,10 @@ export async function openWebview(bundle: string, options: { state?: unknown; im
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   browser ??= await chromium.launch({
     executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    // SwiftShader gives WebGL2 without a GPU (the cluster map draws with it).
+    args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--disable-dev-shm-usage', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
-  const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
+  const page = await browser.newPage({ viewport: options.viewport ?? { width: 900, height: 700 } });
   // A string, not a function: tsx would wrap named functions in a helper the page does not have.
   await page.addInitScript({
     content: `window.__posted = [];

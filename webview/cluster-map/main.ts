@@ -1,125 +1,342 @@
-// Cluster map: a PCA scatter of every image, coloured by cluster, on one canvas.
-// Hover shows a thumbnail, click explains (Ctrl/Cmd-click opens), dragging draws a lasso whose images show as a gallery.
+// Cluster map: every image as a point, drawn by WebGL2 from typed arrays fetched as one binary file (map-points.bin).
+// Wheel zooms, Shift-drag (or the middle button) pans, hover shows a thumbnail, click explains (Ctrl/Cmd-click
+// opens), dragging draws a lasso whose images show as a gallery that can be copied or saved as a file list.
 import './cluster-map.css';
-import type { FromClusterMap, RunOverview, ToClusterMap } from '../../src/protocol';
-import { clusterColors, imageUrl, isDarkTheme } from '../shared/palette';
-import { connect, element } from '../shared/vscode';
+import type { FromClusterMap, MapColouring, MapLayout, MapPointsHeader, ToClusterMap } from '../../src/protocol';
+import { mapPointsMagic } from '../../src/protocol';
+import { clusterRgb, imageUrl, isDarkTheme } from '../shared/palette';
+import { connect, element, themeColor } from '../shared/vscode';
 
 interface MapState {
   selection: number[];
+  layout?: MapLayout;
+  colouring?: MapColouring;
+}
+
+/** What the map holds of a run, decoded from map-points.bin. */
+interface Points {
+  count: number;
+  header: MapPointsHeader;
+  layouts: Partial<Record<MapLayout, Float32Array>>;
+  clusters: Int32Array;
+  labels: Int32Array;
+  confidences: Float32Array;
+  outliers?: Float32Array;
+  paths: string[];
 }
 
 const root = document.getElementById('root')!;
 const header = element('p', { class: 'header', role: 'status' }, 'Waiting for the run…');
+const toolbar = element('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Map options' });
+const layoutSelect = element('select', { 'aria-label': 'Layout' });
+const colourSelect = element('select', { 'aria-label': 'Colour by' });
+const resetButton = element('button', { type: 'button' }, 'Reset view');
+toolbar.append(element('label', {}, 'Layout '), layoutSelect, element('label', {}, 'Colour by '), colourSelect, resetButton);
+const stage = element('div', { class: 'stage' });
 const canvas = element('canvas', { role: 'img', 'aria-label': 'Cluster map', tabindex: '0' });
+const overlay = element('canvas', { class: 'overlay', 'aria-hidden': 'true' });
 const tooltip = element('div', { class: 'tooltip', hidden: '' });
 const tooltipImage = element('img', { alt: '' });
 const tooltipText = element('span');
 tooltip.append(tooltipImage, tooltipText);
+stage.append(canvas, overlay, tooltip);
+const selectionBar = element('div', { class: 'selection-bar', hidden: '' });
 const selectionTitle = element('h3', {}, '');
+const copyButton = element('button', { type: 'button' }, 'Copy paths');
+const saveButton = element('button', { type: 'button' }, 'Save as file list…');
+selectionBar.append(selectionTitle, copyButton, saveButton);
 const selectionGallery = element('div', { class: 'gallery', role: 'list', 'aria-label': 'Selection' });
-root.append(header, canvas, tooltip, selectionTitle, selectionGallery);
+root.append(header, toolbar, stage, selectionBar, selectionGallery);
 
-let overview: RunOverview | undefined;
+let points: Points | undefined;
 let imageBase = '';
-let colors: string[] = [];
-let screen = new Float32Array(0); // each point's canvas position, interleaved
-const cellPx = 12;
-let grid = new Map<number, number[]>(); // spatial hash of canvas cells → point indices, for hover
-let lasso: { x: number; y: number }[] | undefined;
+let runName = '';
+let clusterCount = 0;
+let layout: MapLayout = 'pca';
+let colouring: MapColouring = 'cluster';
+let selection: number[] = [];
+let selected: Uint8Array | undefined;
+/** The view: data point at the canvas centre and CSS pixels per data unit. */
+const view = { centreX: 0, centreY: 0, scale: 1 };
+let widthPx = 0;
+let heightPx = 0;
+const marginPx = 10;
 
-const vscode = connect<MapState, ToClusterMap>((message) => {
-  if (message.type !== 'map.data') return;
-  overview = message.overview;
-  imageBase = message.imageBase;
-  colors = clusterColors(overview.prototypes, isDarkTheme());
-  header.textContent = `${overview.paths.length.toLocaleString('en')} images in ${overview.clusters.length} clusters. Hover for a thumbnail, click to explain, Ctrl/Cmd-click to open, drag to select.`;
-  layout();
-  showSelection(vscode.getState()?.selection ?? []);
-});
+// ---------------------------------------------------------------- WebGL
 
-function layout(): void {
-  if (!overview) return;
+const gl = canvas.getContext('webgl2', { antialias: false, preserveDrawingBuffer: true, premultipliedAlpha: false });
+const vertexSource = `#version 300 es
+in vec2 position;
+in vec4 colour;
+uniform vec2 centre;
+uniform vec2 scale;
+uniform float pointSize;
+out vec4 pointColour;
+void main() {
+  gl_Position = vec4((position - centre) * scale, 0.0, 1.0);
+  gl_PointSize = pointSize;
+  pointColour = colour;
+}`;
+const fragmentSource = `#version 300 es
+precision mediump float;
+in vec4 pointColour;
+uniform float round;
+out vec4 fragment;
+void main() {
+  if (round > 0.5 && length(gl_PointCoord - vec2(0.5)) > 0.5) discard;
+  fragment = pointColour;
+}`;
+
+interface Renderer {
+  program: WebGLProgram;
+  positionBuffer: WebGLBuffer;
+  colourBuffer: WebGLBuffer;
+  vertexArray: WebGLVertexArrayObject;
+  uniforms: Record<'centre' | 'scale' | 'pointSize' | 'round', WebGLUniformLocation>;
+}
+
+function compile(context: WebGL2RenderingContext, type: number, source: string): WebGLShader {
+  const shader = context.createShader(type)!;
+  context.shaderSource(shader, source);
+  context.compileShader(shader);
+  if (!context.getShaderParameter(shader, context.COMPILE_STATUS)) throw new Error(context.getShaderInfoLog(shader) ?? 'shader did not compile');
+  return shader;
+}
+
+function createRenderer(context: WebGL2RenderingContext): Renderer {
+  const program = context.createProgram()!;
+  context.attachShader(program, compile(context, context.VERTEX_SHADER, vertexSource));
+  context.attachShader(program, compile(context, context.FRAGMENT_SHADER, fragmentSource));
+  context.linkProgram(program);
+  if (!context.getProgramParameter(program, context.LINK_STATUS)) throw new Error(context.getProgramInfoLog(program) ?? 'program did not link');
+  const vertexArray = context.createVertexArray()!;
+  context.bindVertexArray(vertexArray);
+  const positionBuffer = context.createBuffer()!;
+  context.bindBuffer(context.ARRAY_BUFFER, positionBuffer);
+  const position = context.getAttribLocation(program, 'position');
+  context.enableVertexAttribArray(position);
+  context.vertexAttribPointer(position, 2, context.FLOAT, false, 0, 0);
+  const colourBuffer = context.createBuffer()!;
+  context.bindBuffer(context.ARRAY_BUFFER, colourBuffer);
+  const colour = context.getAttribLocation(program, 'colour');
+  context.enableVertexAttribArray(colour);
+  context.vertexAttribPointer(colour, 4, context.UNSIGNED_BYTE, true, 0, 0);
+  const uniform = (name: string) => context.getUniformLocation(program, name)!;
+  return { program, positionBuffer, colourBuffer, vertexArray, uniforms: { centre: uniform('centre'), scale: uniform('scale'), pointSize: uniform('pointSize'), round: uniform('round') } };
+}
+
+const renderer = gl ? createRenderer(gl) : undefined;
+
+/** Each drawn frame's duration in ms (draw calls until the GPU is done), for the benchmark. */
+const frameTimesMs: number[] = [];
+let framePending = false;
+
+function requestDraw(): void {
+  if (framePending) return;
+  framePending = true;
+  requestAnimationFrame(() => {
+    framePending = false;
+    draw();
+  });
+}
+
+function pointSizePx(): number {
+  const count = points?.count ?? 0;
+  const base = count > 200_000 ? 1.5 : count > 20_000 ? 2.5 : 4;
+  // Points grow a little as one zooms in, so sparse regions stay visible.
+  const zoom = view.scale / fitScale();
+  return Math.min(12, base * Math.max(1, Math.sqrt(zoom)));
+}
+
+function draw(): void {
+  if (!gl || !renderer || !points) return;
+  const started = performance.now();
   const ratio = window.devicePixelRatio || 1;
-  const width = Math.max(200, root.clientWidth);
-  const height = Math.max(200, Math.round(window.innerHeight * 0.6));
-  canvas.width = width * ratio;
-  canvas.height = height * ratio;
-  canvas.style.width = `${width}px`;
-  canvas.style.height = `${height}px`;
-  const count = overview.paths.length;
+  gl.viewport(0, 0, canvas.width, canvas.height);
+  const background = hexToRgb(themeColor('editor-background', isDarkTheme() ? '#1e1e1e' : '#ffffff'));
+  gl.clearColor(background[0] / 255, background[1] / 255, background[2] / 255, 1);
+  gl.clear(gl.COLOR_BUFFER_BIT);
+  gl.enable(gl.BLEND);
+  gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
+  gl.useProgram(renderer.program);
+  gl.bindVertexArray(renderer.vertexArray);
+  gl.uniform2f(renderer.uniforms.centre, view.centreX, view.centreY);
+  gl.uniform2f(renderer.uniforms.scale, (2 * view.scale) / widthPx, (2 * view.scale) / heightPx);
+  const size = pointSizePx() * ratio;
+  gl.uniform1f(renderer.uniforms.pointSize, size);
+  gl.uniform1f(renderer.uniforms.round, size >= 3 ? 1 : 0);
+  gl.drawArrays(gl.POINTS, 0, points.count);
+  // Reading one pixel waits for the GPU, so the recorded time is the frame's real cost.
+  gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
+  frameTimesMs.push(performance.now() - started);
+  if (frameTimesMs.length > 1000) frameTimesMs.splice(0, frameTimesMs.length - 1000);
+}
+
+// ---------------------------------------------------------------- data
+
+function decodePoints(buffer: ArrayBuffer): Points {
+  const bytes = new Uint8Array(buffer);
+  const magic = new TextDecoder().decode(bytes.subarray(0, 4));
+  if (magic !== mapPointsMagic) throw new Error('map-points.bin is not a Cluster Lens map file');
+  const headerLength = new DataView(buffer).getUint32(4, true);
+  const parsed = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as MapPointsHeader;
+  const dataStart = Math.ceil((8 + headerLength) / 8) * 8;
+  const array = (name: string) => {
+    const entry = parsed.arrays.find((candidate) => candidate.name === name);
+    if (!entry) return undefined;
+    const start = dataStart + entry.offset;
+    if (entry.dtype === 'float32') return new Float32Array(buffer, start, entry.length);
+    if (entry.dtype === 'int32') return new Int32Array(buffer, start, entry.length);
+    return new Uint8Array(buffer, start, entry.length);
+  };
+  const layouts: Partial<Record<MapLayout, Float32Array>> = {};
+  for (const name of parsed.layouts) layouts[name] = array(name) as Float32Array;
+  const pathBytes = array('paths') as Uint8Array;
+  return {
+    count: parsed.count,
+    header: parsed,
+    layouts,
+    clusters: array('cluster') as Int32Array,
+    labels: array('label') as Int32Array,
+    confidences: array('confidence') as Float32Array,
+    outliers: array('outlier') as Float32Array | undefined,
+    paths: parsed.count ? new TextDecoder().decode(pathBytes).split('\0') : [],
+  };
+}
+
+/** Bounds of the current layout, in data units. */
+let bounds = { minX: 0, maxX: 1, minY: 0, maxY: 1 };
+/** A grid over the layout's bounds: cellStart[c]..cellStart[c+1] index into cellPoints, for hover and clicks. */
+const gridSide = 512;
+let cellStart = new Int32Array(gridSide * gridSide + 1);
+let cellPoints = new Int32Array(0);
+
+function cellOf(x: number, y: number): [number, number] {
+  const column = Math.min(gridSide - 1, Math.max(0, Math.floor(((x - bounds.minX) / (bounds.maxX - bounds.minX || 1)) * gridSide)));
+  const row = Math.min(gridSide - 1, Math.max(0, Math.floor(((y - bounds.minY) / (bounds.maxY - bounds.minY || 1)) * gridSide)));
+  return [column, row];
+}
+
+function useLayout(next: MapLayout): void {
+  if (!points || !gl || !renderer) return;
+  const coordinates = points.layouts[next] ?? points.layouts.pca!;
+  layout = points.layouts[next] ? next : 'pca';
   let [minX, maxX, minY, maxY] = [Infinity, -Infinity, Infinity, -Infinity];
-  for (let i = 0; i < count; i++) {
-    const [x, y] = [overview.map[2 * i], overview.map[2 * i + 1]];
-    [minX, maxX, minY, maxY] = [Math.min(minX, x), Math.max(maxX, x), Math.min(minY, y), Math.max(maxY, y)];
+  for (let i = 0; i < points.count; i++) {
+    const x = coordinates[2 * i];
+    const y = coordinates[2 * i + 1];
+    if (x < minX) minX = x;
+    if (x > maxX) maxX = x;
+    if (y < minY) minY = y;
+    if (y > maxY) maxY = y;
   }
-  const margin = 10;
-  const scale = Math.min((width - 2 * margin) / (maxX - minX || 1), (height - 2 * margin) / (maxY - minY || 1));
-  screen = new Float32Array(2 * count);
-  grid = new Map();
-  for (let i = 0; i < count; i++) {
-    const x = margin + (overview.map[2 * i] - minX) * scale;
-    const y = height - margin - (overview.map[2 * i + 1] - minY) * scale;
-    screen[2 * i] = x;
-    screen[2 * i + 1] = y;
-    const key = cellKey(x, y);
-    const bucket = grid.get(key);
-    if (bucket) bucket.push(i);
-    else grid.set(key, [i]);
+  bounds = points.count ? { minX, maxX, minY, maxY } : { minX: 0, maxX: 1, minY: 0, maxY: 1 };
+  // Counting sort of the points into grid cells: two passes, no per-cell arrays.
+  const cells = new Int32Array(points.count);
+  const counts = new Int32Array(gridSide * gridSide + 1);
+  for (let i = 0; i < points.count; i++) {
+    const [column, row] = cellOf(coordinates[2 * i], coordinates[2 * i + 1]);
+    cells[i] = row * gridSide + column;
+    counts[cells[i] + 1]++;
   }
-  draw();
+  for (let c = 1; c < counts.length; c++) counts[c] += counts[c - 1];
+  cellStart = counts.slice();
+  cellPoints = new Int32Array(points.count);
+  for (let i = 0; i < points.count; i++) cellPoints[counts[cells[i]]++] = i;
+  gl.bindBuffer(gl.ARRAY_BUFFER, renderer.positionBuffer);
+  gl.bufferData(gl.ARRAY_BUFFER, coordinates, gl.STATIC_DRAW);
+  layoutSelect.value = layout;
+  resetView();
 }
 
-function cellKey(x: number, y: number): number {
-  return Math.floor(x / cellPx) * 100_000 + Math.floor(y / cellPx);
+function rampRgb(value: number): [number, number, number] {
+  // Low to high: a warm orange to a cool blue, readable on light and dark themes.
+  const t = Math.min(1, Math.max(0, value));
+  return [Math.round(230 - 190 * t), Math.round(110 + 40 * t), Math.round(40 + 190 * t)];
 }
 
-function draw(highlight?: number): void {
-  if (!overview) return;
-  const context = canvas.getContext('2d')!;
+function recolour(): void {
+  if (!points || !gl || !renderer) return;
+  const colours = new Uint8Array(points.count * 4);
+  const dark = isDarkTheme();
+  const clusterPalette = clusterRgb(Math.max(1, points.header.prototypes), dark);
+  const labelPalette = clusterRgb(Math.max(1, points.header.labelNames.length), dark);
+  let maxOutlier = 0;
+  if (colouring === 'outlier' && points.outliers) for (const score of points.outliers) maxOutlier = Math.max(maxOutlier, score);
+  for (let i = 0; i < points.count; i++) {
+    let rgb: [number, number, number];
+    if (colouring === 'label') rgb = points.labels[i] >= 0 ? labelPalette[points.labels[i] % labelPalette.length] : [128, 128, 128];
+    else if (colouring === 'confidence') rgb = rampRgb(points.confidences[i]);
+    else if (colouring === 'outlier' && points.outliers) rgb = rampRgb(points.outliers[i] / (maxOutlier || 1));
+    else rgb = clusterPalette[points.clusters[i] % clusterPalette.length];
+    colours.set(rgb, 4 * i);
+    colours[4 * i + 3] = selected && !selected[i] ? 40 : 230;
+  }
+  gl.bindBuffer(gl.ARRAY_BUFFER, renderer.colourBuffer);
+  gl.bufferData(gl.ARRAY_BUFFER, colours, gl.STATIC_DRAW);
+  colourSelect.value = colouring;
+  requestDraw();
+}
+
+function fitScale(): number {
+  return Math.min((widthPx - 2 * marginPx) / (bounds.maxX - bounds.minX || 1), (heightPx - 2 * marginPx) / (bounds.maxY - bounds.minY || 1));
+}
+
+function resetView(): void {
+  view.centreX = (bounds.minX + bounds.maxX) / 2;
+  view.centreY = (bounds.minY + bounds.maxY) / 2;
+  view.scale = fitScale();
+  requestDraw();
+}
+
+function resize(): void {
   const ratio = window.devicePixelRatio || 1;
-  context.setTransform(ratio, 0, 0, ratio, 0, 0);
-  context.clearRect(0, 0, canvas.width, canvas.height);
-  // One fillStyle change per cluster keeps 20k points at interactive speed.
-  const byCluster = new Map<number, number[]>();
-  overview.assignments.forEach((cluster, i) => (byCluster.get(cluster) ?? byCluster.set(cluster, []).get(cluster)!).push(i));
-  const size = overview.paths.length > 5000 ? 2 : 3;
-  for (const [cluster, members] of byCluster) {
-    context.fillStyle = colors[cluster % colors.length];
-    for (const i of members) context.fillRect(screen[2 * i] - size / 2, screen[2 * i + 1] - size / 2, size, size);
+  const previousFit = points ? fitScale() : 0;
+  widthPx = Math.max(200, stage.clientWidth);
+  heightPx = Math.max(200, Math.round(window.innerHeight * 0.62));
+  for (const surface of [canvas, overlay]) {
+    surface.width = Math.round(widthPx * ratio);
+    surface.height = Math.round(heightPx * ratio);
+    surface.style.width = `${widthPx}px`;
+    surface.style.height = `${heightPx}px`;
   }
-  if (highlight !== undefined) {
-    context.strokeStyle = getComputedStyle(document.body).getPropertyValue('--vscode-focusBorder') || '#007fd4';
-    context.lineWidth = 2;
-    context.strokeRect(screen[2 * highlight] - 5, screen[2 * highlight + 1] - 5, 10, 10);
-  }
-  if (lasso && lasso.length > 1) {
-    context.strokeStyle = getComputedStyle(document.body).getPropertyValue('--vscode-foreground') || '#888';
-    context.setLineDash([4, 3]);
-    context.beginPath();
-    lasso.forEach((p, i) => (i ? context.lineTo(p.x, p.y) : context.moveTo(p.x, p.y)));
-    context.stroke();
-    context.setLineDash([]);
-  }
+  if (points && previousFit > 0) view.scale *= fitScale() / previousFit;
+  requestDraw();
 }
 
-function nearestPoint(x: number, y: number): number | undefined {
+// ---------------------------------------------------------------- coordinates and picking
+
+function toScreen(x: number, y: number): { x: number; y: number } {
+  return { x: widthPx / 2 + (x - view.centreX) * view.scale, y: heightPx / 2 - (y - view.centreY) * view.scale };
+}
+
+function toData(x: number, y: number): { x: number; y: number } {
+  return { x: view.centreX + (x - widthPx / 2) / view.scale, y: view.centreY - (y - heightPx / 2) / view.scale };
+}
+
+const pickRadiusPx = 8;
+
+/** The point drawn nearest the canvas position, within a few pixels. */
+function nearestPoint(screenX: number, screenY: number): number | undefined {
+  if (!points) return undefined;
+  const coordinates = points.layouts[layout]!;
+  const centre = toData(screenX, screenY);
+  const radius = pickRadiusPx / view.scale;
+  const [firstColumn, firstRow] = cellOf(centre.x - radius, centre.y - radius);
+  const [lastColumn, lastRow] = cellOf(centre.x + radius, centre.y + radius);
   let best: number | undefined;
-  let bestDistance = 8 * 8;
-  for (let dx = -1; dx <= 1; dx++) {
-    for (let dy = -1; dy <= 1; dy++) {
-      for (const i of grid.get(cellKey(x + dx * cellPx, y + dy * cellPx)) ?? []) {
-        const distance = (screen[2 * i] - x) ** 2 + (screen[2 * i + 1] - y) ** 2;
-        if (distance < bestDistance) [best, bestDistance] = [i, distance];
+  let bestDistance = radius * radius;
+  for (let row = firstRow; row <= lastRow; row++) {
+    for (let column = firstColumn; column <= lastColumn; column++) {
+      const cell = row * gridSide + column;
+      for (let k = cellStart[cell]; k < cellStart[cell + 1]; k++) {
+        const i = cellPoints[k];
+        const distance = (coordinates[2 * i] - centre.x) ** 2 + (coordinates[2 * i + 1] - centre.y) ** 2;
+        if (distance < bestDistance || (distance === bestDistance && best !== undefined && i < best)) [best, bestDistance] = [i, distance];
       }
     }
   }
   return best;
-}
-
-function pointerPosition(event: MouseEvent): { x: number; y: number } {
-  const rect = canvas.getBoundingClientRect();
-  return { x: event.clientX - rect.left, y: event.clientY - rect.top };
 }
 
 function insidePolygon(x: number, y: number, polygon: { x: number; y: number }[]): boolean {
@@ -131,78 +348,312 @@ function insidePolygon(x: number, y: number, polygon: { x: number; y: number }[]
   return inside;
 }
 
+/** The points inside a lasso drawn in canvas pixels, tested in data units (no per-point screen transform). */
+function pointsInLasso(polygon: { x: number; y: number }[]): number[] {
+  if (!points) return [];
+  const coordinates = points.layouts[layout]!;
+  const data = polygon.map((p) => toData(p.x, p.y));
+  const xs = data.map((p) => p.x);
+  const ys = data.map((p) => p.y);
+  const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const chosen: number[] = [];
+  for (let i = 0; i < points.count; i++) {
+    const x = coordinates[2 * i];
+    const y = coordinates[2 * i + 1];
+    if (x >= minX && x <= maxX && y >= minY && y <= maxY && insidePolygon(x, y, data)) chosen.push(i);
+  }
+  return chosen;
+}
+
+// ---------------------------------------------------------------- overlay: hover ring and lasso
+
+let lasso: { x: number; y: number }[] | undefined;
+let hovered: number | undefined;
+
+function drawOverlay(): void {
+  const context = overlay.getContext('2d')!;
+  const ratio = window.devicePixelRatio || 1;
+  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  context.clearRect(0, 0, widthPx, heightPx);
+  if (hovered !== undefined && points) {
+    const coordinates = points.layouts[layout]!;
+    const at = toScreen(coordinates[2 * hovered], coordinates[2 * hovered + 1]);
+    context.strokeStyle = themeColor('focusBorder', '#007fd4');
+    context.lineWidth = 2;
+    context.strokeRect(at.x - 5, at.y - 5, 10, 10);
+  }
+  if (lasso && lasso.length > 1) {
+    context.strokeStyle = themeColor('foreground', '#888');
+    context.setLineDash([4, 3]);
+    context.beginPath();
+    lasso.forEach((p, i) => (i ? context.lineTo(p.x, p.y) : context.moveTo(p.x, p.y)));
+    context.stroke();
+    context.setLineDash([]);
+  }
+}
+
+// ---------------------------------------------------------------- interaction
+
+function pointerPosition(event: MouseEvent): { x: number; y: number } {
+  const rect = canvas.getBoundingClientRect();
+  return { x: event.clientX - rect.left, y: event.clientY - rect.top };
+}
+
+function zoomAt(screenX: number, screenY: number, factor: number): void {
+  const anchor = toData(screenX, screenY);
+  view.scale = Math.min(fitScale() * 10_000, Math.max(fitScale() / 4, view.scale * factor));
+  // Keep the data point under the cursor where it was.
+  view.centreX = anchor.x - (screenX - widthPx / 2) / view.scale;
+  view.centreY = anchor.y + (screenY - heightPx / 2) / view.scale;
+  requestDraw();
+  drawOverlay();
+}
+
+function panBy(dxPx: number, dyPx: number): void {
+  view.centreX -= dxPx / view.scale;
+  view.centreY += dyPx / view.scale;
+  requestDraw();
+  drawOverlay();
+}
+
 let dragStart: { x: number; y: number } | undefined;
+let panFrom: { x: number; y: number } | undefined;
+
 canvas.addEventListener('mousedown', (event) => {
-  dragStart = pointerPosition(event);
-  lasso = [dragStart];
+  const position = pointerPosition(event);
+  if (event.button === 1 || event.shiftKey) {
+    panFrom = position;
+    event.preventDefault();
+    return;
+  }
+  if (event.button !== 0) return;
+  dragStart = position;
+  lasso = [position];
 });
 canvas.addEventListener('mousemove', (event) => {
   const position = pointerPosition(event);
+  if (panFrom) {
+    panBy(position.x - panFrom.x, position.y - panFrom.y);
+    panFrom = position;
+    return;
+  }
   if (dragStart && lasso) {
     lasso.push(position);
-    draw();
+    drawOverlay();
     return;
   }
-  const hit = nearestPoint(position.x, position.y);
-  if (hit === undefined || !overview) {
+  hovered = nearestPoint(position.x, position.y);
+  drawOverlay();
+  if (hovered === undefined || !points) {
     tooltip.hidden = true;
-    draw();
     return;
   }
-  tooltipImage.src = imageUrl(imageBase, overview.paths[hit]);
-  tooltipText.textContent = `${overview.paths[hit]} · cluster ${overview.assignments[hit]}`;
-  tooltip.style.left = `${Math.min(position.x + 14, root.clientWidth - 160)}px`;
-  tooltip.style.top = `${position.y + canvas.offsetTop + 14}px`;
+  tooltipImage.src = imageUrl(imageBase, points.paths[hovered]);
+  tooltipText.textContent = `${points.paths[hovered]} · cluster ${points.clusters[hovered]}`;
+  tooltip.style.left = `${Math.min(position.x + 14, widthPx - 160)}px`;
+  tooltip.style.top = `${position.y + 14}px`;
   tooltip.hidden = false;
-  draw(hit);
 });
 canvas.addEventListener('mouseleave', () => {
   tooltip.hidden = true;
+  hovered = undefined;
+  drawOverlay();
 });
-canvas.addEventListener('mouseup', (event) => {
+window.addEventListener('mouseup', (event) => {
+  if (panFrom) {
+    panFrom = undefined;
+    return;
+  }
   const end = pointerPosition(event);
   const polygon = lasso;
   const start = dragStart;
   dragStart = undefined;
   lasso = undefined;
-  if (!overview || !start || !polygon) return;
+  drawOverlay();
+  if (!points || !start || !polygon) return;
   // A drag that never left a few pixels is a click; a lasso may end where it began.
   const travelled = Math.max(...polygon.map((p) => Math.hypot(p.x - start.x, p.y - start.y)), Math.hypot(end.x - start.x, end.y - start.y));
   if (travelled < 4) {
     const hit = nearestPoint(end.x, end.y);
-    if (hit !== undefined) post({ type: event.ctrlKey || event.metaKey ? 'webview.openImage' : 'webview.explainImage', path: overview.paths[hit] });
-    draw();
+    if (hit !== undefined) post({ type: event.ctrlKey || event.metaKey ? 'webview.openImage' : 'webview.explainImage', path: points.paths[hit] });
     return;
   }
-  const chosen: number[] = [];
-  for (let i = 0; i < overview.paths.length; i++) if (insidePolygon(screen[2 * i], screen[2 * i + 1], polygon)) chosen.push(i);
-  draw();
+  const chosen = pointsInLasso(polygon);
   showSelection(chosen);
   post({ type: 'map.selection', imageIndices: chosen });
 });
+canvas.addEventListener(
+  'wheel',
+  (event) => {
+    event.preventDefault();
+    const position = pointerPosition(event);
+    zoomAt(position.x, position.y, Math.exp(-event.deltaY * 0.0015));
+  },
+  { passive: false },
+);
+canvas.addEventListener('keydown', (event) => {
+  const step = 40;
+  const actions: Record<string, () => void> = {
+    ArrowLeft: () => panBy(step, 0),
+    ArrowRight: () => panBy(-step, 0),
+    ArrowUp: () => panBy(0, step),
+    ArrowDown: () => panBy(0, -step),
+    '+': () => zoomAt(widthPx / 2, heightPx / 2, 1.25),
+    '=': () => zoomAt(widthPx / 2, heightPx / 2, 1.25),
+    '-': () => zoomAt(widthPx / 2, heightPx / 2, 0.8),
+    '0': resetView,
+    Escape: () => showSelection([]),
+  };
+  const action = actions[event.key];
+  if (action) {
+    event.preventDefault();
+    action();
+  }
+});
+resetButton.addEventListener('click', resetView);
+layoutSelect.addEventListener('change', () => {
+  const wanted = layoutSelect.value as MapLayout;
+  if (points && !points.layouts[wanted]) {
+    header.textContent = 'Computing the UMAP layout…';
+    layoutSelect.value = layout;
+    post({ type: 'map.computeLayout', layout: wanted });
+    return;
+  }
+  useLayout(wanted);
+  saveState();
+});
+colourSelect.addEventListener('change', () => {
+  colouring = colourSelect.value as MapColouring;
+  recolour();
+  saveState();
+});
+copyButton.addEventListener('click', () => points && post({ type: 'map.copyPaths', paths: selection.map((i) => points!.paths[i]) }));
+saveButton.addEventListener('click', () => points && post({ type: 'map.savePaths', paths: selection.map((i) => points!.paths[i]) }));
 
 const galleryLimit = 200;
 function showSelection(indices: number[]): void {
-  vscode.setState({ selection: indices });
-  selectionGallery.replaceChildren();
-  if (!overview || indices.length === 0) {
-    selectionTitle.textContent = '';
-    return;
+  selection = indices;
+  selected = undefined;
+  if (points && indices.length > 0) {
+    selected = new Uint8Array(points.count);
+    for (const i of indices) if (i < points.count) selected[i] = 1;
   }
-  selectionTitle.textContent = `${indices.length} selected${indices.length > galleryLimit ? ` (showing ${galleryLimit})` : ''}`;
+  recolour();
+  saveState();
+  selectionGallery.replaceChildren();
+  selectionBar.hidden = !points || indices.length === 0;
+  if (!points || indices.length === 0) return;
+  selectionTitle.textContent = `${indices.length.toLocaleString('en')} selected${indices.length > galleryLimit ? ` (showing ${galleryLimit})` : ''}`;
   for (const i of indices.slice(0, galleryLimit)) {
-    const figure = element('figure', { role: 'listitem', title: overview.paths[i], tabindex: '0' });
-    const image = element('img', { alt: overview.paths[i], loading: 'lazy' });
-    image.src = imageUrl(imageBase, overview.paths[i]);
-    figure.append(image, element('figcaption', {}, `cluster ${overview.assignments[i]}`));
-    figure.addEventListener('click', () => post({ type: 'webview.explainImage', path: overview!.paths[i] }));
+    const figure = element('figure', { role: 'listitem', title: points.paths[i], tabindex: '0' });
+    const image = element('img', { alt: points.paths[i], loading: 'lazy' });
+    image.src = imageUrl(imageBase, points.paths[i]);
+    figure.append(image, element('figcaption', {}, `cluster ${points.clusters[i]}`));
+    figure.addEventListener('click', () => post({ type: 'webview.explainImage', path: points!.paths[i] }));
     selectionGallery.append(figure);
   }
 }
+
+/** Selections past this many images are not kept across reloads (the state is JSON). */
+const storedSelectionLimit = 10_000;
+function saveState(): void {
+  vscode.setState({ selection: selection.length <= storedSelectionLimit ? selection : [], layout, colouring });
+}
+
+function fillSelects(): void {
+  if (!points) return;
+  layoutSelect.replaceChildren(
+    element('option', { value: 'pca' }, 'PCA'),
+    element('option', { value: 'umap' }, points.layouts.umap ? 'UMAP' : 'UMAP (compute…)'),
+  );
+  const colourings: [MapColouring, string, boolean][] = [
+    ['cluster', 'Cluster', true],
+    ['label', 'Label (folder)', points.header.labelNames.length > 0],
+    ['confidence', 'Confidence', true],
+    ['outlier', 'Outlier score', points.outliers !== undefined],
+  ];
+  colourSelect.replaceChildren(...colourings.map(([value, text, enabled]) => element('option', enabled ? { value } : { value, disabled: '' }, text)));
+}
+
+/** Timings of the last load, for the benchmark: fetch, decode, upload and first frame. */
+const loadTimings: Record<string, number> = {};
+
+async function load(message: Extract<ToClusterMap, { type: 'map.points' }>): Promise<void> {
+  const started = performance.now();
+  imageBase = message.imageBase;
+  runName = message.runName;
+  clusterCount = message.clusters;
+  if (!gl) {
+    header.textContent = 'This view needs WebGL2, which is unavailable here.';
+    return;
+  }
+  header.textContent = 'Loading the map…';
+  const response = await fetch(message.pointsUrl);
+  if (!response.ok) throw new Error(`cannot load the map points (${response.status})`);
+  const buffer = await response.arrayBuffer();
+  loadTimings.fetchMs = performance.now() - started;
+  points = decodePoints(buffer);
+  loadTimings.decodeMs = performance.now() - started - loadTimings.fetchMs;
+  const state = vscode.getState();
+  fillSelects();
+  colouring = state?.colouring && state.colouring !== 'outlier' ? state.colouring : colouring;
+  if (colouring === 'label' && points.header.labelNames.length === 0) colouring = 'cluster';
+  resize();
+  useLayout(message.layout ?? state?.layout ?? (points.layouts.umap ? 'umap' : 'pca'));
+  showSelection((state?.selection ?? []).filter((i) => i < points!.count));
+  header.textContent = `${points.count.toLocaleString('en')} images in ${clusterCount} clusters (${runName}). Hover for a thumbnail, click to explain, Ctrl/Cmd-click to open, drag to select, wheel to zoom, Shift-drag to pan.`;
+  draw();
+  loadTimings.totalMs = performance.now() - started;
+  root.dataset.ready = String(points.count);
+}
+
+const vscode = connect<MapState, ToClusterMap>((message) => {
+  if (message.type === 'map.points') {
+    load(message).catch((error: Error) => (header.textContent = `Cannot show the map: ${error.message}`));
+  } else if (message.type === 'map.layoutProgress') {
+    header.textContent = `${message.message} (${Math.round(100 * message.fraction)}%)`;
+  } else if (message.type === 'map.layoutFailed') {
+    header.textContent = message.message;
+  }
+});
+
+/** What tests and the benchmark read back: the page's own view of its points and timings. */
+Object.assign(window, {
+  clusterMap: {
+    screenPosition(index: number) {
+      const coordinates = points!.layouts[layout]!;
+      return toScreen(coordinates[2 * index], coordinates[2 * index + 1]);
+    },
+    dataToScreen: (x: number, y: number) => toScreen(x, y),
+    frameTimesMs: () => frameTimesMs.slice(),
+    loadTimings: () => ({ ...loadTimings }),
+    /** Zooms and pans for `frames` animation frames; resolves with each frame's interval by the page's clock. */
+    async animate(frames: number): Promise<number[]> {
+      const intervals: number[] = [];
+      let last = performance.now();
+      for (let frame = 0; frame < frames; frame++) {
+        await new Promise((resolve) => requestAnimationFrame(resolve));
+        const phase = frame % 40;
+        if (phase < 20) zoomAt(widthPx / 2 + 30, heightPx / 2, 1.06);
+        else panBy(6, 3);
+        draw();
+        const now = performance.now();
+        intervals.push(now - last);
+        last = now;
+      }
+      return intervals;
+    },
+  },
+});
 
 function post(message: FromClusterMap): void {
   (vscode.postMessage as (m: FromClusterMap) => void)(message);
 }
 
-new ResizeObserver(() => layout()).observe(root);
+function hexToRgb(colour: string): [number, number, number] {
+  const match = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(colour.trim());
+  return match ? [parseInt(match[1], 16), parseInt(match[2], 16), parseInt(match[3], 16)] : [30, 30, 30];
+}
+
+new ResizeObserver(() => resize()).observe(stage);
 post({ type: 'webview.ready' });

@@ -12,7 +12,7 @@ import { disposeModel, forward, l2Normalize } from '../model/model';
 import { readManifest, runPath } from '../runFolder';
 import { describeWithBackbone, embedWithBackbone, openFrozenBackbone } from '../frozen/frozenRun';
 import { buildIndex, readIndex, writeIndex, type RunIndex } from './indexer';
-import { topKCosine } from './neighbours';
+import { exactNearest } from './ann';
 
 /** Loaded runs stay in memory between queries, until their files change. */
 const indexCache = new Map<string, { mtimeMs: number; index: RunIndex }>();
@@ -103,7 +103,7 @@ export async function findNeighbours(runDir: string, image: string, k: number, c
       tf.dispose([features, scores]);
     }
   }
-  const hits = topKCosine(index.features, query, k, position >= 0 ? position : undefined);
+  const hits = exactNearest(index.features, query, k, position >= 0 ? position : undefined);
   return {
     kind: 'neighbours',
     backend: backend.name,
@@ -136,7 +136,6 @@ export async function runOverview(runDir: string): Promise<RunOverview> {
     runDir: resolved,
     imagesDir: index.header.imagesDir,
     paths: index.header.records.map((record) => record.path),
-    map: Array.from(index.map.data),
     assignments: Array.from(assignments),
     confidences,
     labels: index.header.records.map((record) => record.label),

@@ -1,7 +1,9 @@
-// The cluster map panel: the run's PCA scatter, revived after a reload.
+// The cluster map panel: the run's WebGL scatter (PCA or UMAP), revived after a reload. The points travel as one
+// binary file in the run folder (map-points.bin) that the webview fetches; only small messages go through postMessage.
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { FromClusterMap, ToClusterMap } from '../../protocol';
+import type { FromClusterMap, MapLayout, ToClusterMap } from '../../protocol';
 import type { Session } from '../session';
 import { EngineRequestError } from '../engineClient';
 import { explainImage, openImage, runWebviewCommand } from './openImage';
@@ -27,6 +29,7 @@ export class ClusterMapPanel {
 
   private readonly messages: ReadyQueue<ToClusterMap>;
   private imagesDir = '';
+  private runDir = '';
 
   private constructor(
     private readonly session: Session,
@@ -38,23 +41,75 @@ export class ClusterMapPanel {
       else if (message.type === 'webview.openImage') void openImage(this.imagesDir, message.path);
       else if (message.type === 'webview.explainImage') void explainImage(this.imagesDir, message.path);
       else if (message.type === 'webview.command') void runWebviewCommand(message.command);
+      else if (message.type === 'map.computeLayout') void this.computeLayout();
+      else if (message.type === 'map.copyPaths') void this.copyPaths(message.paths);
+      else if (message.type === 'map.savePaths') void this.savePaths(message.paths);
     });
     panel.onDidDispose(() => {
       if (ClusterMapPanel.current === this) ClusterMapPanel.current = undefined;
     });
   }
 
-  private async load(runDir: string): Promise<void> {
+  private async load(runDir: string, layout?: MapLayout): Promise<void> {
     try {
-      const { overview } = await this.session.engine.request({ type: 'overview', runDir });
-      this.imagesDir = overview.imagesDir;
-      this.panel.webview.options = webviewOptions(this.session.extensionUri, overview.imagesDir);
-      this.panel.webview.html = panelHtml(this.panel.webview, this.session.extensionUri, 'cluster-map', 'Cluster map');
-      this.messages.post({ type: 'map.data', overview, imageBase: imageBase(this.panel.webview, overview.imagesDir) });
+      const points = await this.session.engine.request({ type: 'mapPoints', runDir });
+      this.imagesDir = points.imagesDir;
+      this.runDir = points.runDir;
+      const firstLoad = !this.panel.webview.html;
+      // Resources: the bundles, the images folder, and the one points file (its folder, as roots are folders).
+      this.panel.webview.options = webviewOptions(this.session.extensionUri, points.imagesDir, [path.dirname(points.path)]);
+      if (firstLoad || layout === undefined) {
+        this.messages.reset();
+        this.panel.webview.html = panelHtml(this.panel.webview, this.session.extensionUri, 'cluster-map', 'Cluster map');
+      }
+      const pointsUrl = `${this.panel.webview.asWebviewUri(vscode.Uri.file(points.path)).toString()}?v=${Date.now()}`;
+      this.messages.post({ type: 'map.points', pointsUrl, imageBase: imageBase(this.panel.webview, points.imagesDir), runName: path.basename(points.runDir), clusters: points.clusters, layout });
     } catch (error) {
       const message = error instanceof EngineRequestError ? error.message : String(error);
       void vscode.window.showErrorMessage(`Cluster Lens: cannot show the cluster map. ${message}`);
       this.panel.dispose();
     }
+  }
+
+  /** UMAP on demand: progress in the panel and a cancellable notification, then the map reloads in that layout. */
+  private async computeLayout(): Promise<void> {
+    try {
+      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Cluster Lens: UMAP layout', cancellable: true }, (progress, token) => {
+        const controller = new AbortController();
+        token.onCancellationRequested(() => controller.abort());
+        let reported = 0;
+        return this.session.engine.request(
+          { type: 'layout', runDir: this.runDir, layout: 'umap' },
+          {
+            signal: controller.signal,
+            onProgress: (event) => {
+              progress.report({ message: event.message, increment: Math.max(0, 100 * event.fraction - reported) });
+              reported = Math.max(reported, 100 * event.fraction);
+              void this.panel.webview.postMessage({ type: 'map.layoutProgress', message: event.message ?? 'UMAP', fraction: event.fraction } satisfies ToClusterMap);
+            },
+          },
+        );
+      });
+      await this.load(this.runDir, 'umap');
+    } catch (error) {
+      const message = error instanceof EngineRequestError ? error.message : String(error);
+      void this.panel.webview.postMessage({ type: 'map.layoutFailed', message: `UMAP did not finish: ${message}` } satisfies ToClusterMap);
+    }
+  }
+
+  private absolutePaths(paths: string[]): string[] {
+    return paths.filter((relative) => typeof relative === 'string').map((relative) => path.join(this.imagesDir, relative));
+  }
+
+  private async copyPaths(paths: string[]): Promise<void> {
+    await vscode.env.clipboard.writeText(this.absolutePaths(paths).join('\n'));
+    void vscode.window.showInformationMessage(`Cluster Lens: copied ${paths.length} paths.`);
+  }
+
+  private async savePaths(paths: string[]): Promise<void> {
+    const target = await vscode.window.showSaveDialog({ title: 'Save the selection as a file list', defaultUri: vscode.Uri.file(path.join(this.runDir, 'selection.txt')), filters: { 'File list': ['txt'] } });
+    if (!target) return;
+    await fs.writeFile(target.fsPath, `${this.absolutePaths(paths).join('\n')}\n`);
+    void vscode.window.showInformationMessage(`Cluster Lens: saved ${paths.length} paths to ${target.fsPath}.`);
   }
 }

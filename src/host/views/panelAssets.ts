@@ -3,9 +3,10 @@ import * as vscode from 'vscode';
 import { renderPanelHtml } from './webviewHtml';
 
 /** Scripts on; resources only from the bundled webviews and, where thumbnails are shown, the run's images folder. */
-export function webviewOptions(extensionUri: vscode.Uri, imagesDir?: string): vscode.WebviewOptions {
+export function webviewOptions(extensionUri: vscode.Uri, imagesDir?: string, extraRoots: string[] = []): vscode.WebviewOptions {
   const roots = [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')];
   if (imagesDir) roots.push(vscode.Uri.file(imagesDir));
+  for (const folder of extraRoots) roots.push(vscode.Uri.file(folder));
   return { enableScripts: true, localResourceRoots: roots };
 }
 

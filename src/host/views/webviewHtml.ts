@@ -31,6 +31,8 @@ export function renderPanelHtml(cspSource: string, shell: PanelShell, nonce = cr
     `img-src ${cspSource} data: blob:`,
     `style-src ${cspSource} 'nonce-${nonce}'`,
     `font-src ${cspSource}`,
+    // The cluster map fetches its points file (binary) from the run folder.
+    `connect-src ${cspSource}`,
     `script-src 'nonce-${nonce}'`,
   ].join('; ');
   return `<!DOCTYPE html>

@@ -1,0 +1,126 @@
+// Nearest neighbours at scale through usearch (SIMD kernels, HNSW), loaded at run time; the JS scans in
+// neighbours.ts answer when its native module is missing. Every vector here is L2-normalised, so inner product = cosine.
+import type { Matrix } from '../analysis/matrix';
+import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
+import { topKCosine, topKCosineBatch, type ScoredIndex } from './neighbours';
+
+type Usearch = typeof import('usearch');
+let loaded: Usearch | null | undefined;
+
+/** usearch, or null (with the reason kept for the log) when its prebuilt binary does not load on this machine. */
+export function loadUsearch(): Usearch | null {
+  if (loaded !== undefined) return loaded;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = require('usearch') as Usearch;
+  } catch (error) {
+    unavailableReason = (error as Error).message;
+    loaded = null;
+  }
+  return loaded;
+}
+export let unavailableReason = '';
+
+/** The k nearest rows of every row (itself excluded), best first: N × k indices and cosine similarities. */
+export interface NeighbourGraph {
+  k: number;
+  indices: Int32Array;
+  similarities: Float32Array;
+}
+
+const graphChunkRows = 2048;
+
+/**
+ * Exact k-nearest-neighbour graph over the rows of `features`, a chunk of queries at a time (progress and
+ * cancellation between chunks). Exact on purpose: near-duplicates and outlier scores must not depend on a
+ * randomised structure, and the graph is computed once per index and kept in the run folder.
+ */
+export async function exactNeighbourGraph(features: Matrix, k: number, context: JobContext, fractionRange: [number, number] = [0, 1]): Promise<NeighbourGraph> {
+  const rows = features.rows;
+  const size = Math.max(1, Math.min(Math.floor(k), rows - 1));
+  const indices = new Int32Array(rows * size).fill(-1);
+  const similarities = new Float32Array(rows * size);
+  const usearch = loadUsearch();
+  if (!usearch) context.log('info', `usearch is unavailable (${unavailableReason}); the neighbour graph uses the JS scan.`);
+  for (let start = 0; start < rows; start += graphChunkRows) {
+    throwIfCancelled(context.signal);
+    const end = Math.min(rows, start + graphChunkRows);
+    const queries = { data: features.data.subarray(start * features.dims, end * features.dims), rows: end - start, dims: features.dims };
+    if (usearch) {
+      // One extra neighbour: the row itself comes back among its own nearest.
+      const found = usearch.exactSearch(features.data, queries.data, features.dims, size + 1, usearch.MetricKind.IP, 0) as import('usearch').BatchMatches;
+      const wanted = size + 1;
+      for (let q = 0; q < queries.rows; q++) {
+        const row = start + q;
+        let kept = 0;
+        for (let j = 0; j < wanted && kept < size; j++) {
+          const neighbour = Number(found.keys[q * wanted + j]);
+          if (neighbour === row || j >= found.counts[q]) continue;
+          indices[row * size + kept] = neighbour;
+          // usearch's "ip" distance is 1 − inner product.
+          similarities[row * size + kept] = 1 - found.distances[q * wanted + j];
+          kept++;
+        }
+      }
+    } else {
+      const exclude = Int32Array.from({ length: queries.rows }, (_, q) => start + q);
+      topKCosineBatch(features, queries, size, exclude).forEach((hits, q) =>
+        hits.forEach((hit, j) => {
+          indices[(start + q) * size + j] = hit.index;
+          similarities[(start + q) * size + j] = hit.similarity;
+        }),
+      );
+    }
+    context.progress({ phase: 'index', fraction: fractionRange[0] + (fractionRange[1] - fractionRange[0]) * (end / rows), message: `Nearest neighbours ${end}/${rows}` });
+    await yieldToEventLoop();
+  }
+  return { k: size, indices, similarities };
+}
+
+/** One query's k nearest rows, best first: usearch's exact SIMD scan when it loads, else the JS scan. */
+export function exactNearest(features: Matrix, query: Float32Array, k: number, exclude?: number): ScoredIndex[] {
+  const usearch = loadUsearch();
+  if (!usearch) return topKCosine(features, query, k, exclude);
+  const wanted = Math.min(features.rows, k + (exclude === undefined ? 0 : 1));
+  const found = usearch.exactSearch(features.data, query, features.dims, wanted, usearch.MetricKind.IP, 1) as import('usearch').Matches;
+  const hits: ScoredIndex[] = [];
+  for (let j = 0; j < found.keys.length && hits.length < k; j++) {
+    const index = Number(found.keys[j]);
+    if (index !== exclude) hits.push({ index, similarity: 1 - found.distances[j] });
+  }
+  return hits;
+}
+
+/** An approximate index (HNSW) for collections where even a SIMD scan is too slow per query. */
+export interface ApproximateIndex {
+  search(query: Float32Array, k: number): ScoredIndex[];
+  size(): number;
+}
+
+/**
+ * HNSW over 8-bit quantised vectors: at 1M × 128 the scan reads 512 MB per query, HNSW a few thousand vectors.
+ * Parameters measured in scripts/bench/scale.ts (recall against the exact scan is printed there).
+ */
+export function buildApproximateIndex(features: Matrix, options: { connectivity?: number; expansionAdd?: number; expansionSearch?: number; threads?: number } = {}): ApproximateIndex {
+  const usearch = loadUsearch();
+  if (!usearch) throw new Error(`usearch is unavailable: ${unavailableReason}`);
+  const index = new usearch.Index({
+    dimensions: features.dims,
+    metric: usearch.MetricKind.IP,
+    quantization: usearch.ScalarKind.I8,
+    connectivity: options.connectivity ?? 12,
+    expansion_add: options.expansionAdd ?? 40,
+    expansion_search: options.expansionSearch ?? 64,
+    multi: false,
+  });
+  const keys = new BigUint64Array(features.rows);
+  for (let row = 0; row < features.rows; row++) keys[row] = BigInt(row);
+  index.add(keys, features.data, options.threads ?? 0);
+  return {
+    search(query, k) {
+      const found = index.search(query, k, 1) as import('usearch').Matches;
+      return Array.from(found.keys, (key, j) => ({ index: Number(key), similarity: 1 - found.distances[j] }));
+    },
+    size: () => index.size(),
+  };
+}
