@@ -143,8 +143,7 @@ export function emitBackbone(graph: DifferentiableGraph, backbone: ImportedBackb
         integers: (index) => integers(node.inputs[index]),
         fail: (why) => unsupported(onnx, node, why),
       };
-      const extraOutputs = rule.extraOutputs?.(context) ?? [];
-      graph.node({ ...rewritten, input: rewritten.input, output: [...outputs, ...extraOutputs.map((extra) => extra.name)], name: prefix + (node.name || outputs[0]) }, [...outputShapes, ...extraOutputs.map((extra) => extra.shape)]);
+      graph.node({ ...rewritten, input: rewritten.input, output: outputs, name: prefix + (node.name || outputs[0]) }, outputShapes);
       outputs.forEach((output, i) => {
         if (output && floatOutputs[i] && (i === 0 || rule.multipleOutputs)) graph.track(inputs.filter(Boolean), output, (dy) => rule.gradient(context, dy, i));
       });
@@ -238,8 +237,6 @@ interface RuleContext {
 interface GradientRule {
   /** Adds dy's contributions to the inputs' gradients (output `output` for multi-output nodes). */
   gradient(context: RuleContext, dy: string, output: number): void;
-  /** Extra outputs the forward node must give for the gradient (MaxPool's indices). */
-  extraOutputs?(context: RuleContext): { name: string; shape: number[] }[];
   multipleOutputs?: boolean;
 }
 
@@ -272,11 +269,6 @@ const reshapeBack: GradientRule = {
 };
 
 const passThrough = elementwise((_graph, _x, _y, dy) => dy);
-
-/** A tensor of `shape` that is 0 everywhere, broadcast from a scalar. */
-function zeros(graph: DifferentiableGraph, shape: number[]): string {
-  return graph.op('Expand', [graph.scalar(0), graph.ints(shape)], shape);
-}
 
 /** dy placed back into a tensor of `shape` along `axis` at [start, start + its size). */
 function padAlong(graph: DifferentiableGraph, dy: string, dyShape: number[], shape: number[], axis: number, start: number): string {
@@ -595,19 +587,47 @@ const gradientRules: Record<string, GradientRule> = {
       });
     },
   },
-  // The forward node also gives the argmax indices (flat over the whole input); dy is scattered back to them
+  // dy goes to the positions that hold their window's maximum, shared among ties; written with slices, Equal and
+  // pads only (WebGPU's MaxPool has no Indices output): for each kernel tap, the strided view of x that the tap
+  // reads is compared with y, and the matches are spread back to their places (zeros between, for the stride).
   MaxPool: {
-    extraOutputs({ outputs, outputShapes }) {
-      return [{ name: `${outputs[0]}:indices`, shape: outputShapes[0] }];
-    },
-    gradient({ graph, inputs, outputs, inputShapes, outputShapes }, dy) {
-      const shape = inputShapes[0];
-      const total = shape.reduce((a, b) => a * b, 1);
-      const count = outputShapes[0].reduce((a, b) => a * b, 1);
-      const flat = (value: string) => graph.op('Reshape', [value, graph.ints([count])], [count]);
-      const indices = graph.op('Reshape', [`${outputs[0]}:indices`, graph.ints([count])], [count]);
-      const scattered = graph.op('ScatterElements', [zeros(graph, [total]), indices, flat(dy)], [total], { axis: 0, reduction: 'add' });
-      graph.gradientTo(inputs[0], graph.op('Reshape', [scattered, graph.ints(shape)], shape));
+    gradient(context, dy) {
+      const { graph, node, inputs, outputs, inputShapes, outputShapes } = context;
+      const [n, c, h, w] = inputShapes[0];
+      const [, , outH, outW] = outputShapes[0];
+      if (inputShapes[0].length !== 4) throw context.fail('only 2-D max pooling has a gradient rule');
+      const [kh, kw] = attributeOf(node, 'kernel_shape') as number[];
+      const [sh, sw] = (attributeOf(node, 'strides') as number[] | undefined) ?? [1, 1];
+      const [dh, dw] = (attributeOf(node, 'dilations') as number[] | undefined) ?? [1, 1];
+      const [top, left] = convPads(node, [h, w], [outH, outW], [kh, kw], [sh, sw], [dh, dw]);
+      // Big enough for every tap's view (ceil_mode may read past the stated end padding).
+      const paddedH = Math.max(h + top, (outH - 1) * sh + (kh - 1) * dh + 1);
+      const paddedW = Math.max(w + left, (outW - 1) * sw + (kw - 1) * dw + 1);
+      const padded = [n, c, paddedH, paddedW];
+      const x = graph.op('Pad', [inputs[0], graph.ints([0, 0, top, left, 0, 0, paddedH - h - top, paddedW - w - left]), graph.scalar(-3.4e38)], padded);
+      const out = outputShapes[0];
+      const taps: { i: number; j: number; match: string }[] = [];
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          const view = graph.op('Slice', [x, graph.ints([i * dh, j * dw]), graph.ints([i * dh + (outH - 1) * sh + 1, j * dw + (outW - 1) * sw + 1]), graph.ints([2, 3]), graph.ints([sh, sw])], out);
+          taps.push({ i, j, match: graph.op('Cast', [graph.op('Equal', [view, outputs[0]], out)], out, { to: 1 }) });
+        }
+      }
+      const ties = taps.map((tap) => tap.match).reduce((sum, match) => graph.op('Add', [sum, match], out));
+      const share = graph.op('Div', [dy, graph.op('Max', [ties, graph.scalar(1)], out)], out);
+      let total: string | undefined;
+      for (const { i, j, match } of taps) {
+        const part = graph.op('Mul', [share, match], out);
+        // [n, c, outH, outW] → every stride-th place of [n, c, outH·sh, outW·sw]
+        const spaced = [n, c, outH, sh, outW, sw];
+        const spread = graph.op('Reshape', [graph.op('Pad', [graph.op('Reshape', [part, graph.ints([n, c, outH, 1, outW, 1])], [n, c, outH, 1, outW, 1]), graph.ints([0, 0, 0, 0, 0, 0, 0, 0, 0, sh - 1, 0, sw - 1])], spaced), graph.ints([n, c, outH * sh, outW * sw])], [n, c, outH * sh, outW * sw]);
+        const rows = Math.min(outH * sh, paddedH - i * dh);
+        const columns = Math.min(outW * sw, paddedW - j * dw);
+        const fitted = rows < outH * sh || columns < outW * sw ? graph.op('Slice', [spread, graph.ints([0, 0]), graph.ints([rows, columns]), graph.ints([2, 3])], [n, c, rows, columns]) : spread;
+        const placed = graph.op('Pad', [fitted, graph.ints([0, 0, i * dh, j * dw, 0, 0, paddedH - i * dh - rows, paddedW - j * dw - columns])], padded);
+        total = total ? graph.op('Add', [total, placed], padded) : placed;
+      }
+      graph.gradientTo(inputs[0], graph.op('Slice', [total!, graph.ints([top, left]), graph.ints([top + h, left + w]), graph.ints([2, 3])], [n, c, h, w]));
     },
   },
 };

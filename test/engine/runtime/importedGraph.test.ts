@@ -22,7 +22,11 @@ import { encodeModel } from '../../../src/engine/onnx/schema';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { OrtModel } from '../../../src/engine/runtime/session';
 import { createRandom } from '../../../src/engine/util/random';
-import { assertClose, fixtures, randomPixels } from '../onnx/helpers';
+import { assertClose, fixtures, maxDifference, randomPixels } from '../onnx/helpers';
+import { skipWithoutGpu } from '../../gpu';
+import { gradCamOnDevice } from '../../../src/engine/explain/ortGradCam';
+import { counterfactualOnDevice } from '../../../src/engine/explain/ortCounterfactual';
+import { resolveExplainOptions } from '../../../src/engine/explain/options';
 
 const imagenet = { inputMean: [0.485, 0.456, 0.406], inputStd: [0.229, 0.224, 0.225] };
 
@@ -146,4 +150,24 @@ test('imported graph: an operator without a gradient rule is named with its node
   const backbone = await OrtBackbone.fromBytes(bytes, graph, { device: 'cpu' });
   assert.equal((await backbone.features(randomPixels(1, 8, 3), 1, 8, 8, 3)).length, 4);
   await backbone.dispose();
+});
+
+test('imported graphs on the GPU: Grad-CAM and 5 counterfactual steps match the cpu provider', { skip: skipWithoutGpu, timeout: 600_000 }, async () => {
+  for (const fixture of importFixtures.filter((entry) => ['tv_resnet18_narrow.onnx', 'tv_mobilenet_v3_small.onnx', 'tv_vit_tiny.onnx', 'dino_vit_tiny.onnx'].includes(entry.file))) {
+    const { bytes, graph, input, backbone } = await setUp(fixture.file);
+    const size = fixture.sizePx;
+    const featureDim = (await backbone.features(randomPixels(1, size, 3), 1, size, size, 3)).length;
+    const head = createHeadModel(featureDim, { projectionHiddenDim: 16, projectionDim: 8, prototypes: 5 }, createRandom(6));
+    const graphs = importedGraphs(bytes, graph, input, head, () => weightsOf(head));
+    const pixels = randomPixels(1, size, 3, 13);
+    const [cpu, gpu] = [await gradCamOnDevice(graphs, pixels, size, 1, 'cpu'), await gradCamOnDevice(graphs, pixels, size, 1, 'webgpu')];
+    assert.equal(gpu.device, 'webgpu');
+    assert.ok(maxDifference(cpu.heatmap, gpu.heatmap) < 1e-3, `${fixture.file}: heatmaps differ by ${maxDifference(cpu.heatmap, gpu.heatmap)}`);
+    const options = resolveExplainOptions({ counterfactualSteps: 5, counterfactualMargin: 1 });
+    const [cpuEdit, gpuEdit] = [await counterfactualOnDevice(graphs, pixels, size, 0.1, 2, options, undefined, 'cpu'), await counterfactualOnDevice(graphs, pixels, size, 0.1, 2, options, undefined, 'webgpu')];
+    assert.ok(maxDifference(cpuEdit.pixels, gpuEdit.pixels) < 1e-2, `${fixture.file}: edited pixels differ by ${maxDifference(cpuEdit.pixels, gpuEdit.pixels)}`);
+    assert.ok(maxDifference(cpuEdit.probabilities, gpuEdit.probabilities) < 1e-3, `${fixture.file}: probabilities after the edit`);
+    await backbone.dispose();
+    disposeModel(head);
+  }
 });
