@@ -261,8 +261,9 @@ export interface CounterfactualSummary {
   meanAbsoluteChange: number;
   /** Share of pixels where some channel moved by more than 0.05. */
   changedPixelShare: number;
+  /** Pixel: Adam steps; region: greedy rounds (one batched scoring each, pruning not counted); mask: mask steps. */
   steps: number;
-  /** Stopped early because the target held with the margin. */
+  /** Pixel: stopped early because the target held with the margin; region and mask: reached the target. */
   converged: boolean;
   durationMs: number;
 }

@@ -151,6 +151,25 @@ test('region counterfactual on the sample run: valid, a small edit, pixels in ra
   assert.ok(shares[25] <= 0.15, `median changed share ${shares[25]}`);
 });
 
+test('mask counterfactual on the sample run: valid, a small edit, whole cells of one donor, no tensor left behind', async () => {
+  await explainImage({ runDir, image: images[1], method: 'counterfactual-mask' }, silentContext());
+  const baseline = tf.memory().numTensors;
+  let valid = 0;
+  const shares: number[] = [];
+  for (let call = 0; call < 10; call++) {
+    const result = await explainImage({ runDir, image: images[(call * 11 + 5) % images.length], method: 'counterfactual-mask' }, silentContext());
+    const summary = result.counterfactual!;
+    assert.equal(summary.kind, 'mask');
+    if (summary.valid) valid++;
+    shares.push(summary.changedPixelShare);
+    assert.ok(summary.regions!.length >= 1 && summary.donors!.length === 1, 'one donor blended in, through whole cells');
+  }
+  assert.equal(tf.memory().numTensors, baseline);
+  shares.sort((a, b) => a - b);
+  assert.ok(valid >= 9, `${valid}/10 valid`);
+  assert.ok(shares[5] <= 0.2, `median changed share ${shares[5]}`);
+});
+
 test('region counterfactual: every edited pixel is the image\'s own or a donor\'s, all in [0, 1]', async () => {
   const run = await openRun(runDir, silentContext());
   try {
