@@ -3,16 +3,16 @@
 // the assigned cluster by deletion and insertion against a random map, image by image.
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ClusterMapFaithfulness, CounterfactualScores, EvaluateCounterfactualsRequest, EvaluateCounterfactualsResult, ExplainMethod } from '../../../protocol';
+import type { ClusterMapFaithfulness, CounterfactualScores, EvaluateCounterfactualsRequest, EvaluateCounterfactualsResult, ExplainMethod, ExplainOptions } from '../../../protocol';
 import { EngineError } from '../../errors';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../../jobContext';
 import { ranOnKind } from '../../runtime/device';
 import { createRandom } from '../../util/random';
-import type { Explainer } from '../explainer';
+import type { ExplainableModel, Explainer } from '../explainer';
 import { explainerFor, explainers } from '../methods';
 import { resolveExplainOptions } from '../options';
 import { clusterDonors, loadImage, nearestOtherCluster, openRun, summarizeImage } from '../run';
-import { scorerFor } from '../scorer';
+import { scorerFor, type ClusterScorer } from '../scorer';
 import { clusterCurveStages, probabilityArea, type Removal } from './clusterDeletion';
 import { gaussianBlur, insertionBlurSigma } from './insertionDeletion';
 
@@ -44,6 +44,14 @@ export function quantile(values: number[], q: number): number {
   return sorted[below] + (sorted[above] - sorted[below]) * (position - below);
 }
 
+/** Per image: the deletion and insertion areas of Grad-CAM's map and of the random map. */
+interface MapAreas {
+  gradCam: number[];
+  random: number[];
+  gradCamInsertion: number[];
+  randomInsertion: number[];
+}
+
 interface MethodRecord {
   valid: boolean[];
   changed: number[];
@@ -64,7 +72,7 @@ export async function evaluateCounterfactuals(job: EvaluateCounterfactualsJob, c
     const positions = createRandom(seed).shuffle(records.map((_, position) => position)).slice(0, Math.min(job.images, records.length));
     const scorer = await scorerFor(run.net, run.imageSizePx, run.channels, options.batchSize, context.log);
     const perMethod = new Map<ExplainMethod, MethodRecord>(methods.map((explainer) => [explainer.method, { valid: [], changed: [], l1: [], durationMs: [], regions: [] }]));
-    const faithfulness = new Map<Removal, { gradCam: number[]; random: number[]; gradCamInsertion: number[]; randomInsertion: number[] }>(removals.map((removal) => [removal, { gradCam: [], random: [], gradCamInsertion: [], randomInsertion: [] }]));
+    const faithfulness = new Map<Removal, MapAreas>(removals.map((removal) => [removal, { gradCam: [], random: [], gradCamInsertion: [], randomInsertion: [] }]));
     const steps = methods.length + 1;
     for (const [done, position] of positions.entries()) {
       const image = await loadImage(run, path.join(run.index.header.imagesDir, records[position].path));
@@ -135,13 +143,13 @@ export async function evaluateCounterfactuals(job: EvaluateCounterfactualsJob, c
 
 /** Grad-CAM's and a random map's deletion and insertion areas on the assigned cluster, for each way of removing pixels. */
 async function scoreGradCam(
-  net: Parameters<Explainer['explain']>[0]['net'],
+  net: ExplainableModel,
   image: tf.Tensor4D,
   cluster: number,
   seed: number,
-  scorer: Awaited<ReturnType<typeof scorerFor>>,
-  options: ReturnType<typeof resolveExplainOptions>,
-  into: Map<Removal, { gradCam: number[]; random: number[]; gradCamInsertion: number[]; randomInsertion: number[] }>,
+  scorer: ClusterScorer,
+  options: ExplainOptions,
+  into: Map<Removal, MapAreas>,
 ): Promise<void> {
   const target = { kind: 'prototype' as const, prototype: cluster };
   const maps = {
