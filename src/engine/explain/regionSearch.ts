@@ -1,7 +1,8 @@
 // Region counterfactual (after Goyal et al. 2019 and Vandenhende et al. 2022, in pixel space): cut the image
 // into a coarse grid, and greedily swap in the cell, at the same place, of one of the target cluster's nearest
 // members (the donors) that raises the target's margin most, until the image is assigned to the target; then
-// drop every swapped cell that is no longer needed. Every candidate of a round is scored in one scorer call.
+// drop every swapped cell that is no longer needed. A round's candidates are scored together (one scorer call for
+// up to 512 of them, fewer for large images), never one forward pass per candidate.
 import type { CounterfactualRegion } from '../../protocol';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import type { ClusterScorer, ScoredImages } from './scorer';
@@ -59,8 +60,8 @@ export interface RegionSearchOutcome {
   rounds: number;
 }
 
-/** Candidates built and scored at once, bounding memory for large images. */
-const candidatesPerCall = 512;
+/** Candidates built and scored at once: up to 512, fewer for large images (at most 16M values, 64 MB). */
+const candidatesPerCall = (valuesPerImage: number) => Math.max(16, Math.min(512, Math.floor(2 ** 24 / valuesPerImage)));
 
 /**
  * Moves `image` into cluster `target` by swapping in cells of `donors` (each S·S·C, NHWC, in [0, 1]).
@@ -89,8 +90,9 @@ export async function regionSearch(
   /** Scores variants of `base`, each with one more cell of one donor; returns the margins. */
   const scoreVariants = async (variants: { cell: number; donor: number; base: Float32Array }[]): Promise<Float32Array> => {
     const margins = new Float32Array(variants.length);
-    for (let start = 0; start < variants.length; start += candidatesPerCall) {
-      const part = variants.slice(start, start + candidatesPerCall);
+    const perCall = candidatesPerCall(perImage);
+    for (let start = 0; start < variants.length; start += perCall) {
+      const part = variants.slice(start, start + perCall);
       const batch = new Float32Array(part.length * perImage);
       part.forEach(({ cell, donor, base }, i) => {
         const view = batch.subarray(i * perImage, (i + 1) * perImage);
