@@ -148,6 +148,13 @@ export async function clusterDonors(run: ExplainableRun, features: Float32Array,
     members.push({ row, similarity: dot });
   }
   if (members.length === 0) {
+    const used = new Set(run.index.assignments);
+    if (used.size === 1) {
+      throw new EngineError(
+        'BAD_REQUEST',
+        `All of this run's images are in cluster ${[...used][0]}, so a counterfactual has no other cluster to borrow from. Train longer or with more images until the run uses several clusters, or use the counterfactual-pixel method.`,
+      );
+    }
     throw new EngineError(
       'BAD_REQUEST',
       `Cluster ${cluster} has no images in this run's index, so a counterfactual has nothing to borrow from. Pick a cluster that has members (the cluster map lists them), or use the counterfactual-pixel method.`,
