@@ -65,16 +65,17 @@ export const maskCounterfactualExplainer: Explainer = {
     let firstMoment = tf.zerosLike(logits);
     let secondMoment = tf.zerosLike(logits);
 
-    // Upsampling by cell membership [G², S²]: each pixel takes its cell's mask value, so the mask optimised is the
-    // one that is cut and shown (bilinear upsampling would blend cells the cut then takes whole).
-    const membership = new Float32Array(cells.length * sizePx * sizePx);
-    cells.forEach((cell, index) => {
-      for (let y = cell.yPx; y < cell.yPx + cell.heightPx; y++) membership.fill(1, index * sizePx * sizePx + y * sizePx + cell.xPx, index * sizePx * sizePx + y * sizePx + cell.xPx + cell.widthPx);
-    });
-    const upsampling = tf.tensor2d(membership, [cells.length, sizePx * sizePx]);
+    // Upsampling by cell membership, M↑ = R·M·Rᵀ with R [S, G] (R[y][g] = 1 where row y lies in cell row g; the
+    // grid is the same across and down): each pixel takes its cell's mask value, so the mask optimised is the one
+    // that is cut and shown (bilinear upsampling would blend cells the cut then takes whole).
+    const rows = new Float32Array(count * sizePx * side);
+    for (let pair = 0; pair < count; pair++) {
+      for (let g = 0; g < side; g++) for (let y = cells[g * side].yPx; y < cells[g * side].yPx + cells[g * side].heightPx; y++) rows[(pair * sizePx + y) * side + g] = 1;
+    }
+    const upsampling = tf.tensor3d(rows, [count, sizePx, side]);
     const lossOf = (theta: tf.Tensor4D): tf.Scalar => {
       const mask = tf.sigmoid(theta) as tf.Tensor4D;
-      const upsampled = tf.reshape(tf.matMul(tf.reshape(mask, [count, cells.length]), upsampling), [count, sizePx, sizePx, 1]);
+      const upsampled = tf.reshape(tf.matMul(tf.matMul(upsampling, tf.reshape(mask, [count, side, side])), upsampling, false, true), [count, sizePx, sizePx, 1]);
       const edited = tf.add(tf.mul(image, tf.sub(1, upsampled)), tf.mul(donorImages, upsampled)) as tf.Tensor4D;
       // The margin log p(target) − log Σ_{k≠target} p(k) pushed above 1 (softplus): validity asks the target to
       // beat every other cluster, which −log p(target) alone does not aim at.
