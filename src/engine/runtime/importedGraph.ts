@@ -57,7 +57,12 @@ export async function probeBackbone(bytes: Uint8Array, graph: OnnxGraph, input: 
   }
   try {
     const size = inputDims.reduce((a, b) => a * b, 1);
-    const results = await session.run({ [input]: new ort.Tensor('float32', new Float32Array(size), inputDims) });
+    let results: Awaited<ReturnType<typeof session.run>>;
+    try {
+      results = await session.run({ [input]: new ort.Tensor('float32', new Float32Array(size), inputDims) });
+    } catch (error) {
+      throw new OnnxModelError('unsupported', graph.file, `onnxruntime cannot run ${graph.file} on [${inputDims.join(', ')}] to read its shapes: ${String((error as Error)?.message ?? error).split('\n')[0]}.`, {}, String(error));
+    }
     const probe = new Map<string, ProbedValue>();
     for (const [name, tensor] of Object.entries(results)) {
       const dims = tensor.dims.map(Number);

@@ -18,7 +18,7 @@ import { OnnxModelError } from '../../../src/engine/onnx/onnxError';
 import { DifferentiableGraph } from '../../../src/engine/runtime/autodiff';
 import { explainGraphNames as names, importedNetwork } from '../../../src/engine/runtime/explainGraph';
 import { emitBackbone, importedBackbone, probeBackbone } from '../../../src/engine/runtime/importedGraph';
-import { encodeModel } from '../../../src/engine/onnx/schema';
+import { decodeModel, encodeModel } from '../../../src/engine/onnx/schema';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { OrtModel } from '../../../src/engine/runtime/session';
 import { createRandom } from '../../../src/engine/util/random';
@@ -134,6 +134,18 @@ for (const fixture of importFixtures) {
     disposeModel(head);
   });
 }
+
+test('imported graph: an opset the rules do not read is refused with the fix, before any session opens', () => {
+  const model = decodeModel(readFileSync(path.join(fixtures, 'resnet_tiny.onnx')));
+  model.opsetImport = [{ domain: '', version: 9 }];
+  const graph = parseOnnx(encodeModel(model), 'old.onnx');
+  const head = createHeadModel(12, { projectionHiddenDim: 8, projectionDim: 4, prototypes: 3 }, createRandom(1));
+  assert.throws(
+    () => importedGraphs(encodeModel(model), graph, resolveBackboneInput(graph), head, () => new Map()),
+    (error: unknown) => error instanceof OnnxModelError && error.code === 'UNSUPPORTED_MODEL' && /opset 9/.test(error.message) && /opset_version=17/.test(error.message),
+  );
+  disposeModel(head);
+});
 
 test('imported graph: an operator without a gradient rule is named with its node, and features still work', async () => {
   const file = path.join(fixtures, 'unsupported_sin.onnx');
