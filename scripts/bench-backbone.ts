@@ -3,10 +3,12 @@
 // passes per image a frozen run pays (its bank of views) against embedding every crop every epoch, and the time
 // of one Grad-CAM and of one pixel-counterfactual step through the graphs built from the ONNX graph.
 //
-//   /usr/bin/python3 scripts/onnx/make-fixtures.py --resnet50 tmp      (writes tmp/resnet50.onnx, not committed)
+//   /usr/bin/python3 scripts/onnx/make-fixtures.py --resnet50 tmp      (writes tmp/resnet50.onnx, not committed;
+//                                                  --dino-vits16 tmp writes tmp/dino_vits16.onnx)
 //   npx tsx scripts/bench-backbone.ts [--model tmp/resnet50.onnx] [--size 224] [--images 64] [--batch 16]
 //                                     [--epochs 30] [--minutes 10] [--python /usr/bin/python3] [--json]
-// --python measures torchvision's resnet50 (random weights) with torch's CPU threads set to the same count.
+// --python measures torchvision's resnet50 (random weights) with torch's CPU threads set to the same count (so only
+// with the ResNet-50 model).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';

@@ -258,6 +258,13 @@ def torchvision_fixtures(out: str = OUT) -> None:
     to_opset18(os.path.join(out, "dino_vit_tiny_opset18.onnx"))
 
 
+def dino_vits16_full(out: str) -> None:
+    """The timm-style DINO ViT at ViT-S/16 size (224 px, patch 16, width 384, depth 12, 6 heads), random weights."""
+    torch.manual_seed(3)
+    os.makedirs(out, exist_ok=True)
+    export(DinoVit(image_px=224, patch_px=16, dim=384, depth=12, heads=6), (1, 3, 224, 224), "dino_vits16.onnx", 17, out=out)
+
+
 def resnet50_full(out: str) -> None:
     """The full-size torchvision ResNet-50 (random weights, 224 px) for the bench; too big to commit."""
     from torchvision.models import resnet50
@@ -281,8 +288,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # --resnet50 FOLDER writes only the full-size ResNet-50 for the bench (not committed).
+    # --resnet50 FOLDER / --dino-vits16 FOLDER write only a full-size model for the bench (not committed).
     if len(sys.argv) == 3 and sys.argv[1] == "--resnet50":
         resnet50_full(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--dino-vits16":
+        dino_vits16_full(sys.argv[2])
     else:
         main()
