@@ -3,6 +3,7 @@ import { resolveBackboneInput, toNchwInput, type BackboneInput, type BackboneOpt
 import { parseOnnx, readOnnxFile, type OnnxGraph } from '../onnx/graph';
 import { OnnxModelError } from '../onnx/onnxError';
 import { OrtModel, type OrtArray, type OrtOptions } from '../runtime/session';
+import { withoutWeightInputs } from '../onnx/schema';
 
 /** A frozen backbone on onnxruntime: [0, 1] NHWC pixels in, one feature vector per image out. */
 export class OrtBackbone {
@@ -21,7 +22,7 @@ export class OrtBackbone {
 
   static async fromBytes(bytes: Uint8Array, graph: OnnxGraph = parseOnnx(bytes, '(in memory)'), options: BackboneOptions & OrtOptions = {}): Promise<OrtBackbone> {
     const input = resolveBackboneInput(graph, options);
-    const model = await OrtModel.open(bytes, graph.file, options);
+    const model = await OrtModel.open(withoutWeightInputs(bytes, new Set(graph.initializers.keys())), graph.file, options);
     const dims = graph.outputs.find((output) => output.name === input.featureOutput)?.dims;
     const featureDim = dims?.length === 2 && typeof dims[1] === 'number' ? dims[1] : dims?.length === 4 && typeof dims[1] === 'number' ? dims[1] : undefined;
     return new OrtBackbone(graph, input, model, featureDim);

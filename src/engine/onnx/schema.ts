@@ -247,3 +247,68 @@ export function appendToModel(model: Uint8Array, extra: ModelMessage): Uint8Arra
   }
   return out;
 }
+
+const graphInputField = 11; // GraphProto.input
+const valueInfoNameField = 1; // ValueInfoProto.name
+
+/**
+ * The model without the graph inputs named in `weights` (exports with keep_initializers_as_inputs list every weight
+ * as an input too, and onnxruntime then treats them as values a caller may override: no constant folding, and a
+ * warning per weight). Everything else is copied byte for byte; the model is returned as is when nothing goes.
+ */
+export function withoutWeightInputs(model: Uint8Array, weights: ReadonlySet<string>): Uint8Array {
+  const nameOf = (valueInfo: Uint8Array): string | undefined => {
+    const reader = protobuf.Reader.create(valueInfo);
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      if (tag >>> 3 === valueInfoNameField && (tag & 7) === 2) return reader.string();
+      reader.skipType(tag & 7);
+    }
+    return undefined;
+  };
+  let dropped = 0;
+  const rewriteGraph = (graph: Uint8Array): Uint8Array => {
+    const parts: Uint8Array[] = [];
+    const reader = protobuf.Reader.create(graph);
+    while (reader.pos < reader.len) {
+      const start = reader.pos;
+      const tag = reader.uint32();
+      if (tag >>> 3 === graphInputField && (tag & 7) === 2) {
+        const valueInfo = reader.bytes();
+        const name = nameOf(valueInfo);
+        if (name !== undefined && weights.has(name)) {
+          dropped++;
+          continue;
+        }
+      } else {
+        reader.skipType(tag & 7);
+      }
+      parts.push(graph.subarray(start, reader.pos));
+    }
+    return concatBytes(parts);
+  };
+  const parts: Uint8Array[] = [];
+  const reader = protobuf.Reader.create(model);
+  while (reader.pos < reader.len) {
+    const start = reader.pos;
+    const tag = reader.uint32();
+    if (tag >>> 3 === graphField && (tag & 7) === 2) {
+      const graph = rewriteGraph(reader.bytes());
+      parts.push(protobuf.Writer.create().uint32((graphField << 3) | 2).uint32(graph.length).finish(), graph);
+    } else {
+      reader.skipType(tag & 7);
+      parts.push(model.subarray(start, reader.pos));
+    }
+  }
+  return dropped === 0 ? model : concatBytes(parts);
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}

@@ -9,7 +9,7 @@
 
 import type { OnnxGraph, OnnxNode } from '../onnx/graph';
 import { describeNode, OnnxModelError } from '../onnx/onnxError';
-import { appendToModel, AttributeType, decodeModel, type AttributeMessage, type ModelMessage, type NodeMessage, type TensorMessage } from '../onnx/schema';
+import { appendToModel, AttributeType, decodeModel, withoutWeightInputs, type AttributeMessage, type ModelMessage, type NodeMessage, type TensorMessage } from '../onnx/schema';
 import type { DifferentiableGraph } from './autodiff';
 import { loadOrt } from './ortModule';
 
@@ -51,7 +51,8 @@ export async function probeBackbone(bytes: Uint8Array, graph: OnnxGraph, input: 
   const ort = loadOrt();
   let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
   try {
-    session = await ort.InferenceSession.create(appendToModel(bytes, { graph: { output: extra.map((name) => ({ name })) } }), { executionProviders: ['cpu'] });
+    const model = withoutWeightInputs(bytes, new Set(graph.initializers.keys()));
+    session = await ort.InferenceSession.create(appendToModel(model, { graph: { output: extra.map((name) => ({ name })) } }), { executionProviders: ['cpu'] });
   } catch (error) {
     throw new OnnxModelError('unsupported', graph.file, `onnxruntime cannot open ${graph.file} to read its shapes: ${String((error as Error)?.message ?? error).split('\n')[0]}.`, {}, String(error));
   }

@@ -12,10 +12,11 @@ import { parseOnnx, readOnnxFile } from '../../../src/engine/onnx/graph';
 import { createHeadModel } from '../../../src/engine/frozen/headTrainer';
 import { OnnxModelError } from '../../../src/engine/onnx/onnxError';
 import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
-import { decodeModel, encodeModel } from '../../../src/engine/onnx/schema';
+import { decodeModel, encodeModel, withoutWeightInputs } from '../../../src/engine/onnx/schema';
+import { OrtModel } from '../../../src/engine/runtime/session';
 import { convertToTfjs } from '../../../src/engine/onnx/tfjsBackbone';
 import { createRandom } from '../../../src/engine/util/random';
-import { assertClose, fixtures, randomPixels, tensorOf } from './helpers';
+import { assertClose, fixtures, randomPixels, tensorOf, toNchw } from './helpers';
 import { tempDir } from '../../tempDir';
 
 const scratch = tempDir('cl-onnx-import-');
@@ -57,6 +58,28 @@ test('import: torchvision ResNet-18 as exported (BatchNorm folded into Conv bias
     const { featureDim } = await compare(path.join(fixtures, file), 64, 3, { inputMean: [0.485, 0.456, 0.406], inputStd: [0.229, 0.224, 0.225] });
     assert.equal(featureDim, 32);
   }
+});
+
+test('import: weights listed as graph inputs (keep_initializers_as_inputs) are dropped from the inputs, byte for byte otherwise', async () => {
+  const file = path.join(fixtures, 'dino_vit_tiny.onnx');
+  const bytes = readFileSync(file);
+  const graph = parseOnnx(bytes, file);
+  const before = decodeModel(bytes).graph!;
+  assert.ok(before.input!.length > 10, 'the export lists its weights as inputs');
+  const cleaned = withoutWeightInputs(bytes, new Set(graph.initializers.keys()));
+  const after = decodeModel(cleaned).graph!;
+  assert.deepEqual(after.input!.map((input) => input.name), ['images']);
+  const summary = (nodes: typeof before.node) => nodes!.map((node) => [node.opType, node.input, node.output, node.attribute?.length]);
+  assert.deepEqual(summary(after.node), summary(before.node));
+  assert.deepEqual(after.initializer!.map((tensor) => tensor.name), before.initializer!.map((tensor) => tensor.name));
+  assert.equal(withoutWeightInputs(cleaned, new Set(graph.initializers.keys())), cleaned, 'nothing to drop: the same bytes');
+  // onnxruntime gives the same features either way.
+  const pixels = randomPixels(2, 32, 3);
+  const original = await OrtModel.open(bytes, file, { device: 'cpu' });
+  const rewritten = await OrtBackbone.fromBytes(bytes, graph, { device: 'cpu' });
+  const expected = (await original.run({ images: { data: toNchw(pixels, 2, 32, 3), dims: [2, 3, 32, 32] } }, ['features'])).features.data;
+  assertClose(await rewritten.features(pixels, 2, 32, 32, 3), expected, 1e-6, 'features');
+  await Promise.all([original.dispose(), rewritten.dispose()]);
 });
 
 test('import: Grad-CAM on an imported graph: its last feature map, and the features computed onward from it', async () => {
