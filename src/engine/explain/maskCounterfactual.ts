@@ -9,7 +9,7 @@ import { differenceMap, totalVariation } from './counterfactual';
 import { adam, describeEdit } from './counterfactualSearch';
 import type { CounterfactualOutcome, Donor, Explainer } from './explainer';
 import { donorsFor, usedDonors } from './regionCounterfactual';
-import { gridCells, pasteCell, targetMargin } from './regionSearch';
+import { gridCells, pasteCell, targetMargin, type Cell } from './regionSearch';
 import { prototypeScore, scorerFor, type ClusterScorer } from './scorer';
 
 /** The fixed areas tried, as shares of the image; smallest first. */
@@ -19,6 +19,8 @@ const maskDonors = 2;
 const areaWeight = 50;
 const tvWeight = 0.2;
 const learningRate = 0.25;
+/** How far (in logits per standard deviation) a cell's single-swap gain moves its starting mask value. */
+const warmStart = 1;
 /** Cut the masks and check them every this many steps. */
 const checkEvery = 10;
 
@@ -34,6 +36,26 @@ async function bestDonors(scorer: ClusterScorer, donors: Donor[], target: number
   const margins = donors.map((_, i) => targetMargin(probabilities, scorer.prototypes, i, target));
   const chosen = donors.map((_, i) => i).sort((a, b) => margins[b] - margins[a]).slice(0, maskDonors).sort((a, b) => a - b);
   return chosen.map((i) => donors[i]);
+}
+
+/** Per donor, the target margin after swapping each cell alone, standardised over that donor's cells. */
+async function singleCellGains(scorer: ClusterScorer, original: Float32Array, donors: Donor[], cells: Cell[], target: number): Promise<Float32Array[]> {
+  const perImage = original.length;
+  const batch = new Float32Array(donors.length * cells.length * perImage);
+  donors.forEach((donor, d) =>
+    cells.forEach((cell, c) => {
+      const view = batch.subarray((d * cells.length + c) * perImage, (d * cells.length + c + 1) * perImage);
+      view.set(original);
+      pasteCell(view, donor.pixels, cell, scorer.imageSizePx, scorer.channels);
+    }),
+  );
+  const { probabilities } = await scorer.score(batch, donors.length * cells.length);
+  return donors.map((_, d) => {
+    const margins = Float32Array.from(cells, (_, c) => targetMargin(probabilities, scorer.prototypes, d * cells.length + c, target));
+    const mean = margins.reduce((sum, value) => sum + value, 0) / margins.length;
+    const deviation = Math.sqrt(margins.reduce((sum, value) => sum + (value - mean) ** 2, 0) / margins.length) || 1;
+    return margins.map((value) => (value - mean) / deviation);
+  });
 }
 
 export const maskCounterfactualExplainer: Explainer = {
@@ -61,7 +83,13 @@ export const maskCounterfactualExplainer: Explainer = {
     const areaTargets = tf.tensor1d(pairs.map(({ area }) => area));
     const targetOneHot = tf.tidy(() => tf.oneHot(tf.fill([count], target.prototype, 'int32') as tf.Tensor1D, net.prototypes));
     const logitOf = (p: number) => Math.log(p / (1 - p));
-    let logits = tf.tensor4d(pairs.flatMap(({ area }) => new Array<number>(side * side).fill(logitOf(area))), [count, side, side, 1]);
+    // Warm start: each cell's mask starts above or below the area's level by how much swapping that cell alone
+    // (one batched scoring of every cell of every donor) moves the target's margin, in standard deviations.
+    const gains = await singleCellGains(scorer, original, donors, cells, target.prototype);
+    let logits = tf.tensor4d(
+      pairs.flatMap(({ donor, area }) => Array.from(gains[donor], (gain) => logitOf(area) + warmStart * gain)),
+      [count, side, side, 1],
+    );
     let firstMoment = tf.zerosLike(logits);
     let secondMoment = tf.zerosLike(logits);
 
