@@ -209,7 +209,8 @@ class NodeCompiler {
   }
 
   private keep(name: string, make: () => tf.Tensor): tf.Tensor {
-    const tensor = tf.tidy(make);
+    // Kept: the conversion may run inside a caller's tidy (a frozen run converts on first use), and weights outlive it.
+    const tensor = tf.keep(tf.tidy(make));
     this.weights.get(name)?.dispose();
     this.weights.set(name, tensor);
     return tensor;

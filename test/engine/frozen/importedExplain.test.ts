@@ -12,14 +12,16 @@ import { forgetRun } from '../../../src/engine/index/runQueries';
 import { readIndex } from '../../../src/engine/index/indexer';
 import { loadImage, locateImage, openRun } from '../../../src/engine/explain/run';
 import { scorerFor } from '../../../src/engine/explain/scorer';
+import { contextAgnosticOcclusion } from '../../../src/engine/explain/contextAgnosticOcclusion';
+import { resolveExplainOptions } from '../../../src/engine/explain/options';
 import { silentContext, type JobContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
 import { imagenetNormalization } from '../../../src/engine/onnx/backboneInput';
-import { trainFrozenBackbone } from '../../../src/engine/frozen/frozenRun';
+import { bankViews, trainFrozenBackbone } from '../../../src/engine/frozen/frozenRun';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import type { LogLevel, TrainOptions } from '../../../src/protocol';
-import { fixtures } from '../onnx/helpers';
+import { assertClose, fixtures } from '../onnx/helpers';
 import { tempDir } from '../../tempDir';
 
 process.env.CLUSTER_LENS_THREADS ??= '1';
@@ -107,6 +109,10 @@ for (const [file, sizePx] of sizes) {
     const occlusion = await explainImage({ runDir, image, method: 'conditional-occlusion', target: { kind: 'assigned' }, options: explainOptions }, silentContext());
     assert.ok(occlusion.heatmap.values.every(Number.isFinite));
 
+    // Context-agnostic occlusion against an augmented view, its forward passes on onnxruntime.
+    const agnostic = await explainImage({ runDir, image, method: 'context-agnostic-occlusion', target: { kind: 'augmented' }, options: explainOptions }, silentContext());
+    assert.ok(agnostic.heatmap.values.every((value) => value >= 0 && value <= 1) && agnostic.pairHeatmap!.values.every(Number.isFinite));
+
     // Attention rollout for the transformers; a CNN is told to use Grad-CAM.
     const rollout = explainImage({ runDir, image, method: 'attention-rollout' }, silentContext());
     if (file.includes('vit')) {
@@ -118,6 +124,26 @@ for (const [file, sizePx] of sizes) {
     forgetRun(runDir);
   });
 }
+
+test('imported backbone: context-agnostic occlusion on onnxruntime gives the map of the tfjs path (a ResNet that tfjs converts)', async () => {
+  const runDir = path.join(scratch, 'agnostic');
+  await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, epochs: 1, backbone: path.join(fixtures, 'tv_resnet18_narrow.onnx'), imageSizePx: 64 } }, silentContext());
+  const run = await openRun(runDir, silentContext());
+  try {
+    const image = await loadImage(run, path.join(imagesDir, '1-trouser', readdirSync(path.join(imagesDir, '1-trouser')).sort()[0]));
+    const pair = await loadImage(run, path.join(imagesDir, '7-sneaker', readdirSync(path.join(imagesDir, '7-sneaker')).sort()[0]));
+    const input = { image, target: { kind: 'similarity' as const, pair }, options: resolveExplainOptions(explainOptions), seed: 0 };
+    const onDevice = await contextAgnosticOcclusion.explain({ ...input, net: run.net });
+    const onTfjs = await contextAgnosticOcclusion.explain({ ...input, net: { ...run.net, graphs: undefined } });
+    assertClose(onDevice.heatmap, onTfjs.heatmap, 1e-3, 'heatmap');
+    assert.ok(Math.abs(onDevice.score - onTfjs.score) < 1e-4);
+    image.dispose();
+    pair.dispose();
+  } finally {
+    run.dispose();
+    forgetRun(runDir);
+  }
+});
 
 test('imported backbone: backboneNormalization none feeds [0, 1] pixels, and the run records it', async () => {
   const runDir = path.join(scratch, 'unnormalised');
@@ -131,11 +157,22 @@ test('imported backbone: backboneNormalization none feeds [0, 1] pixels, and the
   disposeModel(checkpoint.model);
 });
 
+test('imported backbone: the bank of views follows the time budget (full, 2 + 2, then once per image and crop scale)', () => {
+  const base = { epochs: 30, localCrops: 4, images: 1000 };
+  // 5 img/s (a ResNet-50 at 224 px on 2 cores): 12 views take 40 min, 4 take 13 min, 2 take 6.7 min.
+  assert.deepEqual(bankViews({ ...base, minutes: 0, secondsPerImage: 0.2 }).views, { global: 8, local: 4 }, 'no budget: the full bank');
+  assert.deepEqual(bankViews({ ...base, minutes: 90, secondsPerImage: 0.2 }).views, { global: 8, local: 4 });
+  assert.deepEqual(bankViews({ ...base, minutes: 30, secondsPerImage: 0.2 }).views, { global: 2, local: 2 });
+  assert.deepEqual(bankViews({ ...base, minutes: 10, secondsPerImage: 0.2 }).views, { global: 1, local: 1 });
+  assert.deepEqual(bankViews({ ...base, localCrops: 0, minutes: 10, secondsPerImage: 0.2 }).views, { global: 1, local: 0 });
+  assert.deepEqual(bankViews({ ...base, epochs: 1, minutes: 0, secondsPerImage: 0.2 }).full, { global: 2, local: 4 });
+});
+
 test('imported backbone: a bank that would take over half the time budget shrinks to once per image and crop scale', async () => {
   const runDir = path.join(scratch, 'short-budget');
   const context = recording();
-  // 0.12 s: far less than any bank of this ResNet's views at 96 px takes.
-  const trained = await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, minutes: 0.002, backbone: path.join(fixtures, 'tv_resnet18_narrow.onnx'), imageSizePx: 96 } }, context);
+  // 60 µs: less than any bank of views can take, however fast the machine.
+  const trained = await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, minutes: 1e-6, backbone: path.join(fixtures, 'tv_resnet18_narrow.onnx'), imageSizePx: 96 } }, context);
   assert.ok(trained.steps >= 1);
   assert.ok(context.lines.some(([, line]) => /1 global and 1 local view\(s\) per image \(once per image and crop scale\)/.test(line)), JSON.stringify(context.lines));
 });
