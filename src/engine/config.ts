@@ -77,6 +77,23 @@ export const gpuRecipe: Readonly<Partial<TrainOptions>> = Object.freeze({
 });
 
 /**
+ * Crops for small images (32 px and under, such as MNIST-like sets): a global crop that keeps at least half the
+ * image and local crops of a fifth to a half, two of each. At 28 px SwAV's usual scales (global down to 0.35,
+ * local 0.1–0.35) leave a few pixels of a garment. Measured at a fixed number of epochs (36 on 2,000 Fashion-MNIST
+ * test images, 24 on the 1,000-image sample): k-means NMI 0.547 → 0.563 and 0.499 → 0.515, and fewer images
+ * change cluster between epochs at the end (49% against 58% on the sample), a signal that needs no labels; two
+ * local crops instead of four also make each step cheaper.
+ */
+export const smallImageCrops: Readonly<Partial<TrainOptions>> = Object.freeze({
+  globalCropScale: [0.5, 1] as [number, number],
+  localCropScale: [0.2, 0.5] as [number, number],
+  localCrops: 2,
+});
+
+/** Images at or under this size train with `smallImageCrops`. */
+export const smallImageSizePx = 32;
+
+/**
  * Defaults that depend on where the job runs. A GPU takes the GPU recipe; pure-JS cpu, smaller batches and images.
  * Images are never upscaled past their typical native size (a 28 px dataset trains at 28 px, not 64): extra
  * pixels cost time and add no detail. None of this looks at labels.
@@ -88,6 +105,7 @@ export function adaptedDefaults(context: TrainContext): Partial<TrainOptions> {
   // At least 16 px, since the network downsamples 4–8×.
   base.imageSizePx = native !== undefined && native > 0 ? Math.max(16, Math.min(imageSizePx, Math.round(native))) : imageSizePx;
   if (context.imageCount !== undefined) base.minutes = timeBudgetMinutes(context.imageCount, context.gpu);
+  if (base.imageSizePx <= smallImageSizePx) Object.assign(base, smallImageCrops);
   return base;
 }
 

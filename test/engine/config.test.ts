@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { adaptedDefaults, defaultTrainOptions, resolveTrainOptions, timeBudgetMinutes } from '../../src/engine/config';
+import { adaptedDefaults, defaultTrainOptions, resolveTrainOptions, smallImageCrops, timeBudgetMinutes } from '../../src/engine/config';
 
 test('defaults adapt to the device: the GPU recipe on a hardware GPU, smaller batches and images on pure-JS cpu', () => {
   const gpu = resolveTrainOptions({}, { backend: 'wasm', gpu: true });
@@ -58,4 +58,12 @@ test('budget: by default no epoch cap, a time budget by folder size and device, 
   assert.throws(() => resolveTrainOptions({ epochs: 0, minutes: 0 }), /Setting "minutes" is 0; it must be above 0 when epochs is 0/);
   // A frozen backbone's head trains for a known number of epochs.
   assert.equal(resolveTrainOptions({ backbone: '/models/b.onnx' }).epochs, 30);
+});
+
+test('small images (32 px and under) get crops that keep more of them, and two local crops; larger ones keep SwAV\'s', () => {
+  const small = resolveTrainOptions({}, { backend: 'wasm', gpu: false, nativeImageSizePx: 28 });
+  assert.deepEqual([small.globalCropScale, small.localCropScale, small.localCrops], [smallImageCrops.globalCropScale, smallImageCrops.localCropScale, 2]);
+  const large = resolveTrainOptions({}, { backend: 'wasm', gpu: false, nativeImageSizePx: 200 });
+  assert.deepEqual([large.globalCropScale, large.localCropScale, large.localCrops], [defaultTrainOptions.globalCropScale, defaultTrainOptions.localCropScale, defaultTrainOptions.localCrops]);
+  assert.equal(resolveTrainOptions({ localCrops: 4 }, { backend: 'wasm', gpu: false, nativeImageSizePx: 28 }).localCrops, 4);
 });

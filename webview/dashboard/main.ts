@@ -111,7 +111,7 @@ const lossPlot = new uPlot(
   {
     ...chartSize(lossChart, 240),
     scales: { x: { time: false }, rate: { auto: true } },
-    axes: [...axes, { scale: 'rate', side: 1, stroke: axisStroke, grid: { show: false }, ticks: { stroke: gridStroke }, values: (_: uPlot, ticks: number[]) => ticks.map((t) => t.toExponential(0)) }],
+    axes: [...axes, { scale: 'rate', side: 1, stroke: axisStroke, grid: { show: false }, ticks: { stroke: gridStroke }, values: (_: uPlot, ticks: number[]) => ticks.map((t) => t.toExponential(1)) }],
     series: [
       { label: 'step' },
       { label: 'loss', stroke: chartPalette()[0], width: 2 },
@@ -127,7 +127,8 @@ const changesPlot = new uPlot(
   {
     ...chartSize(changesChart, 120),
     scales: { x: { time: false }, y: { range: [0, 1] } },
-    axes: [axes[0], { ...axes[1], values: (_: uPlot, ticks: number[]) => ticks.map((t) => `${Math.round(t * 100)}%`) }],
+    // Whole epochs on x.
+    axes: [{ ...axes[0], incrs: [1, 2, 5, 10, 20, 50, 100] }, { ...axes[1], values: (_: uPlot, ticks: number[]) => ticks.map((t) => `${Math.round(t * 100)}%`) }],
     series: [{ label: 'epoch' }, { label: 'changed', stroke: chartPalette()[1], width: 2 }],
     legend: { show: false },
   },
