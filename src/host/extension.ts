@@ -265,6 +265,31 @@ export function activate(context: vscode.ExtensionContext): void {
         void vscode.window.showErrorMessage(`Cluster Lens: ${error instanceof EngineRequestError ? error.message : String(error)}`);
       }
     }),
+    vscode.commands.registerCommand('clusterLens.exportAssignments', async () => {
+      const runDir = await session.currentRun();
+      if (!runDir) {
+        noRunYet('Exporting cluster assignments');
+        return;
+      }
+      const format = await vscode.window.showQuickPick(
+        [
+          { label: 'CSV', description: 'path, cluster, probability, label, map x/y, outlier score', format: 'csv' as const },
+          { label: 'JSON', description: 'the same columns as objects', format: 'json' as const },
+        ],
+        { title: 'Export Cluster Assignments', placeHolder: 'File format' },
+      );
+      if (!format) return;
+      const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(runDir, `assignments.${format.format}`)), filters: { [format.label]: [format.format] }, saveLabel: 'Export' });
+      if (!target) return;
+      try {
+        const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Cluster Lens: exporting cluster assignments' }, () =>
+          engine!.request({ type: 'exportAssignments', runDir, format: format.format, outPath: target.fsPath }),
+        );
+        void vscode.window.showInformationMessage(`Cluster Lens: wrote ${result.rows} rows to ${path.basename(result.outPath)}.`);
+      } catch (error) {
+        void vscode.window.showErrorMessage(`Cluster Lens: ${error instanceof EngineRequestError ? error.message : String(error)}`);
+      }
+    }),
     vscode.window.registerWebviewViewProvider(ClustersView.viewType, clusters),
     vscode.window.registerWebviewPanelSerializer(DashboardPanel.viewType, {
       deserializeWebviewPanel: async (panel) => DashboardPanel.revive(panel, context.extensionUri),

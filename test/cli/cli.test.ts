@@ -65,6 +65,25 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   assert.equal(noOut.code, 2);
   assert.match(noOut.stderr, /--out/);
 
+  // Curation and exports through the engine process: outliers and duplicates share the kept neighbour graph.
+  const outliers = await cluster(['outliers', runDir, '--k', '5', '--limit', '3']);
+  assert.equal(outliers.code, 0, outliers.stderr);
+  assert.equal((outliers.json.outliers as unknown[]).length, 3);
+  assert.ok(existsSync(path.join(runDir, 'neighbours.bin')));
+  const duplicates = await cluster(['duplicates', runDir, '--threshold', '0.999']);
+  assert.equal(duplicates.code, 0, duplicates.stderr);
+  assert.equal(duplicates.json.threshold, 0.999);
+  const badThreshold = await cluster(['duplicates', runDir, '--threshold', '2']);
+  assert.equal(badThreshold.code, 1);
+  assert.match(badThreshold.stderr, /BAD_REQUEST.*threshold/);
+  const csv = path.join(path.dirname(runDir), 'assignments.csv');
+  const exportedCsv = await cluster(['export', runDir, '--format', 'csv', '--out', csv]);
+  assert.equal(exportedCsv.code, 0, exportedCsv.stderr);
+  assert.equal(readFileSync(csv, 'utf8').trim().split('\n').length, 1001);
+  const badFormat = await cluster(['export', runDir, '--format', 'parquet', '--out', csv]);
+  assert.equal(badFormat.code, 2);
+  assert.match(badFormat.stderr, /csv or json/);
+
   const evaluated = await cluster(['evaluate', runDir, '--baseline']);
   assert.equal(evaluated.code, 0, evaluated.stderr);
   for (const key of ['images', 'skipped', 'nmi', 'ari', 'acc', 'projection_nmi', 'proto_nmi', 'knn', 'backend']) assert.ok(key in evaluated.json, `evaluate prints ${key}`);

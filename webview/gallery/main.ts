@@ -2,7 +2,7 @@
 // (virtualised, so clusters of thousands stay smooth), and the neighbours of the image open in the editor.
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import './gallery.css';
-import type { FromWebview, RunOverview, ToGallery } from '../../src/protocol';
+import type { DuplicatesResult, FromGallery, OutliersResult, RunOverview, ToGallery } from '../../src/protocol';
 import { imageUrl } from '../shared/palette';
 import { connect, element } from '../shared/vscode';
 
@@ -22,7 +22,24 @@ for (const [label, command, secondary] of [['Train Model…', 'clusterLens.train
 const neighboursSection = element('section', { 'aria-label': 'Nearest neighbours', hidden: '' });
 const clusterList = element('div', { role: 'list', 'aria-label': 'Clusters', class: 'clusters' });
 const members = element('section', { class: 'members', hidden: '' });
-root.append(status, emptyActions, neighboursSection, clusterList, members);
+// Dataset curation: near-duplicates and outliers, computed on request (they compare every image).
+const curation = element('section', { class: 'curation', 'aria-label': 'Curation', hidden: '' });
+const curationActions = element('div', { class: 'curation-actions', role: 'group', 'aria-label': 'Curation' });
+const duplicatesButton = element('vscode-button' as 'button', { secondary: '' }, 'Find Near-Duplicates');
+const outliersButton = element('vscode-button' as 'button', { secondary: '' }, 'Find Outliers');
+duplicatesButton.addEventListener('click', () => {
+  curationStatus.textContent = 'Looking for near-duplicates…';
+  post({ type: 'gallery.findDuplicates' });
+});
+outliersButton.addEventListener('click', () => {
+  curationStatus.textContent = 'Ranking outliers…';
+  post({ type: 'gallery.findOutliers' });
+});
+curationActions.append(duplicatesButton, outliersButton);
+const curationStatus = element('p', { class: 'status', role: 'status' });
+const curationResults = element('div', { class: 'curation-results' });
+curation.append(curationActions, curationStatus, curationResults);
+root.append(status, emptyActions, neighboursSection, curation, clusterList, members);
 
 let overview: RunOverview | undefined;
 let imageBase = '';
@@ -37,11 +54,21 @@ const vscode = connect<GalleryState, ToGallery>((message) => {
       overview.assignments.forEach((cluster, i) => (membersByCluster.get(cluster) ?? membersByCluster.set(cluster, []).get(cluster)!).push(i));
       status.textContent = `${overview.paths.length.toLocaleString('en')} images, ${overview.clusters.length} clusters`;
       emptyActions.hidden = true;
+      curation.hidden = false;
       renderClusters();
       if (vscode.getState()?.openCluster !== undefined) openCluster(vscode.getState()!.openCluster!);
       break;
     case 'gallery.neighbours':
       renderNeighbours(message);
+      break;
+    case 'gallery.duplicates':
+      renderDuplicates(message.result);
+      break;
+    case 'gallery.outliers':
+      renderOutliers(message.result);
+      break;
+    case 'gallery.curationFailed':
+      curationStatus.textContent = message.message;
       break;
     case 'gallery.empty':
       overview = undefined;
@@ -49,6 +76,7 @@ const vscode = connect<GalleryState, ToGallery>((message) => {
       clusterList.replaceChildren();
       members.hidden = true;
       neighboursSection.hidden = true;
+      curation.hidden = true;
       clusterList.hidden = false;
       emptyActions.hidden = false;
       break;
@@ -128,8 +156,29 @@ function renderNeighbours(message: Extract<ToGallery, { type: 'gallery.neighbour
   neighboursSection.append(grid);
 }
 
-function post(message: FromWebview): void {
-  vscode.postMessage(message);
+const groupLimit = 100;
+
+function renderDuplicates(result: DuplicatesResult): void {
+  curationStatus.textContent = result.groups.length
+    ? `${result.groups.length} groups of near-duplicates among ${result.images.toLocaleString('en')} images (features ≥ ${result.threshold}, confirmed by pixels)${result.groups.length > groupLimit ? `; showing ${groupLimit}` : ''}`
+    : `No near-duplicates among ${result.images.toLocaleString('en')} images (features ≥ ${result.threshold}).`;
+  curationResults.replaceChildren(element('h3', {}, 'Near-duplicates'));
+  for (const group of result.groups.slice(0, groupLimit)) {
+    const row = element('div', { class: 'samples duplicate-group', role: 'list', 'aria-label': `${group.paths.length} near-identical images` });
+    group.paths.forEach((relativePath, i) => row.append(thumbnail(relativePath, i === 0 ? (group.exact ? 'identical' : `≥ ${group.minSimilarity.toFixed(3)}`) : undefined)));
+    curationResults.append(row);
+  }
+}
+
+function renderOutliers(result: OutliersResult): void {
+  curationStatus.textContent = `The ${result.outliers.length} most isolated of ${result.images.toLocaleString('en')} images (1 − similarity to the ${result.k}th nearest)`;
+  const grid = element('div', { class: 'samples', role: 'list', 'aria-label': 'Outliers' });
+  for (const outlier of result.outliers) grid.append(thumbnail(outlier.path, outlier.score.toFixed(3)));
+  curationResults.replaceChildren(element('h3', {}, 'Outliers'), grid);
+}
+
+function post(message: FromGallery): void {
+  (vscode.postMessage as (m: FromGallery) => void)(message);
 }
 
 post({ type: 'webview.ready' });

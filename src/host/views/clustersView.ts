@@ -1,7 +1,7 @@
 // The "Clusters" side panel (a webview view): the run's clusters, and neighbours of the image open in the editor.
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { FromWebview, ToGallery } from '../../protocol';
+import type { FromGallery, ToGallery } from '../../protocol';
 import type { Session } from '../session';
 import { EngineRequestError } from '../engineClient';
 import { isImageFile } from '../runs';
@@ -23,11 +23,12 @@ export class ClustersView implements vscode.WebviewViewProvider {
     this.messages = new ReadyQueue((message) => void view.webview.postMessage(message), { replayOnReload: true });
     view.webview.options = webviewOptions(this.session.extensionUri);
     view.webview.html = panelHtml(view.webview, this.session.extensionUri, 'gallery', 'Clusters');
-    view.webview.onDidReceiveMessage((message: FromWebview) => {
+    view.webview.onDidReceiveMessage((message: FromGallery) => {
       if (message.type === 'webview.ready') this.messages?.markReady();
       else if (message.type === 'webview.openImage') void openImage(this.imagesDir, message.path);
       else if (message.type === 'webview.explainImage') void explainImage(this.imagesDir, message.path);
       else if (message.type === 'webview.command') void runWebviewCommand(message.command);
+      else if (message.type === 'gallery.findDuplicates' || message.type === 'gallery.findOutliers') void this.curate(message.type);
     });
     void this.refresh();
   }
@@ -61,6 +62,28 @@ export class ClustersView implements vscode.WebviewViewProvider {
       this.messages.post({ type: 'gallery.neighbours', query: path.relative(this.imagesDir, file).split(path.sep).join('/'), cluster: result.cluster, neighbours: result.neighbours });
     } catch (error) {
       this.session.output.warn(`Neighbours of ${file}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /** Near-duplicates or outliers of the current run, with progress in the window's status bar. */
+  private async curate(kind: 'gallery.findDuplicates' | 'gallery.findOutliers'): Promise<void> {
+    if (!this.runDir || !this.messages) return;
+    const title = kind === 'gallery.findDuplicates' ? 'Cluster Lens: finding near-duplicates' : 'Cluster Lens: ranking outliers';
+    try {
+      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
+        const controller = new AbortController();
+        token.onCancellationRequested(() => controller.abort());
+        const handlers = { signal: controller.signal, onProgress: (event: { message?: string }) => progress.report({ message: event.message }) };
+        if (kind === 'gallery.findDuplicates') {
+          const result = await this.session.engine.request({ type: 'duplicates', runDir: this.runDir }, handlers);
+          this.messages?.post({ type: 'gallery.duplicates', result });
+        } else {
+          const result = await this.session.engine.request({ type: 'outliers', runDir: this.runDir, limit: 60 }, handlers);
+          this.messages?.post({ type: 'gallery.outliers', result });
+        }
+      });
+    } catch (error) {
+      this.messages.post({ type: 'gallery.curationFailed', message: error instanceof EngineRequestError ? error.message : String(error) });
     }
   }
 }
