@@ -21,6 +21,14 @@ export function loadUsearch(): Usearch | null {
 }
 export let unavailableReason = '';
 
+/**
+ * usearch's native side reads a typed array from the start of its buffer, ignoring byteOffset (measured: a
+ * subarray of rows 500–501 searched as rows 0–1), so views are copied before they cross.
+ */
+function packed(values: Float32Array): Float32Array {
+  return values.byteOffset === 0 && values.byteLength === values.buffer.byteLength ? values : values.slice();
+}
+
 /** The k nearest rows of every row (itself excluded), best first: N × k indices and cosine similarities. */
 export interface NeighbourGraph {
   k: number;
@@ -42,13 +50,14 @@ export async function exactNeighbourGraph(features: Matrix, k: number, context: 
   const similarities = new Float32Array(rows * size);
   const usearch = loadUsearch();
   if (!usearch) context.log('info', `usearch is unavailable (${unavailableReason}); the neighbour graph uses the JS scan.`);
+  const dataset = usearch ? packed(features.data) : features.data;
   for (let start = 0; start < rows; start += graphChunkRows) {
     throwIfCancelled(context.signal);
     const end = Math.min(rows, start + graphChunkRows);
     const queries = { data: features.data.subarray(start * features.dims, end * features.dims), rows: end - start, dims: features.dims };
     if (usearch) {
       // One extra neighbour: the row itself comes back among its own nearest.
-      const found = usearch.exactSearch(features.data, queries.data, features.dims, size + 1, usearch.MetricKind.IP, 0) as import('usearch').BatchMatches;
+      const found = usearch.exactSearch(dataset, packed(queries.data), features.dims, size + 1, usearch.MetricKind.IP, 0) as import('usearch').BatchMatches;
       const wanted = size + 1;
       for (let q = 0; q < queries.rows; q++) {
         const row = start + q;
@@ -82,7 +91,7 @@ export function exactNearest(features: Matrix, query: Float32Array, k: number, e
   const usearch = loadUsearch();
   if (!usearch) return topKCosine(features, query, k, exclude);
   const wanted = Math.min(features.rows, k + (exclude === undefined ? 0 : 1));
-  const found = usearch.exactSearch(features.data, query, features.dims, wanted, usearch.MetricKind.IP, 1) as import('usearch').Matches;
+  const found = usearch.exactSearch(packed(features.data), packed(query), features.dims, wanted, usearch.MetricKind.IP, 1) as import('usearch').Matches;
   const hits: ScoredIndex[] = [];
   for (let j = 0; j < found.keys.length && hits.length < k; j++) {
     const index = Number(found.keys[j]);
@@ -106,7 +115,8 @@ export function buildApproximateIndex(features: Matrix, options: { connectivity?
   if (!usearch) throw new Error(`usearch is unavailable: ${unavailableReason}`);
   const index = new usearch.Index({
     dimensions: features.dims,
-    metric: usearch.MetricKind.IP,
+    // i8 with the cosine metric: usearch scales i8 distances for cos, not for a raw inner product.
+    metric: usearch.MetricKind.Cos,
     quantization: usearch.ScalarKind.I8,
     connectivity: options.connectivity ?? 12,
     expansion_add: options.expansionAdd ?? 40,
@@ -115,10 +125,10 @@ export function buildApproximateIndex(features: Matrix, options: { connectivity?
   });
   const keys = new BigUint64Array(features.rows);
   for (let row = 0; row < features.rows; row++) keys[row] = BigInt(row);
-  index.add(keys, features.data, options.threads ?? 0);
+  index.add(keys, packed(features.data), options.threads ?? 0);
   return {
     search(query, k) {
-      const found = index.search(query, k, 1) as import('usearch').Matches;
+      const found = index.search(packed(query), k, 1) as import('usearch').Matches;
       return Array.from(found.keys, (key, j) => ({ index: Number(key), similarity: 1 - found.distances[j] }));
     },
     size: () => index.size(),
