@@ -175,6 +175,13 @@ export interface ExplainOptions {
   counterfactualDonors: number;
   /** Region counterfactual: give up after swapping this many cells. */
   counterfactualMaxRegions: number;
+  /**
+   * Region counterfactual: the search's time budget in ms (0: none). Timed on the unedited image, a slow network
+   * (an imported ResNet-50 on the CPU) borrows from fewer donors, on a coarser grid, with fewer candidates a round.
+   */
+  counterfactualBudgetMs: number;
+  /** Set by the engine: which of the grid and donor count the caller chose (the budget leaves those alone). */
+  counterfactualGiven?: { gridCells: boolean; donors: boolean };
   /** Mask counterfactual: optimisation steps of the coarse mask. */
   counterfactualMaskSteps: number;
   /** Side of the occluding square (0: a quarter of the image). */
@@ -266,6 +273,22 @@ export interface CounterfactualSummary {
   /** Pixel: stopped early because the target held with the margin; region and mask: reached the target. */
   converged: boolean;
   durationMs: number;
+  /** Region counterfactuals: the grid, donors and candidates a round the search used, fitted to its time budget. */
+  search?: CounterfactualSearchPlan;
+}
+
+export interface CounterfactualSearchPlan {
+  gridCells: number;
+  donors: number;
+  /** The most (cell, donor) candidates a round scored. */
+  candidatesPerRound: number;
+  /** The unedited image's scoring time per image computed. */
+  msPerImage: number;
+  budgetMs: number;
+  /** Whether the budget cut the grid, the donors or the candidates. */
+  reduced: boolean;
+  /** The search ran past twice its budget and stopped before reaching the target. */
+  stopped?: boolean;
 }
 
 /** PNGs of an explanation, as file paths or as base64 data; which exist depends on the method. */

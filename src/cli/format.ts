@@ -101,6 +101,8 @@ function formatExplanation(result: ExplainResult): string {
     if (counterfactual.regions && counterfactual.donors) {
       const donors = counterfactual.donors.map((donor) => donor.path).join(', ');
       lines.push(`  ${counterfactual.kind} edit: ${counterfactual.regions.length} region${counterfactual.regions.length === 1 ? '' : 's'} borrowed from ${donors}`);
+      const plan = counterfactual.search;
+      if (plan?.reduced) lines.push(`  search fitted to ${(plan.budgetMs / 1000).toFixed(0)} s at ${plan.msPerImage.toFixed(plan.msPerImage < 10 ? 1 : 0)} ms an image: ${plan.gridCells} × ${plan.gridCells} grid, ${plan.donors} donor${plan.donors === 1 ? '' : 's'}, ≤ ${plan.candidatesPerRound} candidates a round${plan.stopped ? '; stopped at twice the budget' : ''}`);
     }
     lines.push(
       `  counterfactual ${counterfactual.valid ? 'reached' : 'did not reach'} cluster ${counterfactual.targetCluster} (now cluster ${counterfactual.newCluster}, p = ${percent(counterfactual.targetProbability)}, was ${percent(counterfactual.originalTargetProbability)})`,

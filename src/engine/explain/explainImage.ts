@@ -186,6 +186,7 @@ export async function explainImage(job: ExplainJob, context: JobContext): Promis
         steps: outcome.steps,
         converged: outcome.converged,
         durationMs: outcome.durationMs,
+        search: outcome.search,
       },
       durationMs,
     };

@@ -12,6 +12,7 @@ export const defaultExplainOptions: Readonly<ExplainOptions> = Object.freeze({
   counterfactualGridCells: 7, // 4 px cells at 28 px, the size of a ResNet's last feature map at 224 px
   counterfactualDonors: 10,
   counterfactualMaxRegions: 24,
+  counterfactualBudgetMs: 15_000, // an imported ResNet-50 on 2 CPU cores: ~0.2 s an image
   counterfactualMaskSteps: 60,
   occlusionPatchPx: 0, // 0: a quarter of the image side
   occlusionStridePx: 0, // 0: a sixteenth of the image side, at least 1 px
@@ -30,6 +31,7 @@ export const defaultExplainOptions: Readonly<ExplainOptions> = Object.freeze({
 export function resolveExplainOptions(partial: Partial<ExplainOptions> = {}): ExplainOptions {
   const defined = Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined));
   const options = { ...defaultExplainOptions, ...defined } as ExplainOptions;
+  options.counterfactualGiven ??= { gridCells: 'counterfactualGridCells' in defined, donors: 'counterfactualDonors' in defined };
   const check = (ok: boolean, setting: keyof ExplainOptions, expected: string) => {
     if (!ok) throw new EngineError('BAD_CONFIG', `Explanation setting "${setting}" is ${JSON.stringify(options[setting])}; it must be ${expected}.`);
   };
@@ -44,6 +46,7 @@ export function resolveExplainOptions(partial: Partial<ExplainOptions> = {}): Ex
   check(isInt(options.counterfactualGridCells, 2, 64), 'counterfactualGridCells', 'a whole number of cells per side from 2 to 64');
   check(isInt(options.counterfactualDonors, 1, 20), 'counterfactualDonors', 'a whole number of donor images from 1 to 20');
   check(isInt(options.counterfactualMaxRegions, 1, 4096), 'counterfactualMaxRegions', 'a whole number ≥ 1');
+  check(isNumber(options.counterfactualBudgetMs, 0, 86_400_000), 'counterfactualBudgetMs', 'a time in ms ≥ 0 (0: no budget)');
   check(isInt(options.counterfactualMaskSteps, 1, 10_000), 'counterfactualMaskSteps', 'a whole number ≥ 1');
   check(isInt(options.occlusionPatchPx, 0, 4096), 'occlusionPatchPx', 'a whole number of pixels (0 = a quarter of the image)');
   check(isInt(options.occlusionStridePx, 0, 4096), 'occlusionStridePx', 'a whole number of pixels (0 = a sixteenth of the image)');

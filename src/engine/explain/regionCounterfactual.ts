@@ -4,12 +4,17 @@ import { EngineError } from '../errors';
 import { differenceMap } from './counterfactual';
 import { describeEdit } from './counterfactualSearch';
 import type { CounterfactualOutcome, Donor, Explainer, ExplainInput } from './explainer';
-import { regionSearch } from './regionSearch';
+import { regionSearch, type RegionSearchPlan } from './regionSearch';
 import { prototypeScore, scorerFor } from './scorer';
 import { targetValue } from './target';
 
 /** Donors a round keeps after the first (those whose best swap helped most): later rounds stay cheap. */
 const donorsAfterFirstRound = 4;
+
+/** "A 4 × 4 grid, 1 donor, ≤ 14 candidates a round (210 ms an image)". */
+export function describePlan(plan: RegionSearchPlan): string {
+  return `a ${plan.gridCells} × ${plan.gridCells} grid, ${plan.donors} donor${plan.donors === 1 ? '' : 's'}, ≤ ${plan.candidatesPerRound} candidates a round (${plan.msPerImage.toFixed(plan.msPerImage < 10 ? 1 : 0)} ms an image)`;
+}
 
 /** The donors the target cluster offers for this request; BAD_REQUEST where there is no index to take them from. */
 export async function donorsFor(input: ExplainInput, cluster: number): Promise<Donor[]> {
@@ -42,9 +47,15 @@ export const regionCounterfactualExplainer: Explainer = {
       original,
       donors.map((donor) => donor.pixels),
       target.prototype,
-      { gridCells: options.counterfactualGridCells, maxRegions, donorsAfterFirstRound },
+      { gridCells: options.counterfactualGridCells, maxRegions, donorsAfterFirstRound, budgetMs: options.counterfactualBudgetMs, fixed: options.counterfactualGiven },
       signal,
       (round, margin) => progress?.(Math.min(0.95, round / maxRegions), `Region ${round}: target margin ${margin.toFixed(2)}`),
+      (plan) => {
+        if (!plan.reduced) return;
+        const message = `${describePlan(plan)} to fit the ${(plan.budgetMs / 1000).toFixed(0)} s budget`;
+        log?.('info', `Region counterfactual: ${message}.`);
+        progress?.(0, message);
+      },
     );
     const edit = describeEdit({
       kind: 'region',
@@ -59,7 +70,9 @@ export const regionCounterfactualExplainer: Explainer = {
       converged: search.valid,
       startedAt,
     });
-    const outcome: CounterfactualOutcome = { ...edit, ...usedDonors(donors, search.regions) };
-    return { heatmap: differenceMap(outcome, original, channels), score: await prototypeScore(net, scorer, original, image, target.prototype), counterfactual: outcome, device: scorer.device };
+    const outcome: CounterfactualOutcome = { ...edit, ...usedDonors(donors, search.regions), search: search.plan };
+    // A frozen import's score is the scorer's (tfjs may not run it): the search scored the unedited image already.
+    const score = net.graphs && !net.model ? search.originalScores[target.prototype] : await prototypeScore(net, scorer, original, image, target.prototype);
+    return { heatmap: differenceMap(outcome, original, channels), score, counterfactual: outcome, device: scorer.device };
   },
 };

@@ -47,6 +47,72 @@ export interface RegionSearchSettings {
   maxRegions: number;
   /** After the first round, only this many donors (those whose best swap helped most) stay candidates. */
   donorsAfterFirstRound: number;
+  /**
+   * The search's time budget in ms (0 or absent: none). The first scorer call (the unedited image) is timed; where
+   * the search at `gridCells` and every donor would not fit, the donors and then the grid shrink (unless `fixed`
+   * names them: the caller set them) and each round scores at most the candidates that fit, those whose donor
+   * cell differs most from the image's first.
+   */
+  budgetMs?: number;
+  /** Settings the caller chose, which the budget leaves alone. */
+  fixed?: { gridCells?: boolean; donors?: boolean };
+  /** Where the budget's clock reads (tests); `performance.now` else. */
+  now?: () => number;
+}
+
+/** What the search settled on, and why. */
+export interface RegionSearchPlan {
+  gridCells: number;
+  donors: number;
+  /** The most candidates a round scores (at most donors × cells in the first round). */
+  candidatesPerRound: number;
+  /** The first scorer call's time per image computed (a device graph pads its batch). */
+  msPerImage: number;
+  budgetMs: number;
+  /** Whether the budget cut anything. */
+  reduced: boolean;
+  /** The search ran past twice its budget and stopped before reaching the target. */
+  stopped?: boolean;
+}
+
+/** Rounds (pruning counted as one) a budget plans for: most searches on real networks end within a few swaps. */
+const plannedRounds = 5;
+
+/**
+ * The grid, donors and candidates per round that fit `budgetMs` at `msPerImage`; `cost(n)` is the images a scorer
+ * call for n computes. Unchanged settings where the full search fits.
+ */
+export function planRegionSearch(
+  settings: { gridCells: number; donors: number; donorsAfterFirstRound: number; maxRegions: number; budgetMs: number; fixed?: { gridCells?: boolean; donors?: boolean } },
+  msPerImage: number,
+  spentMs: number,
+  cost: (count: number) => number = (count) => count,
+): RegionSearchPlan {
+  const { budgetMs } = settings;
+  let grid = settings.gridCells;
+  let donors = settings.donors;
+  const cellsOf = (side: number) => side * side;
+  const full = { gridCells: grid, donors, candidatesPerRound: donors * cellsOf(grid), msPerImage, budgetMs, reduced: false };
+  if (!(budgetMs > 0) || !(msPerImage > 0)) return full;
+  const rounds = Math.min(plannedRounds, settings.maxRegions + 1);
+  const expected = cost(donors * cellsOf(grid)) + (rounds - 1) * cost(Math.min(donors, settings.donorsAfterFirstRound) * cellsOf(grid));
+  const images = Math.max(0, budgetMs - spentMs) / msPerImage;
+  if (expected <= images) return full;
+  // At least a few candidates a round, whatever the budget: a search that can try nothing finds nothing.
+  const perRound = Math.max(4, Math.floor(images / rounds));
+  if (!settings.fixed?.donors) donors = Math.max(1, Math.min(donors, Math.floor(perRound / cellsOf(grid))));
+  if (!settings.fixed?.gridCells && donors * cellsOf(grid) > perRound) grid = Math.max(2, Math.min(grid, Math.floor(Math.sqrt(perRound / donors))));
+  return { gridCells: grid, donors, candidatesPerRound: Math.min(perRound, donors * cellsOf(grid)), msPerImage, budgetMs, reduced: true };
+}
+
+/** Mean |donor − base| over `cell`: how much a swap there can change the image. */
+function cellDifference(base: Float32Array, donor: Float32Array, cell: Cell, sizePx: number, channels: number): number {
+  let sum = 0;
+  for (let y = cell.yPx; y < cell.yPx + cell.heightPx; y++) {
+    const start = (y * sizePx + cell.xPx) * channels;
+    for (let i = start; i < start + cell.widthPx * channels; i++) sum += Math.abs(donor[i] - base[i]);
+  }
+  return sum;
 }
 
 export interface RegionSearchOutcome {
@@ -58,6 +124,11 @@ export interface RegionSearchOutcome {
   valid: boolean;
   /** Greedy rounds run (each one scorer call), pruning not counted. */
   rounds: number;
+  /** The unedited image's scores. */
+  originalScores: Float32Array;
+  plan: RegionSearchPlan;
+  /** Images scored in all (the unedited and the final one included). */
+  imagesScored: number;
 }
 
 /** Candidates built and scored at once: up to 512, fewer for large images (at most 16M values, 64 MB). */
@@ -75,12 +146,27 @@ export async function regionSearch(
   settings: RegionSearchSettings,
   signal?: AbortSignal,
   onRound?: (round: number, margin: number) => void,
+  onPlan?: (plan: RegionSearchPlan) => void,
 ): Promise<RegionSearchOutcome> {
   if (donors.length === 0) throw new Error('the region counterfactual needs at least one donor');
   const { imageSizePx: sizePx, channels, prototypes } = scorer;
   const perImage = sizePx * sizePx * channels;
-  const cells = gridCells(sizePx, settings.gridCells);
-  const original = await scorer.score(image, 1);
+  const now = settings.now ?? (() => performance.now());
+  let imagesScored = 0;
+  let imagesComputed = 0;
+  const score = (images: Float32Array, count: number) => {
+    imagesScored += count;
+    imagesComputed += scorer.imagesComputed?.(count) ?? count;
+    return scorer.score(images, count);
+  };
+  const startedAt = now();
+  const original = await score(image, 1);
+  const firstCallMs = now() - startedAt;
+  const cost = (count: number) => scorer.imagesComputed?.(count) ?? count;
+  const plan = planRegionSearch({ ...settings, donors: donors.length, budgetMs: settings.budgetMs ?? 0 }, firstCallMs / cost(1), firstCallMs, cost);
+  if (plan.donors < donors.length) donors = donors.slice(0, plan.donors);
+  onPlan?.(plan);
+  const cells = gridCells(sizePx, plan.gridCells);
   const swaps = new Map<number, number>(); // cell → donor
   const compose = (chosen: Map<number, number>): Float32Array => {
     const pixels = Float32Array.from(image);
@@ -99,7 +185,7 @@ export async function regionSearch(
         view.set(base);
         pasteCell(view, donors[donor], cells[cell], sizePx, channels);
       });
-      const { probabilities } = await scorer.score(batch, part.length);
+      const { probabilities } = await score(batch, part.length);
       part.forEach((_, i) => (margins[start + i] = targetMargin(probabilities, prototypes, i, target)));
     }
     return margins;
@@ -110,8 +196,27 @@ export async function regionSearch(
   let activeDonors = donors.map((_, donor) => donor);
   let rounds = 0;
   while (margin <= 0 && swaps.size < Math.min(settings.maxRegions, cells.length)) {
-    const variants: { cell: number; donor: number; base: Float32Array }[] = [];
+    let variants: { cell: number; donor: number; base: Float32Array }[] = [];
     for (const donor of activeDonors) for (let cell = 0; cell < cells.length; cell++) if (!swaps.has(cell)) variants.push({ cell, donor, base: current });
+    let limit = plan.candidatesPerRound;
+    if (plan.reduced) {
+      // Re-planned from the time spent so far: what is left of the budget, over the rounds still planned; past
+      // twice the budget the search stops (reported invalid) rather than keep a person waiting.
+      const spentMs = now() - startedAt;
+      if (spentMs > 2 * plan.budgetMs) {
+        plan.stopped = true;
+        break;
+      }
+      const msPerImage = spentMs / Math.max(1, imagesComputed);
+      limit = Math.min(limit, Math.max(4, Math.floor((plan.budgetMs - spentMs) / msPerImage / Math.max(1, plannedRounds - rounds))));
+    }
+    if (variants.length > limit) {
+      // Over budget: the swaps that change the image most are scored (a stable sort: ties keep donor, then cell order).
+      const base = current;
+      const change = variants.map(({ cell, donor }) => cellDifference(base, donors[donor], cells[cell], sizePx, channels));
+      variants = variants.map((variant, i) => ({ variant, i })).sort((a, b) => change[b.i] - change[a.i] || a.i - b.i).slice(0, limit).map(({ variant }) => variant);
+    }
+    if (variants.length === 0) break;
     const margins = await scoreVariants(variants);
     rounds++;
     let best = 0;
@@ -143,7 +248,7 @@ export async function regionSearch(
       });
       const batch = new Float32Array(without.length * perImage);
       without.forEach((pixels, i) => batch.set(pixels, i * perImage));
-      const { probabilities } = await scorer.score(batch, without.length);
+      const { probabilities } = await score(batch, without.length);
       let best = -1;
       let bestMargin = 0;
       kept.forEach((_, i) => {
@@ -155,7 +260,7 @@ export async function regionSearch(
     }
     current = compose(swaps);
   }
-  const scored = await scorer.score(current, 1);
+  const scored = swaps.size === 0 ? original : await score(current, 1);
   return {
     pixels: current,
     scored,
@@ -163,5 +268,8 @@ export async function regionSearch(
     regions: [...swaps.entries()].map(([cell, donor]) => ({ donor, ...cells[cell] })),
     valid: targetMargin(scored.probabilities, prototypes, 0, target) > 0,
     rounds,
+    originalScores: original.scores,
+    plan,
+    imagesScored,
   };
 }

@@ -25,10 +25,21 @@ export interface ClusterScorer {
   readonly device: DeviceKind;
   /** Scores `count` images given as count·S·S·C values in [0, 1], NHWC. */
   score(images: Float32Array, count: number): Promise<ScoredImages>;
+  /** The images a call for `count` computes, padding included (absent: `count`): what a call costs. */
+  imagesComputed?(count: number): number;
 }
 
 /** Images per onnxruntime run: the forward graph has a fixed batch, and the last chunk is padded. */
 const graphBatch = 128;
+
+/**
+ * The forward graph's batch: 128 for the engine's own network and on a GPU; 1 for a frozen import on the CPU,
+ * whose images cost as much one by one as batched (a ResNet-50 at 224 px: ~0.2 s each) and where padding a
+ * single image to 128 would cost half a minute.
+ */
+export function forwardBatchFor(net: ExplainableModel, device: DeviceKind): number {
+  return net.graphs && !net.model && device === 'cpu' ? 1 : graphBatch;
+}
 
 function softmaxRows(scores: Float32Array, prototypes: number, temperature: number): Float32Array {
   const probabilities = new Float32Array(scores.length);
@@ -73,6 +84,7 @@ export async function scorerFor(net: ExplainableModel, imageSizePx: number, chan
   if (!runsOnDevice(net)) return onTfjs;
   const graphs = deviceGraphs(net);
   try {
+    const graphBatch = forwardBatchFor(net, currentDevice().device);
     const session = await explainSession(graphs.owner, `forward ${graphBatch}x${imageSizePx}`, () => graphs.forward({ batch: graphBatch, imageSizePx }));
     const perImage = imageSizePx * imageSizePx * channels;
     const dims = [graphBatch, imageSizePx, imageSizePx, channels];
@@ -93,6 +105,7 @@ export async function scorerFor(net: ExplainableModel, imageSizePx: number, chan
         }
         return { scores, probabilities: softmaxRows(scores, prototypes, net.temperature) };
       },
+      imagesComputed: (count) => Math.ceil(count / graphBatch) * graphBatch,
     };
   } catch (error) {
     // A frozen import has no tfjs road where tfjs cannot run it: its error is the one to see.

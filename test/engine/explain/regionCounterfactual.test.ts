@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Donor, ExplainableModel } from '../../../src/engine/explain/explainer';
 import { explainers } from '../../../src/engine/explain/methods';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
-import { gridCells } from '../../../src/engine/explain/regionSearch';
+import { gridCells, planRegionSearch, regionSearch, type RegionSearchPlan } from '../../../src/engine/explain/regionSearch';
+import { tfjsScorer, type ClusterScorer } from '../../../src/engine/explain/scorer';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 
 const sizePx = 28;
@@ -163,4 +164,89 @@ test('grid cells cover the image exactly once, also when the side is not a multi
     for (const cell of gridCells(size, cells)) for (let y = cell.yPx; y < cell.yPx + cell.heightPx; y++) for (let x = cell.xPx; x < cell.xPx + cell.widthPx; x++) covered[y * size + x]++;
     assert.ok(covered.every((count) => count === 1), `${size} px, ${cells} cells`);
   }
+});
+
+/** The cell network's tfjs scorer, made to cost `msPerImage` a scored image (a stand-in for a large imported backbone). */
+function slowScorer(net: ExplainableModel, msPerImage: number): ClusterScorer & { scored: number[] } {
+  const inner = tfjsScorer(net, sizePx, 1, 64);
+  const scored: number[] = [];
+  return {
+    ...inner,
+    scored,
+    async score(images, count) {
+      scored.push(count);
+      await new Promise((resolve) => setTimeout(resolve, msPerImage * count));
+      return inner.score(images, count);
+    },
+  };
+}
+
+/** Ten donors: the nearest, donor 0, alone is bright at cell (2, 3) (and at two other cells); the rest are as dim as the image. */
+function tenDonors(): Float32Array[] {
+  return Array.from({ length: 10 }, (_, index) => {
+    const pixels = dimImage();
+    if (index === 0) for (const [row, column] of [[2, 3], [0, 0], [6, 6]]) for (let y = 4 * row; y < 4 * row + 4; y++) pixels.fill(1, y * sizePx + 4 * column, y * sizePx + 4 * column + 4);
+    return pixels;
+  });
+}
+
+test('region search: on a slow network the budget shrinks donors, grid and candidates, and the known cell is still found', async () => {
+  const net = cellNetwork([[2, 3]], ([mean]) => mean);
+  try {
+    const settings = { gridCells: 7, maxRegions: 24, donorsAfterFirstRound: 4 };
+    // Fast (no budget): the full search, 10 donors × 49 cells in round 1.
+    const fast = slowScorer(net, 0);
+    const full = await regionSearch(fast, dimImage(), tenDonors(), 1, settings);
+    assert.equal(full.valid, true);
+    assert.deepEqual(full.regions, [{ donor: 0, ...cellAt(2, 3) }]);
+    assert.equal(full.plan.reduced, false);
+    assert.equal(fast.scored[1], 490);
+
+    // 20 ms an image against a 1.5 s budget: ~75 images for the whole search, not 490 in its first round.
+    const slow = slowScorer(net, 20);
+    const plans: RegionSearchPlan[] = [];
+    const fitted = await regionSearch(slow, dimImage(), tenDonors(), 1, { ...settings, budgetMs: 1500 }, undefined, undefined, (plan) => plans.push(plan));
+    assert.equal(plans.length, 1);
+    const plan = fitted.plan;
+    assert.equal(plan.reduced, true);
+    assert.ok(plan.msPerImage >= 20, `${plan.msPerImage} ms an image`);
+    assert.ok(plan.candidatesPerRound <= 15, `${plan.candidatesPerRound} candidates a round`);
+    assert.ok(slow.scored.slice(1).every((count) => count <= plan.candidatesPerRound), `calls of ${slow.scored.join(', ')} images`);
+    assert.ok(fitted.imagesScored < 60, `${fitted.imagesScored} images scored`);
+    // The nearest donor on a coarser grid: its (larger) cells swapped in still reach cell (2, 3), and nothing else.
+    assert.ok(plan.donors <= 2 && plan.gridCells <= 4, `${plan.gridCells} × ${plan.gridCells} grid, ${plan.donors} donors`);
+    assert.equal(fitted.valid, true);
+    const known = cellAt(2, 3);
+    const overlaps = (region: (typeof fitted.regions)[number]) => region.xPx < known.xPx + known.widthPx && known.xPx < region.xPx + region.widthPx && region.yPx < known.yPx + known.heightPx && known.yPx < region.yPx + region.heightPx;
+    assert.ok(fitted.regions.length >= 1 && fitted.regions.every((region) => region.donor === 0 && overlaps(region)), JSON.stringify(fitted.regions));
+  } finally {
+    net.dispose();
+  }
+});
+
+test('region search: --grid and --donors set by the caller stay; the budget only caps the candidates, the most changed cells first', async () => {
+  const net = cellNetwork([[2, 3]], ([mean]) => mean);
+  try {
+    const slow = slowScorer(net, 20);
+    const fitted = await regionSearch(slow, dimImage(), tenDonors(), 1, { gridCells: 7, maxRegions: 24, donorsAfterFirstRound: 4, budgetMs: 1500, fixed: { gridCells: true, donors: true } });
+    assert.equal(fitted.plan.gridCells, 7);
+    assert.equal(fitted.plan.donors, 10);
+    assert.ok(fitted.plan.candidatesPerRound <= 15);
+    // Donor 0's three bright cells change the image most, so they are among the candidates, and (2, 3) wins.
+    assert.equal(fitted.valid, true);
+    assert.deepEqual(fitted.regions, [{ donor: 0, ...cellAt(2, 3) }]);
+    assert.ok(fitted.imagesScored < 30, `${fitted.imagesScored} images scored`);
+  } finally {
+    net.dispose();
+  }
+});
+
+test('region search plan: unchanged wherever the full search fits the budget', () => {
+  const settings = { gridCells: 7, donors: 10, donorsAfterFirstRound: 4, maxRegions: 24, budgetMs: 15_000 };
+  // The engine's own network at 28 px: well under a millisecond an image (a padded batch of 128 counted).
+  assert.deepEqual(planRegionSearch(settings, 0.5, 60, (count) => Math.ceil(count / 128) * 128), { gridCells: 7, donors: 10, candidatesPerRound: 490, msPerImage: 0.5, budgetMs: 15_000, reduced: false });
+  assert.equal(planRegionSearch({ ...settings, budgetMs: 0 }, 200, 200).reduced, false);
+  // An imported ResNet-50 on the CPU, ~200 ms an image: one donor on a 3 × 3 grid.
+  const resnet = planRegionSearch(settings, 200, 200);
+  assert.deepEqual([resnet.gridCells, resnet.donors, resnet.candidatesPerRound, resnet.reduced], [3, 1, 9, true]);
 });
