@@ -145,6 +145,28 @@ test('imported backbone: context-agnostic occlusion on onnxruntime gives the map
   }
 });
 
+test('imported backbone: the tfjs methods (smoothgrad, the mask counterfactual) run on a converted ResNet', async () => {
+  // Reported once as INTERNAL "Cannot read properties of undefined (reading 'backend')": the folded weights were
+  // disposed by a caller's tidy. A fresh run, so the first explanation converts the backbone.
+  const runDir = path.join(scratch, 'tfjs-methods');
+  await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, backbone: path.join(fixtures, 'tv_resnet18_narrow.onnx'), imageSizePx: 96 } }, silentContext());
+  const image = '7-sneaker/' + readdirSync(path.join(imagesDir, '7-sneaker')).sort()[0];
+  try {
+    const smooth = await explainImage({ runDir, image, method: 'smoothgrad', options: { smoothGradSamples: 4 } }, silentContext());
+    assert.ok(smooth.heatmap.values.length === 96 * 96 && smooth.heatmap.values.every(Number.isFinite), 'a SmoothGrad map');
+    const clusters = new Set((await readIndex(runDir)).assignments).size;
+    assert.ok(clusters > 1, 'the mask counterfactual needs another cluster to borrow from');
+    const mask = await explainImage({ runDir, image, method: 'counterfactual-mask', options: { counterfactualMaskSteps: 5 } }, silentContext());
+    assert.equal(mask.counterfactual?.kind, 'mask');
+    assert.ok(Number.isFinite(mask.counterfactual!.targetProbability));
+    // And smoothgrad again, after the mask search's tidies.
+    const again = await explainImage({ runDir, image, method: 'smoothgrad', options: { smoothGradSamples: 4 } }, silentContext());
+    assert.ok(again.heatmap.values.every(Number.isFinite));
+  } finally {
+    forgetRun(runDir);
+  }
+});
+
 test('imported backbone: backboneNormalization none feeds [0, 1] pixels, and the run records it', async () => {
   const runDir = path.join(scratch, 'unnormalised');
   const context = recording();
