@@ -11,7 +11,7 @@ import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobConte
 import { readManifest, runPath } from '../runFolder';
 import { writeFileAtomic } from '../util/atomicFile';
 import { readArchive, writeArchive } from '../util/tensorArchive';
-import { exactNeighbourGraph, type NeighbourGraph } from './ann';
+import { approximateNeighbourGraph, exactNeighbourGraph, type NeighbourGraph } from './ann';
 import type { RunIndex } from './indexer';
 import { encodeMapPoints } from './mapPoints';
 import { cachedIndex } from './runQueries';
@@ -21,6 +21,7 @@ import { umapLayout } from './umap';
 export const graphNeighbours = 20;
 export const defaultDuplicateThreshold = 0.98;
 export const defaultOutlierK = 20;
+const exactGraphLimit = 20_000;
 /** Pearson correlation of the grey thumbnails (mirrored or not) that confirms a candidate pair. */
 const pixelAgreementThreshold = 0.98;
 
@@ -47,7 +48,8 @@ export async function cachedNeighbourGraph(runDir: string, index: RunIndex, k: n
       context.log('warn', `${file} cannot be read (${(error as Error).message}); computing the neighbour graph again.`);
     }
   }
-  const graph = await exactNeighbourGraph(index.features, wanted, context, fractionRange);
+  // Exact up to 20,000 images (deterministic, seconds); HNSW above, where an exact graph takes minutes.
+  const graph = index.features.rows <= exactGraphLimit ? await exactNeighbourGraph(index.features, wanted, context, fractionRange) : await approximateNeighbourGraph(index.features, wanted, context, fractionRange);
   await writeArchive<StampedHeader>(
     file,
     { indexCreatedAt: index.header.createdAt, k: graph.k },

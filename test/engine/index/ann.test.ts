@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createMatrix, l2NormalizeRows } from '../../../src/engine/analysis/matrix';
 import { silentContext } from '../../../src/engine/jobContext';
-import { exactNearest, exactNeighbourGraph, loadUsearch } from '../../../src/engine/index/ann';
+import { approximateNeighbourGraph, exactNearest, exactNeighbourGraph, loadUsearch } from '../../../src/engine/index/ann';
 import { topKCosine } from '../../../src/engine/index/neighbours';
 
 function randomRows(rows: number, dims: number): ReturnType<typeof createMatrix> {
@@ -30,4 +30,18 @@ test('one query: a query that is a view into the middle of the features finds th
     exactNearest(features, query, 4, 1700).map((hit) => hit.index),
     topKCosine(features, query, 4, 1700).map((hit) => hit.index),
   );
+});
+
+test('approximate neighbour graph (HNSW, for large runs): most of each row\'s exact neighbours, never the row itself', { skip: loadUsearch() ? false : 'usearch unavailable' }, async () => {
+  const features = randomRows(3000, 16);
+  const exact = await exactNeighbourGraph(features, 10, silentContext());
+  const approximate = await approximateNeighbourGraph(features, 10, silentContext());
+  let shared = 0;
+  for (let row = 0; row < 3000; row++) {
+    const truth = new Set(exact.indices.subarray(row * 10, row * 10 + 10));
+    const found = Array.from(approximate.indices.subarray(row * 10, row * 10 + 10));
+    assert.ok(!found.includes(row), `row ${row} is not its own neighbour`);
+    shared += found.filter((index) => truth.has(index)).length;
+  }
+  assert.ok(shared / 30_000 > 0.9, `recall@10 ${shared / 30_000}`);
 });
