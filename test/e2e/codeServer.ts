@@ -83,7 +83,8 @@ export async function startVsCode(options: { files: (workspace: string) => void;
   try {
     browser = await chromium.launch({
     executablePath: chromiumPath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    // SwiftShader gives the cluster map WebGL2 without a GPU.
+    args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--disable-dev-shm-usage', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     // Crashes and console errors end up in failure messages (describeScreen).

@@ -615,10 +615,6 @@ async function load(message: Extract<ToClusterMap, { type: 'map.points' }>): Pro
   imageBase = message.imageBase;
   runName = message.runName;
   clusterCount = message.clusters;
-  if (!gl) {
-    header.textContent = 'This view needs WebGL2, which is unavailable here.';
-    return;
-  }
   header.textContent = 'Loading the map…';
   const response = await fetch(message.pointsUrl);
   if (!response.ok) throw new Error(`cannot load the map points (${response.status})`);
@@ -626,6 +622,10 @@ async function load(message: Extract<ToClusterMap, { type: 'map.points' }>): Pro
   loadTimings.fetchMs = performance.now() - started;
   points = decodePoints(buffer);
   loadTimings.decodeMs = performance.now() - started - loadTimings.fetchMs;
+  if (!gl) {
+    header.textContent = `${points.count.toLocaleString('en')} images in ${clusterCount} clusters (${runName}), but the map needs WebGL2, which this window does not offer.`;
+    return;
+  }
   const state = vscode.getState();
   uploadOrder(points.count);
   fillSelects();
