@@ -95,7 +95,7 @@ test('config: defaults resolve, bad settings are named', () => {
   const options = resolveTrainOptions({ imageSizePx: 28 });
   assert.equal(options.imageSizePx, 28);
   assert.ok(options.localCropSizePx >= 8 && options.localCropSizePx < 28);
-  assert.throws(() => resolveTrainOptions({ prototypes: 1 }), /prototypes/);
+  assert.throws(() => resolveTrainOptions({ prototypes: 0 }), /prototypes/);
   assert.throws(() => resolveTrainOptions({ backend: 'gpu' as never }), /backend/);
   assert.throws(() => resolveTrainOptions({ queueLength: 100, batchSize: 64 }), /queueLength/);
 });
