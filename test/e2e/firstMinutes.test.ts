@@ -126,7 +126,14 @@ async function firstMinutes(): Promise<void> {
     await page.locator('.getting-started-step.expanded').getByRole('button', { name: 'Explain an Image' }).click();
     await vscode.quickPickRows();
     await page.keyboard.type('00019', { delay: 20 });
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: /^00019\.png\s*photos/ }).first().waitFor({ timeout: 10_000 });
+    await page
+      .locator('.quick-input-list .monaco-list-row', { hasText: /^00019\.png\s*photos/ })
+      .first()
+      // The workspace search behind the list is slow on a loaded machine.
+      .waitFor({ timeout: 30_000 })
+      .catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await vscode.describeScreen()}`);
+      });
     await page.keyboard.press('Escape');
   } finally {
     await vscode.close();
