@@ -11,6 +11,8 @@ import type { CounterfactualOutcome, Donor, Explainer } from './explainer';
 import { donorsFor, usedDonors } from './regionCounterfactual';
 import { gridCells, pasteCell, targetMargin, type Cell } from './regionSearch';
 import { prototypeScore, scorerFor, type ClusterScorer } from './scorer';
+import { explainSession } from './onDevice';
+import { explainGraphNames as names } from '../runtime/explainGraph';
 
 /** The fixed areas tried, as shares of the image; smallest first. */
 export const maskAreas = [0.04, 0.08, 0.12, 0.2, 0.3, 0.5];
@@ -76,6 +78,13 @@ export const maskCounterfactualExplainer: Explainer = {
     // One mask per (donor, area), donor-major.
     const pairs = donors.flatMap((_, donor) => maskAreas.map((area) => ({ donor, area, cellsKept: Math.max(1, Math.round(area * cells.length)) })));
     const count = pairs.length;
+    // A frozen import (tfjs may not run it, a ViT never): the classification term's gradient at the blended images
+    // comes from explainGraph.ts's mask-gradient graph on onnxruntime, and tfjs carries it back to the mask's
+    // logits through the blend as the linear term Σ x′·∂L/∂x′, beside the area and TV terms (see gradientOf).
+    const graphs = net.graphs;
+    const maskSession = graphs
+      ? await explainSession(graphs.owner, `mask gradient ${count}×${sizePx}px T=${net.temperature}`, () => graphs.maskGradient({ batch: count, imageSizePx: sizePx, temperature: net.temperature }))
+      : undefined;
     const perImage = sizePx * sizePx * channels;
     const donorBatch = new Float32Array(count * perImage);
     pairs.forEach(({ donor }, i) => donorBatch.set(donors[donor].pixels, i * perImage));
@@ -101,18 +110,39 @@ export const maskCounterfactualExplainer: Explainer = {
       for (let g = 0; g < side; g++) for (let y = cells[g * side].yPx; y < cells[g * side].yPx + cells[g * side].heightPx; y++) rows[(pair * sizePx + y) * side + g] = 1;
     }
     const upsampling = tf.tensor3d(rows, [count, sizePx, side]);
-    const lossOf = (theta: tf.Tensor4D): tf.Scalar => {
+    const blend = (theta: tf.Tensor4D) => {
       const mask = tf.sigmoid(theta) as tf.Tensor4D;
       const upsampled = tf.reshape(tf.matMul(tf.matMul(upsampling, tf.reshape(mask, [count, side, side])), upsampling, false, true), [count, sizePx, sizePx, 1]);
-      const edited = tf.add(tf.mul(image, tf.sub(1, upsampled)), tf.mul(donorImages, upsampled)) as tf.Tensor4D;
+      return { mask, edited: tf.add(tf.mul(image, tf.sub(1, upsampled)), tf.mul(donorImages, upsampled)) as tf.Tensor4D };
+    };
+    /** The area and TV terms of the masks. */
+    const penalties = (mask: tf.Tensor4D): tf.Tensor[] => [tf.mul(tf.sum(tf.square(tf.sub(tf.mean(mask, [1, 2, 3]), areaTargets))), areaWeight), tf.mul(totalVariation(mask), tvWeight * count)];
+    const lossOf = (theta: tf.Tensor4D): tf.Scalar => {
+      const { mask, edited } = blend(theta);
       // The margin log p(target) − log Σ_{k≠target} p(k) pushed above 1 (softplus): validity asks the target to
       // beat every other cluster, which −log p(target) alone does not aim at.
       const logits = tf.div(net.outputs(net.featureMap(edited)).scores, net.temperature);
       const targetLogit = tf.sum(tf.mul(logits, targetOneHot), 1);
       const otherLogits = tf.logSumExp(tf.add(logits, tf.mul(targetOneHot, -1e4)), 1);
       const classification = tf.sum(tf.softplus(tf.sub(1, tf.sub(targetLogit, otherLogits))));
-      const area = tf.mul(tf.sum(tf.square(tf.sub(tf.mean(mask, [1, 2, 3]), areaTargets))), areaWeight);
-      return tf.addN([classification, area, tf.mul(totalVariation(mask), tvWeight * count)]) as tf.Scalar;
+      return tf.addN([classification, ...penalties(mask)]) as tf.Scalar;
+    };
+    // The engine's own network differentiates lossOf on tfjs; a frozen import its blend and penalties only.
+    const targetRows = Float32Array.from({ length: count * net.prototypes }, (_, i) => (i % net.prototypes === target.prototype ? 1 : 0));
+    const gradientOf = async (theta: tf.Tensor4D): Promise<tf.Tensor4D> => {
+      if (!maskSession) return tf.tidy(() => tf.grad((t: tf.Tensor) => lossOf(t as tf.Tensor4D))(theta) as tf.Tensor4D);
+      const editedTensor = tf.tidy(() => blend(theta).edited);
+      const editedValues = editedTensor.dataSync() as Float32Array;
+      editedTensor.dispose();
+      const dims = [count, sizePx, sizePx, channels];
+      const outputs = await maskSession.run({ [names.images]: { data: editedValues, dims }, [names.target]: { data: targetRows, dims: [count, net.prototypes] } }, [names.imageGradient]);
+      return tf.tidy(() => {
+        const imageGradient = tf.tensor4d(outputs[names.imageGradient].data, [count, sizePx, sizePx, channels]);
+        return tf.grad((t: tf.Tensor) => {
+          const { mask, edited } = blend(t as tf.Tensor4D);
+          return tf.addN([tf.sum(tf.mul(edited, imageGradient)), ...penalties(mask)]) as tf.Scalar;
+        })(theta) as tf.Tensor4D;
+      });
     };
 
     /** Each mask cut to its strongest cells: the edits, scored at once. */
@@ -142,7 +172,7 @@ export const maskCounterfactualExplainer: Explainer = {
       const anyValid = () => cut.margins.some((margin) => margin > 0);
       // The first cut is checked only after some steps: before them every cell ties and the cut is arbitrary.
       while (steps < Math.min(checkEvery, options.counterfactualMaskSteps) || (!anyValid() && steps < options.counterfactualMaskSteps)) {
-        const gradient = tf.tidy(() => tf.grad((theta: tf.Tensor) => lossOf(theta as tf.Tensor4D))(logits));
+        const gradient = await gradientOf(logits);
         steps++;
         const [next, first, second] = tf.tidy(() => {
           // Adam, as counterfactual.ts, on the mask's logits.

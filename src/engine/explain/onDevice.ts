@@ -5,7 +5,7 @@ import type { DeviceKind, LogLevel } from '../../protocol';
 import type { SwavModel } from '../model/model';
 import type { WeightMap } from '../onnx/export';
 import { currentDevice } from '../runtime/device';
-import { buildCounterfactualGraph, buildForwardGraph, buildGradCamGraph, explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
+import { buildCounterfactualGraph, buildForwardGraph, buildGradCamGraph, explainGraphNames as names, maskGradientGraph, ownNetwork, type ExplainGraphs } from '../runtime/explainGraph';
 import { OrtModel } from '../runtime/session';
 import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import type { ExplainableModel } from './explainer';
@@ -41,6 +41,7 @@ function ownGraphs(model: SwavModel): ExplainGraphs {
       forward: async (dims) => buildForwardGraph(model.spec, weightsOf(model), dims),
       gradCam: async (dims) => buildGradCamGraph(model.spec, weightsOf(model), dims),
       counterfactual: async (settings) => buildCounterfactualGraph(model.spec, weightsOf(model), settings),
+      maskGradient: async (settings) => maskGradientGraph(ownNetwork(model.spec, weightsOf(model)), settings),
     };
     ownGraphsByModel.set(model, graphs);
   }

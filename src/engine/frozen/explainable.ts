@@ -9,7 +9,7 @@ import type { WeightMap } from '../onnx/export';
 import type { OnnxGraph } from '../onnx/graph';
 import { OnnxModelError } from '../onnx/onnxError';
 import type { TfjsBackbone } from '../onnx/tfjsBackbone';
-import { attentionGraph, counterfactualGraph, forwardGraph, gradCamGraph, importedNetwork, type ExplainGraphs, type ImportedLayer } from '../runtime/explainGraph';
+import { attentionGraph, counterfactualGraph, forwardGraph, gradCamGraph, importedNetwork, maskGradientGraph, type ExplainGraphs, type ImportedLayer } from '../runtime/explainGraph';
 import { DifferentiableGraph } from '../runtime/autodiff';
 import { checkOpset, emitBackbone, importedBackbone, probeBackbone, type ProbedValue } from '../runtime/importedGraph';
 
@@ -108,6 +108,7 @@ export function importedGraphs(bytes: Uint8Array, graph: OnnxGraph, input: Backb
     forward: async (dims) => forwardGraph(await network(dims.batch, dims.imageSizePx, false), dims),
     gradCam: async (dims) => gradCamGraph(await network(dims.batch, dims.imageSizePx, true), dims),
     counterfactual: async (settings) => counterfactualGraph(await network(1, settings.imageSizePx, true), settings),
+    maskGradient: async (settings) => maskGradientGraph(await network(settings.batch, settings.imageSizePx, true), settings),
     attention: async (imageSizePx) => {
       const probed = await probe(1, imageSizePx);
       const layer = explainLayer(graph, probed, input.featureOutput);

@@ -29,6 +29,10 @@ export const explainGraphNames = {
   /** [2]: Adam's bias corrections 1 − β1^t and 1 − β2^t of the step about to be taken. */
   corrections: 'corrections',
   probabilities: 'probabilities',
+  /** [N]: the mask counterfactual's classification term per image (maskGradientGraph). */
+  loss: 'loss',
+  /** [N, S, S, C]: that term's gradient at the images. */
+  imageGradient: 'image_gradient',
   next: (input: string) => `${input}.next`,
   /** Layer `index`'s attention [N, heads, T, T] (an imported transformer's Softmax outputs, in graph order). */
   attention: (index: number) => `attention_${index}`,
@@ -136,6 +140,8 @@ export interface ExplainGraphs {
   forward(dims: { batch: number; imageSizePx: number }): Promise<Uint8Array>;
   gradCam(dims: { batch: number; imageSizePx: number }): Promise<Uint8Array>;
   counterfactual(settings: CounterfactualSettings): Promise<Uint8Array>;
+  /** maskGradientGraph for this network. */
+  maskGradient(settings: MaskGradientSettings): Promise<Uint8Array>;
   /** A transformer's forward pass with every layer's attention as outputs (explainGraphNames.attention); absent for CNNs. */
   attention?(imageSizePx: number): Promise<{ bytes: Uint8Array; layers: number; prefixTokens: number; grid: number }>;
 }
@@ -314,4 +320,42 @@ function totalVariationGradient(graph: DifferentiableGraph, x: string, axis: num
   // Pads are [begins…, ends…]: + shifted to i+1 (one before), − in place at i (one after).
   const pad = (before: number) => graph.ints([...shape.map((_, i) => (i === axis ? before : 0)), ...shape.map((_, i) => (i === axis ? 1 - before : 0))]);
   return graph.op('Sub', [graph.op('Pad', [sign, pad(1)], shape), graph.op('Pad', [sign, pad(0)], shape)], shape);
+}
+
+export interface MaskGradientSettings {
+  batch: number;
+  imageSizePx: number;
+  temperature: number;
+}
+
+/**
+ * The mask counterfactual's classification term (explain/maskCounterfactual.ts) for a batch of blended images x′
+ * [N, S, S, C] and one-hot targets [N, K]: per image softplus(1 − margin), margin = z_t − log Σ_{k≠t} exp z_k with
+ * z = scores / T (the other clusters as z + onehot·(−1e4), as the tfjs loss), and the gradient of its sum at x′.
+ * ∂softplus(1 − margin)/∂z = σ(1 − margin)·(q − onehot), q the softmax over the other clusters. The blend, the
+ * mask's upsampling and its area and TV terms are small and stay with the caller.
+ */
+export function maskGradientGraph(network: ExplainNetwork, { batch, imageSizePx, temperature }: MaskGradientSettings): Uint8Array {
+  const graph = new DifferentiableGraph();
+  const images = graph.input(names.images, [batch, imageSizePx, imageSizePx, network.channels], true);
+  const target = graph.input(names.target, [batch, network.prototypes], false);
+  const { scores } = network.emit(graph, images, false);
+  const row = [batch, network.prototypes];
+  const column = [batch, 1];
+  const z = graph.op('Div', [scores, graph.scalar(temperature)], row);
+  const others = graph.op('Add', [z, graph.op('Mul', [target, graph.scalar(-1e4)], row)], row);
+  const highest = graph.op('ReduceMax', [others], column, { axes: [1], keepdims: 1 });
+  const exps = graph.op('Exp', [graph.op('Sub', [others, highest], row)], row);
+  const sum = graph.op('ReduceSum', [exps, graph.ints([1])], column, { keepdims: 1 });
+  const logSumOthers = graph.op('Add', [graph.op('Log', [sum], column), highest], column);
+  const targetLogit = graph.op('ReduceSum', [graph.op('Mul', [z, target], row), graph.ints([1])], column, { keepdims: 1 });
+  const shortfall = graph.op('Sub', [graph.scalar(1), graph.op('Sub', [targetLogit, logSumOthers], column)], column);
+  const loss = graph.op('Softplus', [shortfall], column);
+  const q = graph.op('Div', [exps, sum], row);
+  const seed = graph.op('Div', [graph.op('Mul', [graph.op('Sigmoid', [shortfall], column), graph.op('Sub', [q, target], row)], row), graph.scalar(temperature)], row);
+  graph.backward([[scores, seed]]);
+  graph.output(graph.op('Reshape', [loss, graph.ints([batch])], [batch]), names.loss);
+  graph.output(graph.gradient(images), names.imageGradient);
+  graph.output(scores, names.scores);
+  return encode(graph, 'cluster_lens_mask_gradient');
 }

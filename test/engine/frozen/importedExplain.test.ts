@@ -1,5 +1,5 @@
 // torchvision and DINO-style exports (scripts/onnx/make-fixtures.py) as frozen backbones, end to end: train the head
-// on a grey folder (fed as three channels, ImageNet-normalised by default), then Grad-CAM, the counterfactual and
+// on a grey folder (fed as three channels, ImageNet-normalised by default), then Grad-CAM, the counterfactuals and
 // conditional occlusion through the graphs built from each ONNX graph; and the CLI on a ViT.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
 import { explainImage } from '../../../src/engine/explain/explainImage';
 import { forgetRun } from '../../../src/engine/index/runQueries';
 import { readIndex } from '../../../src/engine/index/indexer';
@@ -105,6 +106,21 @@ for (const [file, sizePx] of sizes) {
     assert.notEqual(outcome.targetCluster, outcome.originalCluster);
     assert.ok(outcome.steps > 0 && outcome.l2Distance > 0, 'the image was edited');
     assert.ok(outcome.targetProbability > outcome.originalTargetProbability, `the target grew more likely (${outcome.originalTargetProbability} → ${outcome.targetProbability})`);
+
+    // The mask counterfactual: its mask gradient from the graph's gradient at the blended images (a ViT never runs
+    // on tfjs); a valid edit or a clear invalid one, never an error, and no tfjs tensor left behind on a second call.
+    if (clusters > 1) {
+      const maskOptions = { ...explainOptions, counterfactualMaskSteps: 10 };
+      const mask = await explainImage({ runDir, image, method: 'counterfactual-mask', options: maskOptions }, silentContext());
+      const found = mask.counterfactual!;
+      assert.equal(found.kind, 'mask');
+      assert.notEqual(found.targetCluster, found.originalCluster);
+      assert.ok(found.steps > 0 && Number.isFinite(found.targetProbability) && typeof found.converged === 'boolean', `a mask edit: ${JSON.stringify({ ...found, pixels: undefined })}`);
+      assert.ok(found.regions!.length > 0, 'the edit blends in some cells');
+      const tensors = tf.memory().numTensors;
+      await explainImage({ runDir, image, method: 'counterfactual-mask', options: maskOptions }, silentContext());
+      assert.equal(tf.memory().numTensors, tensors, 'no tensor leaked by the mask search');
+    }
 
     const occlusion = await explainImage({ runDir, image, method: 'conditional-occlusion', target: { kind: 'assigned' }, options: explainOptions }, silentContext());
     assert.ok(occlusion.heatmap.values.every(Number.isFinite));

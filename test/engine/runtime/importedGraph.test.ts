@@ -183,3 +183,69 @@ test('imported graphs on the GPU: Grad-CAM and 5 counterfactual steps match the 
     disposeModel(head);
   }
 });
+
+/** The mask counterfactual's classification term per image, softplus(1 − (z_t − log Σ_{k≠t} e^{z_k})), z = scores / T, in float64. */
+function maskLoss(scores: Float32Array, prototypes: number, target: number, temperature: number): number[] {
+  return Array.from({ length: scores.length / prototypes }, (_, n) => {
+    const z = Array.from(scores.subarray(n * prototypes, (n + 1) * prototypes), (score) => score / temperature);
+    const others = z.filter((_, k) => k !== target);
+    const highest = Math.max(...others);
+    const margin = z[target] - (highest + Math.log(others.reduce((sum, value) => sum + Math.exp(value - highest), 0)));
+    return Math.log1p(Math.exp(1 - margin));
+  });
+}
+
+for (const file of ['tv_vit_tiny.onnx', 'tv_resnet18_narrow.onnx']) {
+  test(`imported graph ${file}: the mask counterfactual's gradient graph gives its loss, and a gradient at the blended images that matches finite differences`, async () => {
+    const fixture = importFixtures.find((entry) => entry.file === file)!;
+    const { bytes, graph, input, backbone } = await setUp(file);
+    const size = fixture.sizePx;
+    const featureDim = (await backbone.features(randomPixels(1, size, 3), 1, size, size, 3)).length;
+    const head = createHeadModel(featureDim, { projectionHiddenDim: 16, projectionDim: 8, prototypes: 5 }, createRandom(8));
+    const graphs = importedGraphs(bytes, graph, input, head, () => weightsOf(head));
+    const batch = 2;
+    const dims = [batch, size, size, 3];
+    // One image twice (the batch's rows must not mix), its top prototype the target, at the temperature where its
+    // margin is 1: the softplus sits at its bend (σ(1 − margin) = ½), neither saturated at 0 nor in its linear part.
+    const single = randomPixels(1, size, 3, 21);
+    const pixels = new Float32Array(batch * single.length);
+    for (let n = 0; n < batch; n++) pixels.set(single, n * single.length);
+    const probe = await OrtModel.open(await graphs.maskGradient({ batch, imageSizePx: size, temperature: 1 }), 'mask gradient', { device: 'cpu' });
+    const first = (await probe.run({ [names.images]: { data: pixels, dims }, [names.target]: { data: new Float32Array(batch * 5), dims: [batch, 5] } }, [names.scores]))[names.scores].data;
+    await probe.dispose();
+    const target = Array.from(first.subarray(0, 5)).indexOf(Math.max(...first.subarray(0, 5)));
+    let [low, high] = [1e-4, 1e2];
+    for (let i = 0; i < 60; i++) {
+      const middle = Math.sqrt(low * high);
+      // softplus(1 − margin) = log 2 where the margin is 1; the margin falls as the temperature rises.
+      if (maskLoss(first.subarray(0, 5), 5, target, middle)[0] < Math.log(2)) low = middle;
+      else high = middle;
+    }
+    const temperature = Math.sqrt(low * high);
+    const session = await OrtModel.open(await graphs.maskGradient({ batch, imageSizePx: size, temperature }), 'mask gradient', { device: 'cpu' });
+    const oneHot = Float32Array.from({ length: batch * 5 }, (_, i) => (i % 5 === target ? 1 : 0));
+    const run = (data: Float32Array) => session.run({ [names.images]: { data, dims }, [names.target]: { data: oneHot, dims: [batch, 5] } }, [names.loss, names.imageGradient, names.scores]);
+    const at = await run(pixels);
+    // The loss the graph differentiates is the one maskCounterfactual.ts minimises (from the graph's scores, which the forward test checks).
+    const expected = maskLoss(at[names.scores].data, 5, target, temperature);
+    assertClose(at[names.loss].data, Float32Array.from(expected), 1e-4, `${file} mask loss`);
+    const objective = async (data: Float32Array) => maskLoss((await run(data))[names.scores].data, 5, target, temperature).reduce((a, b) => a + b, 0);
+    const gradient = at[names.imageGradient].data;
+    assert.ok(gradient.some((value) => value !== 0), 'a non-zero gradient');
+    // Along the gradient (step 1e-3), then along random directions over all pixels of both images (step 1e-4, to
+    // cross few ReLU and max-pool kinks): within 5 %, plus float32 rounding of the scores.
+    const random = createRandom(22);
+    const largest = Math.max(...Array.from(gradient, Math.abs));
+    for (let trial = 0; trial < 3; trial++) {
+      const small = trial === 0 ? 1e-3 : 1e-4;
+      const along = trial === 0 ? gradient.map((value) => value / largest) : Float32Array.from(pixels, () => random.normal());
+      const shifted = (sign: number) => Float32Array.from(pixels, (value, i) => value + sign * small * along[i]);
+      const directional = ((await objective(shifted(1))) - (await objective(shifted(-1)))) / (2 * small);
+      const predicted = gradient.reduce((sum, value, i) => sum + value * along[i], 0);
+      const noise = (8 * 2 ** -23 * at[names.scores].data.reduce((sum, score) => sum + Math.abs(score / temperature), 0)) / (2 * small);
+      assert.ok(Math.abs(directional - predicted) <= 0.05 * Math.abs(predicted) + noise, `${file} along direction ${trial}: finite difference ${directional}, gradient ${predicted} (noise ${noise})`);
+    }
+    await Promise.all([session.dispose(), backbone.dispose()]);
+    disposeModel(head);
+  });
+}
