@@ -3,7 +3,7 @@
 // members (the donors) that raises the target's margin most, until the image is assigned to the target; then
 // drop every swapped cell that is no longer needed. A round's candidates are scored together (one scorer call for
 // up to 512 of them, fewer for large images), never one forward pass per candidate.
-import type { CounterfactualRegion } from '../../protocol';
+import type { CounterfactualRegion, CounterfactualSearchPlan } from '../../protocol';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import type { ClusterScorer, ScoredImages } from './scorer';
 
@@ -60,20 +60,8 @@ export interface RegionSearchSettings {
   now?: () => number;
 }
 
-/** What the search settled on, and why. */
-export interface RegionSearchPlan {
-  gridCells: number;
-  donors: number;
-  /** The most candidates a round scores (at most donors × cells in the first round). */
-  candidatesPerRound: number;
-  /** The first scorer call's time per image computed (a device graph pads its batch). */
-  msPerImage: number;
-  budgetMs: number;
-  /** Whether the budget cut anything. */
-  reduced: boolean;
-  /** The search ran past twice its budget and stopped before reaching the target. */
-  stopped?: boolean;
-}
+/** What the search settled on, and why (reported as the counterfactual's `search`). */
+export type RegionSearchPlan = CounterfactualSearchPlan;
 
 /** Rounds (pruning counted as one) a budget plans for: most searches on real networks end within a few swaps. */
 const plannedRounds = 5;

@@ -239,13 +239,7 @@ export function appendToModel(model: Uint8Array, extra: ModelMessage): Uint8Arra
   const parts = [...kept];
   const header = protobuf.Writer.create().uint32((graphField << 3) | 2).uint32(graphLength).finish();
   parts.push(header, ...graphs, extraGraph, extraModel);
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 const graphInputField = 11; // GraphProto.input
