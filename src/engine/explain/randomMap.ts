@@ -11,7 +11,8 @@ function hashPixels(image: tf.Tensor4D, seed: number): number {
   return hash >>> 0;
 }
 
-function randomMap(image: tf.Tensor4D, seed: number): Float32Array {
+/** The random baseline's map of `image`: no forward pass, so it runs for any network, a frozen import too. */
+export function randomMap(image: tf.Tensor4D, seed: number): Float32Array {
   const random = createRandom(hashPixels(image, seed));
   return Float32Array.from({ length: image.shape[1] * image.shape[2] }, () => random.next());
 }

@@ -9,6 +9,7 @@ import { before, test } from 'node:test';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { explainImage } from '../../../src/engine/explain/explainImage';
+import { evaluateCounterfactuals } from '../../../src/engine/explain/metrics/evaluateCounterfactuals';
 import { forgetRun } from '../../../src/engine/index/runQueries';
 import { readIndex } from '../../../src/engine/index/indexer';
 import { loadImage, locateImage, openRun } from '../../../src/engine/explain/run';
@@ -178,6 +179,32 @@ test('imported backbone: the tfjs methods (smoothgrad, the mask counterfactual) 
     // And smoothgrad again, after the mask search's tidies.
     const again = await explainImage({ runDir, image, method: 'smoothgrad', options: { smoothGradSamples: 4 } }, silentContext());
     assert.ok(again.heatmap.values.every(Number.isFinite));
+  } finally {
+    forgetRun(runDir);
+  }
+});
+
+test('imported backbone: evaluate-counterfactuals on a ViT (no tfjs pass: each image described and its Grad-CAM curves scored on onnxruntime)', async () => {
+  const runDir = path.join(scratch, 'evaluate-vit');
+  await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, backbone: path.join(fixtures, 'tv_vit_tiny.onnx'), imageSizePx: 32 } }, silentContext());
+  try {
+    assert.ok(new Set((await readIndex(runDir)).assignments).size > 1, 'the counterfactuals need another cluster to borrow from');
+    const result = await evaluateCounterfactuals({ runDir, images: 2, seed: 0, options: { ...explainOptions, counterfactualMaskSteps: 5 } }, silentContext());
+    assert.equal(result.images, 2);
+    assert.deepEqual(
+      result.rows.map((row) => row.method),
+      ['counterfactual', 'counterfactual-mask', 'counterfactual-pixel'],
+    );
+    for (const row of result.rows) {
+      assert.ok(row.validity >= 0 && row.validity <= 1, `${row.method}: a validity`);
+      assert.ok([row.medianChangedPixelShare, row.medianL1Distance, row.medianDurationMs].every(Number.isFinite), `${row.method}: figures ${JSON.stringify(row)}`);
+    }
+    assert.deepEqual(result.gradCam.map((row) => row.removal), ['black', 'road']);
+    for (const row of result.gradCam) {
+      const areas = [row.gradCamDeletion, row.randomDeletion, row.gradCamInsertion, row.randomInsertion];
+      assert.ok(areas.every((area) => Number.isFinite(area) && area >= 0 && area <= 1), `${row.removal}: areas ${JSON.stringify(row)}`);
+      assert.ok([row.deletionBelowRandom, row.insertionAboveRandom].every((share) => share >= 0 && share <= 1));
+    }
   } finally {
     forgetRun(runDir);
   }

@@ -11,7 +11,8 @@ import { createRandom } from '../../util/random';
 import type { ExplainableModel, Explainer } from '../explainer';
 import { explainerFor, explainers } from '../methods';
 import { resolveExplainOptions } from '../options';
-import { clusterDonors, loadImage, nearestOtherCluster, openRun, summarizeImage } from '../run';
+import { randomMap } from '../randomMap';
+import { clusterDonors, describeImage, loadImage, nearestOtherCluster, openRun } from '../run';
 import { scorerFor, type ClusterScorer } from '../scorer';
 import { clusterCurveStages, probabilityArea, type Removal } from './clusterDeletion';
 import { gaussianBlur, insertionBlurSigma } from './insertionDeletion';
@@ -77,7 +78,8 @@ export async function evaluateCounterfactuals(job: EvaluateCounterfactualsJob, c
     for (const [done, position] of positions.entries()) {
       const image = await loadImage(run, path.join(run.index.header.imagesDir, records[position].path));
       try {
-        const summary = summarizeImage(run.net, image);
+        // On onnxruntime for a frozen import (tfjs cannot run a ViT's graph), on tfjs for the engine's own network.
+        const summary = await describeImage(run.net, image);
         const target = nearestOtherCluster(run, summary.probabilities, summary.cluster);
         for (const [methodIndex, explainer] of methods.entries()) {
           throwIfCancelled(context.signal);
@@ -141,7 +143,11 @@ export async function evaluateCounterfactuals(job: EvaluateCounterfactualsJob, c
   }
 }
 
-/** Grad-CAM's and a random map's deletion and insertion areas on the assigned cluster, for each way of removing pixels. */
+/**
+ * Grad-CAM's and a random map's deletion and insertion areas on the assigned cluster, for each way of removing
+ * pixels: every stage of the image's curves scored in one batched call (the forward graph on onnxruntime for the
+ * engine's own network and for a frozen import, whose graph tfjs may not run).
+ */
 async function scoreGradCam(
   net: ExplainableModel,
   image: tf.Tensor4D,
@@ -154,26 +160,29 @@ async function scoreGradCam(
   const target = { kind: 'prototype' as const, prototype: cluster };
   const maps = {
     gradCam: (await explainers.gradcam.explain({ net, image, target, options, seed })).heatmap,
-    random: (await explainers.random.explain({ net, image, target, options, seed })).heatmap,
+    // The random baseline's map without its score: that score is a tfjs forward pass a ViT import cannot run.
+    random: randomMap(image, seed),
   };
   const [, sizePx, , channels] = image.shape;
   const pixels = image.dataSync() as Float32Array;
   const blurredTensor = gaussianBlur(image, insertionBlurSigma(sizePx));
   const blurred = blurredTensor.dataSync() as Float32Array;
   blurredTensor.dispose();
+  const curves: { removal: Removal; name: 'gradCam' | 'random'; kind: 'deletion' | 'insertion'; stages: Float32Array }[] = [];
   for (const removal of removals) {
-    const areas = into.get(removal)!;
     for (const [name, heatmap] of Object.entries(maps) as ['gradCam' | 'random', Float32Array][]) {
       // The same noise for both maps: the maps, not the draws, make the difference.
-      const deletion = clusterCurveStages(pixels, blurred, heatmap, sizePx, channels, curveSteps, 'deletion', removal, createRandom(seed));
-      const insertion = clusterCurveStages(pixels, blurred, heatmap, sizePx, channels, curveSteps, 'insertion', removal, createRandom(seed + 1));
-      const batch = new Float32Array(deletion.length + insertion.length);
-      batch.set(deletion);
-      batch.set(insertion, deletion.length);
-      const { probabilities } = await scorer.score(batch, 2 * (curveSteps + 1));
-      const split = (curveSteps + 1) * scorer.prototypes;
-      areas[name].push(probabilityArea(probabilities.subarray(0, split), scorer.prototypes, cluster));
-      areas[name === 'gradCam' ? 'gradCamInsertion' : 'randomInsertion'].push(probabilityArea(probabilities.subarray(split), scorer.prototypes, cluster));
+      curves.push({ removal, name, kind: 'deletion', stages: clusterCurveStages(pixels, blurred, heatmap, sizePx, channels, curveSteps, 'deletion', removal, createRandom(seed)) });
+      curves.push({ removal, name, kind: 'insertion', stages: clusterCurveStages(pixels, blurred, heatmap, sizePx, channels, curveSteps, 'insertion', removal, createRandom(seed + 1)) });
     }
   }
+  const perCurve = curveSteps + 1;
+  const batch = new Float32Array(curves.reduce((total, curve) => total + curve.stages.length, 0));
+  curves.forEach((curve, index) => batch.set(curve.stages, index * curve.stages.length));
+  const { probabilities } = await scorer.score(batch, curves.length * perCurve);
+  const rows = perCurve * scorer.prototypes;
+  curves.forEach(({ removal, name, kind }, index) => {
+    const key = kind === 'deletion' ? name : name === 'gradCam' ? 'gradCamInsertion' : 'randomInsertion';
+    into.get(removal)![key].push(probabilityArea(probabilities.subarray(index * rows, (index + 1) * rows), scorer.prototypes, cluster));
+  });
 }
