@@ -55,6 +55,8 @@ export interface HeadTrainingOutcome {
   losses: number[];
   imagesPerSecond: number;
   cancelled: boolean;
+  /** Why it ended: cancelled, its time budget ran out, or its epochs were done. */
+  stopReason: 'cancelled' | 'time' | 'epochs';
 }
 
 const cropsForAssign = [0, 1];
@@ -183,6 +185,7 @@ export async function trainHeadOnFeatures(source: CropFeatureSource, options: He
     losses,
     imagesPerSecond: (step * batchSize) / Math.max((Date.now() - startedAt) / 1000, 1e-3),
     cancelled,
+    stopReason: cancelled ? 'cancelled' : outOfTime ? 'time' : 'epochs',
   };
 }
 

@@ -63,12 +63,23 @@ function syntheticBank(perCluster: number): { bank: FeatureBank; labels: number[
   return { bank: { images, featureDim, globalViews: 4, localViews: 2, global: views(4), local: views(2) }, labels, heldOut: views(1) };
 }
 
+test('head trainer: a time budget that runs out ends the run after the step under way, and says so', async () => {
+  const { bank } = syntheticBank(20);
+  // 0.6 ms of budget: gone before the first step ends.
+  const outcome = await trainHeadOnFeatures(bankCropSource(bank, 2), { ...headOptions, minutes: 1e-5 }, silentContext());
+  assert.equal(outcome.steps, 1);
+  assert.equal(outcome.stopReason, 'time');
+  disposeModel(outcome.model);
+  outcome.optimizer.dispose();
+});
+
 test('head trainer: on frozen features the loss falls and the prototypes learn the clusters, not the per-view noise', async () => {
   const baseline = tf.memory().numTensors;
   const { bank, labels, heldOut } = syntheticBank(20);
   const outcome = await trainHeadOnFeatures(bankCropSource(bank, 2), headOptions, silentContext());
   assert.equal(outcome.steps, 20 * 2);
   assert.equal(outcome.cancelled, false);
+  assert.equal(outcome.stopReason, 'epochs');
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
   // Untrained, the loss stays near 4.3; trained it ends near 1.2.
   assert.ok(mean(outcome.losses.slice(-5)) < 0.6 * mean(outcome.losses.slice(0, 5)), `loss ${mean(outcome.losses.slice(0, 5))} → ${mean(outcome.losses.slice(-5))}`);
