@@ -526,6 +526,12 @@ export interface ProgressEvent {
 /** A training run's state, from signals it computes anyway (src/engine/swav/health.ts). */
 export type HealthState = 'collapsing' | 'learning' | 'converged' | 'diverged';
 
+/** A health reading at the end of an epoch, with the step it was taken at. */
+export interface EpochHealth {
+  step: number;
+  health: TrainingHealth;
+}
+
 export interface TrainingHealth {
   state: HealthState;
   /** What to do about it, in a sentence. */
@@ -949,6 +955,8 @@ export type ToDashboard =
       history?: TrainingPoint[];
       /** Epochs completed. */
       epochs?: number;
+      /** The health reading at each epoch's end (from metrics.jsonl), so a run opened later shows its state. */
+      healthHistory?: EpochHealth[];
     };
 
 /** The commands a panel's buttons may run; the host runs nothing else a webview asks for. */

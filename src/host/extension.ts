@@ -7,7 +7,7 @@ import { EngineClient, EngineRequestError } from './engineClient';
 import { chooseImage, chooseTrainingFolder } from './commands/chooseFolder';
 import { trainingFolderFor } from './imageFolders';
 import { describeProgress, stopReasonText } from './progressText';
-import { engineEnvironment, isImageFile, listRuns, newRunName, readTrainingHistory, runsRoot, trainOptionsFromSettings } from './runs';
+import { engineEnvironment, isImageFile, listRuns, newRunName, readHealthHistory, readTrainingHistory, runsRoot, trainOptionsFromSettings } from './runs';
 import { ClusterMapPanel } from './views/clusterMapPanel';
 import { ClustersView } from './views/clustersView';
 import { DashboardPanel } from './views/dashboardPanel';
@@ -124,7 +124,7 @@ export function activate(context: vscode.ExtensionContext): void {
           },
         );
         const summary = `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images on ${result.device ?? 'cpu'}${result.adapter ? ` (${result.adapter})` : ''}, ${result.steps} steps, final loss ${result.finalLoss.toFixed(3)}; stopped: ${stopReasonText(result)}${result.health && result.health.state !== 'converged' && result.health.state !== 'learning' ? `. ${result.health.advice}` : ''}${result.skipped.length ? `; ${result.skipped.length} files skipped (see the log)` : ''}.`;
-        DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false, history: await readTrainingHistory(result.runDir), epochs: result.epochs });
+        DashboardPanel.post({ type: 'dashboard.finished', summary, failed: false, history: await readTrainingHistory(result.runDir), epochs: result.epochs, healthHistory: await readHealthHistory(result.runDir) });
         session.setCurrentRun(result.runDir);
         status.text = `$(check) Cluster Lens · ${result.device ?? 'cpu'} · loss ${result.finalLoss.toFixed(3)}`;
         status.tooltip = `${summary} Click for the dashboard.`;
@@ -233,7 +233,7 @@ export function activate(context: vscode.ExtensionContext): void {
       const history = await readTrainingHistory(runDir);
       dashboard.post({ type: 'dashboard.reset', runName: path.basename(runDir), history });
       const last = history.at(-1);
-      dashboard.post({ type: 'dashboard.finished', summary: last ? `Finished earlier: ${last.step} steps, last loss ${last.loss.toFixed(3)}.` : 'This run has no training history.', failed: false, history });
+      dashboard.post({ type: 'dashboard.finished', summary: last ? `Finished earlier: ${last.step} steps, last loss ${last.loss.toFixed(3)}.` : 'This run has no training history.', failed: false, history, healthHistory: await readHealthHistory(runDir) });
     }),
     vscode.commands.registerCommand('clusterLens.showClusterMap', async () => {
       const runDir = await session.currentRun();

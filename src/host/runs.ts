@@ -2,7 +2,7 @@
 // the extension passes its configuration in, so this logic is unit-tested in plain Node.
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BackboneNormalization, BackendPreference, RunOverview, TrainingPoint, TrainingRuntimePreference, TrainOptions } from '../protocol';
+import type { BackboneNormalization, BackendPreference, EpochHealth, RunOverview, TrainingHealth, TrainingPoint, TrainingRuntimePreference, TrainOptions } from '../protocol';
 
 export interface RunEntry {
   runDir: string;
@@ -91,26 +91,47 @@ export function isInRun(overview: Pick<RunOverview, 'imagesDir' | 'paths'>, imag
   return overview.paths.includes(relative.split(path.sep).join('/'));
 }
 
-/** A finished run's loss curve from its metrics.jsonl, thinned to at most `maxPoints` (the last step always kept). */
-export async function readTrainingHistory(runDir: string, maxPoints = 2000): Promise<TrainingPoint[]> {
+/** The rows of a run's metrics.jsonl, in order; none when it has no file. */
+async function readMetricRows(runDir: string): Promise<Record<string, unknown>[]> {
   let text: string;
   try {
     text = await fs.readFile(path.join(runDir, 'metrics.jsonl'), 'utf8');
   } catch {
     return [];
   }
-  const points: TrainingPoint[] = [];
+  const rows: Record<string, unknown>[] = [];
   for (const line of text.split('\n')) {
     try {
-      const row = JSON.parse(line) as Partial<TrainingPoint>;
-      if (typeof row.step === 'number' && typeof row.loss === 'number') {
-        points.push({ step: row.step, loss: row.loss, learningRate: row.learningRate ?? 0, imagesPerSecond: row.imagesPerSecond ?? 0 });
-      }
+      const row: unknown = JSON.parse(line);
+      if (row && typeof row === 'object') rows.push(row as Record<string, unknown>);
     } catch {
       // A line cut short by a crash: the rest still counts.
+    }
+  }
+  return rows;
+}
+
+/** A finished run's loss curve from its metrics.jsonl, thinned to at most `maxPoints` (the last step always kept). */
+export async function readTrainingHistory(runDir: string, maxPoints = 2000): Promise<TrainingPoint[]> {
+  const points: TrainingPoint[] = [];
+  for (const row of (await readMetricRows(runDir)) as Partial<TrainingPoint>[]) {
+    if (typeof row.step === 'number' && typeof row.loss === 'number') {
+      points.push({ step: row.step, loss: row.loss, learningRate: row.learningRate ?? 0, imagesPerSecond: row.imagesPerSecond ?? 0 });
     }
   }
   if (points.length <= maxPoints) return points;
   const every = Math.ceil(points.length / maxPoints);
   return points.filter((_, i) => i % every === 0 || i === points.length - 1);
+}
+
+/** A run's health reading at each epoch's end (the `{epoch, health}` rows), with the step before it. */
+export async function readHealthHistory(runDir: string): Promise<EpochHealth[]> {
+  const readings: EpochHealth[] = [];
+  let step = 0;
+  for (const row of await readMetricRows(runDir)) {
+    if (typeof row.step === 'number') step = row.step;
+    const health = row.health as TrainingHealth | undefined;
+    if (health && typeof health === 'object' && typeof health.state === 'string') readings.push({ step, health });
+  }
+  return readings;
 }

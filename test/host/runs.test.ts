@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { engineEnvironment, isImageFile, isInRun, listRuns, newRunName, readTrainingHistory, runsRoot, trainOptionsFromSettings } from '../../src/host/runs';
+import { engineEnvironment, isImageFile, isInRun, listRuns, newRunName, readHealthHistory, readTrainingHistory, runsRoot, trainOptionsFromSettings } from '../../src/host/runs';
 import { tempDir } from '../tempDir';
 
 test('runs: listed newest first; folders that are not runs are left out', async () => {
@@ -57,4 +57,22 @@ test('runs: the training history of a finished run, damaged lines skipped, thinn
   assert.deepEqual(history[0], { step: 1, loss: 5, learningRate: 1e-3, imagesPerSecond: 50 });
   assert.deepEqual((await readTrainingHistory(runDir, 4)).map((p) => p.step), [1, 4, 7, 10]);
   assert.deepEqual(await readTrainingHistory(path.join(runDir, 'missing')), []);
+});
+
+test('runs: the health readings of a finished run, each with the step before it, the step lines not mistaken for readings', async () => {
+  const runDir = tempDir('cl-health-');
+  const reading = (state: string, epochsObserved: number) => ({ state, advice: 'a sentence', epochsObserved, prototypesUsed: 5, prototypes: 6, usageEntropy: 1.5, stableEpochs: 0, lossReference: Math.log(6), queueActive: false });
+  const lines = [
+    { step: 1, epoch: 0, loss: 3 },
+    { step: 2, epoch: 0, loss: 2.9 },
+    { epoch: 1, elapsedMs: 10, health: reading('learning', 1) },
+    { step: 3, epoch: 1, loss: 2.8 },
+    { step: 4, epoch: 1, loss: 2.7 },
+    { epoch: 2, elapsedMs: 20, health: reading('converged', 2) },
+  ].map((line) => JSON.stringify(line));
+  writeFileSync(path.join(runDir, 'metrics.jsonl'), [...lines, '{"epoch": 3, "hea'].join('\n'));
+  const readings = await readHealthHistory(runDir);
+  assert.deepEqual(readings.map(({ step, health }) => [step, health.state, health.epochsObserved]), [[2, 'learning', 1], [4, 'converged', 2]]);
+  assert.deepEqual((await readTrainingHistory(runDir)).map((p) => p.step), [1, 2, 3, 4]);
+  assert.deepEqual(await readHealthHistory(path.join(runDir, 'missing')), []);
 });

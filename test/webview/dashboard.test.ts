@@ -137,6 +137,19 @@ test('dashboard: shows the health state with its advice, the signals behind it, 
     assert.match((await region.textContent())!, /1 of 30 prototypes used in the last epoch .*40\.0% of images changed cluster · queue on/);
     assert.equal(await view.page.getByRole('img', { name: 'Assignment changes per epoch' }).getAttribute('data-points'), '1');
     assert.match((await view.page.getByRole('definition').filter({ hasText: 'since step' }).textContent())!, /on since step 20/);
+
+    // A run opened later: no live readings, its metrics' readings give the last state and the changes per epoch.
+    await view.send({ type: 'dashboard.reset', runName: 'earlier', history: [] });
+    const history = [10, 20, 30].map((step) => ({ step, loss: 3, learningRate: 0.001, imagesPerSecond: 40 }));
+    const healthHistory = [
+      { step: 10, health: health('learning', 1, undefined, 'Clusters are still moving.') },
+      { step: 20, health: health('learning', 2, 0.3, 'Clusters are still moving.') },
+      { step: 30, health: health('converged', 3, 0.05, 'Train longer only for a small gain.') },
+    ];
+    await view.send({ type: 'dashboard.finished', summary: 'Finished earlier: 30 steps.', failed: false, history, healthHistory });
+    await region.getByText('Converged.').waitFor();
+    assert.equal(await region.getAttribute('data-state'), 'converged');
+    assert.equal(await view.page.getByRole('img', { name: 'Assignment changes per epoch' }).getAttribute('data-points'), '2');
   } finally {
     await view.close();
   }

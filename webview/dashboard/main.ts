@@ -252,6 +252,11 @@ const vscode = connect<DashboardState, ToDashboard>((message) => {
         statValues.get('Loss')!.textContent = last.loss.toFixed(4);
       }
       if (message.epochs !== undefined) statValues.get('Epoch')!.textContent = String(message.epochs);
+      if (message.healthHistory?.length) {
+        // A run opened later has no live readings: its metrics give the last state and the changes per epoch.
+        state.health = message.healthHistory.at(-1)!.health;
+        state.epochs = message.healthHistory.map(({ step, health }) => ({ epoch: health.epochsObserved, step, changedShare: health.changedShare, prototypesUsed: health.prototypesUsed }));
+      }
       state.summary = message.summary;
       state.failed = message.failed;
       state.headline = message.failed ? 'Failed' : 'Done';
