@@ -125,6 +125,8 @@ async function firstMinutes(): Promise<void> {
     await page.locator('.getting-started-step', { hasText: "Explain an image's cluster" }).first().click();
     await page.locator('.getting-started-step.expanded').getByRole('button', { name: 'Explain an Image' }).click();
     await vscode.quickPickRows();
+    // A panel that reloads as the run finishes may take the keyboard (the question stays open): click into it first.
+    await page.locator('.quick-input-widget input').click();
     await page.keyboard.type('00019', { delay: 20 });
     await page
       .locator('.quick-input-list .monaco-list-row', { hasText: /^00019\.png\s*photos/ })
@@ -132,7 +134,8 @@ async function firstMinutes(): Promise<void> {
       // The workspace search behind the list is slow on a loaded machine.
       .waitFor({ timeout: 30_000 })
       .catch(async (error: Error) => {
-        throw new Error(`${error.message}\n${await vscode.describeScreen()}`);
+        const typed = await page.locator('.quick-input-widget input').inputValue().catch(() => '(no question open)');
+        throw new Error(`${error.message}\nquestion: "${typed}", rows: ${JSON.stringify(await vscode.quickPickRows().catch(() => []))}\n${await vscode.describeScreen()}`);
       });
     await page.keyboard.press('Escape');
   } finally {
