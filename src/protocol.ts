@@ -465,11 +465,14 @@ export interface OutliersRequest {
   limit?: number;
 }
 
+/** csv and json for reading by eye or by script; parquet (typed columns) for pandas, polars and DuckDB. */
+export type ExportFormat = 'csv' | 'json' | 'parquet';
+
 export interface ExportAssignmentsRequest {
   type: 'exportAssignments';
   id: number;
   runDir: string;
-  format: 'csv' | 'json';
+  format: ExportFormat;
   outPath: string;
 }
 
@@ -837,7 +840,7 @@ export interface OutliersResult {
 export interface ExportAssignmentsResult {
   kind: 'exportAssignments';
   runDir: string;
-  format: 'csv' | 'json';
+  format: ExportFormat;
   outPath: string;
   rows: number;
   /** The columns written, in order. */

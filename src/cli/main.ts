@@ -27,7 +27,7 @@ Usage:
   cluster-lens umap <run-dir> [--seed N] [--json]
   cluster-lens duplicates <run-dir> [--threshold 0.98] [--json]
   cluster-lens outliers <run-dir> [--k 20] [--limit 100] [--json]
-  cluster-lens export <run-dir> --format csv|json --out <file> [--json]
+  cluster-lens export <run-dir> --format csv|json|parquet --out <file> [--json]
   cluster-lens fashion-mnist --out <dir> [--idx-dir DIR] [--per-class N] [--split train|test]
   cluster-lens bench [--device auto|gpu|cpu] [--seconds 60] [--quality [--protocol 2k|10k] [--minutes M]] [--python PATH] [--json]
 
@@ -190,7 +190,7 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
       return { type: 'outliers', runDir: path.resolve(positional(args, 0, '<run-dir>')), k: number(flags, 'k'), limit: number(flags, 'limit') };
     case 'export': {
       const format = (flags.format as string | undefined) ?? 'csv';
-      if (format !== 'csv' && format !== 'json') throw new UsageError(`--format must be csv or json, got "${format}"`);
+      if (format !== 'csv' && format !== 'json' && format !== 'parquet') throw new UsageError(`--format must be csv, json or parquet, got "${format}"`);
       const out = flags.out as string | undefined;
       if (!out) throw new UsageError(`export needs --out <file.${format}>`);
       return { type: 'exportAssignments', runDir: path.resolve(positional(args, 0, '<run-dir>')), format, outPath: path.resolve(out) };

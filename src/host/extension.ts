@@ -275,6 +275,7 @@ export function activate(context: vscode.ExtensionContext): void {
         [
           { label: 'CSV', description: 'path, cluster, probability, label, map x/y, outlier score', format: 'csv' as const },
           { label: 'JSON', description: 'the same columns as objects', format: 'json' as const },
+          { label: 'Parquet', description: 'the same columns, typed, for pandas, polars or DuckDB', format: 'parquet' as const },
         ],
         { title: 'Export Cluster Assignments', placeHolder: 'File format' },
       );

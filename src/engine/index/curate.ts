@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { DuplicatesResult, ExportAssignmentsResult, LayoutResult, MapPointsResult, OutliersResult } from '../../protocol';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import type { DuplicatesResult, ExportAssignmentsResult, ExportFormat, LayoutResult, MapPointsResult, OutliersResult } from '../../protocol';
 import { candidatePairs, duplicateGroups, mirroredPixelAgreement, outlierScores } from '../analysis/curation';
 import { decodeImage } from '../data/decode';
 import { EngineError } from '../errors';
@@ -208,14 +209,38 @@ export async function findOutliers(runDir: string, k: number | undefined, limit:
 }
 
 export const exportColumns = ['path', 'cluster', 'probability', 'label', 'map_x', 'map_y', 'outlier_score'] as const;
+export const exportFormats: readonly ExportFormat[] = ['csv', 'json', 'parquet'];
+
+type ExportRow = { [column in (typeof exportColumns)[number]]: column extends 'path' | 'label' ? string : number };
+
+/**
+ * The rows as one Parquet file (Snappy), typed columns in `exportColumns` order: what pandas, polars and DuckDB
+ * read directly. hyparquet-writer is pure JS, so no native build and nothing downloaded.
+ */
+function assignmentsParquet(rows: ExportRow[]): Buffer {
+  const column = <K extends (typeof exportColumns)[number]>(name: K) => rows.map((row) => row[name]);
+  const buffer = parquetWriteBuffer({
+    columnData: [
+      { name: 'path', data: column('path'), type: 'STRING', nullable: false },
+      { name: 'cluster', data: Int32Array.from(column('cluster')), type: 'INT32', nullable: false },
+      { name: 'probability', data: Float32Array.from(column('probability')), type: 'FLOAT', nullable: false },
+      { name: 'label', data: column('label'), type: 'STRING', nullable: false },
+      { name: 'map_x', data: Float32Array.from(column('map_x')), type: 'FLOAT', nullable: false },
+      { name: 'map_y', data: Float32Array.from(column('map_y')), type: 'FLOAT', nullable: false },
+      { name: 'outlier_score', data: Float32Array.from(column('outlier_score')), type: 'FLOAT', nullable: false },
+    ],
+    createdBy: 'cluster-lens',
+  });
+  return Buffer.from(buffer);
+}
 
 /** RFC 4180: quote a field that holds a comma, a quote or a line break, doubling its quotes. */
 function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
-export async function exportAssignments(runDir: string, format: 'csv' | 'json', outPath: string, context: JobContext): Promise<ExportAssignmentsResult> {
-  if (format !== 'csv' && format !== 'json') throw new EngineError('BAD_REQUEST', `--format must be csv or json, got "${String(format)}".`);
+export async function exportAssignments(runDir: string, format: ExportFormat, outPath: string, context: JobContext): Promise<ExportAssignmentsResult> {
+  if (!exportFormats.includes(format)) throw new EngineError('BAD_REQUEST', `--format must be ${exportFormats.join(', ')}; got "${String(format)}".`);
   const resolved = path.resolve(runDir);
   const index = await cachedIndex(resolved);
   const graph = await cachedNeighbourGraph(resolved, index, defaultOutlierK, context, [0, 0.9]);
@@ -232,11 +257,13 @@ export async function exportAssignments(runDir: string, format: 'csv' | 'json', 
     map_y: map[2 * row + 1],
     outlier_score: scores[row],
   }));
-  const text =
-    format === 'json'
-      ? `${JSON.stringify({ runDir: resolved, imagesDir: index.header.imagesDir, columns: exportColumns, rows }, null, 1)}\n`
-      : `${exportColumns.join(',')}\n${rows.map((row) => exportColumns.map((column) => csvField(String(row[column]))).join(',')).join('\n')}\n`;
+  const contents =
+    format === 'parquet'
+      ? assignmentsParquet(rows)
+      : format === 'json'
+        ? `${JSON.stringify({ runDir: resolved, imagesDir: index.header.imagesDir, columns: exportColumns, rows }, null, 1)}\n`
+        : `${exportColumns.join(',')}\n${rows.map((row) => exportColumns.map((column) => csvField(String(row[column]))).join(',')).join('\n')}\n`;
   await fs.mkdir(path.dirname(path.resolve(outPath)), { recursive: true });
-  await writeFileAtomic(path.resolve(outPath), text);
+  await writeFileAtomic(path.resolve(outPath), contents);
   return { kind: 'exportAssignments', runDir: resolved, format, outPath: path.resolve(outPath), rows: rows.length, columns: [...exportColumns] };
 }

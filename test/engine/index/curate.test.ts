@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
+import { parquetReadObjects } from 'hyparquet';
 import sharp from 'sharp';
 import { silentContext } from '../../../src/engine/jobContext';
 import { computeUmap, exportAssignments, findDuplicates, findOutliers, writeMapPoints } from '../../../src/engine/index/curate';
@@ -94,6 +95,27 @@ test('export: the CSV reads back to the index assignments, probabilities and pat
   await exportAssignments(runDir, 'json', json, silentContext());
   const parsed = JSON.parse(readFileSync(json, 'utf8')) as { rows: { path: string; cluster: number }[] };
   assert.deepEqual(parsed.rows.map((row) => row.cluster), Array.from(index.assignments));
+});
+
+test('export: the Parquet file reads back (hyparquet) to the same typed columns as the CSV', async () => {
+  const out = path.join(tempDir('cl-export-'), 'assignments.parquet');
+  const result = await exportAssignments(runDir, 'parquet', out, silentContext());
+  const index = await cachedIndex(runDir);
+  assert.equal(result.format, 'parquet');
+  assert.equal(readFileSync(out).subarray(0, 4).toString('latin1'), 'PAR1');
+  const bytes = readFileSync(out);
+  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const rows = (await parquetReadObjects({ file })) as Record<string, unknown>[];
+  assert.equal(rows.length, index.header.records.length);
+  assert.deepEqual(Object.keys(rows[0]), ['path', 'cluster', 'probability', 'label', 'map_x', 'map_y', 'outlier_score']);
+  rows.forEach((row, i) => {
+    assert.equal(row.path, index.header.records[i].path);
+    assert.equal(row.cluster, index.assignments[i]);
+    assert.equal(row.label, index.header.labelNames[index.header.records[i].label]);
+    assert.ok(Math.abs((row.probability as number) - index.probabilities.data[i * index.probabilities.dims + index.assignments[i]]) < 1e-6);
+    for (const column of ['map_x', 'map_y', 'outlier_score']) assert.ok(Number.isFinite(row[column] as number), JSON.stringify(row));
+  });
+  await assert.rejects(exportAssignments(runDir, 'xlsx' as never, out, silentContext()), /--format must be csv, json, parquet/);
 });
 
 test('UMAP is seeded: the same run and seed give the same layout; the map file then carries it', async () => {
