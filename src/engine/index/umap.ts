@@ -2,9 +2,11 @@
 // progress and cancellation between epochs.
 //
 // umap-js 1.4.0 (pinned) builds its fuzzy neighbour graph in sparse matrices keyed by "row:col" strings, and a search
-// graph for transform() that a layout never uses: at 70,000 images those took 48 of the ~150 s. The fuzzy graph is
-// built here instead, with the same arithmetic (the library's own smoothKNNDistance, then A + Aᵀ − A∘Aᵀ), so the
-// layout is the one umap-js would give; the epochs stay the library's.
+// graph for transform() that a layout never uses: at 70,000 images those took 48 of the ~150 s. Its epochs walk
+// arrays of 2-element arrays. Here the fuzzy graph is built with numeric keys (the library's own smoothKNNDistance,
+// then A + Aᵀ − A∘Aᵀ) and the epochs run over typed arrays with the library's arithmetic and random draws in the same
+// order, so the layout is the one umap-js would give (tests compare them); umap-js still fits a and b, initialises
+// the embedding and schedules the samples.
 import { UMAP } from 'umap-js';
 import { SparseMatrix } from 'umap-js/dist/matrix';
 import type { JobContext } from '../jobContext';
@@ -47,6 +49,111 @@ interface UmapInternals {
   smoothKNNDistance(distances: number[][], k: number, localConnectivity: number): { sigmas: number[]; rhos: number[] };
   fuzzySimplicialSet(X: unknown[], nNeighbors: number, setOpMixRatio: number): SparseMatrix;
   makeSearchGraph(X: unknown[]): SparseMatrix;
+  random: () => number;
+  optimizationState: {
+    head: number[];
+    tail: number[];
+    headEmbedding: number[][];
+    epochsPerSample: number[];
+    epochOfNextSample: number[];
+    epochOfNextNegativeSample: number[];
+    epochsPerNegativeSample: number[];
+    initialAlpha: number;
+    gamma: number;
+    a: number;
+    b: number;
+    nEpochs: number;
+    nVertices: number;
+  };
+}
+
+/** umap-js's optimizeLayoutStep (2-D, the embedding moving at both ends of an edge) over typed arrays. */
+export class LayoutEpochs {
+  readonly epochs: number;
+  private epoch = 0;
+  private readonly embedding: Float64Array;
+  private readonly head: Int32Array;
+  private readonly tail: Int32Array;
+  private readonly epochsPerSample: Float64Array;
+  private readonly epochOfNextSample: Float64Array;
+  private readonly epochOfNextNegativeSample: Float64Array;
+  private readonly epochsPerNegativeSample: Float64Array;
+  private readonly state: UmapInternals['optimizationState'];
+  private readonly random: () => number;
+
+  /** From a umap-js instance after initializeFit: its schedule, a and b, starting embedding and random generator. */
+  constructor(umap: UMAP) {
+    const internals = umap as unknown as UmapInternals;
+    const state = internals.optimizationState;
+    this.state = state;
+    this.random = internals.random;
+    this.epochs = state.nEpochs;
+    this.embedding = new Float64Array(state.headEmbedding.length * 2);
+    state.headEmbedding.forEach((point, row) => {
+      this.embedding[2 * row] = point[0];
+      this.embedding[2 * row + 1] = point[1];
+    });
+    this.head = Int32Array.from(state.head);
+    this.tail = Int32Array.from(state.tail);
+    this.epochsPerSample = Float64Array.from(state.epochsPerSample);
+    this.epochOfNextSample = Float64Array.from(state.epochOfNextSample);
+    this.epochOfNextNegativeSample = Float64Array.from(state.epochOfNextNegativeSample);
+    this.epochsPerNegativeSample = Float64Array.from(state.epochsPerNegativeSample);
+  }
+
+  /** One epoch; returns the number of epochs done. */
+  step(): number {
+    const n = this.epoch;
+    if (n >= this.epochs) return n;
+    const { embedding, head, tail, epochsPerSample, epochOfNextSample, epochOfNextNegativeSample, epochsPerNegativeSample, random } = this;
+    const { a, b, gamma, nVertices, initialAlpha, nEpochs } = this.state;
+    const alpha = initialAlpha * (1 - Math.max(0, n - 1) / nEpochs);
+    const clip = (value: number) => (value > 4 ? 4 : value < -4 ? -4 : value);
+    for (let i = 0; i < epochsPerSample.length; i++) {
+      if (epochOfNextSample[i] > n) continue;
+      const j = head[i];
+      const k = tail[i];
+      const dx = embedding[2 * j] - embedding[2 * k];
+      const dy = embedding[2 * j + 1] - embedding[2 * k + 1];
+      const distSquared = dx * dx + dy * dy;
+      let gradCoeff = 0;
+      if (distSquared > 0) {
+        gradCoeff = -2.0 * a * b * Math.pow(distSquared, b - 1.0);
+        gradCoeff /= a * Math.pow(distSquared, b) + 1.0;
+      }
+      const gradX = clip(gradCoeff * dx);
+      const gradY = clip(gradCoeff * dy);
+      embedding[2 * j] += gradX * alpha;
+      embedding[2 * k] += -gradX * alpha;
+      embedding[2 * j + 1] += gradY * alpha;
+      embedding[2 * k + 1] += -gradY * alpha;
+      epochOfNextSample[i] += epochsPerSample[i];
+      const negativeSamples = Math.floor((n - epochOfNextNegativeSample[i]) / epochsPerNegativeSample[i]);
+      for (let p = 0; p < negativeSamples; p++) {
+        const other = Math.floor(random() * nVertices);
+        const awayX = embedding[2 * j] - embedding[2 * other];
+        const awayY = embedding[2 * j + 1] - embedding[2 * other + 1];
+        const otherDistSquared = awayX * awayX + awayY * awayY;
+        let repulsion = 0.0;
+        if (otherDistSquared > 0.0) {
+          repulsion = 2.0 * gamma * b;
+          repulsion /= (0.001 + otherDistSquared) * (a * Math.pow(otherDistSquared, b) + 1);
+        } else if (j === other) {
+          continue;
+        }
+        embedding[2 * j] += (repulsion > 0.0 ? clip(repulsion * awayX) : 4.0) * alpha;
+        embedding[2 * j + 1] += (repulsion > 0.0 ? clip(repulsion * awayY) : 4.0) * alpha;
+      }
+      epochOfNextNegativeSample[i] += negativeSamples * epochsPerNegativeSample[i];
+    }
+    this.epoch = n + 1;
+    return this.epoch;
+  }
+
+  /** N × 2 coordinates, interleaved x, y. */
+  coordinates(): Float32Array {
+    return Float32Array.from(this.embedding);
+  }
 }
 
 /**
@@ -126,21 +233,17 @@ export async function umapLayout(graph: NeighbourGraph, options: Partial<UmapOpt
   context.progress({ phase: 'layout', fraction: fractionRange[0], message: 'UMAP: fuzzy neighbour graph' });
   await yieldToEventLoop();
   // With precomputed neighbours umap-js reads only the number of rows from its input.
-  const epochs = umap.initializeFit(Array.from({ length: rows }, () => []));
+  umap.initializeFit(Array.from({ length: rows }, () => []));
   throwIfCancelled(context.signal);
+  const layout = new LayoutEpochs(umap);
+  const epochs = layout.epochs;
   for (let epoch = 0; epoch < epochs; epoch++) {
-    umap.step();
+    layout.step();
     if (epoch % 5 === 4 || epoch === epochs - 1) {
       throwIfCancelled(context.signal);
       context.progress({ phase: 'layout', fraction: fractionRange[0] + span * ((0.1 + (0.9 * (epoch + 1)) / epochs)), message: `UMAP epoch ${epoch + 1}/${epochs}` });
       await yieldToEventLoop();
     }
   }
-  const embedding = umap.getEmbedding();
-  const coordinates = new Float32Array(rows * 2);
-  embedding.forEach((point, row) => {
-    coordinates[2 * row] = point[0];
-    coordinates[2 * row + 1] = point[1];
-  });
-  return coordinates;
+  return layout.coordinates();
 }
