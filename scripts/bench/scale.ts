@@ -171,6 +171,8 @@ async function map(): Promise<void> {
     const draws = await view.page.evaluate(() => (window as unknown as { clusterMap: { frameTimesMs(): number[] } }).clusterMap.frameTimesMs());
     const recent = draws.slice(-120);
     console.log(`  zoom/pan, 120 frames: frame interval median ${median(intervals).toFixed(1)} ms, p95 ${percentile(intervals, 0.95).toFixed(1)} ms (${(1000 / median(intervals)).toFixed(0)} fps); issuing a draw: median ${median(recent).toFixed(1)} ms`);
+    const idle = await view.page.evaluate(() => (window as unknown as { clusterMap: { redrawAll(frames: number): Promise<number[]> } }).clusterMap.redrawAll(30));
+    console.log(`  at rest, every point drawn, 30 frames: frame interval median ${median(idle).toFixed(1)} ms, p95 ${percentile(idle, 0.95).toFixed(1)} ms (${(1000 / median(idle)).toFixed(0)} fps)`);
   } finally {
     await view.close();
     await closeBrowser();

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
 import { encodeMapPoints } from '../../src/engine/index/mapPoints';
+import { clusterRgb } from '../../webview/shared/palette';
 import { closeBrowser, openWebview, skipWithoutChromium } from './harness';
 import { tempDir } from '../tempDir';
 
@@ -121,6 +122,48 @@ test('cluster map: 100k points drawn by WebGL; hover names the point under the c
     assert.equal(copy?.paths?.length, expected.length);
     assert.equal(copy?.paths?.[0], data.paths[expected[0]]);
     assert.equal(await view.page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+  } finally {
+    await view.close();
+  }
+});
+
+type LevelOfDetailApi = MapApi & { clusterMap: { drawnPoints(): number; movingPointBudget: number; readPixels(): { width: number; height: number; pixels: number[] } } };
+
+test('cluster map: a moving view draws a sample, the view at rest every point, each in its own colour', { skip: skipWithoutChromium }, async () => {
+  const count = 150_000;
+  const data = blobs(count);
+  const view = await openWebview('cluster-map', { files: { 'map-points.bin': data.file } });
+  try {
+    await view.send({ type: 'map.points', pointsUrl: `${view.origin}/files/map-points.bin`, imageBase: `${view.origin}/images`, runName: 'run', clusters: 3 });
+    await view.page.locator(`#root[data-ready="${count}"]`).waitFor();
+    const budget = await view.page.evaluate(() => (window as unknown as LevelOfDetailApi).clusterMap.movingPointBudget);
+    assert.ok(budget < count, `the test map is larger than the moving budget (${budget})`);
+
+    // The points sit in the GPU buffers in a shuffled order: each blob's centre still shows its own cluster's colour.
+    const dark = await view.page.evaluate(() => document.body.classList.contains('vscode-dark'));
+    const palette = clusterRgb(3, dark);
+    const centres = await view.page.evaluate(() => {
+      const api = (window as unknown as LevelOfDetailApi).clusterMap;
+      const frame = api.readPixels();
+      return [api.dataToScreen(0, 0), api.dataToScreen(10, 10), api.dataToScreen(20, 0)].map((at) => {
+        const ratio = window.devicePixelRatio || 1;
+        const row = frame.height - 1 - Math.round(at.y * ratio);
+        const offset = 4 * (row * frame.width + Math.round(at.x * ratio));
+        return frame.pixels.slice(offset, offset + 3);
+      });
+    });
+    centres.forEach((rgb, cluster) => {
+      const distances = palette.map((colour) => Math.hypot(colour[0] - rgb[0], colour[1] - rgb[1], colour[2] - rgb[2]));
+      assert.equal(distances.indexOf(Math.min(...distances)), cluster, `blob ${cluster}'s centre is ${rgb}, palette ${JSON.stringify(palette)}`);
+    });
+
+    // A wheel zoom draws the sample (a prefix of the shuffled buffers); 150 ms after the last move, everything.
+    const canvas = view.page.getByRole('img', { name: 'Cluster map' });
+    const box = (await canvas.boundingBox())!;
+    await view.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await view.page.mouse.wheel(0, -100);
+    await view.page.waitForFunction((n) => (window as unknown as LevelOfDetailApi).clusterMap.drawnPoints() === n, budget, { timeout: 2_000 });
+    await view.page.waitForFunction((n) => (window as unknown as LevelOfDetailApi).clusterMap.drawnPoints() === n, count, { timeout: 5_000 });
   } finally {
     await view.close();
   }

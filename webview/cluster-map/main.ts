@@ -91,8 +91,6 @@ interface Renderer {
   program: WebGLProgram;
   positionBuffer: WebGLBuffer;
   colourBuffer: WebGLBuffer;
-  /** A seeded permutation of the points: its first entries are a uniform sample, drawn while the view moves. */
-  orderBuffer: WebGLBuffer;
   vertexArray: WebGLVertexArrayObject;
   uniforms: Record<'centre' | 'scale' | 'pointSize' | 'round', WebGLUniformLocation>;
 }
@@ -123,10 +121,8 @@ function createRenderer(context: WebGL2RenderingContext): Renderer {
   const colour = context.getAttribLocation(program, 'colour');
   context.enableVertexAttribArray(colour);
   context.vertexAttribPointer(colour, 4, context.UNSIGNED_BYTE, true, 0, 0);
-  const orderBuffer = context.createBuffer()!;
-  context.bindBuffer(context.ELEMENT_ARRAY_BUFFER, orderBuffer);
   const uniform = (name: string) => context.getUniformLocation(program, name)!;
-  return { program, positionBuffer, colourBuffer, orderBuffer, vertexArray, uniforms: { centre: uniform('centre'), scale: uniform('scale'), pointSize: uniform('pointSize'), round: uniform('round') } };
+  return { program, positionBuffer, colourBuffer, vertexArray, uniforms: { centre: uniform('centre'), scale: uniform('scale'), pointSize: uniform('pointSize'), round: uniform('round') } };
 }
 
 const renderer = gl ? createRenderer(gl) : undefined;
@@ -136,6 +132,14 @@ const frameTimesMs: number[] = [];
 let framePending = false;
 /** While the view moves, only this many points (a uniform sample) are drawn; all of them once it rests. */
 const movingPointBudget = 100_000;
+/**
+ * A seeded permutation of the points, the order in which they sit in the GPU buffers: any prefix is a uniform
+ * sample, so a moving view draws drawArrays(0, budget) with no index buffer. Picking and the lasso read the
+ * layout's own arrays, so they always see every point.
+ */
+let drawOrder = new Uint32Array(0);
+/** How many points the last frame drew (tests read it). */
+let lastDrawnPoints = 0;
 let moving = false;
 let restTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -184,7 +188,8 @@ function draw(): void {
   const size = pointSizePx() * ratio;
   gl.uniform1f(renderer.uniforms.pointSize, size);
   gl.uniform1f(renderer.uniforms.round, size >= 3 ? 1 : 0);
-  gl.drawElements(gl.POINTS, moving ? Math.min(points.count, movingPointBudget) : points.count, gl.UNSIGNED_INT, 0);
+  lastDrawnPoints = moving ? Math.min(points.count, movingPointBudget) : points.count;
+  gl.drawArrays(gl.POINTS, 0, lastDrawnPoints);
   frameTimesMs.push(performance.now() - started);
   if (frameTimesMs.length > 1000) frameTimesMs.splice(0, frameTimesMs.length - 1000);
 }
@@ -260,25 +265,29 @@ function useLayout(next: MapLayout): void {
   cellStart = counts.slice();
   cellPoints = new Int32Array(points.count);
   for (let i = 0; i < points.count; i++) cellPoints[counts[cells[i]]++] = i;
+  const shuffled = new Float32Array(2 * points.count);
+  for (let k = 0; k < points.count; k++) {
+    shuffled[2 * k] = coordinates[2 * drawOrder[k]];
+    shuffled[2 * k + 1] = coordinates[2 * drawOrder[k] + 1];
+  }
   gl.bindBuffer(gl.ARRAY_BUFFER, renderer.positionBuffer);
-  gl.bufferData(gl.ARRAY_BUFFER, coordinates, gl.STATIC_DRAW);
+  gl.bufferData(gl.ARRAY_BUFFER, shuffled, gl.STATIC_DRAW);
   layoutSelect.value = layout;
   resetView();
 }
 
-function uploadOrder(count: number): void {
-  if (!gl || !renderer) return;
-  // Fisher–Yates with a fixed seed: the same sample every time, spread over the whole map.
+/** Fisher–Yates with a fixed seed: the same sample every time, spread over the whole map. */
+function shuffledOrder(count: number): Uint32Array {
   const order = Uint32Array.from({ length: count }, (_, i) => i);
   let state = 12345;
   for (let i = count - 1; i > 0; i--) {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
     const j = state % (i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
+    const swap = order[i];
+    order[i] = order[j];
+    order[j] = swap;
   }
-  gl.bindVertexArray(renderer.vertexArray);
-  gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, renderer.orderBuffer);
-  gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, order, gl.STATIC_DRAW);
+  return order;
 }
 
 function rampRgb(value: number): [number, number, number] {
@@ -295,14 +304,15 @@ function recolour(): void {
   const labelPalette = clusterRgb(Math.max(1, points.header.labelNames.length), dark);
   let maxOutlier = 0;
   if (colouring === 'outlier' && points.outliers) for (const score of points.outliers) maxOutlier = Math.max(maxOutlier, score);
-  for (let i = 0; i < points.count; i++) {
+  for (let k = 0; k < points.count; k++) {
+    const i = drawOrder[k];
     let rgb: [number, number, number];
     if (colouring === 'label') rgb = points.labels[i] >= 0 ? labelPalette[points.labels[i] % labelPalette.length] : [128, 128, 128];
     else if (colouring === 'confidence') rgb = rampRgb(points.confidences[i]);
     else if (colouring === 'outlier' && points.outliers) rgb = rampRgb(points.outliers[i] / (maxOutlier || 1));
     else rgb = clusterPalette[points.clusters[i] % clusterPalette.length];
-    colours.set(rgb, 4 * i);
-    colours[4 * i + 3] = selected && !selected[i] ? 40 : 230;
+    colours.set(rgb, 4 * k);
+    colours[4 * k + 3] = selected && !selected[i] ? 40 : 230;
   }
   gl.bindBuffer(gl.ARRAY_BUFFER, renderer.colourBuffer);
   gl.bufferData(gl.ARRAY_BUFFER, colours, gl.STATIC_DRAW);
@@ -402,7 +412,13 @@ function pointsInLasso(polygon: { x: number; y: number }[]): number[] {
 let lasso: { x: number; y: number }[] | undefined;
 let hovered: number | undefined;
 
+/** Whether the overlay holds a mark: a pan with nothing on it then leaves the layer alone (no re-upload per frame). */
+let overlayMarked = false;
+
 function drawOverlay(): void {
+  const hasMarks = (hovered !== undefined && points !== undefined) || (lasso !== undefined && lasso.length > 1);
+  if (!hasMarks && !overlayMarked) return;
+  overlayMarked = hasMarks;
   const context = overlay.getContext('2d')!;
   const ratio = window.devicePixelRatio || 1;
   context.setTransform(ratio, 0, 0, ratio, 0, 0);
@@ -627,7 +643,7 @@ async function load(message: Extract<ToClusterMap, { type: 'map.points' }>): Pro
     return;
   }
   const state = vscode.getState();
-  uploadOrder(points.count);
+  drawOrder = shuffledOrder(points.count);
   fillSelects();
   colouring = state?.colouring && state.colouring !== 'outlier' ? state.colouring : colouring;
   if (colouring === 'label' && points.header.labelNames.length === 0) colouring = 'cluster';
@@ -667,6 +683,8 @@ Object.assign(window, {
       return { width: canvas.width, height: canvas.height, pixels: Array.from(pixels) };
     },
     frameTimesMs: () => frameTimesMs.slice(),
+    drawnPoints: () => lastDrawnPoints,
+    movingPointBudget,
     loadTimings: () => ({ ...loadTimings }),
     /** Zooms and pans for `frames` animation frames; resolves with each frame's interval by the page's clock. */
     async animate(frames: number): Promise<number[]> {
@@ -677,6 +695,21 @@ Object.assign(window, {
         const phase = frame % 40;
         if (phase < 20) zoomAt(widthPx / 2 + 30, heightPx / 2, 1.06);
         else panBy(6, 3);
+        const now = performance.now();
+        intervals.push(now - last);
+        last = now;
+      }
+      return intervals;
+    },
+    /** Draws every point on each of `frames` animation frames (the view at rest); resolves with each frame's interval. */
+    async redrawAll(frames: number): Promise<number[]> {
+      const intervals: number[] = [];
+      moving = false;
+      clearTimeout(restTimer);
+      let last = performance.now();
+      for (let frame = 0; frame < frames; frame++) {
+        requestDraw();
+        await new Promise((resolve) => requestAnimationFrame(resolve));
         const now = performance.now();
         intervals.push(now - last);
         last = now;
