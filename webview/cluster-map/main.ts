@@ -137,7 +137,7 @@ const movingPointBudget = 100_000;
  * sample, so a moving view draws drawArrays(0, budget) with no index buffer. Picking and the lasso read the
  * layout's own arrays, so they always see every point.
  */
-let drawOrder = new Uint32Array(0);
+let drawOrder: Uint32Array = new Uint32Array(0);
 /** How many points the last frame drew (tests read it). */
 let lastDrawnPoints = 0;
 let moving = false;
