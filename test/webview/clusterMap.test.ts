@@ -127,7 +127,7 @@ test('cluster map: 100k points drawn by WebGL; hover names the point under the c
   }
 });
 
-type LevelOfDetailApi = MapApi & { clusterMap: { drawnPoints(): number; movingPointBudget: number; readPixels(): { width: number; height: number; pixels: number[] } } };
+type LevelOfDetailApi = { clusterMap: { dataToScreen(x: number, y: number): { x: number; y: number }; drawnPoints(): number; movingPointBudget: number; readPixels(): { width: number; height: number; pixels: number[] } } };
 
 test('cluster map: a moving view draws a sample, the view at rest every point, each in its own colour', { skip: skipWithoutChromium }, async () => {
   const count = 150_000;
