@@ -168,9 +168,11 @@ async function map(): Promise<void> {
     const timings = await view.page.evaluate(() => (window as unknown as { clusterMap: { loadTimings(): Record<string, number> } }).clusterMap.loadTimings());
     console.log(`  open: ${openSeconds.toFixed(2)} s from the message to the first frame (page: fetch ${timings.fetchMs.toFixed(0)} ms, decode ${timings.decodeMs.toFixed(0)} ms, all ${timings.totalMs.toFixed(0)} ms)`);
     const intervals = await view.page.evaluate(() => (window as unknown as { clusterMap: { animate(frames: number): Promise<number[]> } }).clusterMap.animate(120));
+    if (process.env.SCALE_DEBUG) console.log(intervals.map((ms) => ms.toFixed(0)).join(" "));
     const draws = await view.page.evaluate(() => (window as unknown as { clusterMap: { frameTimesMs(): number[] } }).clusterMap.frameTimesMs());
     const recent = draws.slice(-120);
-    console.log(`  zoom/pan, 120 frames: frame interval median ${median(intervals).toFixed(1)} ms, p95 ${percentile(intervals, 0.95).toFixed(1)} ms (${(1000 / median(intervals)).toFixed(0)} fps); issuing a draw: median ${median(recent).toFixed(1)} ms`);
+    const budget = await view.page.evaluate(() => (window as unknown as { clusterMap: { movingPointBudget(): number } }).clusterMap.movingPointBudget());
+    console.log(`  zoom/pan, 120 frames: frame interval median ${median(intervals).toFixed(1)} ms, p95 ${percentile(intervals, 0.95).toFixed(1)} ms (${(1000 / median(intervals)).toFixed(0)} fps); issuing a draw: median ${median(recent).toFixed(1)} ms; points drawn while moving at the end: ${budget.toLocaleString('en')}`);
     const idle = await view.page.evaluate(() => (window as unknown as { clusterMap: { redrawAll(frames: number): Promise<number[]> } }).clusterMap.redrawAll(30));
     console.log(`  at rest, every point drawn, 30 frames: frame interval median ${median(idle).toFixed(1)} ms, p95 ${percentile(idle, 0.95).toFixed(1)} ms (${(1000 / median(idle)).toFixed(0)} fps)`);
   } finally {

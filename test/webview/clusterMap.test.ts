@@ -127,7 +127,7 @@ test('cluster map: 100k points drawn by WebGL; hover names the point under the c
   }
 });
 
-type LevelOfDetailApi = { clusterMap: { dataToScreen(x: number, y: number): { x: number; y: number }; drawnPoints(): number; movingPointBudget: number; readPixels(): { width: number; height: number; pixels: number[] } } };
+type LevelOfDetailApi = { clusterMap: { dataToScreen(x: number, y: number): { x: number; y: number }; drawnPoints(): number; movingPointBudget(): number; readPixels(): { width: number; height: number; pixels: number[] } } };
 
 test('cluster map: a moving view draws a sample, the view at rest every point, each in its own colour', { skip: skipWithoutChromium }, async () => {
   const count = 150_000;
@@ -136,8 +136,6 @@ test('cluster map: a moving view draws a sample, the view at rest every point, e
   try {
     await view.send({ type: 'map.points', pointsUrl: `${view.origin}/files/map-points.bin`, imageBase: `${view.origin}/images`, runName: 'run', clusters: 3 });
     await view.page.locator(`#root[data-ready="${count}"]`).waitFor();
-    const budget = await view.page.evaluate(() => (window as unknown as LevelOfDetailApi).clusterMap.movingPointBudget);
-    assert.ok(budget < count, `the test map is larger than the moving budget (${budget})`);
 
     // The points sit in the GPU buffers in a shuffled order: each blob's centre still shows its own cluster's colour.
     const dark = await view.page.evaluate(() => document.body.classList.contains('vscode-dark'));
@@ -161,8 +159,11 @@ test('cluster map: a moving view draws a sample, the view at rest every point, e
     const canvas = view.page.getByRole('img', { name: 'Cluster map' });
     const box = (await canvas.boundingBox())!;
     await view.page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const budget = await view.page.evaluate(() => (window as unknown as LevelOfDetailApi).clusterMap.movingPointBudget());
+    assert.ok(budget < count, `the test map is larger than the moving budget (${budget})`);
     await view.page.mouse.wheel(0, -100);
-    await view.page.waitForFunction((n) => (window as unknown as LevelOfDetailApi).clusterMap.drawnPoints() === n, budget, { timeout: 2_000 });
+    // The budget may adapt on this very frame: the frame drawn while moving holds at most the budget, fewer than all.
+    await view.page.waitForFunction((n) => (window as unknown as LevelOfDetailApi).clusterMap.drawnPoints() <= n, Math.round(budget * 1.1), { timeout: 2_000 });
     await view.page.waitForFunction((n) => (window as unknown as LevelOfDetailApi).clusterMap.drawnPoints() === n, count, { timeout: 5_000 });
   } finally {
     await view.close();

@@ -130,8 +130,15 @@ const renderer = gl ? createRenderer(gl) : undefined;
 /** Each drawn frame's duration in ms (issuing the draw), for the benchmark. */
 const frameTimesMs: number[] = [];
 let framePending = false;
-/** While the view moves, only this many points (a uniform sample) are drawn; all of them once it rests. */
-const movingPointBudget = 100_000;
+/**
+ * While the view moves, only this many points (a uniform sample) are drawn; all of them once it rests. The budget
+ * follows the renderer: when frames come late (the wait from a draw request to its animation frame, smoothed, past
+ * about two frames) it shrinks, and when they come on time it grows, up to every point on a GPU.
+ */
+let movingPointBudget = 100_000;
+const budgetRange = { min: 20_000, max: 2_000_000 };
+let drawRequestedAt = 0;
+let smoothedWaitMs = 0;
 /**
  * A seeded permutation of the points, the order in which they sit in the GPU buffers: any prefix is a uniform
  * sample, so a moving view draws drawArrays(0, budget) with no index buffer. Picking and the lasso read the
@@ -146,10 +153,19 @@ let restTimer: ReturnType<typeof setTimeout> | undefined;
 function requestDraw(): void {
   if (framePending) return;
   framePending = true;
+  drawRequestedAt = performance.now();
   requestAnimationFrame(() => {
     framePending = false;
+    if (moving) adaptBudget(performance.now() - drawRequestedAt);
     draw();
   });
+}
+
+/** A renderer that keeps up answers a request within one frame (≤ 17 ms at 60 Hz); a busy one makes it wait. */
+function adaptBudget(waitMs: number): void {
+  smoothedWaitMs = 0.7 * smoothedWaitMs + 0.3 * waitMs;
+  if (smoothedWaitMs > 30) movingPointBudget = Math.max(budgetRange.min, Math.round(movingPointBudget * 0.85));
+  else if (smoothedWaitMs < 14) movingPointBudget = Math.min(budgetRange.max, Math.round(movingPointBudget * 1.1));
 }
 
 /** Zoom and pan draw a sample at frame rate, then everything 150 ms after the last move. */
@@ -684,7 +700,7 @@ Object.assign(window, {
     },
     frameTimesMs: () => frameTimesMs.slice(),
     drawnPoints: () => lastDrawnPoints,
-    movingPointBudget,
+    movingPointBudget: () => movingPointBudget,
     loadTimings: () => ({ ...loadTimings }),
     /** Zooms and pans for `frames` animation frames; resolves with each frame's interval by the page's clock. */
     async animate(frames: number): Promise<number[]> {
