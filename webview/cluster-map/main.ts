@@ -135,7 +135,7 @@ let framePending = false;
  * follows the renderer: when frames come late (the wait from a draw request to its animation frame, smoothed, past
  * about two frames) it shrinks, and when they come on time it grows, up to every point on a GPU.
  */
-let movingPointBudget = 100_000;
+let movingPointBudget = 50_000;
 const budgetRange = { min: 20_000, max: 2_000_000 };
 let drawRequestedAt = 0;
 let smoothedWaitMs = 0;
