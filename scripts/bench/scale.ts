@@ -168,7 +168,6 @@ async function map(): Promise<void> {
     const timings = await view.page.evaluate(() => (window as unknown as { clusterMap: { loadTimings(): Record<string, number> } }).clusterMap.loadTimings());
     console.log(`  open: ${openSeconds.toFixed(2)} s from the message to the first frame (page: fetch ${timings.fetchMs.toFixed(0)} ms, decode ${timings.decodeMs.toFixed(0)} ms, all ${timings.totalMs.toFixed(0)} ms)`);
     const intervals = await view.page.evaluate(() => (window as unknown as { clusterMap: { animate(frames: number): Promise<number[]> } }).clusterMap.animate(120));
-    if (process.env.SCALE_DEBUG) console.log(intervals.map((ms) => ms.toFixed(0)).join(" "));
     const draws = await view.page.evaluate(() => (window as unknown as { clusterMap: { frameTimesMs(): number[] } }).clusterMap.frameTimesMs());
     const recent = draws.slice(-120);
     const budget = await view.page.evaluate(() => (window as unknown as { clusterMap: { movingPointBudget(): number } }).clusterMap.movingPointBudget());
