@@ -362,6 +362,8 @@ export interface NeighboursRequest {
   /** An image path (absolute, or relative to the run's images folder). */
   image: string;
   k: number;
+  /** Scan every image even when the run has an HNSW index. */
+  exact?: boolean;
 }
 
 export interface EvaluateRequest {
@@ -613,6 +615,8 @@ export interface NeighboursResult extends RanOn {
   backend: BackendName;
   query: string;
   cluster: number;
+  /** How the neighbours were found: the exact scan, or the run's HNSW index (runs over 50,000 images). */
+  search?: 'exact' | 'approximate';
   neighbours: Neighbour[];
 }
 

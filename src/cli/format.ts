@@ -34,7 +34,7 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
         .join('\n');
     case 'neighbours':
       return [
-        `${result.query} is in cluster ${result.cluster}. Nearest images:`,
+        `${result.query} is in cluster ${result.cluster}. Nearest images${result.search ? ` (${result.search === 'approximate' ? "approximate: the run's HNSW index" : 'exact scan'})` : ''}:`,
         ...result.neighbours.map((n) => `  ${n.similarity.toFixed(4)}  cluster ${String(n.cluster).padStart(3)}  ${n.path}`),
       ].join('\n');
     case 'evaluate':

@@ -15,7 +15,7 @@ Usage:
                      [--batch-size B] [--width W] [--architecture resnet|plain]
                      [--backbone model.onnx [--backbone-normalization imagenet|none]] [--resume] [--json]
   cluster-lens index <run-dir> [--device auto|gpu|cpu] [--json]
-  cluster-lens neighbours <run-dir> <image> [--k 8] [--json]
+  cluster-lens neighbours <run-dir> <image> [--k 8] [--exact] [--json]
   cluster-lens evaluate <run-dir> [--baseline] [--json]
   cluster-lens export-onnx <run-dir> --out <model.onnx> [--json]
   cluster-lens explain <run-dir> <image> [--method counterfactual] [--target <cluster>|--pair <image2>|--pair neighbour|--pair augmented]
@@ -39,6 +39,9 @@ Explanation methods: gradcam, gradcam++, layercam, counterfactual, counterfactua
   image itself. counterfactual (the default method) swaps in regions of the target cluster's nearest images;
   counterfactual-mask blends one of them in through a coarse mask; counterfactual-pixel is the seed's pixel search.
   --grid sets their grid's cells per side (7), --donors how many of the target cluster's images they borrow from (10, ≤ 20).
+
+neighbours answers through the run's HNSW index (usearch, saved by index for runs over 50,000 images; approximate,
+  well under a millisecond at 1M) and through the exact scan otherwise; --exact forces the scan. The output says which.
 
 --device picks where every command computes (also for explain, index, evaluate…): auto takes a hardware GPU
   (onnxruntime's CUDA provider where installed, else WebGPU over Vulkan/D3D12/Metal) and else the CPU; software
@@ -79,6 +82,7 @@ const flagSpec = {
   'backbone-normalization': { type: 'string' },
   resume: { type: 'boolean' },
   k: { type: 'string' },
+  exact: { type: 'boolean' },
   json: { type: 'boolean' },
   'idx-dir': { type: 'string' },
   'per-class': { type: 'string' },
@@ -154,7 +158,7 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
     case 'index':
       return { type: 'index', runDir: path.resolve(positional(args, 0, '<run-dir>')) };
     case 'neighbours':
-      return { type: 'neighbours', runDir: path.resolve(positional(args, 0, '<run-dir>')), image: path.resolve(positional(args, 1, '<image>')), k: number(flags, 'k') ?? 8 };
+      return { type: 'neighbours', runDir: path.resolve(positional(args, 0, '<run-dir>')), image: path.resolve(positional(args, 1, '<image>')), k: number(flags, 'k') ?? 8, ...(flags.exact ? { exact: true } : {}) };
     case 'evaluate':
       return { type: 'evaluate', runDir: path.resolve(positional(args, 0, '<run-dir>')), ...(flags.baseline ? { pixelBaseline: true } : {}) };
     case 'export-onnx': {

@@ -24,6 +24,9 @@ export const runFiles = {
   index: 'index.bin',
   /** The exact k-nearest-neighbour graph of the index's features (duplicates, outliers, UMAP). */
   neighbourGraph: 'neighbours.bin',
+  /** The HNSW index of the features of runs over 50,000 images (usearch's format), and what it was built from. */
+  neighbourIndex: 'neighbours.usearch',
+  neighbourIndexStamp: 'neighbours.usearch.json',
   umap: 'umap.bin',
   /** What the cluster map loads as one binary fetch: coordinates, colours' inputs and paths. */
   mapPoints: 'map-points.bin',

@@ -55,7 +55,7 @@ async function execute(request: WorkRequest, context: JobContext): Promise<Engin
     case 'index':
       return indexRun(request.runDir, context);
     case 'neighbours':
-      return findNeighbours(request.runDir, request.image, request.k, context);
+      return findNeighbours(request.runDir, request.image, request.k, context, { exact: request.exact });
     case 'evaluate':
       return evaluateRun(request.runDir, context, { pixelBaseline: request.pixelBaseline });
     case 'explain':

@@ -102,19 +102,27 @@ export function exactNearest(features: Matrix, query: Float32Array, k: number, e
 
 /** An approximate index (HNSW) for collections where even a SIMD scan is too slow per query. */
 export interface ApproximateIndex {
+  /** The k nearest rows by the index's (8-bit) distances, best first. */
   search(query: Float32Array, k: number): ScoredIndex[];
   size(): number;
+  dimensions(): number;
+  /** Writes the index to `file` (usearch's own format). */
+  save(file: string): void;
 }
 
-/**
- * HNSW over 8-bit quantised vectors: at 1M × 128 the scan reads 512 MB per query, HNSW a few thousand vectors.
- * Parameters measured in scripts/bench/scale.ts (recall against the exact scan is printed there).
- */
-export function buildApproximateIndex(features: Matrix, options: { connectivity?: number; expansionAdd?: number; expansionSearch?: number; threads?: number } = {}): ApproximateIndex {
-  const usearch = loadUsearch();
-  if (!usearch) throw new Error(`usearch is unavailable: ${unavailableReason}`);
-  const index = new usearch.Index({
-    dimensions: features.dims,
+export interface ApproximateIndexOptions {
+  connectivity?: number;
+  expansionAdd?: number;
+  expansionSearch?: number;
+  threads?: number;
+}
+
+/** Rows added per call: the gap between progress reports and cancellation checks (~3 s at 1M rows on 2 cores). */
+const buildChunkRows = 8192;
+
+function newUsearchIndex(usearch: Usearch, dims: number, options: ApproximateIndexOptions) {
+  return new usearch.Index({
+    dimensions: dims,
     // i8 with the cosine metric: usearch scales i8 distances for cos, not for a raw inner product.
     metric: usearch.MetricKind.Cos,
     quantization: usearch.ScalarKind.I8,
@@ -123,16 +131,57 @@ export function buildApproximateIndex(features: Matrix, options: { connectivity?
     expansion_search: options.expansionSearch ?? 64,
     multi: false,
   });
-  const keys = new BigUint64Array(features.rows);
-  for (let row = 0; row < features.rows; row++) keys[row] = BigInt(row);
-  index.add(keys, packed(features.data), options.threads ?? 0);
+}
+
+function wrap(index: import('usearch').Index): ApproximateIndex {
   return {
     search(query, k) {
       const found = index.search(packed(query), k, 1) as import('usearch').Matches;
       return Array.from(found.keys, (key, j) => ({ index: Number(key), similarity: 1 - found.distances[j] }));
     },
     size: () => index.size(),
+    dimensions: () => index.dimensions(),
+    save: (file) => index.save(file),
   };
+}
+
+/**
+ * HNSW over 8-bit quantised vectors: at 1M × 128 the scan reads 512 MB per query, HNSW a few thousand vectors.
+ * Parameters measured in scripts/bench/scale.ts (recall against the exact scan is printed there). Rows are added a
+ * chunk at a time, with progress and cancellation between chunks; row i gets key i.
+ */
+export async function buildApproximateIndex(
+  features: Matrix,
+  context: JobContext,
+  fractionRange: [number, number] = [0, 1],
+  options: ApproximateIndexOptions = {},
+): Promise<ApproximateIndex> {
+  const usearch = loadUsearch();
+  if (!usearch) throw new Error(`usearch is unavailable: ${unavailableReason}`);
+  const index = newUsearchIndex(usearch, features.dims, options);
+  const span = fractionRange[1] - fractionRange[0];
+  for (let start = 0; start < features.rows; start += buildChunkRows) {
+    throwIfCancelled(context.signal);
+    const end = Math.min(features.rows, start + buildChunkRows);
+    const keys = new BigUint64Array(end - start);
+    for (let row = start; row < end; row++) keys[row - start] = BigInt(row);
+    index.add(keys, features.data.slice(start * features.dims, end * features.dims), options.threads ?? 0);
+    context.progress({ phase: 'index', fraction: fractionRange[0] + span * (end / features.rows), message: `Building the neighbour index ${end}/${features.rows}` });
+    await yieldToEventLoop();
+  }
+  return wrap(index);
+}
+
+/**
+ * Reads an index written by ApproximateIndex.save. usearch trusts the file: a damaged one can abort the process
+ * (measured: junk bytes end in std::bad_alloc), so callers check the file's hash first.
+ */
+export function loadApproximateIndex(file: string, dims: number): ApproximateIndex {
+  const usearch = loadUsearch();
+  if (!usearch) throw new Error(`usearch is unavailable: ${unavailableReason}`);
+  const index = newUsearchIndex(usearch, dims, {});
+  index.load(file);
+  return wrap(index);
 }
 
 /**

@@ -13,6 +13,7 @@ import { readArchive, writeArchive, type ArchiveArray } from '../util/tensorArch
 import { pca } from './pca';
 import { embedWithOnnxRuntime, type EmbedOutput } from './ortEmbed';
 import { ranOnKind } from '../runtime/device';
+import { writeNeighbourIndex } from './neighbourIndex';
 
 export interface IndexHeader {
   format: 'cluster-lens-index';
@@ -140,7 +141,15 @@ export async function buildIndex(
 export async function writeIndex(
   embedded: EmbedOutput,
   images: ImageSet,
-  meta: { runDir: string; backend: BackendName; checkpointStep: number; temperature?: number; startedAt?: number },
+  meta: {
+    runDir: string;
+    backend: BackendName;
+    checkpointStep: number;
+    temperature?: number;
+    startedAt?: number;
+    /** Rows from which an HNSW neighbour index is saved too (default approximateSearchMinRows; tests lower it). */
+    neighbourIndexMinRows?: number;
+  },
   context: JobContext,
 ): Promise<IndexResult> {
   const startedAt = meta.startedAt ?? Date.now();
@@ -175,6 +184,14 @@ export async function writeIndex(
   ]);
   const indexPath = runPath(meta.runDir, 'index');
   await writeArchive(indexPath, header, arrays);
+  // After index.bin: the HNSW index is stamped with this header, and a cancelled or failed build leaves a usable
+  // index whose queries use the exact scan.
+  try {
+    await writeNeighbourIndex(meta.runDir, { header, features: embedded.features }, context, { minRows: meta.neighbourIndexMinRows, fractionRange: [0.98, 1] });
+  } catch (error) {
+    if (context.signal.aborted) throw error;
+    context.log('warn', `The HNSW neighbour index could not be built (${(error as Error).message}); neighbour queries use the exact scan.`);
+  }
   const durationMs = Date.now() - startedAt;
   context.progress({ phase: 'index', fraction: 1, message: `Indexed ${images.records.length} images` });
   return {

@@ -12,10 +12,10 @@ import { disposeModel, forward, l2Normalize } from '../model/model';
 import { readManifest, runPath } from '../runFolder';
 import { describeWithBackbone, embedWithBackbone, openFrozenBackbone } from '../frozen/frozenRun';
 import { buildIndex, readIndex, writeIndex, type RunIndex } from './indexer';
-import { exactNearest } from './ann';
+import { openNeighbourIndex, searchNeighbours, type OpenedNeighbourIndex } from './neighbourIndex';
 
-/** Loaded runs stay in memory between queries, until their files change. */
-const indexCache = new Map<string, { mtimeMs: number; index: RunIndex }>();
+/** Loaded runs stay in memory between queries, until their files change; a run's HNSW index is loaded on its first query. */
+const indexCache = new Map<string, { mtimeMs: number; index: RunIndex; neighbourIndex?: Promise<OpenedNeighbourIndex> }>();
 const modelCache = new Map<string, { mtimeMs: number; checkpoint: LoadedCheckpoint }>();
 
 export async function cachedIndex(runDir: string): Promise<RunIndex> {
@@ -44,6 +44,23 @@ export async function initRunBackend(runDir: string, context: JobContext) {
   return initBackend((await readManifest(runDir)).options.backend, context.log);
 }
 
+/**
+ * The run's saved HNSW index, loaded once per loaded index.bin (forgetRun releases it), or why its queries use the
+ * exact scan (logged when it is first opened).
+ */
+export async function cachedNeighbourIndex(runDir: string, context: JobContext): Promise<OpenedNeighbourIndex> {
+  const resolved = path.resolve(runDir);
+  const index = await cachedIndex(resolved);
+  const entry = indexCache.get(resolved);
+  if (!entry || entry.index !== index) return openNeighbourIndex(resolved, index);
+  if (!entry.neighbourIndex) {
+    entry.neighbourIndex = openNeighbourIndex(resolved, index);
+    const opened = await entry.neighbourIndex;
+    if (opened.reason) context.log('info', `Neighbour queries use the exact scan: ${opened.reason}.`);
+  }
+  return entry.neighbourIndex;
+}
+
 /** Rebuilds a run's index from its checkpoint and its images folder. */
 export async function indexRun(runDir: string, context: JobContext): Promise<IndexResult> {
   const resolved = path.resolve(runDir);
@@ -68,8 +85,11 @@ export async function indexRun(runDir: string, context: JobContext): Promise<Ind
   return writeIndex(embedded, images, { ...meta, startedAt }, context);
 }
 
-/** Nearest images by cosine similarity of backbone features; the query may be outside the index. */
-export async function findNeighbours(runDir: string, image: string, k: number, context: JobContext): Promise<NeighboursResult> {
+/**
+ * Nearest images by cosine similarity of backbone features; the query may be outside the index. Large runs answer
+ * through their saved HNSW index; `exact` forces the exact scan.
+ */
+export async function findNeighbours(runDir: string, image: string, k: number, context: JobContext, options: { exact?: boolean } = {}): Promise<NeighboursResult> {
   const resolved = path.resolve(runDir);
   const index = await cachedIndex(resolved);
   const backend = await initRunBackend(resolved, context);
@@ -103,12 +123,14 @@ export async function findNeighbours(runDir: string, image: string, k: number, c
       tf.dispose([features, scores]);
     }
   }
-  const hits = exactNearest(index.features, query, k, position >= 0 ? position : undefined);
+  const approximate = options.exact ? undefined : (await cachedNeighbourIndex(resolved, context)).approximate;
+  const { hits, search } = searchNeighbours(index.features, approximate, query, k, position >= 0 ? position : undefined);
   return {
     kind: 'neighbours',
     backend: backend.name,
     query: absolute,
     cluster,
+    search,
     neighbours: hits.map((hit) => ({
       imageIndex: hit.index,
       path: index.header.records[hit.index].path,

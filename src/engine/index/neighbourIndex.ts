@@ -1,0 +1,181 @@
+// A large run's HNSW index (usearch), built when the run is indexed and saved beside index.bin, so a single-image
+// neighbour query stays fast at 1M images. Small runs, and any run whose saved index cannot be trusted, use the
+// exact scan.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, promises as fs } from 'node:fs';
+import type { Matrix } from '../analysis/matrix';
+import { EngineError } from '../errors';
+import type { JobContext } from '../jobContext';
+import { runFiles, runPath } from '../runFolder';
+import { writeFileAtomic } from '../util/atomicFile';
+import { buildApproximateIndex, exactNearest, loadApproximateIndex, loadUsearch, unavailableReason, type ApproximateIndex } from './ann';
+import type { ScoredIndex } from './neighbours';
+
+/**
+ * Runs with more rows than this get an HNSW index. Measured (scripts/bench/scale.ts, 128-d features, 2 cores):
+ * usearch's exact SIMD scan answers one query in 14.8 ms at 100k rows and 106–208 ms at 1M, so the scan alone
+ * meets the 50 ms target up to a few hundred thousand rows; from 50,000 up the index costs seconds to build and
+ * keeps queries well under a millisecond, while smaller runs keep exact answers and no extra file.
+ */
+export const approximateSearchMinRows = 50_000;
+
+/** What the saved index was built from, so an index of other features (a re-index, another checkpoint) is never used. */
+export interface NeighbourIndexStamp {
+  format: 'cluster-lens-neighbour-index';
+  rows: number;
+  dims: number;
+  checkpointStep: number;
+  /** index.bin's header createdAt. */
+  indexCreatedAt: string;
+  /** SHA-1 of up to 256 evenly spaced feature rows. */
+  featuresFingerprint: string;
+  /** The saved file's size and SHA-256: usearch trusts what it reads, and a damaged file can abort the process. */
+  fileBytes: number;
+  fileSha256: string;
+}
+
+interface IndexedFeatures {
+  header: { checkpointStep: number; createdAt: string };
+  features: Matrix;
+}
+
+function featuresFingerprint(features: Matrix): string {
+  const hash = createHash('sha1');
+  const samples = Math.min(features.rows, 256);
+  for (let s = 0; s < samples; s++) {
+    const row = Math.floor((s * features.rows) / samples);
+    const values = features.data.subarray(row * features.dims, (row + 1) * features.dims);
+    hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+  return hash.digest('hex');
+}
+
+async function fileSha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function sameSource(stamp: NeighbourIndexStamp, source: IndexedFeatures): boolean {
+  return (
+    stamp.format === 'cluster-lens-neighbour-index' &&
+    stamp.rows === source.features.rows &&
+    stamp.dims === source.features.dims &&
+    stamp.checkpointStep === source.header.checkpointStep &&
+    stamp.indexCreatedAt === source.header.createdAt &&
+    stamp.featuresFingerprint === featuresFingerprint(source.features)
+  );
+}
+
+/** Removes a saved index and its stamp (stamp first: a stamp without its file is ignored, a file without its stamp too). */
+export async function removeNeighbourIndex(runDir: string): Promise<void> {
+  await fs.rm(runPath(runDir, 'neighbourIndexStamp'), { force: true });
+  await fs.rm(runPath(runDir, 'neighbourIndex'), { force: true });
+}
+
+/**
+ * Builds and saves the HNSW index of a freshly written index.bin when it has at least `minRows` rows (progress
+ * and cancellation between chunks of rows); any older saved index is removed first. Returns the saved file's
+ * size, or undefined when none was built (a small run, or usearch missing: queries then use the exact scan).
+ */
+export async function writeNeighbourIndex(
+  runDir: string,
+  source: IndexedFeatures,
+  context: JobContext,
+  options: { minRows?: number; fractionRange?: [number, number] } = {},
+): Promise<{ file: string; bytes: number } | undefined> {
+  await removeNeighbourIndex(runDir);
+  const rows = source.features.rows;
+  if (rows < (options.minRows ?? approximateSearchMinRows)) return undefined;
+  if (!loadUsearch()) {
+    context.log('warn', `usearch is unavailable (${unavailableReason}); neighbour queries over these ${rows} images will use the exact scan.`);
+    return undefined;
+  }
+  const file = runPath(runDir, 'neighbourIndex');
+  const temporary = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const started = performance.now();
+  try {
+    const index = await buildApproximateIndex(source.features, context, options.fractionRange ?? [0, 1]);
+    index.save(temporary);
+    const handle = await fs.open(temporary, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const stamp: NeighbourIndexStamp = {
+      format: 'cluster-lens-neighbour-index',
+      rows,
+      dims: source.features.dims,
+      checkpointStep: source.header.checkpointStep,
+      indexCreatedAt: source.header.createdAt,
+      featuresFingerprint: featuresFingerprint(source.features),
+      fileBytes: (await fs.stat(temporary)).size,
+      fileSha256: await fileSha256(temporary),
+    };
+    await fs.rename(temporary, file);
+    await writeFileAtomic(runPath(runDir, 'neighbourIndexStamp'), JSON.stringify(stamp, null, 2));
+    context.log('info', `Saved the HNSW neighbour index of ${rows} images (${(stamp.fileBytes / 2 ** 20).toFixed(1)} MiB) in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+    return { file, bytes: stamp.fileBytes };
+  } finally {
+    await fs.rm(temporary, { force: true });
+  }
+}
+
+/** A run's saved HNSW index, or why its queries use the exact scan. */
+export type OpenedNeighbourIndex = { approximate: ApproximateIndex; reason?: undefined } | { approximate?: undefined; reason: string };
+
+/** Loads the saved index when it exists, belongs to this index.bin and is intact; otherwise says why not. */
+export async function openNeighbourIndex(runDir: string, source: IndexedFeatures): Promise<OpenedNeighbourIndex> {
+  const file = runPath(runDir, 'neighbourIndex');
+  const stampFile = runPath(runDir, 'neighbourIndexStamp');
+  const rows = source.features.rows;
+  const rebuild = `"cluster-lens index ${runDir}" rebuilds it`;
+  if (!existsSync(file) || !existsSync(stampFile)) {
+    if (rows < approximateSearchMinRows) return { reason: `${rows} images, under the ${approximateSearchMinRows} that get an HNSW index` };
+    return { reason: `${!existsSync(file) ? file : stampFile} is missing; ${rebuild}` };
+  }
+  if (!loadUsearch()) return { reason: `usearch is unavailable (${unavailableReason})` };
+  let stamp: NeighbourIndexStamp;
+  try {
+    stamp = JSON.parse(await fs.readFile(stampFile, 'utf8')) as NeighbourIndexStamp;
+  } catch (error) {
+    return { reason: `${stampFile} cannot be read (${(error as Error).message}); ${rebuild}` };
+  }
+  if (!sameSource(stamp, source)) return { reason: `${file} was built from another index (stale); ${rebuild}` };
+  const bytes = (await fs.stat(file)).size;
+  if (bytes !== stamp.fileBytes || (await fileSha256(file)) !== stamp.fileSha256) return { reason: `${file} is damaged (its size or hash differs from ${runFiles.neighbourIndexStamp}); ${rebuild}` };
+  try {
+    const approximate = loadApproximateIndex(file, source.features.dims);
+    if (approximate.size() !== rows || approximate.dimensions() !== source.features.dims) {
+      return { reason: `${file} holds ${approximate.size()} × ${approximate.dimensions()}, not ${rows} × ${source.features.dims}; ${rebuild}` };
+    }
+    return { approximate };
+  } catch (error) {
+    return { reason: `${file} cannot be loaded (${(error as Error).message}); ${rebuild}` };
+  }
+}
+
+/** How a neighbour query was answered. */
+export type SearchMethod = 'exact' | 'approximate';
+
+/**
+ * The k rows nearest to `query` (L2-normalised), best first, without row `exclude`: through the HNSW index when
+ * one is given, else the exact scan. HNSW candidates are over-fetched (the query's own row comes back too, and
+ * 8-bit distances reorder near-ties) and re-ranked by their exact cosine, so the similarities shown are exact.
+ */
+export function searchNeighbours(features: Matrix, approximate: ApproximateIndex | undefined, query: Float32Array, k: number, exclude?: number): { hits: ScoredIndex[]; search: SearchMethod } {
+  if (!approximate) return { hits: exactNearest(features, query, k, exclude), search: 'exact' };
+  if (query.length !== features.dims) throw new EngineError('BAD_REQUEST', `A query of ${query.length} values cannot be searched among ${features.dims}-value features.`);
+  const wanted = Math.min(features.rows, 2 * k + 1);
+  const hits: ScoredIndex[] = [];
+  for (const candidate of approximate.search(query, wanted)) {
+    if (candidate.index === exclude || candidate.index < 0 || candidate.index >= features.rows) continue;
+    const offset = candidate.index * features.dims;
+    let similarity = 0;
+    for (let d = 0; d < features.dims; d++) similarity += features.data[offset + d] * query[d];
+    hits.push({ index: candidate.index, similarity });
+  }
+  hits.sort((a, b) => b.similarity - a.similarity);
+  return { hits: hits.slice(0, k), search: 'approximate' };
+}
