@@ -55,6 +55,13 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   assert.equal(hits.length, 5);
   assert.ok(hits.every((hit, i) => i === 0 || hit.similarity <= hits[i - 1].similarity), 'sorted by similarity');
   assert.ok(!hits.some((hit) => image.endsWith(hit.path)), 'the query itself is excluded');
+  // 1,000 images: under the HNSW threshold, so no index file and an exact answer that says so; --exact agrees.
+  assert.equal(neighbours.json.search, 'exact');
+  assert.ok(!existsSync(path.join(runDir, 'neighbours.usearch')));
+  const forced = await cluster(['neighbours', runDir, image, '--k', '5', '--exact']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(forced.json.search, 'exact');
+  assert.deepEqual((forced.json.neighbours as { path: string }[]).map((hit) => hit.path), hits.map((hit) => hit.path));
 
   const onnxPath = path.join(path.dirname(runDir), 'model.onnx');
   const exported = await cluster(['export-onnx', runDir, '--out', onnxPath]);

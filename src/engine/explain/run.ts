@@ -7,7 +7,9 @@ import { decodeImage } from '../data/decode';
 import { EngineError } from '../errors';
 import type { RunIndex } from '../index/indexer';
 import { topKCosine } from '../index/neighbours';
-import { cachedCheckpoint, cachedIndex, initRunBackend } from '../index/runQueries';
+import { cachedCheckpoint, cachedIndex, cachedNeighbourIndex, initRunBackend } from '../index/runQueries';
+import type { ApproximateIndex } from '../index/ann';
+import { searchNeighbours } from '../index/neighbourIndex';
 import type { JobContext } from '../jobContext';
 import { readManifest } from '../runFolder';
 import type { Donor, ExplainableModel } from './explainer';
@@ -19,6 +21,8 @@ import { scoreImagesOnDevice } from './onDevice';
 export interface ExplainableRun {
   runDir: string;
   index: RunIndex;
+  /** The run's saved HNSW index (runs over 50,000 images), for neighbour queries. */
+  approximate?: ApproximateIndex;
   net: ExplainableModel;
   /** Frees what the run holds for explaining (the cached model and index stay). */
   dispose(): void;
@@ -32,6 +36,7 @@ export interface ExplainableRun {
 export async function openRun(runDir: string, context: JobContext): Promise<ExplainableRun> {
   const resolved = path.resolve(runDir);
   const index = await cachedIndex(resolved);
+  const { approximate } = await cachedNeighbourIndex(resolved, context);
   const backend = await initRunBackend(resolved, context);
   const manifest = await readManifest(resolved);
   const checkpoint = await cachedCheckpoint(resolved);
@@ -41,6 +46,7 @@ export async function openRun(runDir: string, context: JobContext): Promise<Expl
   return {
     runDir: resolved,
     index,
+    approximate,
     net,
     dispose: () => net.dispose(),
     backend: backend.name,
@@ -107,9 +113,12 @@ export function topPrototypes(probabilities: Float32Array, scores: Float32Array,
     .slice(0, count);
 }
 
-/** The run's images nearest to `features`, best first, without the image's own row. */
+/** The run's images nearest to `features`, best first, without the image's own row (through the HNSW index where the run has one). */
 export function nearestImages(run: ExplainableRun, features: Float32Array, k: number, exclude: number): Neighbour[] {
-  return topKCosine(run.index.features, features, k, exclude >= 0 ? exclude : undefined).map((hit) => ({
+  const hits = run.approximate
+    ? searchNeighbours(run.index.features, run.approximate, features, k, exclude >= 0 ? exclude : undefined).hits
+    : topKCosine(run.index.features, features, k, exclude >= 0 ? exclude : undefined);
+  return hits.map((hit) => ({
     imageIndex: hit.index,
     path: run.index.header.records[hit.index].path,
     similarity: hit.similarity,

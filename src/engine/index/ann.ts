@@ -169,6 +169,7 @@ export async function buildApproximateIndex(
     context.progress({ phase: 'index', fraction: fractionRange[0] + span * (end / features.rows), message: `Building the neighbour index ${end}/${features.rows}` });
     await yieldToEventLoop();
   }
+  throwIfCancelled(context.signal);
   return wrap(index);
 }
 

@@ -131,10 +131,12 @@ export async function openNeighbourIndex(runDir: string, source: IndexedFeatures
   const stampFile = runPath(runDir, 'neighbourIndexStamp');
   const rows = source.features.rows;
   const rebuild = `"cluster-lens index ${runDir}" rebuilds it`;
-  if (!existsSync(file) || !existsSync(stampFile)) {
-    if (rows < approximateSearchMinRows) return { reason: `${rows} images, under the ${approximateSearchMinRows} that get an HNSW index` };
-    return { reason: `${!existsSync(file) ? file : stampFile} is missing; ${rebuild}` };
+  const hasFile = existsSync(file);
+  const hasStamp = existsSync(stampFile);
+  if (!hasFile && !hasStamp && rows < approximateSearchMinRows) {
+    return { reason: `${rows.toLocaleString('en')} images, under the ${approximateSearchMinRows.toLocaleString('en')} that get an HNSW index` };
   }
+  if (!hasFile || !hasStamp) return { reason: `${hasFile ? stampFile : file} is missing; ${rebuild}` };
   if (!loadUsearch()) return { reason: `usearch is unavailable (${unavailableReason})` };
   let stamp: NeighbourIndexStamp;
   try {
