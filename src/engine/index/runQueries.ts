@@ -14,13 +14,20 @@ import { describeWithBackbone, embedWithBackbone, openFrozenBackbone } from '../
 import { buildIndex, readIndex, writeIndex, type RunIndex } from './indexer';
 import { openNeighbourIndex, searchNeighbours, type OpenedNeighbourIndex } from './neighbourIndex';
 
-/** Loaded runs stay in memory between queries, until their files change; a run's HNSW index is loaded on its first query. */
-const indexCache = new Map<string, { mtimeMs: number; index: RunIndex; neighbourIndex?: Promise<OpenedNeighbourIndex> }>();
+/**
+ * Loaded runs stay in memory between queries, until their files change; a run's HNSW index is loaded on its first
+ * query, and opened again when its stamp file changes (an index job still building it when the run was loaded).
+ */
+const indexCache = new Map<string, { mtimeMs: number; index: RunIndex; neighbourIndex?: { stampMtimeMs: number; opened: Promise<OpenedNeighbourIndex> } }>();
+
 const modelCache = new Map<string, { mtimeMs: number; checkpoint: LoadedCheckpoint }>();
 
+function mtimeOf(file: string): number {
+  return existsSync(file) ? statSync(file).mtimeMs : -1;
+}
+
 export async function cachedIndex(runDir: string): Promise<RunIndex> {
-  const file = runPath(runDir, 'index');
-  const mtimeMs = existsSync(file) ? statSync(file).mtimeMs : -1;
+  const mtimeMs = mtimeOf(runPath(runDir, 'index'));
   const cached = indexCache.get(runDir);
   if (cached && cached.mtimeMs === mtimeMs) return cached.index;
   const index = await readIndex(runDir);
@@ -30,7 +37,7 @@ export async function cachedIndex(runDir: string): Promise<RunIndex> {
 
 export async function cachedCheckpoint(runDir: string): Promise<LoadedCheckpoint> {
   const file = checkpointPath(runDir);
-  const mtimeMs = existsSync(file) ? statSync(file).mtimeMs : -1;
+  const mtimeMs = mtimeOf(file);
   const cached = modelCache.get(runDir);
   if (cached && cached.mtimeMs === mtimeMs) return cached.checkpoint;
   if (cached) disposeModel(cached.checkpoint.model);
@@ -45,20 +52,22 @@ export async function initRunBackend(runDir: string, context: JobContext) {
 }
 
 /**
- * The run's saved HNSW index, loaded once per loaded index.bin (forgetRun releases it), or why its queries use the
- * exact scan (logged when it is first opened).
+ * The run's saved HNSW index, held with the loaded index.bin (forgetRun releases both), or why its queries use the
+ * exact scan (logged when it is opened).
  */
 export async function cachedNeighbourIndex(runDir: string, context: JobContext): Promise<OpenedNeighbourIndex> {
   const resolved = path.resolve(runDir);
   const index = await cachedIndex(resolved);
   const entry = indexCache.get(resolved);
   if (!entry || entry.index !== index) return openNeighbourIndex(resolved, index);
-  if (!entry.neighbourIndex) {
-    entry.neighbourIndex = openNeighbourIndex(resolved, index);
-    const opened = await entry.neighbourIndex;
-    if (opened.reason) context.log('info', `Neighbour queries use the exact scan: ${opened.reason}.`);
+  const stampMtimeMs = mtimeOf(runPath(resolved, 'neighbourIndexStamp'));
+  if (entry.neighbourIndex?.stampMtimeMs !== stampMtimeMs) {
+    const opened = openNeighbourIndex(resolved, index);
+    entry.neighbourIndex = { stampMtimeMs, opened };
+    const { reason } = await opened;
+    if (reason) context.log('info', `Neighbour queries use the exact scan: ${reason}.`);
   }
-  return entry.neighbourIndex;
+  return entry.neighbourIndex.opened;
 }
 
 /** Rebuilds a run's index from its checkpoint and its images folder. */

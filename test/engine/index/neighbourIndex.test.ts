@@ -10,7 +10,8 @@ import { createMatrix } from '../../../src/engine/analysis/matrix';
 import { EngineError } from '../../../src/engine/errors';
 import { loadUsearch } from '../../../src/engine/index/ann';
 import { writeIndex, type EmbedOutput } from '../../../src/engine/index/indexer';
-import { findNeighbours, forgetRun } from '../../../src/engine/index/runQueries';
+import { writeNeighbourIndex } from '../../../src/engine/index/neighbourIndex';
+import { cachedIndex, findNeighbours, forgetRun } from '../../../src/engine/index/runQueries';
 import { silentContext, type JobContext } from '../../../src/engine/jobContext';
 import { runPath, writeManifest, type RunManifest } from '../../../src/engine/runFolder';
 import { tempDir } from '../../tempDir';
@@ -138,6 +139,13 @@ test('re-indexing under the threshold removes the saved HNSW index; the answer s
   await index({ minRows: rows + 1 });
   assert.ok(!existsSync(runPath(runDir, 'neighbourIndex')) && !existsSync(runPath(runDir, 'neighbourIndexStamp')));
   assert.equal((await neighbours(0)).search, 'exact');
+});
+
+test('an HNSW index saved after the run was loaded (an index job finishing) is picked up by the next query', { skip: usearchSkip }, async () => {
+  await index({ minRows: rows + 1 });
+  assert.equal((await neighbours(0)).search, 'exact');
+  await writeNeighbourIndex(runDir, await cachedIndex(runDir), silentContext(), { minRows: 0 });
+  assert.equal((await neighbours(0)).search, 'approximate');
 });
 
 test('cancelling while the HNSW index builds: CANCELLED, index.bin kept, no HNSW file or temporary left', { skip: usearchSkip }, async () => {
