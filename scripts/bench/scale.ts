@@ -22,7 +22,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadUsearch, exactNearest } from '../../src/engine/index/ann';
-import { openNeighbourIndex, searchNeighbours, writeNeighbourIndex } from '../../src/engine/index/neighbourIndex';
+import { neighbourIndexOptions, openNeighbourIndex, searchNeighbours, writeNeighbourIndex } from '../../src/engine/index/neighbourIndex';
 import { silentContext } from '../../src/engine/jobContext';
 import { runFiles } from '../../src/engine/runFolder';
 import { encodeMapPoints } from '../../src/engine/index/mapPoints';
@@ -152,7 +152,7 @@ async function queries(): Promise<void> {
     found += hits.filter((hit) => truthSet.has(hit.index)).length;
     similarityGap += truth[truth.length - 1].similarity - hits[hits.length - 1].similarity;
   }
-  console.log(`  product path, HNSW (i8, connectivity 12): build + save ${buildSeconds.toFixed(0)} s (all cores), ${runFiles.neighbourIndex} ${(saved.bytes / 2 ** 20).toFixed(0)} MiB, load ${loadSeconds.toFixed(2)} s (hash check included)`);
+  console.log(`  product path, HNSW (${neighbourIndexOptions.quantization}, connectivity ${neighbourIndexOptions.connectivity}, expansion ${neighbourIndexOptions.expansionAdd}/${neighbourIndexOptions.expansionSearch}): build + save ${buildSeconds.toFixed(0)} s (all cores), ${runFiles.neighbourIndex} ${(saved.bytes / 2 ** 20).toFixed(0)} MiB, load ${loadSeconds.toFixed(2)} s (hash check included)`);
   console.log(`  product path query (searchNeighbours, k = 10): median ${median(approximate).toFixed(2)} ms, recall@10 ${(found / (10 * picks.length)).toFixed(3)}, 10th neighbour's similarity ${(similarityGap / picks.length).toFixed(4)} below the exact 10th's on average`);
   rmSync(runDir, { recursive: true, force: true });
   console.log(`  peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);

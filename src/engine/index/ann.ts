@@ -111,6 +111,8 @@ export interface ApproximateIndex {
 }
 
 export interface ApproximateIndexOptions {
+  /** How vectors are stored and compared: 8-bit (default; a quarter of f32's memory) or 16-bit floats. */
+  quantization?: 'i8' | 'f16';
   connectivity?: number;
   expansionAdd?: number;
   expansionSearch?: number;
@@ -125,7 +127,7 @@ function newUsearchIndex(usearch: Usearch, dims: number, options: ApproximateInd
     dimensions: dims,
     // i8 with the cosine metric: usearch scales i8 distances for cos, not for a raw inner product.
     metric: usearch.MetricKind.Cos,
-    quantization: usearch.ScalarKind.I8,
+    quantization: options.quantization === 'f16' ? usearch.ScalarKind.F16 : usearch.ScalarKind.I8,
     connectivity: options.connectivity ?? 12,
     expansion_add: options.expansionAdd ?? 40,
     expansion_search: options.expansionSearch ?? 64,
@@ -177,10 +179,10 @@ export async function buildApproximateIndex(
  * Reads an index written by ApproximateIndex.save. usearch trusts the file: a damaged one can abort the process
  * (measured: junk bytes end in std::bad_alloc), so callers check the file's hash first.
  */
-export function loadApproximateIndex(file: string, dims: number): ApproximateIndex {
+export function loadApproximateIndex(file: string, dims: number, options: Pick<ApproximateIndexOptions, 'expansionSearch' | 'quantization'> = {}): ApproximateIndex {
   const usearch = loadUsearch();
   if (!usearch) throw new Error(`usearch is unavailable: ${unavailableReason}`);
-  const index = newUsearchIndex(usearch, dims, {});
+  const index = newUsearchIndex(usearch, dims, options);
   index.load(file);
   return wrap(index);
 }

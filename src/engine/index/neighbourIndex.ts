@@ -8,16 +8,25 @@ import { EngineError } from '../errors';
 import type { JobContext } from '../jobContext';
 import { runFiles, runPath } from '../runFolder';
 import { writeFileAtomic } from '../util/atomicFile';
-import { buildApproximateIndex, exactNearest, loadApproximateIndex, loadUsearch, unavailableReason, type ApproximateIndex } from './ann';
+import { buildApproximateIndex, exactNearest, loadApproximateIndex, loadUsearch, unavailableReason, type ApproximateIndex, type ApproximateIndexOptions } from './ann';
 import type { ScoredIndex } from './neighbours';
 
 /**
- * Runs with more rows than this get an HNSW index. Measured (scripts/bench/scale.ts, 128-d features, 2 cores):
- * usearch's exact SIMD scan answers one query in 14.8 ms at 100k rows and 106–208 ms at 1M, so the scan alone
- * meets the 50 ms target up to a few hundred thousand rows; from 50,000 up the index costs seconds to build and
- * keeps queries well under a millisecond, while smaller runs keep exact answers and no extra file.
+ * Runs with more rows than this get an HNSW index. Measured (scripts/bench/scale.ts, 128-d, 2 cores): usearch's
+ * exact SIMD scan takes 14.8 ms a query at 100k rows and 90–208 ms at 1M (the spread is machine load), growing
+ * with the rows. The switch sits well below where the scan nears the 50 ms target, leaving room for slower or
+ * busier machines, and costs little there (a 100k index builds in 5 s); smaller runs keep exact answers and no
+ * extra file.
  */
 export const approximateSearchMinRows = 50_000;
+
+/**
+ * The product's HNSW parameters, measured at 1M × 128 on synthetic clusters (scripts/bench/scale.ts `queries`):
+ * searching 256 candidates instead of 64 raised recall@10 from 0.65–0.75 to 0.80 at 0.7 ms a query; 16-bit
+ * storage gained little (0.85) for a 1.5× larger file and a slower build, so the graph's build effort, not i8, is
+ * what limits recall there (at 100k, recall@10 is 0.98).
+ */
+export const neighbourIndexOptions = { quantization: 'i8', connectivity: 12, expansionAdd: 40, expansionSearch: 256 } satisfies ApproximateIndexOptions;
 
 /** What the saved index was built from, so an index of other features (a re-index, another checkpoint) is never used. */
 export interface NeighbourIndexStamp {
@@ -29,6 +38,10 @@ export interface NeighbourIndexStamp {
   indexCreatedAt: string;
   /** SHA-1 of up to 256 evenly spaced feature rows. */
   featuresFingerprint: string;
+  /** How it was built: a file built with other parameters (an older version's) is rebuilt, not misread. */
+  quantization: string;
+  connectivity: number;
+  expansionAdd: number;
   /** The saved file's size and SHA-256: usearch trusts what it reads, and a damaged file can abort the process. */
   fileBytes: number;
   fileSha256: string;
@@ -63,7 +76,10 @@ function sameSource(stamp: NeighbourIndexStamp, source: IndexedFeatures): boolea
     stamp.dims === source.features.dims &&
     stamp.checkpointStep === source.header.checkpointStep &&
     stamp.indexCreatedAt === source.header.createdAt &&
-    stamp.featuresFingerprint === featuresFingerprint(source.features)
+    stamp.featuresFingerprint === featuresFingerprint(source.features) &&
+    stamp.quantization === neighbourIndexOptions.quantization &&
+    stamp.connectivity === neighbourIndexOptions.connectivity &&
+    stamp.expansionAdd === neighbourIndexOptions.expansionAdd
   );
 }
 
@@ -91,11 +107,12 @@ export async function writeNeighbourIndex(
     context.log('warn', `usearch is unavailable (${unavailableReason}); neighbour queries over these ${rows} images will use the exact scan.`);
     return undefined;
   }
+  await fs.mkdir(runDir, { recursive: true });
   const file = runPath(runDir, 'neighbourIndex');
   const temporary = `${file}.tmp-${process.pid}-${Date.now()}`;
   const started = performance.now();
   try {
-    const index = await buildApproximateIndex(source.features, context, options.fractionRange ?? [0, 1]);
+    const index = await buildApproximateIndex(source.features, context, options.fractionRange ?? [0, 1], neighbourIndexOptions);
     index.save(temporary);
     const handle = await fs.open(temporary, 'r+');
     try {
@@ -110,6 +127,9 @@ export async function writeNeighbourIndex(
       checkpointStep: source.header.checkpointStep,
       indexCreatedAt: source.header.createdAt,
       featuresFingerprint: featuresFingerprint(source.features),
+      quantization: neighbourIndexOptions.quantization,
+      connectivity: neighbourIndexOptions.connectivity,
+      expansionAdd: neighbourIndexOptions.expansionAdd,
       fileBytes: (await fs.stat(temporary)).size,
       fileSha256: await fileSha256(temporary),
     };
@@ -148,7 +168,7 @@ export async function openNeighbourIndex(runDir: string, source: IndexedFeatures
   const bytes = (await fs.stat(file)).size;
   if (bytes !== stamp.fileBytes || (await fileSha256(file)) !== stamp.fileSha256) return { reason: `${file} is damaged (its size or hash differs from ${runFiles.neighbourIndexStamp}); ${rebuild}` };
   try {
-    const approximate = loadApproximateIndex(file, source.features.dims);
+    const approximate = loadApproximateIndex(file, source.features.dims, neighbourIndexOptions);
     if (approximate.size() !== rows || approximate.dimensions() !== source.features.dims) {
       return { reason: `${file} holds ${approximate.size()} × ${approximate.dimensions()}, not ${rows} × ${source.features.dims}; ${rebuild}` };
     }
