@@ -87,9 +87,14 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   const exportedCsv = await cluster(['export', runDir, '--format', 'csv', '--out', csv]);
   assert.equal(exportedCsv.code, 0, exportedCsv.stderr);
   assert.equal(readFileSync(csv, 'utf8').trim().split('\n').length, 1001);
-  const badFormat = await cluster(['export', runDir, '--format', 'parquet', '--out', csv]);
+  const parquet = path.join(path.dirname(runDir), 'assignments.parquet');
+  const exportedParquet = await cluster(['export', runDir, '--format', 'parquet', '--out', parquet]);
+  assert.equal(exportedParquet.code, 0, exportedParquet.stderr);
+  assert.equal(exportedParquet.json.rows, 1000);
+  assert.equal(readFileSync(parquet).subarray(-4).toString('latin1'), 'PAR1');
+  const badFormat = await cluster(['export', runDir, '--format', 'xlsx', '--out', csv]);
   assert.equal(badFormat.code, 2);
-  assert.match(badFormat.stderr, /csv or json/);
+  assert.match(badFormat.stderr, /csv, json or parquet/);
 
   const evaluated = await cluster(['evaluate', runDir, '--baseline']);
   assert.equal(evaluated.code, 0, evaluated.stderr);
