@@ -2,6 +2,9 @@
 // Wheel zooms, Shift-drag (or the middle button) pans, hover shows a thumbnail, click explains (Ctrl/Cmd-click
 // opens), dragging draws a lasso whose images show as a gallery that can be copied or saved as a file list.
 import './cluster-map.css';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import type { FromClusterMap, MapColouring, MapLayout, MapPointsHeader, ToClusterMap } from '../../src/protocol';
 import { mapPointsMagic } from '../../src/protocol';
 import { clusterRgb, imageUrl, isDarkTheme } from '../shared/palette';
@@ -28,9 +31,10 @@ interface Points {
 const root = document.getElementById('root')!;
 const header = element('p', { class: 'header', role: 'status' }, 'Waiting for the run…');
 const toolbar = element('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Map options' });
-const layoutSelect = element('select', { 'aria-label': 'Layout' });
-const colourSelect = element('select', { 'aria-label': 'Colour by' });
-const resetButton = element('button', { type: 'button' }, 'Reset view');
+// vscode-elements' controls, as in the other panels: the theme's look, keyboard handling and focus rings.
+const layoutSelect = element('vscode-single-select' as 'select', { 'aria-label': 'Layout' });
+const colourSelect = element('vscode-single-select' as 'select', { 'aria-label': 'Colour by' });
+const resetButton = element('vscode-button' as 'button', { secondary: '' }, 'Reset view');
 toolbar.append(element('label', {}, 'Layout '), layoutSelect, element('label', {}, 'Colour by '), colourSelect, resetButton);
 const stage = element('div', { class: 'stage' });
 const canvas = element('canvas', { role: 'img', 'aria-label': 'Cluster map', tabindex: '0' });
@@ -42,8 +46,8 @@ tooltip.append(tooltipImage, tooltipText);
 stage.append(canvas, overlay, tooltip);
 const selectionBar = element('div', { class: 'selection-bar', hidden: '' });
 const selectionTitle = element('h3', {}, '');
-const copyButton = element('button', { type: 'button' }, 'Copy paths');
-const saveButton = element('button', { type: 'button' }, 'Save as file list…');
+const copyButton = element('vscode-button' as 'button', {}, 'Copy paths');
+const saveButton = element('vscode-button' as 'button', { secondary: '' }, 'Save as file list…');
 selectionBar.append(selectionTitle, copyButton, saveButton);
 const selectionGallery = element('div', { class: 'gallery', role: 'list', 'aria-label': 'Selection' });
 root.append(header, toolbar, stage, selectionBar, selectionGallery);
@@ -627,8 +631,8 @@ function saveState(): void {
 function fillSelects(): void {
   if (!points) return;
   layoutSelect.replaceChildren(
-    element('option', { value: 'pca' }, 'PCA'),
-    element('option', { value: 'umap' }, points.layouts.umap ? 'UMAP' : 'UMAP (compute…)'),
+    element('vscode-option' as 'option', layout === 'pca' ? { value: 'pca', selected: '' } : { value: 'pca' }, 'PCA'),
+    element('vscode-option' as 'option', layout === 'umap' ? { value: 'umap', selected: '' } : { value: 'umap' }, points.layouts.umap ? 'UMAP' : 'UMAP (compute…)'),
   );
   const colourings: [MapColouring, string, boolean][] = [
     ['cluster', 'Cluster', true],
@@ -636,7 +640,9 @@ function fillSelects(): void {
     ['confidence', 'Confidence', true],
     ['outlier', 'Outlier score', points.outliers !== undefined],
   ];
-  colourSelect.replaceChildren(...colourings.map(([value, text, enabled]) => element('option', enabled ? { value } : { value, disabled: '' }, text)));
+  colourSelect.replaceChildren(
+    ...colourings.map(([value, text, enabled]) => element('vscode-option' as 'option', { value, ...(enabled ? {} : { disabled: '' }), ...(value === colouring ? { selected: '' } : {}) }, text)),
+  );
 }
 
 /** Timings of the last load, for the benchmark: fetch, decode, upload and first frame. */
