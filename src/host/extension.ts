@@ -220,7 +220,7 @@ export function activate(context: vscode.ExtensionContext): void {
         return;
       }
       // Asked first: "train" typed into the palette during a run lists this command too.
-      const choice = await vscode.window.showWarningMessage('Cancel training? The checkpoint so far is saved and indexed, so the run stays usable.', { modal: true }, 'Cancel Training');
+      const choice = await vscode.window.showWarningMessage('Cancel training? The checkpoint so far is saved and indexed, so the run stays usable. (A cancel while the run is being indexed stops the index; the checkpoint stays.)', { modal: true }, 'Cancel Training');
       if (choice) training?.abort();
     }),
     vscode.commands.registerCommand('clusterLens.showDashboard', async () => {

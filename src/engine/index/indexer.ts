@@ -183,6 +183,7 @@ export async function writeIndex(
     ['map', { shape: [projection.projected.rows, projection.projected.dims], values: projection.projected.data }],
   ]);
   const indexPath = runPath(meta.runDir, 'index');
+  throwIfCancelled(context.signal);
   await writeArchive(indexPath, header, arrays);
   // After index.bin: the HNSW index is stamped with this header, and a cancelled or failed build leaves a usable
   // index whose queries use the exact scan.

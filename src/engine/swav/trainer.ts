@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
@@ -89,8 +89,29 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
     const outcome = await trainer.run();
     let indexPath: string | undefined;
     if (job.index !== false) {
-      const index = await buildIndex(trainer.model, images, { runDir, backend: backend.name, checkpointStep: outcome.steps }, { ...context, signal: new AbortController().signal });
-      indexPath = index.indexPath;
+      // A run cancelled while training still gets its index (a few seconds for most folders); a cancel that comes
+      // during indexing (minutes at a million images, with the neighbour index) stops it, and the checkpoint stays.
+      const indexing = new AbortController();
+      const stopIndexing = () => indexing.abort();
+      if (!context.signal.aborted) context.signal.addEventListener('abort', stopIndexing, { once: true });
+      try {
+        const index = await buildIndex(trainer.model, images, { runDir, backend: backend.name, checkpointStep: outcome.steps }, { ...context, signal: indexing.signal });
+        indexPath = index.indexPath;
+      } catch (error) {
+        if (!(error instanceof EngineError && error.code === 'CANCELLED')) throw error;
+        outcome.cancelled = true;
+        // Cancelled while the HNSW neighbour index was building: index.bin is whole, and queries use the exact scan.
+        const written = runPath(runDir, 'index');
+        if (existsSync(written)) indexPath = written;
+        context.log(
+          'info',
+          indexPath
+            ? 'Neighbour index cancelled; the run is indexed and neighbour queries use the exact scan.'
+            : `Indexing cancelled; the trained checkpoint is kept. Index it later with: cluster-lens index ${runDir}`,
+        );
+      } finally {
+        context.signal.removeEventListener('abort', stopIndexing);
+      }
     }
     return { ...trainResult({ runDir, backend: backend.name, trainingRuntime: runtime, images, startedAt, indexPath }, outcome), ...ranOn(runtime === 'onnxruntime' ? device : undefined) };
   } finally {

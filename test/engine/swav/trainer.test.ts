@@ -1,6 +1,6 @@
 // The trainer in-process on wasm: exact resume after a cancel, and no tensor leaks across runs.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -60,6 +60,31 @@ test(`trainer (${trainingRuntime}): a run cancelled mid-epoch and resumed ends w
   }
 });
 }
+
+test('trainer: a cancel during training still indexes; a cancel during the final indexing stops it and keeps the checkpoint', async () => {
+  const duringTraining = new AbortController();
+  const firstDir = tempDir('cl-cancel-train-');
+  const trainingContext = { ...silentContext(duringTraining.signal), progress: (event: { step?: number }) => event.step === 2 && duringTraining.abort() };
+  const cancelledTraining = await train({ imagesDir, runDir: firstDir, options: baseOptions }, trainingContext);
+  assert.equal(cancelledTraining.cancelled, true);
+  assert.ok(cancelledTraining.indexPath && existsSync(cancelledTraining.indexPath), 'indexed after a cancel while training');
+
+  const duringIndexing = new AbortController();
+  const secondDir = tempDir('cl-cancel-index-');
+  const logs: string[] = [];
+  const indexingContext = {
+    ...silentContext(duringIndexing.signal),
+    log: (_level: string, message: string) => logs.push(message),
+    progress: (event: { phase?: string }) => event.phase === 'index' && duringIndexing.abort(),
+  };
+  const cancelledIndexing = await train({ imagesDir, runDir: secondDir, options: baseOptions }, indexingContext);
+  assert.equal(cancelledIndexing.steps, 6, 'training ran to its end');
+  assert.equal(cancelledIndexing.cancelled, true);
+  assert.equal(cancelledIndexing.indexPath, undefined);
+  assert.equal(existsSync(path.join(secondDir, 'index.bin')), false);
+  assert.ok(existsSync(path.join(secondDir, 'checkpoint.ckpt')), 'the checkpoint is kept');
+  assert.ok(logs.some((message) => /Indexing cancelled.*cluster-lens index/.test(message)), logs.join('\n'));
+});
 
 test('trainer: repeated runs leave no tensors behind', async () => {
   const options = baseOptions;
