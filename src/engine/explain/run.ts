@@ -6,7 +6,6 @@ import type { BackendName, Neighbour, PrototypeProbability } from '../../protoco
 import { decodeImage } from '../data/decode';
 import { EngineError } from '../errors';
 import type { RunIndex } from '../index/indexer';
-import { topKCosine } from '../index/neighbours';
 import { cachedCheckpoint, cachedIndex, cachedNeighbourIndex, initRunBackend } from '../index/runQueries';
 import type { ApproximateIndex } from '../index/ann';
 import { searchNeighbours } from '../index/neighbourIndex';
@@ -115,9 +114,7 @@ export function topPrototypes(probabilities: Float32Array, scores: Float32Array,
 
 /** The run's images nearest to `features`, best first, without the image's own row (through the HNSW index where the run has one). */
 export function nearestImages(run: ExplainableRun, features: Float32Array, k: number, exclude: number): Neighbour[] {
-  const hits = run.approximate
-    ? searchNeighbours(run.index.features, run.approximate, features, k, exclude >= 0 ? exclude : undefined).hits
-    : topKCosine(run.index.features, features, k, exclude >= 0 ? exclude : undefined);
+  const { hits } = searchNeighbours(run.index.features, run.approximate, features, k, exclude >= 0 ? exclude : undefined);
   return hits.map((hit) => ({
     imageIndex: hit.index,
     path: run.index.header.records[hit.index].path,

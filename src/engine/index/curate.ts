@@ -1,7 +1,6 @@
 // Jobs over a run's index at scale: its neighbour graph (kept in the run folder), UMAP, near-duplicates,
 // outliers, the cluster map's binary file, and exports of the assignments.
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import type { DuplicatesResult, ExportAssignmentsResult, ExportFormat, LayoutResult, MapPointsResult, OutliersResult } from '../../protocol';
@@ -10,7 +9,7 @@ import { decodeImage } from '../data/decode';
 import { EngineError } from '../errors';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
 import { readManifest, runPath } from '../runFolder';
-import { writeFileAtomic } from '../util/atomicFile';
+import { fileSha256, writeFileAtomic } from '../util/atomicFile';
 import { readArchive, writeArchive } from '../util/tensorArchive';
 import { approximateNeighbourGraph, exactNeighbourGraph, type NeighbourGraph } from './ann';
 import type { RunIndex } from './indexer';
@@ -126,12 +125,6 @@ export async function writeMapPoints(runDir: string): Promise<MapPointsResult> {
   };
 }
 
-async function fileHash(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 export async function findDuplicates(runDir: string, threshold: number | undefined, context: JobContext): Promise<DuplicatesResult> {
   const startedAt = Date.now();
   const level = threshold ?? defaultDuplicateThreshold;
@@ -143,7 +136,7 @@ export async function findDuplicates(runDir: string, threshold: number | undefin
   const hashes: string[] = new Array(records.length);
   for (let row = 0; row < records.length; row++) {
     try {
-      hashes[row] = await fileHash(path.join(index.header.imagesDir, records[row].path));
+      hashes[row] = await fileSha256(path.join(index.header.imagesDir, records[row].path));
     } catch {
       hashes[row] = `missing:${row}`;
     }

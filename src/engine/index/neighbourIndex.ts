@@ -2,12 +2,12 @@
 // neighbour query stays fast at 1M images. Small runs, and any run whose saved index cannot be trusted, use the
 // exact scan.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import type { Matrix } from '../analysis/matrix';
 import { EngineError } from '../errors';
 import type { JobContext } from '../jobContext';
 import { runFiles, runPath } from '../runFolder';
-import { writeFileAtomic } from '../util/atomicFile';
+import { fileSha256, replaceFileAtomic, writeFileAtomic } from '../util/atomicFile';
 import { buildApproximateIndex, exactNearest, loadApproximateIndex, loadUsearch, unavailableReason, type ApproximateIndex, type ApproximateIndexOptions } from './ann';
 import type { ScoredIndex } from './neighbours';
 
@@ -63,12 +63,6 @@ function featuresFingerprint(features: Matrix): string {
   return hash.digest('hex');
 }
 
-async function fileSha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 function sameSource(stamp: NeighbourIndexStamp, source: IndexedFeatures): boolean {
   return (
     stamp.format === 'cluster-lens-neighbour-index' &&
@@ -107,20 +101,13 @@ export async function writeNeighbourIndex(
     context.log('warn', `usearch is unavailable (${unavailableReason}); neighbour queries over these ${rows} images will use the exact scan.`);
     return undefined;
   }
-  await fs.mkdir(runDir, { recursive: true });
   const file = runPath(runDir, 'neighbourIndex');
-  const temporary = `${file}.tmp-${process.pid}-${Date.now()}`;
   const started = performance.now();
-  try {
-    const index = await buildApproximateIndex(source.features, context, options.fractionRange ?? [0, 1], neighbourIndexOptions);
+  const index = await buildApproximateIndex(source.features, context, options.fractionRange ?? [0, 1], neighbourIndexOptions);
+  let stamp: NeighbourIndexStamp | undefined;
+  await replaceFileAtomic(file, async (temporary) => {
     index.save(temporary);
-    const handle = await fs.open(temporary, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    const stamp: NeighbourIndexStamp = {
+    stamp = {
       format: 'cluster-lens-neighbour-index',
       rows,
       dims: source.features.dims,
@@ -133,13 +120,10 @@ export async function writeNeighbourIndex(
       fileBytes: (await fs.stat(temporary)).size,
       fileSha256: await fileSha256(temporary),
     };
-    await fs.rename(temporary, file);
-    await writeFileAtomic(runPath(runDir, 'neighbourIndexStamp'), JSON.stringify(stamp, null, 2));
-    context.log('info', `Saved the HNSW neighbour index of ${rows} images (${(stamp.fileBytes / 2 ** 20).toFixed(1)} MiB) in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
-    return { file, bytes: stamp.fileBytes };
-  } finally {
-    await fs.rm(temporary, { force: true });
-  }
+  });
+  await writeFileAtomic(runPath(runDir, 'neighbourIndexStamp'), JSON.stringify(stamp, null, 2));
+  context.log('info', `Saved the HNSW neighbour index of ${rows} images (${(stamp!.fileBytes / 2 ** 20).toFixed(1)} MiB) in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+  return { file, bytes: stamp!.fileBytes };
 }
 
 /** A run's saved HNSW index, or why its queries use the exact scan. */

@@ -213,6 +213,27 @@ export function decodeModel(bytes: Uint8Array): ModelMessage {
 const graphField = 7; // ModelProto.graph
 
 /**
+ * The top-level fields of a serialised message, in order: each field's number, its payload when length-delimited
+ * (submessages, strings, bytes), and its own bytes, tag included, for copying it unchanged.
+ */
+function* messageFields(message: Uint8Array): Generator<{ field: number; payload?: Uint8Array; raw: Uint8Array }> {
+  const reader = protobuf.Reader.create(message);
+  while (reader.pos < reader.len) {
+    const start = reader.pos;
+    const tag = reader.uint32();
+    let payload: Uint8Array | undefined;
+    if ((tag & 7) === 2) payload = reader.bytes();
+    else reader.skipType(tag & 7);
+    yield { field: tag >>> 3, payload, raw: message.subarray(start, reader.pos) };
+  }
+}
+
+/** A length-delimited field's header: its tag and length, to write before `length` bytes of payload. */
+function fieldHeader(field: number, length: number): Uint8Array {
+  return protobuf.Writer.create().uint32((field << 3) | 2).uint32(length).finish();
+}
+
+/**
  * Adds `extra` to a serialised model without re-encoding it: the graph's nodes, weights and outputs are
  * appended inside the one `graph` field (repeated fields concatenate), and other fields of `extra`
  * (metadata, doc string) follow at the top level. Everything the model holds that this schema does not
@@ -224,22 +245,12 @@ export function appendToModel(model: Uint8Array, extra: ModelMessage): Uint8Arra
   const extraModel = encodeModel({ ...extra, graph: undefined });
   const kept: Uint8Array[] = [];
   const graphs: Uint8Array[] = [];
-  const reader = protobuf.Reader.create(model);
-  while (reader.pos < reader.len) {
-    const start = reader.pos;
-    const tag = reader.uint32();
-    if (tag >>> 3 === graphField && (tag & 7) === 2) {
-      graphs.push(reader.bytes());
-    } else {
-      reader.skipType(tag & 7);
-      kept.push(model.subarray(start, reader.pos));
-    }
+  for (const { field, payload, raw } of messageFields(model)) {
+    if (field === graphField && payload) graphs.push(payload);
+    else kept.push(raw);
   }
   const graphLength = graphs.reduce((sum, part) => sum + part.length, 0) + extraGraph.length;
-  const parts = [...kept];
-  const header = protobuf.Writer.create().uint32((graphField << 3) | 2).uint32(graphLength).finish();
-  parts.push(header, ...graphs, extraGraph, extraModel);
-  return concatBytes(parts);
+  return concatBytes([...kept, fieldHeader(graphField, graphLength), ...graphs, extraGraph, extraModel]);
 }
 
 const graphInputField = 11; // GraphProto.input
@@ -252,46 +263,33 @@ const valueInfoNameField = 1; // ValueInfoProto.name
  */
 export function withoutWeightInputs(model: Uint8Array, weights: ReadonlySet<string>): Uint8Array {
   const nameOf = (valueInfo: Uint8Array): string | undefined => {
-    const reader = protobuf.Reader.create(valueInfo);
-    while (reader.pos < reader.len) {
-      const tag = reader.uint32();
-      if (tag >>> 3 === valueInfoNameField && (tag & 7) === 2) return reader.string();
-      reader.skipType(tag & 7);
+    for (const { field, payload } of messageFields(valueInfo)) {
+      if (field === valueInfoNameField && payload) return protobuf.util.utf8.read(payload, 0, payload.length);
     }
     return undefined;
   };
   let dropped = 0;
   const rewriteGraph = (graph: Uint8Array): Uint8Array => {
     const parts: Uint8Array[] = [];
-    const reader = protobuf.Reader.create(graph);
-    while (reader.pos < reader.len) {
-      const start = reader.pos;
-      const tag = reader.uint32();
-      if (tag >>> 3 === graphInputField && (tag & 7) === 2) {
-        const valueInfo = reader.bytes();
-        const name = nameOf(valueInfo);
+    for (const { field, payload, raw } of messageFields(graph)) {
+      if (field === graphInputField && payload) {
+        const name = nameOf(payload);
         if (name !== undefined && weights.has(name)) {
           dropped++;
           continue;
         }
-      } else {
-        reader.skipType(tag & 7);
       }
-      parts.push(graph.subarray(start, reader.pos));
+      parts.push(raw);
     }
     return concatBytes(parts);
   };
   const parts: Uint8Array[] = [];
-  const reader = protobuf.Reader.create(model);
-  while (reader.pos < reader.len) {
-    const start = reader.pos;
-    const tag = reader.uint32();
-    if (tag >>> 3 === graphField && (tag & 7) === 2) {
-      const graph = rewriteGraph(reader.bytes());
-      parts.push(protobuf.Writer.create().uint32((graphField << 3) | 2).uint32(graph.length).finish(), graph);
+  for (const { field, payload, raw } of messageFields(model)) {
+    if (field === graphField && payload) {
+      const graph = rewriteGraph(payload);
+      parts.push(fieldHeader(graphField, graph.length), graph);
     } else {
-      reader.skipType(tag & 7);
-      parts.push(model.subarray(start, reader.pos));
+      parts.push(raw);
     }
   }
   return dropped === 0 ? model : concatBytes(parts);
