@@ -37,10 +37,11 @@ export function checkpointPath(runDir: string): string {
   return path.join(runDir, checkpointFileName);
 }
 
-export async function saveCheckpoint(filePath: string, header: CheckpointHeader, model: SwavModel, extra: Map<string, tf.Tensor>): Promise<void> {
+/** `extra`: named arrays saved beside the weights (the optimiser's moments). */
+export async function saveCheckpoint(filePath: string, header: CheckpointHeader, model: SwavModel, extra: Map<string, { shape: number[]; values: Float32Array }>): Promise<void> {
   const arrays = new Map<string, { shape: number[]; values: ArchiveArray }>();
   for (const [name, variable] of model.variables) arrays.set(`model.${name}`, { shape: variable.shape, values: (await variable.data()) as Float32Array });
-  for (const [name, tensor] of extra) arrays.set(name, { shape: tensor.shape, values: (await tensor.data()) as Float32Array });
+  for (const [name, array] of extra) arrays.set(name, array);
   await writeArchive(filePath, header, arrays);
 }
 

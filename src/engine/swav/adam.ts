@@ -1,8 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-/** Adam with L2 weight decay (as torch.optim.Adam), whose rate can change every step. */
+/** A named array as checkpoints store it. */
+export interface NamedArray {
+  shape: number[];
+  values: Float32Array;
+}
+
+/**
+ * Adam with L2 weight decay (as torch.optim.Adam), whose rate can change every step. The moments live in plain
+ * typed arrays and the update is one loop per weight: as ~10 small tfjs ops per variable it took 18 ms of a 120 ms
+ * step on wasm (the onnxruntime step hands its gradients over as typed arrays anyway).
+ */
 export class Adam {
-  private readonly moments = new Map<string, { first: tf.Variable; second: tf.Variable }>();
+  private readonly moments = new Map<string, { first: Float32Array; second: Float32Array; shape: number[] }>();
   step = 0;
 
   constructor(
@@ -11,67 +21,62 @@ export class Adam {
     readonly epsilon = 1e-8,
   ) {}
 
-  apply(variables: Map<string, tf.Variable>, gradients: tf.NamedTensorMap, learningRate: number, weightDecay: number): void {
+  /** One step on each variable that has a gradient (tensors or typed arrays, by variable name). */
+  apply(variables: Map<string, tf.Variable>, gradients: tf.NamedTensorMap | Map<string, Float32Array>, learningRate: number, weightDecay: number): void {
     this.step += 1;
     const correction1 = 1 - this.beta1 ** this.step;
     const correction2 = 1 - this.beta2 ** this.step;
-    tf.tidy(() => {
-      for (const [name, gradient] of Object.entries(gradients)) {
-        const weights = variables.get(name);
-        if (!weights) continue;
-        const state = this.state(name, weights);
-        const g = weightDecay > 0 ? tf.add(gradient, tf.mul(weights, weightDecay)) : gradient;
-        state.first.assign(tf.add(tf.mul(state.first, this.beta1), tf.mul(g, 1 - this.beta1)));
-        state.second.assign(tf.add(tf.mul(state.second, this.beta2), tf.mul(tf.square(g), 1 - this.beta2)));
-        const denominator = tf.add(tf.sqrt(tf.div(state.second, correction2)), this.epsilon);
-        weights.assign(tf.sub(weights, tf.mul(tf.div(state.first, denominator), learningRate / correction1)));
+    const stepSize = learningRate / correction1;
+    const entries: [string, tf.Tensor | Float32Array][] = gradients instanceof Map ? [...gradients] : Object.entries(gradients);
+    for (const [name, gradient] of entries) {
+      const weights = variables.get(name);
+      if (!weights) continue;
+      const g = gradient instanceof Float32Array ? gradient : (gradient.dataSync() as Float32Array);
+      const w = (weights.dataSync() as Float32Array).slice();
+      const { first, second } = this.state(name, weights.shape);
+      const { beta1, beta2, epsilon } = this;
+      for (let i = 0; i < w.length; i++) {
+        const gi = weightDecay > 0 ? g[i] + weightDecay * w[i] : g[i];
+        first[i] = beta1 * first[i] + (1 - beta1) * gi;
+        second[i] = beta2 * second[i] + (1 - beta2) * gi * gi;
+        w[i] -= (stepSize * first[i]) / (Math.sqrt(second[i] / correction2) + epsilon);
       }
-    });
+      tf.tidy(() => weights.assign(tf.tensor(w, weights.shape)));
+    }
   }
 
-  private state(name: string, weights: tf.Variable): { first: tf.Variable; second: tf.Variable } {
+  private state(name: string, shape: number[]): { first: Float32Array; second: Float32Array } {
     let state = this.moments.get(name);
     if (!state) {
-      state = { first: zerosVariable(weights.shape), second: zerosVariable(weights.shape) };
+      const size = shape.reduce((a, b) => a * b, 1);
+      state = { first: new Float32Array(size), second: new Float32Array(size), shape };
       this.moments.set(name, state);
     }
     return state;
   }
 
-  /** Moment tensors by name, for checkpoints. */
-  exportState(): Map<string, tf.Tensor> {
-    const out = new Map<string, tf.Tensor>();
-    for (const [name, { first, second }] of this.moments) {
-      out.set(`adam.first.${name}`, first);
-      out.set(`adam.second.${name}`, second);
+  /** Moments by name, for checkpoints. */
+  exportState(): Map<string, NamedArray> {
+    const out = new Map<string, NamedArray>();
+    for (const [name, { first, second, shape }] of this.moments) {
+      out.set(`adam.first.${name}`, { shape, values: first });
+      out.set(`adam.second.${name}`, { shape, values: second });
     }
     return out;
   }
 
-  importState(step: number, tensors: Map<string, { shape: number[]; values: Float32Array }>): void {
+  importState(step: number, arrays: Map<string, NamedArray>): void {
     this.step = step;
-    for (const [key, { shape, values }] of tensors) {
+    for (const [key, { shape, values }] of arrays) {
       const match = /^adam\.(first|second)\.(.+)$/.exec(key);
       if (!match) continue;
       const [, which, name] = match;
-      let state = this.moments.get(name);
-      if (!state) {
-        state = { first: zerosVariable(shape), second: zerosVariable(shape) };
-        this.moments.set(name, state);
-      }
-      tf.tidy(() => (which === 'first' ? state!.first : state!.second).assign(tf.tensor(values, shape)));
+      const state = this.state(name, shape);
+      (which === 'first' ? state.first : state.second).set(values);
     }
   }
 
   dispose(): void {
-    for (const { first, second } of this.moments.values()) tf.dispose([first, second]);
     this.moments.clear();
   }
-}
-
-function zerosVariable(shape: number[]): tf.Variable {
-  const zeros = tf.zeros(shape);
-  const result = tf.variable(zeros, false);
-  zeros.dispose();
-  return result;
 }

@@ -34,6 +34,7 @@ import { Adam } from './adam';
 import { HealthMonitor } from './health';
 import { swapLoss } from './loss';
 import { OrtStepGradients } from './ortGradients';
+import { recomputeBatchNormStatistics } from './preciseBatchNorm';
 import { EmbeddingQueue } from './queue';
 import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } from './runSetup';
 import { learningRateAt } from './schedule';
@@ -135,7 +136,7 @@ export function chooseTrainingRuntime(preference: TrainingRuntimePreference, bac
     context.log('warn', `Training steps run on tfjs (${backend.name}): onnxruntime cannot load (${(error as Error).message})`);
     return 'tfjs';
   }
-  context.log('info', `Training steps run on onnxruntime (${device.label}); augmentation and Adam on tfjs`);
+  context.log('info', `Training steps run on onnxruntime (${device.label}); augmentation on tfjs`);
   return 'onnxruntime';
 }
 
@@ -216,17 +217,14 @@ export class TrainStep {
     const useQueue = this.queue !== undefined && epoch >= options.queueStartEpoch;
     const outcome = this.runtime === 'onnxruntime' ? await this.gradientsOnOrt(batch, useQueue) : this.gradientsOnTfjs(batch, useQueue, variables);
     const updated = new Set(variables);
-    const namedGradients: tf.NamedTensorMap = {};
-    for (const [name, gradient] of Object.entries(outcome.gradients)) {
-      if (updated.has(variable(model, name))) namedGradients[name] = gradient;
-    }
+    const namedGradients = new Map([...outcome.gradients].filter(([name]) => updated.has(variable(model, name))));
     this.optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
     updateRunningStatistics(model, outcome.statistics);
     if (this.queue) this.queue.push(outcome.assignedEmbeddings);
     const clusters = outcome.clusters;
     const usage = new Array<number>(options.prototypes).fill(0);
     for (const cluster of clusters) usage[cluster] += 1 / clusters.length;
-    tf.dispose([...Object.values(outcome.gradients), ...outcome.assignedEmbeddings]);
+    tf.dispose(outcome.assignedEmbeddings);
     return { loss: outcome.loss, usage, clusters };
   }
 
@@ -253,8 +251,9 @@ export class TrainStep {
       }, variables);
     });
     const nameOf = new Map([...model.variables].map(([name, v]) => [v.name, name]));
-    const gradients: tf.NamedTensorMap = {};
-    for (const [variableName, gradient] of Object.entries(grads)) gradients[nameOf.get(variableName)!] = gradient;
+    const gradients = new Map<string, Float32Array>();
+    for (const [variableName, gradient] of Object.entries(grads)) gradients.set(nameOf.get(variableName)!, gradient.dataSync() as Float32Array);
+    tf.dispose(Object.values(grads));
     const loss = value.dataSync()[0];
     value.dispose();
     const assigned = Int32Array.from(clusters!.dataSync());
@@ -290,15 +289,13 @@ export class TrainStep {
     }
     const weights = new Map(trainable.map(([name, v]) => [name, v.dataSync() as Float32Array]));
     const result = await this.ortGradients.compute({ globalCrops: globalCrops!, localCrops, weights, queueScores });
-    const gradients: tf.NamedTensorMap = {};
-    for (const [name, values] of result.gradients) gradients[name] = tf.tensor(values, variable(model, name).shape);
     const statistics: BatchStatistics = new Map();
     for (const [layer, { mean, variance, count }] of result.statistics) statistics.set(layer, { mean: tf.tensor1d(mean), variance: tf.tensor1d(variance), count });
     const rows = batch.length;
     const embedding = tf.tensor2d(result.globalEmbedding, [2 * rows, model.spec.projectionDim]);
     const assignedEmbeddings = splitRows(embedding, 2);
     embedding.dispose();
-    return { loss: result.loss, gradients, statistics, assignedEmbeddings, clusters: bestPrototypes(result.globalScores, rows, options.prototypes) };
+    return { loss: result.loss, gradients: result.gradients, statistics, assignedEmbeddings, clusters: bestPrototypes(result.globalScores, rows, options.prototypes) };
   }
 
   dispose(): void {
@@ -312,7 +309,8 @@ export class TrainStep {
 /** What one step's gradient computation hands to the update. */
 interface StepOutcome {
   loss: number;
-  gradients: tf.NamedTensorMap;
+  /** By variable name. */
+  gradients: Map<string, Float32Array>;
   statistics: BatchStatistics;
   assignedEmbeddings: tf.Tensor2D[];
   /** Each image's best prototype for its first global crop. */
@@ -471,6 +469,7 @@ class SwavTrainer {
       await this.save(elapsedMs());
     }
     stopReason ??= 'epochs';
+    if (stopReason !== 'cancelled') stopReason = await this.preciseBatchNorm(elapsedMs, stopReason);
     if (stopReason === 'cancelled') context.log('info', `Training cancelled at step ${this.step}; checkpoint saved.`);
     if (stopReason === 'time') context.log('info', `Time budget of ${options.minutes} min reached at epoch ${this.epoch + 1}, step ${this.step}; checkpoint saved.`);
     if (stopReason === 'converged') context.log('info', `Converged after ${this.epoch} epochs (${(elapsedMs() / 60_000).toFixed(1)} of ${options.minutes || '∞'} min): assignments stable for ${health?.stableEpochs} epochs and the loss flat.`);
@@ -484,6 +483,19 @@ class SwavTrainer {
       stopReason,
       health,
     };
+  }
+
+  /** Running statistics from the clean images (see preciseBatchNorm.ts), saved; a cancel meanwhile keeps the old ones. */
+  private async preciseBatchNorm(elapsedMs: () => number, stopReason: StopReason): Promise<StopReason> {
+    try {
+      const used = await recomputeBatchNormStatistics(this.model, this.images, this.context, { seed: this.options.seed });
+      await this.save(elapsedMs());
+      this.context.log('info', `BatchNorm statistics recomputed on ${used.toLocaleString('en')} clean images for indexing and explanations (precise BatchNorm)`);
+      return stopReason;
+    } catch (error) {
+      if (error instanceof EngineError && error.code === 'CANCELLED') return 'cancelled';
+      throw error;
+    }
   }
 
   private async save(elapsedMs: number): Promise<void> {
