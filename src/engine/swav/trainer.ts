@@ -34,7 +34,6 @@ import { Adam } from './adam';
 import { HealthMonitor } from './health';
 import { swapLoss } from './loss';
 import { OrtStepGradients } from './ortGradients';
-import { recomputeBatchNormStatistics } from './preciseBatchNorm';
 import { EmbeddingQueue } from './queue';
 import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } from './runSetup';
 import { learningRateAt } from './schedule';
@@ -469,7 +468,6 @@ class SwavTrainer {
       await this.save(elapsedMs());
     }
     stopReason ??= 'epochs';
-    if (stopReason !== 'cancelled') stopReason = await this.preciseBatchNorm(elapsedMs, stopReason);
     if (stopReason === 'cancelled') context.log('info', `Training cancelled at step ${this.step}; checkpoint saved.`);
     if (stopReason === 'time') context.log('info', `Time budget of ${options.minutes} min reached at epoch ${this.epoch + 1}, step ${this.step}; checkpoint saved.`);
     if (stopReason === 'converged') context.log('info', `Converged after ${this.epoch} epochs (${(elapsedMs() / 60_000).toFixed(1)} of ${options.minutes || '∞'} min): assignments stable for ${health?.stableEpochs} epochs and the loss flat.`);
@@ -483,19 +481,6 @@ class SwavTrainer {
       stopReason,
       health,
     };
-  }
-
-  /** Running statistics from the clean images (see preciseBatchNorm.ts), saved; a cancel meanwhile keeps the old ones. */
-  private async preciseBatchNorm(elapsedMs: () => number, stopReason: StopReason): Promise<StopReason> {
-    try {
-      const used = await recomputeBatchNormStatistics(this.model, this.images, this.context, { seed: this.options.seed });
-      await this.save(elapsedMs());
-      this.context.log('info', `BatchNorm statistics recomputed on ${used.toLocaleString('en')} clean images for indexing and explanations (precise BatchNorm)`);
-      return stopReason;
-    } catch (error) {
-      if (error instanceof EngineError && error.code === 'CANCELLED') return 'cancelled';
-      throw error;
-    }
   }
 
   private async save(elapsedMs: number): Promise<void> {

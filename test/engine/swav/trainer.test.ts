@@ -8,10 +8,7 @@ import sharp from 'sharp';
 import { silentContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
-import { recomputeBatchNormStatistics } from '../../../src/engine/swav/preciseBatchNorm';
 import { chooseTrainingRuntime, train } from '../../../src/engine/swav/trainer';
-import { loadImageSet } from '../../../src/engine/data/decode';
-import { scanImageFolder } from '../../../src/engine/data/scan';
 import type { TrainOptions } from '../../../src/protocol';
 import { tempDir } from '../../tempDir';
 
@@ -63,23 +60,6 @@ test(`trainer (${trainingRuntime}): a run cancelled mid-epoch and resumed ends w
   }
 });
 }
-
-test('trainer: a finished run saves BatchNorm statistics recomputed on the clean images, and says so', async () => {
-  const runDir = tempDir('cl-precise-bn-');
-  const logs: string[] = [];
-  await train({ imagesDir, runDir, options: baseOptions, index: false }, { ...silentContext(), log: (_level, message) => logs.push(message) });
-  assert.ok(logs.some((message) => /BatchNorm statistics recomputed on 24 clean images/.test(message)), logs.join('\n'));
-  const checkpoint = await loadCheckpoint(path.join(runDir, 'checkpoint.ckpt'));
-  const runningStatistics = () => [...checkpoint.model.variables].filter(([name]) => /running(Mean|Variance)$/.test(name)).map(([name, v]) => [name, Array.from(v.dataSync())] as const);
-  const saved = runningStatistics();
-  assert.ok(saved.length >= 8);
-  // Recomputing from the saved weights gives the saved statistics; the training-time averages would not.
-  const images = await loadImageSet(await scanImageFolder(imagesDir, {}), { imageSizePx: 12, channels: checkpoint.model.spec.channels as 1 | 3 });
-  await recomputeBatchNormStatistics(checkpoint.model, images, silentContext(), { seed: 0 });
-  const again = runningStatistics();
-  saved.forEach(([name, values], i) => values.forEach((value, j) => assert.ok(Math.abs(value - again[i][1][j]) < 1e-5, `${name}[${j}]: ${value} against ${again[i][1][j]}`)));
-  disposeModel(checkpoint.model);
-});
 
 test('trainer: a cancel during training still indexes; a cancel during the final indexing stops it and keeps the checkpoint', async () => {
   const duringTraining = new AbortController();
