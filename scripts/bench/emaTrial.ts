@@ -1,6 +1,7 @@
 // Paired trial of weight averaging: one training run at a fixed epoch count, scored with its last weights and with
 // exponential moving averages of them over several horizons, so the seed's noise does not enter the comparison.
-//   node --import tsx scripts/bench/emaTrial.ts --images DIR --epochs 38 [--seed 0] [--horizons 0.5,1,2,4] ['{"batchSize":128}']
+//   node --import tsx scripts/bench/emaTrial.ts --images DIR --epochs 38 [--seed 0] [--horizons 0.5,1,2,4] [--every N] ['{"batchSize":128}']
+// (--every N also scores every N epochs.)
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TrainOptions } from '../../src/protocol';
@@ -44,10 +45,14 @@ async function main(): Promise<void> {
   let t = 0;
 
   const score = async (weights: Map<string, Float32Array> | undefined) => {
+    const load = (values: Map<string, Float32Array>) =>
+      tf.tidy(() => {
+        for (const name of names) step.model.variables.get(name)!.assign(tf.tensor(values.get(name)!, step.model.variables.get(name)!.shape));
+      });
     const live = new Map(names.map((name) => [name, step.model.variables.get(name)!.dataSync().slice() as Float32Array]));
-    if (weights) for (const name of names) step.model.variables.get(name)!.assign(tf.tensor(weights.get(name)!, step.model.variables.get(name)!.shape));
+    if (weights) load(weights);
     const out = await embedImageSet(step.model, images, silentContext());
-    for (const name of names) step.model.variables.get(name)!.assign(tf.tensor(live.get(name)!, step.model.variables.get(name)!.shape));
+    load(live);
     const clusters = kMeans(out.features, k, { seed: 0, restarts: 10 }).assignments;
     const projection = kMeans(out.embeddings, k, { seed: 0, restarts: 10 }).assignments;
     const r = (x: number) => Math.round(x * 1000) / 1000;
@@ -61,10 +66,10 @@ async function main(): Promise<void> {
       const lr = t < warmupSteps ? (options.learningRate * (t + 1)) / warmupSteps : learningRateAt(t / totalSteps, 0, options.learningRate, options.finalLearningRate);
       await step.run(order.slice(s * batchSize, (s + 1) * batchSize), lr, t, epoch);
       t++;
+      const current = new Map(names.map((name) => [name, step.model.variables.get(name)!.dataSync() as Float32Array]));
       horizons.forEach((h, i) => {
         const decay = Math.min(1 - 1 / (h * stepsPerEpoch), (1 + t) / (10 + t));
-        for (const name of names) {
-          const w = step.model.variables.get(name)!.dataSync() as Float32Array;
+        for (const [name, w] of current) {
           const avg = averages[i].get(name);
           if (!avg) averages[i].set(name, w.slice());
           else for (let j = 0; j < w.length; j++) avg[j] = decay * avg[j] + (1 - decay) * w[j];

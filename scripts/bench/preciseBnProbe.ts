@@ -1,7 +1,7 @@
 // Paired measure of precise BatchNorm (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm"; pycls's precise BN)
 // on finished runs: k-means NMI, kNN and the projections' NMI of each run's features with the running statistics
 // its checkpoint holds, then with statistics recomputed on the clean images. Same weights both ways, so no seed
-// noise. Not adopted in training (see the README's quality section): it also hid a planted outlier.
+// noise. Not adopted in training (see the README's quality section): after short runs it hid a planted outlier.
 //   node --import tsx scripts/bench/preciseBnProbe.ts RUN_DIR [RUN_DIR …]
 import * as tf from '@tensorflow/tfjs-core';
 import { kMeans } from '../../src/engine/analysis/kmeans';
