@@ -1,7 +1,7 @@
 // End to end: the built CLI trains, indexes, queries and evaluates on the sample set shipped in the repo.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -25,8 +25,14 @@ async function cluster(args: string[]): Promise<{ json: Record<string, unknown>;
 
 test('cli: train, index, neighbours and evaluate on the sample set', async () => {
   assert.ok(existsSync(cli), 'run "npm run build" first');
-  const runDir = path.join(tempDir('cl-cli-'), 'run');
-  const trained = await cluster(['train', sample, '--out', runDir, '--epochs', '2', '--image-size', '28', '--width', '8', '--batch-size', '100', '--seed', '1']);
+  const scratch = tempDir('cl-cli-');
+  // The sample with one planted copy: 8-bag's first image overwritten by the bytes of its second.
+  const images = path.join(scratch, 'images');
+  cpSync(sample, images, { recursive: true });
+  const [original, planted] = readdirSync(path.join(images, '8-bag')).sort().slice(0, 2).map((file) => `8-bag/${file}`);
+  copyFileSync(path.join(images, original), path.join(images, planted));
+  const runDir = path.join(scratch, 'run');
+  const trained = await cluster(['train', images, '--out', runDir, '--epochs', '2', '--image-size', '28', '--width', '8', '--batch-size', '100', '--seed', '1']);
   assert.equal(trained.code, 0, trained.stderr);
   assert.equal(trained.json.kind, 'train');
   assert.equal(trained.json.images, 1000);
@@ -48,7 +54,7 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   const clusters = indexed.json.clusters as { size: number }[];
   assert.equal(clusters.reduce((sum, c) => sum + c.size, 0), 1000);
 
-  const image = path.join(sample, '7-sneaker', readdirFirst(path.join(sample, '7-sneaker')));
+  const image = path.join(images, '7-sneaker', readdirFirst(path.join(images, '7-sneaker')));
   const neighbours = await cluster(['neighbours', runDir, image, '--k', '5']);
   assert.equal(neighbours.code, 0, neighbours.stderr);
   const hits = neighbours.json.neighbours as { path: string; similarity: number }[];
@@ -80,6 +86,13 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   const duplicates = await cluster(['duplicates', runDir, '--threshold', '0.999']);
   assert.equal(duplicates.code, 0, duplicates.stderr);
   assert.equal(duplicates.json.threshold, 0.999);
+  // The planted copy is found, and said to be a byte-for-byte copy.
+  const groups = duplicates.json.groups as { paths: string[]; exact: boolean; minSimilarity: number }[];
+  const plantedGroup = groups.find((group) => group.paths.includes(planted));
+  assert.ok(plantedGroup, `the planted copy ${planted} is in a group: ${JSON.stringify(groups)}`);
+  assert.deepEqual([...plantedGroup.paths].sort(), [original, planted]);
+  assert.equal(plantedGroup.exact, true);
+  assert.ok(plantedGroup.minSimilarity > 0.9999, `similarity ${plantedGroup.minSimilarity}`);
   const badThreshold = await cluster(['duplicates', runDir, '--threshold', '2']);
   assert.equal(badThreshold.code, 1);
   assert.match(badThreshold.stderr, /BAD_REQUEST.*threshold/);
@@ -128,5 +141,5 @@ test('cli: clear errors for a missing folder, a missing run and a bad setting', 
 });
 
 function readdirFirst(dir: string): string {
-  return require('node:fs').readdirSync(dir).sort()[0];
+  return readdirSync(dir).sort()[0];
 }

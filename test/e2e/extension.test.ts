@@ -5,22 +5,13 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { skipWithoutChromium } from '../webview/harness';
-import { skipWithoutCodeServer, startVsCode } from './codeServer';
+import { skipWithoutVsCode, startVsCode, withOneRetry } from './codeServer';
 
 const root = path.resolve(__dirname, '../..');
 const sample = path.join(root, 'sample', 'fashion-mnist');
 const screenshots = process.env.UPDATE_SCREENSHOTS ? path.join(root, 'docs', 'screenshots') : undefined;
 
-test('e2e: train from the explorer, see the loss curve, explain an image, open the cluster map and the Clusters view', { skip: skipWithoutChromium || skipWithoutCodeServer, timeout: 900_000 }, async () => {
-  // A browser driving a whole IDE has rare timing hiccups: one fresh retry, with the first failure printed in full.
-  try {
-    await trainExplainAndBrowse();
-  } catch (error) {
-    console.error(`e2e: first attempt failed, retrying once with a fresh code-server:\n${error instanceof Error ? error.message : String(error)}`);
-    await trainExplainAndBrowse();
-  }
-});
+test('e2e: train from the explorer, see the loss curve, explain an image, open the cluster map and the Clusters view', { skip: skipWithoutVsCode, timeout: 900_000 }, (t) => withOneRetry(t, trainExplainAndBrowse));
 
 async function trainExplainAndBrowse(): Promise<void> {
   const vscode = await startVsCode({

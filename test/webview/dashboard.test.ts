@@ -1,8 +1,41 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import type { Locator } from 'playwright-core';
 import { closeBrowser, openWebview, skipWithoutChromium } from './harness';
 
 after(closeBrowser);
+
+/** Where the loss series is drawn on the chart's canvas: columns it covers, and its mean height in the outer fifths. */
+async function lossPixels(chart: Locator): Promise<{ width: number; height: number; columns: number; leftY: number; rightY: number }> {
+  return chart.evaluate((element) => {
+    const marker = element.querySelector<HTMLElement>('.u-legend .u-series:nth-child(2) .u-marker')!;
+    const [r, g, b] = getComputedStyle(marker).borderColor.match(/\d+/g)!.map(Number);
+    const canvas = element.querySelector('canvas')!;
+    const { width, height } = canvas;
+    const pixels = canvas.getContext('2d')!.getImageData(0, 0, width, height).data;
+    const ys: number[][] = Array.from({ length: width }, () => []);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = 4 * (y * width + x);
+        if (pixels[i + 3] > 200 && Math.abs(pixels[i] - r) + Math.abs(pixels[i + 1] - g) + Math.abs(pixels[i + 2] - b) < 40) ys[x].push(y);
+      }
+    }
+    // No named helpers in here: tsx would wrap them in a function the page does not have.
+    const drawn: { x: number; y: number }[] = [];
+    ys.forEach((column, x) => column.length > 0 && drawn.push({ x, y: column.reduce((sum, y) => sum + y, 0) / column.length }));
+    const first = drawn[0]?.x ?? 0;
+    const last = drawn.at(-1)?.x ?? 0;
+    const left = drawn.filter((column) => column.x <= first + (last - first) / 5);
+    const right = drawn.filter((column) => column.x >= last - (last - first) / 5);
+    return {
+      width,
+      height,
+      columns: drawn.length,
+      leftY: left.reduce((sum, column) => sum + column.y, 0) / Math.max(1, left.length),
+      rightY: right.reduce((sum, column) => sum + column.y, 0) / Math.max(1, right.length),
+    };
+  });
+}
 
 const progress = (step: number, loss: number) => ({
   type: 'dashboard.progress',
@@ -22,9 +55,16 @@ test('dashboard: says it is ready, draws the loss curve from progress, keeps sta
     const state = (await view.page.evaluate(() => (window as unknown as { __state: { history: { step: number }[]; usage: number[] } }).__state))!;
     assert.deepEqual(state.history.map((p) => p.step), [1, 2, 3, 4, 5]);
     assert.deepEqual(state.usage, [0.5, 0.25, 0.25]);
-    // uPlot holds the series it draws: five points.
-    const drawn = await chart.locator('.u-legend .u-series').count();
-    assert.ok(drawn >= 2, 'legend shows the loss series');
+    // The curve itself, read off the canvas: pixels in the loss series' colour (its legend marker's) run across
+    // the plot from step 1 to step 5, and sit higher at the left (loss 3.4) than at the right (loss 2.9).
+    const curve = await lossPixels(chart);
+    assert.ok(curve.columns > 0.6 * curve.width, `the loss line spans ${curve.columns} of ${curve.width} columns`);
+    assert.ok(curve.leftY < curve.rightY - 0.3 * curve.height, `the line falls: mean y ${curve.leftY} at the left, ${curve.rightY} at the right`);
+    // A sixth point that jumps back up lifts the right end of the line.
+    await view.send(progress(6, 3.5));
+    await view.page.getByText('3.5000').waitFor();
+    const raised = await lossPixels(chart);
+    assert.ok(raised.rightY < curve.rightY - 0.15 * curve.height, `the new point is drawn: right end at y ${raised.rightY}, was ${curve.rightY}`);
   } finally {
     await view.close();
   }

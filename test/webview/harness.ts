@@ -5,10 +5,11 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { renderPanelHtml } from '../../src/host/views/webviewHtml';
+import { chromiumPath, requirements, skipUnless } from '../requirements';
 
-export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-/** Outside CI a machine without Chromium skips these tests; in CI they must run. */
-export const skipWithoutChromium = !existsSync(chromiumPath) && !process.env.CI ? `no Chromium at ${chromiumPath} (apt-get install chromium)` : false;
+export { chromiumPath };
+/** Outside CI a machine without Chromium skips these tests; in CI it fails them at once. */
+export const skipWithoutChromium = skipUnless(requirements.chromium);
 
 const distWebview = path.resolve(__dirname, '../../dist/webview');
 
@@ -27,6 +28,12 @@ let browser: Browser | undefined;
 /** `imagesDir`, when given, is served under /images/ (the stand-in for the webview URI of the images folder). */
 /** `files` are served under /files/<name> as binary (the stand-in for other webview URIs, e.g. map-points.bin). */
 export async function openWebview(bundle: string, options: { state?: unknown; imagesDir?: string; files?: Record<string, Uint8Array>; viewport?: { width: number; height: number } } = {}): Promise<WebviewPage> {
+  // The browser first: if it cannot start, no server is left listening to keep the test process alive.
+  browser ??= await chromium.launch({
+    executablePath: chromiumPath,
+    // SwiftShader gives WebGL2 without a GPU (the cluster map draws with it).
+    args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--disable-dev-shm-usage', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
   const server: Server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     if (url.pathname === '/') {
@@ -55,25 +62,29 @@ export async function openWebview(bundle: string, options: { state?: unknown; im
     response.end(readFileSync(file));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  browser ??= await chromium.launch({
-    executablePath: chromiumPath,
-    // SwiftShader gives WebGL2 without a GPU (the cluster map draws with it).
-    args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--disable-dev-shm-usage', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  const page = await browser.newPage({ viewport: options.viewport ?? { width: 900, height: 700 } });
-  // A string, not a function: tsx would wrap named functions in a helper the page does not have.
-  await page.addInitScript({
-    content: `window.__posted = [];
-      window.__state = ${JSON.stringify(options.state ?? null)} ?? undefined;
-      window.acquireVsCodeApi = () => ({
-        postMessage: (message) => window.__posted.push(message),
-        getState: () => window.__state,
-        setState: (state) => { window.__state = state; },
-      });`,
-  });
   const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+  const page = await browser.newPage({ viewport: options.viewport ?? { width: 900, height: 700 } }).catch((error: unknown) => {
+    server.close();
+    throw error;
+  });
+  try {
+    // A string, not a function: tsx would wrap named functions in a helper the page does not have.
+    await page.addInitScript({
+      content: `window.__posted = [];
+        window.__state = ${JSON.stringify(options.state ?? null)} ?? undefined;
+        window.acquireVsCodeApi = () => ({
+          postMessage: (message) => window.__posted.push(message),
+          getState: () => window.__state,
+          setState: (state) => { window.__state = state; },
+        });`,
+    });
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+  } catch (error) {
+    await page.close().catch(() => undefined);
+    server.close();
+    throw error;
+  }
   return {
     origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     page,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { l2NormalizeRows } from '../../../src/engine/analysis/matrix';
+import { knnNeighboursFor } from '../../../src/engine/analysis/evaluate';
 import { adjustedRandIndex, clusteringAccuracy, knnAccuracy, normalizedMutualInformation } from '../../../src/engine/analysis/metrics';
 import { createRandom } from '../../../src/engine/util/random';
 import { assertClose, gaussianBlobs, randomMatrix } from './fixtures';
@@ -131,5 +132,15 @@ describe('knnAccuracy', () => {
     const expected = bruteForceKnn(embeddings.data, embeddings.dims, labels, 10, 0.1);
     assert.ok(expected > 0.3 && expected < 0.95, `fixture should be neither trivial nor hopeless, got ${expected}`);
     assertClose(knnAccuracy(embeddings, labels, 10, 0.1), expected, 1e-12);
+  });
+});
+
+describe('knnNeighboursFor', () => {
+  it('is 20, or one less than the smallest class, so a vote is never every other image', () => {
+    const classes = (sizes: number[]) => sizes.flatMap((size, label) => new Array<number>(size).fill(label));
+    assert.equal(knnNeighboursFor(classes([100, 100])), 20);
+    assert.equal(knnNeighboursFor(classes([8, 8])), 7);
+    assert.equal(knnNeighboursFor(classes([50, 3, 50])), 2);
+    assert.equal(knnNeighboursFor([...classes([1, 40]), -1, -1]), 1, 'unlabelled images do not count; k stays at least 1');
   });
 });

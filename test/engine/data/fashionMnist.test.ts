@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,6 +12,7 @@ import {
   writeFashionMnistPngs,
 } from '../../../src/engine/data/fashionMnist';
 import { EngineError } from '../../../src/engine/errors';
+import { requirements, skipUnless } from '../../requirements';
 
 const ROWS_PX = 4;
 const COLUMNS_PX = 3;
@@ -144,7 +145,7 @@ describe('writeFashionMnistPngs', () => {
   });
 });
 
-describe('Debian dataset-fashion-mnist and the shipped sample', { skip: existsSync(DEFAULT_FASHION_MNIST_DIR) ? false : 'dataset-fashion-mnist is not installed' }, () => {
+describe('Debian dataset-fashion-mnist and the shipped sample', { skip: skipUnless(requirements.fashionMnist) }, () => {
   test('the real test split has 10,000 images of 28×28, 1,000 per class', async () => {
     const split = await readFashionMnistSplit(DEFAULT_FASHION_MNIST_DIR, 'test');
     assert.deepEqual([split.count, split.rowsPx, split.columnsPx], [10000, 28, 28]);

@@ -116,21 +116,28 @@ test('cli: explain writes the PNGs and prints the figures as the last JSON line;
   for (const file of ['original.png', 'heatmap.png', 'overlay.png', 'pair-original.png', 'pair-heatmap.png', 'pair-overlay.png']) assert.ok(existsSync(path.join(outDir, file)), `${file} written`);
 
   const counterfactual = await run(process.execPath, [cli, 'explain', runDir, image, '--method', 'counterfactual', '--out', outDir]);
-  assert.match(counterfactual.stdout, /counterfactual (reached|did not reach) cluster \d/);
+  // Squares against stripes is an easy pair of clusters: the default (region) counterfactual gets there.
+  assert.match(counterfactual.stdout, /counterfactual reached cluster \d/);
   assert.ok(existsSync(path.join(outDir, 'counterfactual.png')) && existsSync(path.join(outDir, 'diff.png')));
 
-  const counterfactuals = await run(process.execPath, [cli, 'evaluate-counterfactuals', runDir, '--images', '2', '--json'], { maxBuffer: 1 << 26 });
+  const counterfactuals = await run(process.execPath, [cli, 'evaluate-counterfactuals', runDir, '--images', '20', '--json'], { maxBuffer: 1 << 26 });
   const evaluated = JSON.parse(counterfactuals.stdout.trim().split('\n').at(-1)!);
   assert.equal(evaluated.kind, 'evaluate-counterfactuals');
-  assert.equal(evaluated.images, 2);
+  assert.equal(evaluated.images, 20);
   assert.deepEqual(evaluated.rows.map((row: { method: string }) => row.method), ['counterfactual', 'counterfactual-mask', 'counterfactual-pixel']);
   for (const row of evaluated.rows) {
-    assert.ok([0, 0.5, 1].includes(row.validity), `${row.method} validity ${row.validity}`);
+    // Measured on this seeded run: 0.95 (regions), 0.9 (mask), 1 (pixels).
+    assert.ok(row.validity >= 0.85, `${row.method} reaches its target cluster for ${row.validity} of the images`);
     assert.ok(row.medianChangedPixelShare >= 0 && row.medianChangedPixelShare <= row.p90ChangedPixelShare && row.p90ChangedPixelShare <= 1);
     assert.ok(row.medianDurationMs > 0 && row.medianL1Distance >= 0);
   }
   assert.deepEqual(evaluated.gradCam.map((row: { removal: string }) => row.removal), ['black', 'road']);
-  for (const row of evaluated.gradCam) assert.ok([0, 0.5, 1].includes(row.deletionBelowRandom) && row.gradCamDeletion >= 0 && row.randomDeletion <= 1);
+  for (const row of evaluated.gradCam) assert.ok(row.gradCamDeletion >= 0 && row.gradCamDeletion <= 1 && row.randomDeletion >= 0 && row.randomDeletion <= 1);
+  // Blacking out what Grad-CAM points at first loses the cluster sooner than blacking out random pixels (measured
+  // on this seeded run: AUC 0.65 against 0.70, lower in 16 of 20 images). A map turned upside down fails this.
+  const black = evaluated.gradCam[0];
+  assert.ok(black.gradCamDeletion < black.randomDeletion, `Grad-CAM deletion AUC ${black.gradCamDeletion} against random ${black.randomDeletion}`);
+  assert.ok(black.deletionBelowRandom >= 0.7, `Grad-CAM's deletion beats random on ${black.deletionBelowRandom} of the images`);
   const wrongMethod = run(process.execPath, [cli, 'evaluate-counterfactuals', runDir, '--methods', 'gradcam']);
   await assert.rejects(wrongMethod, (error: { code: number; stderr: string }) => error.code === 1 && /BAD_REQUEST.*gradcam is not a counterfactual method/.test(error.stderr));
 

@@ -86,7 +86,13 @@ test('frozen run: trains the head on onnxruntime features, then indexes, finds n
 
   const evaluated = await evaluateRun(runDir, silentContext());
   assert.equal(evaluated.images, 16);
-  for (const figure of [evaluated.nmi, evaluated.acc, evaluated.proto_acc, evaluated.knn]) assert.ok(figure >= 0 && figure <= 1, String(figure));
+  // Squares against stripes, 8 each: chance is accuracy 0.5, kNN 0.5 and NMI 0. The frozen backbone's features
+  // separate them (measured: k-means accuracy 0.875, NMI 0.56, kNN 0.875 at k = 7, one less than a class holds).
+  assert.ok(evaluated.acc >= 0.75, `k-means accuracy ${evaluated.acc}`);
+  assert.ok(evaluated.nmi > 0.3, `NMI ${evaluated.nmi}`);
+  assert.equal(evaluated.knn_k, 7);
+  assert.ok(evaluated.knn >= 0.75, `kNN accuracy ${evaluated.knn}`);
+  assert.ok(evaluated.proto_acc >= 0.5 && evaluated.proto_acc <= 1, `prototype accuracy ${evaluated.proto_acc}`);
 
   // Grad-CAM and occlusion, through gradient graphs built from the ONNX graph itself (runtime/importedGraph.ts) on onnxruntime.
   const gradcam = await explainImage({ runDir, image: 'squares/1.png', method: 'gradcam' }, silentContext());

@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createMatrix, l2NormalizeRows } from '../../../src/engine/analysis/matrix';
 import { silentContext } from '../../../src/engine/jobContext';
-import { approximateNeighbourGraph, exactNearest, exactNeighbourGraph, loadUsearch } from '../../../src/engine/index/ann';
+import { approximateNeighbourGraph, exactNearest, exactNeighbourGraph } from '../../../src/engine/index/ann';
 import { topKCosine } from '../../../src/engine/index/neighbours';
+import { requirements, skipUnless } from '../../requirements';
+
+const usearchSkip = skipUnless(requirements.usearch);
 
 function randomRows(rows: number, dims: number): ReturnType<typeof createMatrix> {
   const matrix = createMatrix(rows, dims);
@@ -12,7 +15,7 @@ function randomRows(rows: number, dims: number): ReturnType<typeof createMatrix>
   return l2NormalizeRows(matrix);
 }
 
-test('neighbour graph: equals the JS scan for every row, across several chunks of queries', { skip: loadUsearch() ? false : 'usearch unavailable' }, async () => {
+test('neighbour graph: equals the JS scan for every row, across several chunks of queries', { skip: usearchSkip }, async () => {
   // 5,000 rows: three chunks of 2,048 queries, so the later chunks are views into the middle of the buffer.
   const features = randomRows(5000, 16);
   const graph = await exactNeighbourGraph(features, 5, silentContext());
@@ -32,7 +35,7 @@ test('one query: a query that is a view into the middle of the features finds th
   );
 });
 
-test('approximate neighbour graph (HNSW, for large runs): most of each row\'s exact neighbours, never the row itself', { skip: loadUsearch() ? false : 'usearch unavailable' }, async () => {
+test('approximate neighbour graph (HNSW, for large runs): most of each row\'s exact neighbours, never the row itself', { skip: usearchSkip }, async () => {
   const features = randomRows(3000, 16);
   const exact = await exactNeighbourGraph(features, 10, silentContext());
   const approximate = await approximateNeighbourGraph(features, 10, silentContext());

@@ -8,12 +8,12 @@ import type { LogLevel } from '../../../src/protocol';
 import type { ImageSet } from '../../../src/engine/data/decode';
 import { createMatrix } from '../../../src/engine/analysis/matrix';
 import { EngineError } from '../../../src/engine/errors';
-import { loadUsearch } from '../../../src/engine/index/ann';
 import { writeIndex, type EmbedOutput } from '../../../src/engine/index/indexer';
 import { writeNeighbourIndex } from '../../../src/engine/index/neighbourIndex';
 import { cachedIndex, findNeighbours, forgetRun } from '../../../src/engine/index/runQueries';
 import { silentContext, type JobContext } from '../../../src/engine/jobContext';
 import { runPath, writeManifest, type RunManifest } from '../../../src/engine/runFolder';
+import { requirements, skipUnless } from '../../requirements';
 import { tempDir } from '../../tempDir';
 
 const rows = 3000;
@@ -48,7 +48,7 @@ async function index(options: { minRows?: number; context?: JobContext } = {}): 
   forgetRun(runDir);
 }
 
-const usearchSkip = loadUsearch() ? false : 'usearch unavailable';
+const usearchSkip = skipUnless(requirements.usearch);
 
 before(async () => {
   runDir = tempDir('cl-ann-run-');
