@@ -56,13 +56,16 @@ if (webviewEntries.length > 0) {
   });
 }
 
-// The wasm backend loads its .wasm binaries from beside the bundle.
+// The wasm backend loads its .wasm binaries from beside the bundle, and its threads load the threaded build's
+// JavaScript glue from there too (src/engine/runtime/tfjs/wasmThreads.ts): without it a VSIX runs single-threaded.
 function copyWasmBinaries() {
   const wasmDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
   mkdirSync('dist', { recursive: true });
   for (const file of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) {
     cpSync(path.join(wasmDir, file), path.join('dist', file));
   }
+  const glue = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
+  cpSync(glue, path.join('dist', path.basename(glue)));
 }
 
 copyWasmBinaries();

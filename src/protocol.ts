@@ -640,6 +640,7 @@ export interface EvaluateResult extends RanOn {
   proto_acc: number;
   /** Leave-one-out cosine kNN accuracy on backbone embeddings. */
   knn: number;
+  /** The k used: 20, or fewer than the smallest class holds besides the query. */
   knn_k: number;
   clusters_used: number;
   /** k-means and kNN on the raw pixels of the same images, at the run's image size (when asked for). */
@@ -892,6 +893,8 @@ export type ErrorCode =
   | 'UNSUPPORTED_MODEL'
   | 'DECODE_FAILED'
   | 'BACKEND_UNAVAILABLE'
+  /** A native module (sharp, onnxruntime-node, usearch, webgpu) that cannot load on this platform. */
+  | 'NATIVE_MODULE_UNAVAILABLE'
   | 'BUSY'
   | 'CANCELLED'
   | 'ENGINE_CRASHED'

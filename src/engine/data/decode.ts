@@ -12,10 +12,10 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
 import type { ImageRecord, SkippedFile } from '../../protocol';
 import { EngineError } from '../errors';
+import { loadSharp } from '../nativeModules';
 import { BmpError, decodeBmp, isBmp, readBmpSize } from './bmp';
 import type { ScanResult } from './scan';
 
@@ -120,6 +120,7 @@ function describeReadError(error: unknown): string {
 }
 
 async function openWithSharp(bytes: Buffer): Promise<Sharp> {
+  const sharp = loadSharp();
   const limits = { failOn: 'error' as const, limitInputPixels: MAX_INPUT_PIXELS };
   const format = sniffFormat(bytes);
   if (format === undefined) throw new DecodeProblem(bytes.length === 0 ? 'empty file' : describeContent(bytes));

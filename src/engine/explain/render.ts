@@ -1,8 +1,8 @@
 // Turns explanations into PNGs with sharp: the image as the model sees it, the heatmap in the jet colour map
 // (as pytorch-grad-cam shows it), the two blended, the counterfactual and its diff. Images are enlarged with
 // nearest-neighbour sampling, so every model pixel stays visible; heatmaps bilinearly, as they are smooth.
-import sharp from 'sharp';
 import type { ExplainImages } from '../../protocol';
+import { loadSharp } from '../nativeModules';
 
 export interface RenderInput {
   /** S·S·C values in [0, 1]. */
@@ -76,7 +76,7 @@ function blend(image: Uint8Array, colour: Uint8Array, opacity: number): Uint8Arr
 }
 
 function png(rgb: Uint8Array, sizePx: number): Promise<Buffer> {
-  return sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.length), { raw: { width: sizePx, height: sizePx, channels: 3 } })
+  return loadSharp()(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.length), { raw: { width: sizePx, height: sizePx, channels: 3 } })
     .png()
     .toBuffer();
 }

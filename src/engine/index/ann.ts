@@ -2,6 +2,7 @@
 // neighbours.ts answer when its native module is missing. Every vector here is L2-normalised, so inner product = cosine.
 import type { Matrix } from '../analysis/matrix';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
+import { loadNative } from '../nativeModules';
 import { topKCosine, topKCosineBatch, type ScoredIndex } from './neighbours';
 
 type Usearch = typeof import('usearch');
@@ -11,8 +12,7 @@ let loaded: Usearch | null | undefined;
 export function loadUsearch(): Usearch | null {
   if (loaded !== undefined) return loaded;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    loaded = require('usearch') as Usearch;
+    loaded = loadNative<Usearch>('usearch');
   } catch (error) {
     unavailableReason = (error as Error).message;
     loaded = null;

@@ -5,10 +5,10 @@
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { DeviceInfo, DeviceKind, DevicePreference, LogLevel, RanOn } from '../../protocol';
 import { EngineError } from '../errors';
+import { nativePackageFolder, packagedTarget, resolveNative } from '../nativeModules';
 import { DataType, encodeModel } from '../onnx/schema';
 import { loadOrt } from './ortModule';
 
@@ -19,9 +19,6 @@ export const devicePreferences: readonly DevicePreference[] = ['auto', 'gpu', 'c
 /** What a GPU needs, said once for every message that has to say it. */
 export const gpuAdvice =
   'The GPU needs its driver with Vulkan support and the Vulkan loader (Debian/Ubuntu: apt install libvulkan1); nothing else. Or use --device cpu (setting clusterLens.device: cpu).';
-
-// Optional packages load through a require that esbuild cannot see, from the extension's node_modules.
-const optionalRequire = createRequire(__filename);
 
 /** The GPU adapter as Dawn describes it. */
 export interface AdapterDescription {
@@ -113,7 +110,7 @@ async function chooseDevice(preference: DevicePreference, log?: DeviceLog): Prom
   if (preference === 'cpu') return cpuDevice([]);
   const skipped: DeviceInfo['skipped'] = [];
   for (const rung of [tryCuda, tryWebgpu]) {
-    const outcome = await rung(preference);
+    const outcome = await rung(preference).catch((error: unknown): RungOutcome => ({ skipped: { device: rung === tryCuda ? 'cuda' : 'webgpu', reason: (error as Error).message } }));
     if ('info' in outcome) return { ...outcome.info, skipped };
     skipped.push(outcome.skipped);
     log?.('debug', `Device ${outcome.skipped.device} skipped: ${outcome.skipped.reason}`);
@@ -137,7 +134,10 @@ async function tryCuda(): Promise<RungOutcome> {
   if (!listed) return { skipped: { device: 'cuda', reason: 'this onnxruntime build has no CUDA provider' } };
   const providerFile = path.join(ortBinaryFolder(), process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so');
   if (!listed.bundled && !existsSync(providerFile)) {
-    return { skipped: { device: 'cuda', reason: 'its provider files are not installed (reinstall onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12, with CUDA 12 and cuDNN 9)' } };
+    const how = packagedTarget()
+      ? 'a VSIX carries the CPU and WebGPU providers, and WebGPU runs NVIDIA GPUs too'
+      : 'reinstall onnxruntime-node with ONNXRUNTIME_NODE_INSTALL=cuda12, with CUDA 12 and cuDNN 9';
+    return { skipped: { device: 'cuda', reason: `its provider files are not installed (${how})` } };
   }
   const failure = await runProbeGraph('cuda');
   if (failure) return { skipped: { device: 'cuda', reason: failure } };
@@ -189,7 +189,7 @@ class NoAdapterError extends Error {}
 async function describeAdapter(): Promise<AdapterDescription> {
   let dawnPath: string;
   try {
-    dawnPath = optionalRequire.resolve('webgpu');
+    dawnPath = resolveNative('webgpu');
   } catch {
     throw new Error('the optional package webgpu, which names the adapter, is not installed');
   }
@@ -256,6 +256,5 @@ async function runProbeGraph(provider: 'cuda' | 'webgpu'): Promise<string | unde
 }
 
 function ortBinaryFolder(): string {
-  const packageRoot = path.dirname(optionalRequire.resolve('onnxruntime-node/package.json'));
-  return path.join(packageRoot, 'bin', 'napi-v6', process.platform, process.arch);
+  return path.join(nativePackageFolder('onnxruntime-node'), 'bin', 'napi-v6', process.platform, process.arch);
 }

@@ -1,6 +1,5 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { healthStateLabels, type DeviceInfo, type StopReason, type TrainingHealth, type TrainingRuntime, type TrainingRuntimePreference, type TrainOptions, type TrainResult } from '../../protocol';
 import { initBackend, type BackendInfo } from '../runtime/tfjs/backend';
@@ -11,6 +10,7 @@ import { channelStatistics, imageBatch } from '../data/batch';
 import type { ImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';
 import { EngineError } from '../errors';
+import { loadSharp } from '../nativeModules';
 import { buildIndex } from '../index/indexer';
 import { yieldToEventLoop, type JobContext } from '../jobContext';
 import { checkpointPath, loadCheckpoint, saveCheckpoint, type CheckpointHeader } from '../model/checkpoint';
@@ -514,6 +514,7 @@ class SwavTrainer {
 async function typicalImageSizePx(root: string, files: string[]): Promise<number | undefined> {
   const sample = Array.from({ length: Math.min(64, files.length) }, (_, i) => files[Math.floor((i * files.length) / Math.min(64, files.length))]);
   const sides: number[] = [];
+  const sharp = loadSharp();
   await Promise.all(
     sample.map(async (file) => {
       try {
