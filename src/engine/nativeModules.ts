@@ -59,7 +59,14 @@ export function loadNative<T>(name: NativeModule): T {
 }
 
 export function nativeModuleError(name: NativeModule, cause: unknown): EngineError {
-  const reason = String((cause as Error)?.message ?? cause).split('\n')[0].trim();
+  // The cause's first lines, without a package's own install advice (sharp's suggests npm commands).
+  const reason = String((cause as Error)?.message ?? cause)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !/^(Possible solutions|- |See |npm )/.test(line))
+    .slice(0, 2)
+    .join(' ')
+    .replace(/\.$/, '');
   return new EngineError(
     'NATIVE_MODULE_UNAVAILABLE',
     `The native module ${name} (it ${nativeModules[name]}) cannot load on ${process.platform}-${process.arch}: ${reason}. What to do: ${nativeModuleAdvice(name)}.`,

@@ -1,5 +1,5 @@
 // Starts code-server (a real VS Code in the browser) with the built extension, and drives it with Playwright.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -61,7 +61,17 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startVsCode(options: { files: (workspace: string) => void; settings: Record<string, unknown> }): Promise<VsCode> {
+export interface VsCodeOptions {
+  files: (workspace: string) => void;
+  settings: Record<string, unknown>;
+  /** Install this VSIX with `code-server --install-extension`, as a user does; default: the checkout, unpacked. */
+  vsix?: string;
+  /** Which code-server (default: codeServerPath) and the environment it runs in (its node first on PATH, say). */
+  codeServer?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startVsCode(options: VsCodeOptions): Promise<VsCode> {
   const base = mkdtempSync(path.join(os.tmpdir(), 'cl-e2e-'));
   const workspace = path.join(base, 'workspace');
   const userData = path.join(base, 'user-data');
@@ -74,14 +84,23 @@ export async function startVsCode(options: { files: (workspace: string) => void;
     path.join(userData, 'User', 'settings.json'),
     JSON.stringify({ 'security.workspace.trust.enabled': false, 'workbench.startupEditor': 'none', 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', ...options.settings }),
   );
-  // The unpacked extension, as VS Code installs it: <publisher>.<name>-<version>.
-  const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
-  symlinkSync(root, path.join(extensions, `${manifest.publisher}.${manifest.name}-${manifest.version}`));
+  const codeServer = options.codeServer ?? codeServerPath;
+  const env = { ...process.env, ...options.env, PASSWORD: undefined };
+  if (options.vsix) {
+    const installed = spawnSync(codeServer, ['--user-data-dir', userData, '--extensions-dir', extensions, '--install-extension', options.vsix], { encoding: 'utf8', env, timeout: 120_000 });
+    if (installed.status !== 0 || !/was successfully installed/.test(installed.stdout)) {
+      throw new Error(`code-server --install-extension ${options.vsix} failed (${installed.status}):\n${installed.stdout}\n${installed.stderr}`);
+    }
+  } else {
+    // The unpacked extension, as VS Code installs it: <publisher>.<name>-<version>.
+    const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { publisher: string; name: string; version: string };
+    symlinkSync(root, path.join(extensions, `${manifest.publisher}.${manifest.name}-${manifest.version}`));
+  }
   const port = await freePort();
   const server: ChildProcess = spawn(
-    codeServerPath,
+    codeServer,
     ['--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--user-data-dir', userData, '--extensions-dir', extensions, workspace],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PASSWORD: undefined } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env },
   );
   let serverLog = '';
   server.stdout?.on('data', (chunk) => (serverLog += chunk));
@@ -97,8 +116,8 @@ export async function startVsCode(options: { files: (workspace: string) => void;
         reject(error);
       } else resolve();
     };
-    const exited = (code: number | null) => done(new Error(`code-server (${codeServerPath}) exited with code ${code} before listening:\n${serverLog}`));
-    const timer = setTimeout(() => done(new Error(`code-server (${codeServerPath}) did not start within 60 s:\n${serverLog}`)), 60_000);
+    const exited = (code: number | null) => done(new Error(`code-server (${codeServer}) exited with code ${code} before listening:\n${serverLog}`));
+    const timer = setTimeout(() => done(new Error(`code-server (${codeServer}) did not start within 60 s:\n${serverLog}`)), 60_000);
     const check = setInterval(() => serverLog.includes('HTTP server listening') && done(), 100);
     server.once('error', done).once('exit', exited);
   });

@@ -48,9 +48,11 @@ test('gallery: lists clusters with samples, opens a big cluster virtualised, sho
     const posted = (await view.posted()) as { type: string; path?: string }[];
     assert.deepEqual(posted.at(-1), { type: 'webview.openImage', path: middle });
 
-    await view.send({ type: 'gallery.neighbours', query: 'c1/5001.png', cluster: 1, neighbours: [{ imageIndex: 5002, path: 'c1/5002.png', similarity: 0.97, cluster: 1 }] });
+    await view.send({ type: 'gallery.neighbours', query: 'c1/5001.png', cluster: 1, neighbours: [{ imageIndex: 5002, path: 'c1/5002.png', similarity: 0.97, cluster: 1 }], search: 'approximate' });
     const neighbours = view.page.getByRole('region', { name: 'Nearest neighbours' });
     await neighbours.getByText('0.970').waitFor();
+    // The heading says which search answered.
+    assert.equal(await neighbours.locator('h3').textContent(), 'Nearest neighbours of 5001.png (cluster 1, HNSW index)');
   } finally {
     await view.close();
   }

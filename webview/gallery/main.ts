@@ -150,7 +150,9 @@ function openCluster(cluster: number): void {
 
 function renderNeighbours(message: Extract<ToGallery, { type: 'gallery.neighbours' }>): void {
   neighboursSection.hidden = false;
-  neighboursSection.replaceChildren(element('h3', {}, `Nearest neighbours of ${message.query.split('/').pop()} (cluster ${message.cluster})`));
+  // Which search answered: the run's HNSW index (runs of 50,000+ images) is approximate, the scan exact.
+  const search = message.search === 'approximate' ? ', HNSW index' : message.search === 'exact' ? ', exact search' : '';
+  neighboursSection.replaceChildren(element('h3', {}, `Nearest neighbours of ${message.query.split('/').pop()} (cluster ${message.cluster}${search})`));
   const grid = element('div', { class: 'samples', role: 'list' });
   for (const neighbour of message.neighbours) grid.append(thumbnail(neighbour.path, neighbour.similarity.toFixed(3)));
   neighboursSection.append(grid);

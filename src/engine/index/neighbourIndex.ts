@@ -18,7 +18,16 @@ import type { ScoredIndex } from './neighbours';
  * busier machines, and costs little there (a 100k index builds in 5 s); smaller runs keep exact answers and no
  * extra file.
  */
-export const approximateSearchMinRows = 50_000;
+export const defaultApproximateSearchMinRows = 50_000;
+
+/** The threshold in force: CLUSTER_LENS_HNSW_MIN_IMAGES (a whole number of images, for tests and trials), else 50,000. */
+export function approximateSearchMinRows(): number {
+  const fromEnvironment = process.env.CLUSTER_LENS_HNSW_MIN_IMAGES?.trim();
+  if (!fromEnvironment) return defaultApproximateSearchMinRows;
+  const rows = Number(fromEnvironment);
+  if (!Number.isInteger(rows) || rows < 1) throw new EngineError('BAD_CONFIG', `CLUSTER_LENS_HNSW_MIN_IMAGES is "${fromEnvironment}"; it must be a whole number of images, 1 or more.`);
+  return rows;
+}
 
 /**
  * The product's HNSW parameters, measured at 1M × 128 on synthetic clusters (scripts/bench/scale.ts `queries`):
@@ -96,7 +105,7 @@ export async function writeNeighbourIndex(
 ): Promise<{ file: string; bytes: number } | undefined> {
   await removeNeighbourIndex(runDir);
   const rows = source.features.rows;
-  if (rows < (options.minRows ?? approximateSearchMinRows)) return undefined;
+  if (rows < (options.minRows ?? approximateSearchMinRows())) return undefined;
   if (!loadUsearch()) {
     context.log('warn', `usearch is unavailable (${unavailableReason}); neighbour queries over these ${rows} images will use the exact scan.`);
     return undefined;
@@ -137,8 +146,9 @@ export async function openNeighbourIndex(runDir: string, source: IndexedFeatures
   const rebuild = `"cluster-lens index ${runDir}" rebuilds it`;
   const hasFile = existsSync(file);
   const hasStamp = existsSync(stampFile);
-  if (!hasFile && !hasStamp && rows < approximateSearchMinRows) {
-    return { reason: `${rows.toLocaleString('en')} images, under the ${approximateSearchMinRows.toLocaleString('en')} that get an HNSW index` };
+  const minRows = approximateSearchMinRows();
+  if (!hasFile && !hasStamp && rows < minRows) {
+    return { reason: `${rows.toLocaleString('en')} images, under the ${minRows.toLocaleString('en')} that get an HNSW index` };
   }
   if (!hasFile || !hasStamp) return { reason: `${hasFile ? stampFile : file} is missing; ${rebuild}` };
   if (!loadUsearch()) return { reason: `usearch is unavailable (${unavailableReason})` };

@@ -59,7 +59,7 @@ export class ClustersView implements vscode.WebviewViewProvider {
     if (!file || !this.messages || !this.imagesDir || !isImageFile(file) || path.relative(this.imagesDir, file).startsWith('..')) return;
     try {
       const result = await this.session.engine.request({ type: 'neighbours', runDir: this.runDir, image: file, k: 12 });
-      this.messages.post({ type: 'gallery.neighbours', query: path.relative(this.imagesDir, file).split(path.sep).join('/'), cluster: result.cluster, neighbours: result.neighbours });
+      this.messages.post({ type: 'gallery.neighbours', query: path.relative(this.imagesDir, file).split(path.sep).join('/'), cluster: result.cluster, neighbours: result.neighbours, search: result.search });
     } catch (error) {
       this.session.output.warn(`Neighbours of ${file}: ${error instanceof Error ? error.message : String(error)}`);
     }
