@@ -6,11 +6,9 @@
 // a counterfactual step about 1.6× slower. A test checks that both paths give the same features and scores.
 import * as tf from '@tensorflow/tfjs-core';
 import { head, variable, type SwavModel } from '../model/model';
-import { networkLayout, type ConvLayer } from '../model/layout';
+import { batchNormEpsilon, networkLayout, type ConvLayer } from '../model/layout';
 import type { ExplainableModel } from './explainer';
 
-// As model.ts's BatchNorm.
-const batchNormEpsilon = 1e-5;
 
 /** A convolution with its eval BatchNorm folded in: conv(x, w·s) + b. */
 interface FoldedConv {

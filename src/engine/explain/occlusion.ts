@@ -5,7 +5,7 @@ import type { DeviceKind } from '../../protocol';
 import type { SwavModel } from '../model/model';
 import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
 import type { ExplainableModel } from './explainer';
-import { deviceGraphs, explainSession } from './onDevice';
+import { deviceGraphs, explainSession, runPaddedBatches } from './onDevice';
 import { cosineRows, featuresOf, prototypeScoresOf, type Reference } from './target';
 
 /**
@@ -60,19 +60,17 @@ export async function scoreMaskedOnDevice(
   const batch = Math.min(batchSize, count);
   const session = await explainSession(graphs.owner, `forward ${batch}×${sizePx}px`, () => graphs.forward({ batch, imageSizePx: sizePx }), device);
   const values = new Float32Array(count);
-  const images = new Float32Array(batch * pixels * channels);
-  for (let start = 0; start < count; start += batch) {
-    const size = Math.min(batch, count - start);
-    images.fill(0);
+  const compose = (chunk: Float32Array, start: number, size: number) => {
     for (let n = 0; n < size; n++) {
       const mask = (start + n) * pixels;
       const offset = n * pixels * channels;
       for (let i = 0; i < pixels; i++) {
         const keep = 1 - masks[mask + i];
-        for (let c = 0; c < channels; c++) images[offset + i * channels + c] = image[i * channels + c] * keep;
+        for (let c = 0; c < channels; c++) chunk[offset + i * channels + c] = image[i * channels + c] * keep;
       }
     }
-    const outputs = await session.run({ [names.images]: { data: images, dims: [batch, sizePx, sizePx, channels] } }, [names.scores, names.features]);
+  };
+  await runPaddedBatches(session, count, batch, { sizePx, channels }, [names.scores, names.features], compose, (outputs, start, size) => {
     if (reference.kind === 'prototype') {
       const scores = outputs[names.scores].data;
       for (let n = 0; n < size; n++) values[start + n] = scores[n * prototypes + reference.prototype];
@@ -92,6 +90,6 @@ export async function scoreMaskedOnDevice(
         values[start + n] = dot / Math.max(Math.sqrt(squares) * referenceNorm, 1e-12);
       }
     }
-  }
+  });
   return { values, device: session.device };
 }

@@ -6,7 +6,7 @@ import type { SwavModel } from '../model/model';
 import type { WeightMap } from '../onnx/export';
 import { currentDevice } from '../runtime/device';
 import { buildCounterfactualGraph, buildForwardGraph, buildGradCamGraph, explainGraphNames as names, maskGradientGraph, ownNetwork, type ExplainGraphs } from '../runtime/explainGraph';
-import { OrtModel } from '../runtime/session';
+import { OrtModel, type OrtArray } from '../runtime/session';
 import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import type { ExplainableModel } from './explainer';
 
@@ -86,6 +86,33 @@ export async function withTfjsFallback<T>(method: string, log: ((level: LogLevel
 }
 
 /**
+ * `count` images through a forward session whose batch is fixed at `batch`: `fill` writes images start…start+size−1
+ * into the chunk, whose other rows stay black (the last chunk is padded), and `take` gets each chunk's outputs.
+ */
+export async function runPaddedBatches(
+  session: OrtModel,
+  count: number,
+  batch: number,
+  image: { sizePx: number; channels: number },
+  outputs: string[],
+  fill: (chunk: Float32Array, start: number, size: number) => void,
+  take: (results: Record<string, OrtArray>, start: number, size: number) => void,
+): Promise<void> {
+  const chunk = new Float32Array(batch * image.sizePx * image.sizePx * image.channels);
+  for (let start = 0; start < count; start += batch) {
+    const size = Math.min(batch, count - start);
+    chunk.fill(0);
+    fill(chunk, start, size);
+    take(await session.run({ [names.images]: { data: chunk, dims: [batch, image.sizePx, image.sizePx, image.channels] } }, outputs), start, size);
+  }
+}
+
+/** A `fill` for runPaddedBatches that copies images start…start+size−1 of `images` (NHWC, `perImage` values each). */
+export function copyImages(images: Float32Array, perImage: number): (chunk: Float32Array, start: number, size: number) => void {
+  return (chunk, start, size) => chunk.set(images.subarray(start * perImage, (start + size) * perImage));
+}
+
+/**
  * The batched forward path: features [count × F] and prototype scores [count × K] of `count` NHWC images in [0, 1],
  * `batch` at a time on onnxruntime's device (the last batch padded with black images). Every network that runs
  * on the device has it, a frozen import included; methods that only score images (occlusion, masks) need no more.
@@ -103,16 +130,11 @@ export async function scoreImagesOnDevice(
   const session = await explainSession(graphs.owner, `forward ${batch}×${sizePx}px`, () => graphs.forward({ batch, imageSizePx: sizePx }), device);
   let features = new Float32Array(0);
   const scores = new Float32Array(count * graphs.prototypes);
-  const chunk = new Float32Array(batch * perImage);
-  for (let start = 0; start < count; start += batch) {
-    const size = Math.min(batch, count - start);
-    chunk.fill(0);
-    chunk.set(images.subarray(start * perImage, (start + size) * perImage));
-    const outputs = await session.run({ [names.images]: { data: chunk, dims: [batch, sizePx, sizePx, graphs.channels] } }, [names.features, names.scores]);
+  await runPaddedBatches(session, count, batch, { sizePx, channels: graphs.channels }, [names.features, names.scores], copyImages(images, perImage), (outputs, start, size) => {
     const width = outputs[names.features].dims[1];
     if (features.length === 0) features = new Float32Array(count * width);
     features.set(outputs[names.features].data.subarray(0, size * width), start * width);
     scores.set(outputs[names.scores].data.subarray(0, size * graphs.prototypes), start * graphs.prototypes);
-  }
+  });
   return { features, scores, device: session.device };
 }

@@ -8,7 +8,7 @@ import { currentDevice } from '../runtime/device';
 import { explainGraphNames as names } from '../runtime/explainGraph';
 import type { ExplainableModel } from './explainer';
 import { targetValue } from './target';
-import { deviceGraphs, explainSession, runsOnDevice } from './onDevice';
+import { copyImages, deviceGraphs, explainSession, runPaddedBatches, runsOnDevice } from './onDevice';
 
 export interface ScoredImages {
   /** Prototype scores, N·K values. */
@@ -87,7 +87,6 @@ export async function scorerFor(net: ExplainableModel, imageSizePx: number, chan
     const graphBatch = forwardBatchFor(net, currentDevice().device);
     const session = await explainSession(graphs.owner, `forward ${graphBatch}x${imageSizePx}`, () => graphs.forward({ batch: graphBatch, imageSizePx }));
     const perImage = imageSizePx * imageSizePx * channels;
-    const dims = [graphBatch, imageSizePx, imageSizePx, channels];
     const prototypes = net.prototypes;
     return {
       imageSizePx,
@@ -96,13 +95,9 @@ export async function scorerFor(net: ExplainableModel, imageSizePx: number, chan
       device: session.device,
       async score(images, count) {
         const scores = new Float32Array(count * prototypes);
-        for (let start = 0; start < count; start += graphBatch) {
-          const size = Math.min(graphBatch, count - start);
-          const chunk = new Float32Array(graphBatch * perImage);
-          chunk.set(images.subarray(start * perImage, (start + size) * perImage));
-          const outputs = await session.run({ [names.images]: { data: chunk, dims } }, [names.scores]);
-          scores.set(outputs[names.scores].data.subarray(0, size * prototypes), start * prototypes);
-        }
+        await runPaddedBatches(session, count, graphBatch, { sizePx: imageSizePx, channels }, [names.scores], copyImages(images, perImage), (outputs, start, size) =>
+          scores.set(outputs[names.scores].data.subarray(0, size * prototypes), start * prototypes),
+        );
         return { scores, probabilities: softmaxRows(scores, prototypes, net.temperature) };
       },
       imagesComputed: (count) => Math.ceil(count / graphBatch) * graphBatch,

@@ -15,6 +15,39 @@ export interface LayoutSpec {
   architecture?: Architecture;
 }
 
+/** ε of every BatchNorm in the network (PyTorch's default; the checkpoints' running statistics were kept with it). */
+export const batchNormEpsilon = 1e-5;
+
+/** A BatchNorm's parameters and running statistics, per output channel. */
+export interface BatchNormParameters {
+  gamma: ArrayLike<number>;
+  beta: ArrayLike<number>;
+  mean: ArrayLike<number>;
+  variance: ArrayLike<number>;
+}
+
+/**
+ * Eval-mode BatchNorm folded into the layer before it: γ(x·w + b − μ)/√(σ² + ε) + β is x·(w·s) + s(b − μ) + β with
+ * s = γ/√(σ² + ε). The layer's weights scale by s per output channel; `bias` is its own bias, if it has one.
+ */
+export function foldBatchNorm(batchNorm: BatchNormParameters, bias?: ArrayLike<number>): { scale: Float32Array; bias: Float32Array } {
+  const outputs = batchNorm.gamma.length;
+  // float32, as the weights it multiplies.
+  const scale = new Float32Array(outputs);
+  const folded = new Float32Array(outputs);
+  for (let o = 0; o < outputs; o++) {
+    scale[o] = batchNorm.gamma[o] / Math.sqrt(batchNorm.variance[o] + batchNormEpsilon);
+    folded[o] = scale[o] * ((bias?.[o] ?? 0) - batchNorm.mean[o]) + batchNorm.beta[o];
+  }
+  return { scale, bias: folded };
+}
+
+/** Weights whose last axis is the output channel ([kh, kw, in, out] or [in, out]), each output scaled by `scale`. */
+export function scaleOutputs(weights: Float32Array, scale: Float32Array): Float32Array {
+  const outputs = scale.length;
+  return weights.map((value, i) => value * scale[i % outputs]);
+}
+
 export interface ConvLayer {
   /** Variable names: `${conv}` is the [kh, kw, in, out] filter, `${batchNorm}.gamma` … its BatchNorm. */
   conv: string;

@@ -5,7 +5,7 @@ import { batchNormActivation } from '../runtime/tfjs/fusedBatchNorm';
 export { batchNormWithBatchStatistics } from '../runtime/tfjs/fusedBatchNorm';
 import type { Random } from '../util/random';
 import '../util/tensorOps';
-import { convLayers, networkLayout, type Architecture, type ConvLayer } from './layout';
+import { batchNormEpsilon, convLayers, networkLayout, type Architecture, type ConvLayer } from './layout';
 
 /** The architecture, stored in every checkpoint so a model can be rebuilt without the training options. */
 export interface ModelSpec {
@@ -44,7 +44,6 @@ export type ForwardMode = 'train' | 'eval';
 /** Batch statistics seen in a training forward pass, to fold into the running averages after the step. */
 export type BatchStatistics = Map<string, { mean: tf.Tensor; variance: tf.Tensor; count: number }>;
 
-const batchNormEpsilon = 1e-5;
 const batchNormMomentum = 0.1;
 
 export function featureDim(spec: ModelSpec): number {

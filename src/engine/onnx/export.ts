@@ -5,7 +5,7 @@ import type { ExportOnnxResult } from '../../protocol';
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { networkLayout, type ConvLayer } from '../model/layout';
+import { foldBatchNorm, networkLayout, scaleOutputs, type BatchNormParameters, type ConvLayer } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import { EngineError } from '../errors';
 import { writeFileAtomic } from '../util/atomicFile';
@@ -21,7 +21,6 @@ export type { ExportOnnxResult } from '../../protocol';
 
 export const exportOpset = 17;
 const irVersion = 8; // the IR that goes with opset 17
-const batchNormEpsilon = 1e-5; // as the engine's BatchNorm
 
 export const onnxDocumentation = [
   'Cluster Lens SwAV model.',
@@ -150,14 +149,7 @@ export function appendHeadToBackbone(backbone: { bytes: Uint8Array; graph: OnnxG
   });
 }
 
-interface BatchNormWeights {
-  gamma: Float32Array;
-  beta: Float32Array;
-  mean: Float32Array;
-  variance: Float32Array;
-}
-
-function batchNormOf(weights: WeightMap, name: string): BatchNormWeights {
+function batchNormOf(weights: WeightMap, name: string): BatchNormParameters {
   const get = (suffix: string) => {
     const found = weights.get(`${name}.${suffix}`);
     if (!found) throw new EngineError('BAD_CHECKPOINT', `The checkpoint has no ${name}.${suffix}; it does not match its model description. Train again.`);
@@ -166,24 +158,10 @@ function batchNormOf(weights: WeightMap, name: string): BatchNormWeights {
   return { gamma: get('gamma'), beta: get('beta'), mean: get('runningMean'), variance: get('runningVariance') };
 }
 
-/** y = γ (x − μ) / √(σ² + ε) + β folded into a layer: scale its outputs by s = γ/√(σ²+ε), bias b' = s (b − μ) + β. */
-function foldScale(bn: BatchNormWeights, outputs: number, bias?: Float32Array): { scale: Float64Array; bias: Float32Array } {
-  const scale = new Float64Array(outputs);
-  const folded = new Float32Array(outputs);
-  for (let o = 0; o < outputs; o++) {
-    scale[o] = bn.gamma[o] / Math.sqrt(bn.variance[o] + batchNormEpsilon);
-    folded[o] = scale[o] * ((bias?.[o] ?? 0) - bn.mean[o]) + bn.beta[o];
-  }
-  return { scale, bias: folded };
-}
-
 /** A [in, out] linear layer with a BatchNorm after it, as a Gemm's B [in, out] and C [out]. */
-function foldLinear(weight: Float32Array, shape: number[], bias: Float32Array, bn: BatchNormWeights): { weight: Float32Array; bias: Float32Array } {
-  const [inputs, outputs] = shape;
-  const { scale, bias: folded } = foldScale(bn, outputs, bias);
-  const out = new Float32Array(weight.length);
-  for (let i = 0; i < inputs; i++) for (let o = 0; o < outputs; o++) out[i * outputs + o] = weight[i * outputs + o] * scale[o];
-  return { weight: out, bias: folded };
+function foldLinear(weight: Float32Array, bias: Float32Array, bn: BatchNormParameters): { weight: Float32Array; bias: Float32Array } {
+  const { scale, bias: folded } = foldBatchNorm(bn, bias);
+  return { weight: scaleOutputs(weight, scale), bias: folded };
 }
 
 class GraphBuilder {
@@ -214,7 +192,7 @@ class GraphBuilder {
   /** Linear → BatchNorm (folded) → ReLU → Linear → L2 normalisation → `embedding`, then `prototype_scores`. */
   head(features: string, prefix: string, opset: number): void {
     const fc1 = this.weight('head.fc1.weight');
-    const { weight, bias } = foldLinear(fc1.values, fc1.shape, this.weight('head.fc1.bias').values, batchNormOf(this.weights, 'head.bn'));
+    const { weight, bias } = foldLinear(fc1.values, this.weight('head.fc1.bias').values, batchNormOf(this.weights, 'head.bn'));
     const name = (suffix: string) => `${prefix}head.${suffix}`;
     this.constant(name('fc1.weight'), fc1.shape, weight);
     this.constant(name('fc1.bias'), [fc1.shape[1]], bias);
@@ -240,7 +218,7 @@ class GraphBuilder {
   convBatchNorm(convName: string, bnName: string, input: string, sizePx: number, stride: number): { output: string; sizePx: number } {
     const { shape, values } = this.weight(convName);
     const [kh, kw, inputs, outputs] = shape;
-    const { scale, bias } = foldScale(batchNormOf(this.weights, bnName), outputs);
+    const { scale, bias } = foldBatchNorm(batchNormOf(this.weights, bnName));
     const kernel = new Float32Array(values.length);
     for (let y = 0; y < kh; y++)
       for (let x = 0; x < kw; x++)

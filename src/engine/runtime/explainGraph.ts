@@ -3,14 +3,12 @@
 // before it, as explain/network.ts does), then what Grad-CAM (explain/gradCam.ts) and the counterfactual
 // (explain/counterfactual.ts) compute on top of it, with the same equations.
 
-import { networkLayout, type ConvLayer } from '../model/layout';
+import { foldBatchNorm, networkLayout, scaleOutputs, type ConvLayer } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import type { WeightMap } from '../onnx/export';
 import { encodeModel } from '../onnx/schema';
 import { DifferentiableGraph } from './autodiff';
 import { combinedOpset, emitBackbone, type ImportedBackbone } from './importedGraph';
-
-const batchNormEpsilon = 1e-5; // as model.ts
 
 /** Names of the graphs' inputs and outputs. */
 export const explainGraphNames = {
@@ -39,8 +37,8 @@ export const explainGraphNames = {
 };
 const names = explainGraphNames;
 
-/** y = x·s + b per output channel, s = γ/√(σ² + ε), b = β − μ·s: eval BatchNorm folded into its layer. */
-function folded(weights: WeightMap, layer: string, batchNorm: string): { weight: Float32Array; bias: Float32Array; scale: Float32Array; shape: number[] } {
+/** A layer (with its own bias, if it has one) and its eval BatchNorm folded in (model/layout.ts's foldBatchNorm). */
+function folded(weights: WeightMap, layer: string, batchNorm: string, ownBias?: Float32Array): { weight: Float32Array; bias: Float32Array; shape: number[] } {
   const get = (name: string) => {
     const found = weights.get(name);
     if (!found) throw new Error(`the model has no weight ${name}`);
@@ -48,9 +46,8 @@ function folded(weights: WeightMap, layer: string, batchNorm: string): { weight:
   };
   const { shape, values } = get(layer);
   const [gamma, beta, mean, variance] = ['gamma', 'beta', 'runningMean', 'runningVariance'].map((suffix) => get(`${batchNorm}.${suffix}`).values);
-  const outputs = shape[shape.length - 1];
-  const scale = gamma.map((g, o) => g / Math.sqrt(variance[o] + batchNormEpsilon));
-  return { weight: values.map((value, i) => value * scale[i % outputs]), bias: beta.map((b, o) => b - mean[o] * scale[o]), scale, shape };
+  const { scale, bias } = foldBatchNorm({ gamma, beta, mean, variance }, ownBias);
+  return { weight: scaleOutputs(values, scale), bias, shape };
 }
 
 /**
@@ -167,11 +164,8 @@ export function attentionGraph(backbone: ImportedBackbone, input: { channels: nu
 
 /** The SwAV head in eval mode on features [N, F]: the prototype scores [N, K]. */
 export function evalHead(graph: DifferentiableGraph, weights: WeightMap, features: string): string {
-  // The head's BatchNorm also scales fc1's own bias.
-  const fc1 = folded(weights, 'head.fc1.weight', 'head.bn');
-  const fc1Bias = weights.get('head.fc1.bias')!.values;
-  const bias = fc1.bias.map((b, o) => b + fc1Bias[o] * fc1.scale[o]);
-  const hidden = graph.relu(graph.dense(features, graph.floats(fc1.weight, fc1.shape), graph.floats(bias, [fc1.shape[1]])));
+  const fc1 = folded(weights, 'head.fc1.weight', 'head.bn', weights.get('head.fc1.bias')!.values);
+  const hidden = graph.relu(graph.dense(features, graph.floats(fc1.weight, fc1.shape), graph.floats(fc1.bias, [fc1.shape[1]])));
   const fc2 = weights.get('head.fc2.weight')!;
   const projection = graph.dense(hidden, graph.floats(fc2.values, fc2.shape), graph.floats(weights.get('head.fc2.bias')!.values, [fc2.shape[1]]));
   const prototypes = weights.get('prototypes')!;

@@ -2,7 +2,7 @@
 // crops, Sinkhorn codes, the swapped loss, and the gradient of every trainable weight. Adam, the queue and
 // the running BatchNorm statistics stay with the engine's variables; only the heavy tensor work moves here.
 
-import { networkLayout, type ConvLayer } from '../model/layout';
+import { batchNormEpsilon, networkLayout, type ConvLayer } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import { DifferentiableGraph } from './autodiff';
 import { encodeModel } from '../onnx/schema';
@@ -38,7 +38,6 @@ export const trainingGraphNames = {
   batchVariance: (layer: string) => `batchnorm.${layer}.variance`,
 };
 
-const batchNormEpsilon = 1e-5; // as model.ts
 
 export interface TrainingGraph {
   bytes: Uint8Array;
