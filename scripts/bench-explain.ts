@@ -18,7 +18,7 @@ import { resolveExplainOptions } from '../src/engine/explain/options';
 import { occlusionGeometry, patchPositions } from '../src/engine/explain/views';
 import { createModel, disposeModel, type ModelSpec } from '../src/engine/model/model';
 import { createRandom } from '../src/engine/util/random';
-import type { ExplainMethod } from '../src/protocol';
+import type { ExplainMethod } from '../src/protocol/options';
 
 const imageSizePx = 96;
 const gradCamBudgetMs = 150;

@@ -42,8 +42,16 @@ test('the engine, the CLI and the engine client never import vscode', () => {
   }
 });
 
+test('the protocol is split by audience: the engine and the CLI never import the webview messages', () => {
+  for (const file of files.filter((name) => /^src\/(engine|cli)\//.test(relative(name)))) {
+    for (const entry of graph.get(file)!) {
+      if (entry.resolved) assert.notEqual(relative(entry.resolved), 'src/protocol/webview.ts', `${relative(file)} imports the webview messages`);
+    }
+  }
+});
+
 test('onnx/ is the file format: it imports no runtime, training, index or explanation module', () => {
-  const allowed = /^src\/engine\/(onnx\/|errors\.ts$|util\/|model\/(layout|model)\.ts$)|^src\/protocol\.ts$/;
+  const allowed = /^src\/engine\/(onnx\/|errors\.ts$|util\/|model\/(layout|model)\.ts$)|^src\/protocol\//;
   for (const file of files.filter((name) => relative(name).startsWith('src/engine/onnx/'))) {
     for (const entry of graph.get(file)!) {
       if (entry.resolved) assert.match(relative(entry.resolved), allowed, `${relative(file)} imports ${relative(entry.resolved)}`);

@@ -3,7 +3,7 @@
 // It drives the built engine (dist/engine.js): run `npm run build` first.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendPreference } from '../../src/protocol';
+import type { BackendPreference } from '../../src/protocol/options';
 import { runBench } from '../../src/cli/bench';
 
 const { values } = parseArgs({

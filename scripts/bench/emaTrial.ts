@@ -4,7 +4,7 @@
 // (--every N also scores every N epochs.)
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TrainOptions } from '../../src/protocol';
+import type { TrainOptions } from '../../src/protocol/options';
 import { resolveTrainOptions } from '../../src/engine/config';
 import { loadImageSet } from '../../src/engine/data/decode';
 import { scanImageFolder } from '../../src/engine/data/scan';

@@ -5,10 +5,10 @@
 // Random pixels stand in for images: the cost of a step does not depend on what the pixels show.
 
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendPreference, TrainingRuntime } from '../../src/protocol';
+import type { BackendPreference, TrainingRuntime } from '../../src/protocol/options';
 import { describeBackend, initBackend } from '../../src/engine/runtime/tfjs/backend';
 import { useDevice } from '../../src/engine/runtime/device';
-import type { DevicePreference } from '../../src/protocol';
+import type { DevicePreference } from '../../src/protocol/options';
 import { resolveTrainOptions } from '../../src/engine/config';
 import type { ImageSet } from '../../src/engine/data/decode';
 import { createTrainStep } from '../../src/engine/swav/trainer';

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EngineClient } from '../../src/host/engineClient';
-import type { TrainOptions } from '../../src/protocol';
+import type { TrainOptions } from '../../src/protocol/options';
 
 const { values, positionals } = parseArgs({
   options: { out: { type: 'string' }, minutes: { type: 'string' }, images: { type: 'string' } },

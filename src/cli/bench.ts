@@ -17,7 +17,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BackendPreference, DevicePreference, ProgressEvent, ResultOf, TrainOptions, WorkRequest } from '../protocol';
+import type { BackendPreference, DevicePreference, TrainOptions } from '../protocol/options';
+import type { ProgressEvent, ResultOf, WorkRequest } from '../protocol/engine';
 import { EngineClient } from '../host/engineClient';
 import { forwardConvMacs, networkLayout } from '../engine/model/layout';
 

@@ -1,4 +1,5 @@
-import { healthStateLabels, type EvaluateCounterfactualsResult, type EvaluateExplanationsResult, type ExplainResult, type RanOn, type ResultOf } from '../protocol';
+import type { RanOn } from '../protocol/options';
+import { healthStateLabels, type EvaluateCounterfactualsResult, type EvaluateExplanationsResult, type ExplainResult, type ResultOf } from '../protocol/engine';
 import { stopReasonText } from '../host/progressText';
 
 /** "webgpu (NVIDIA H200)", "cpu". */

@@ -1,8 +1,9 @@
 // The cluster-lens command: the same engine process as the extension, driven over the same protocol.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendPreference, DevicePreference, ExplainMethod, ExplainOptions, ExplainTarget, ProgressEvent, TrainOptions, WorkRequest, ResultOf } from '../protocol';
-import { healthStateLabels } from '../protocol';
+import type { BackendPreference, DevicePreference, ExplainMethod, ExplainOptions, ExplainTarget, TrainOptions } from '../protocol/options';
+import type { ProgressEvent, WorkRequest, ResultOf } from '../protocol/engine';
+import { healthStateLabels } from '../protocol/engine';
 import { EngineClient, EngineRequestError } from '../host/engineClient';
 import { formatResult } from './format';
 import { version } from '../../package.json';

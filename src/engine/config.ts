@@ -1,4 +1,4 @@
-import type { BackendName, TrainOptions } from '../protocol';
+import type { BackendName, TrainOptions } from '../protocol/options';
 import { EngineError } from './errors';
 
 /** The one place training defaults live; CLI flags and VS Code settings map onto these. */

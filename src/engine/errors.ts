@@ -1,4 +1,4 @@
-import type { ErrorCode, ErrorEvent } from '../protocol';
+import type { ErrorCode, ErrorEvent } from '../protocol/engine';
 
 /** An error the user can act on: a stable code, a message saying what to do, and detail for the log. */
 export class EngineError extends Error {

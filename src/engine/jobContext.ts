@@ -1,4 +1,4 @@
-import type { LogLevel, ProgressEvent } from '../protocol';
+import type { LogLevel, ProgressEvent } from '../protocol/engine';
 import { EngineError } from './errors';
 
 /** What a long job gets from whoever runs it: a cancel signal and a way to report. */

@@ -1,7 +1,7 @@
 // The engine process. Its main thread speaks the protocol over IPC and stays responsive; the work
 // thread (worker.ts) runs tensor work, which blocks for whole training steps.
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
-import type { EngineEvent, EngineRequest, ProgressEvent } from '../protocol';
+import type { EngineEvent, EngineRequest, ProgressEvent } from '../protocol/engine';
 import { version } from '../../package.json';
 import { EngineError, toErrorEvent } from './errors';
 import { serveRequests } from './worker';

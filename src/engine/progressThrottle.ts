@@ -1,6 +1,6 @@
 // Progress reaches the host at most every `intervalMs`, but never loses the last update of a phase: a held update
 // goes out before the next phase's first, and when the job ends (the last training step before indexing, say).
-import type { ProgressEvent } from '../protocol';
+import type { ProgressEvent } from '../protocol/engine';
 
 export type ProgressUpdate = Omit<ProgressEvent, 'type' | 'id'>;
 

@@ -1,6 +1,6 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BackendName, ImageRecord, SkippedFile, TrainOptions } from '../protocol';
+import type { BackendName, ImageRecord, SkippedFile, TrainOptions } from '../protocol/options';
 import { EngineError } from './errors';
 import { writeFileAtomic } from './util/atomicFile';
 

@@ -1,8 +1,8 @@
 // The engine's work thread: takes typed requests, runs one job at a time, and emits events.
 // It runs tensor work synchronously, so the process's main thread (main.ts) relays and keeps the heartbeat.
-import type { EngineEvent, EngineResult, ProgressEvent, WorkRequest } from '../protocol';
+import type { EngineEvent, EngineResult, ProgressEvent, WorkRequest } from '../protocol/engine';
 import type { MessagePort } from 'node:worker_threads';
-import { isEngineRequest } from '../protocol';
+import { isEngineRequest } from '../protocol/engine';
 import { evaluateRun } from './analysis/evaluate';
 import { EngineError, toErrorEvent } from './errors';
 import { explainImage } from './explain/explainImage';

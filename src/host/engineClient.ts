@@ -1,16 +1,7 @@
 // Starts the engine as a child process and matches its events to requests by id.
 // Kept free of `vscode` so that the CLI and unit tests use the same client as the extension.
 import { fork, type ChildProcess } from 'node:child_process';
-import type {
-  EngineEvent,
-  EngineRequest,
-  ErrorCode,
-  ErrorEvent,
-  LogEvent,
-  ProgressEvent,
-  ResultOf,
-  WorkRequest,
-} from '../protocol';
+import type { EngineEvent, EngineRequest, ErrorCode, ErrorEvent, LogEvent, ProgressEvent, ResultOf, WorkRequest } from '../protocol/engine';
 
 export interface EngineClientOptions {
   /** The engine bundle (dist/engine.js). */

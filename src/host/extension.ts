@@ -2,7 +2,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { BackboneNormalization, BackendPreference, ExplainPanelState, TrainingRuntimePreference, TrainResult } from '../protocol';
+import type { BackboneNormalization, BackendPreference, TrainingRuntimePreference } from '../protocol/options';
+import type { TrainResult } from '../protocol/engine';
+import type { ExplainPanelState } from '../protocol/webview';
 import { EngineClient, EngineRequestError } from './engineClient';
 import { chooseImage, chooseTrainingFolder } from './commands/chooseFolder';
 import { trainingFolderFor } from './imageFolders';

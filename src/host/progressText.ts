@@ -1,6 +1,6 @@
 // What a training run's progress says in the status bar, the notification and the dashboard's header, from the
 // first "decoding" to the last "indexing". No `vscode` here, so it is unit-tested in plain Node.
-import { healthStateLabels, type ProgressEvent, type TrainResult, type WorkPhase } from '../protocol';
+import { healthStateLabels, type ProgressEvent, type TrainResult, type WorkPhase } from '../protocol/engine';
 
 const phaseNames: Record<WorkPhase, string> = {
   scan: 'Scanning the folder',

@@ -2,7 +2,9 @@
 // the extension passes its configuration in, so this logic is unit-tested in plain Node.
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BackboneNormalization, BackendPreference, EpochHealth, RunOverview, TrainingHealth, TrainingPoint, TrainingRuntimePreference, TrainOptions } from '../protocol';
+import type { BackboneNormalization, BackendPreference, TrainingRuntimePreference, TrainOptions } from '../protocol/options';
+import type { EpochHealth, RunOverview, TrainingHealth } from '../protocol/engine';
+import type { TrainingPoint } from '../protocol/webview';
 
 export interface RunEntry {
   runDir: string;

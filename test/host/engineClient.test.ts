@@ -4,7 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { ProgressEvent } from '../../src/protocol';
+import type { ProgressEvent } from '../../src/protocol/engine';
 import { EngineClient, EngineRequestError } from '../../src/host/engineClient';
 import { tempDir } from '../tempDir';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ProgressEvent } from '../../src/protocol';
+import type { ProgressEvent } from '../../src/protocol/engine';
 import { describeProgress, formatDuration, stopReasonText } from '../../src/host/progressText';
 
 const event = (fields: Partial<ProgressEvent>): ProgressEvent => ({ type: 'progress', id: 1, phase: 'train', fraction: 0, ...fields });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
-import type { ExplainResult } from '../../src/protocol';
+import type { ExplainResult } from '../../src/protocol/engine';
 import { closeBrowser, openWebview, skipWithoutChromium } from './harness';
 
 after(closeBrowser);

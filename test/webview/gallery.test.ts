@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import type { RunOverview } from '../../src/protocol';
+import type { RunOverview } from '../../src/protocol/engine';
 import { closeBrowser, openWebview, skipWithoutChromium } from './harness';
 
 after(closeBrowser);

@@ -5,8 +5,9 @@ import './cluster-map.css';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
-import type { FromClusterMap, MapColouring, MapLayout, MapPointsHeader, ToClusterMap } from '../../src/protocol';
-import { mapPointsMagic } from '../../src/protocol';
+import type { MapColouring, MapLayout, MapPointsHeader } from '../../src/protocol/mapPoints';
+import type { FromClusterMap, ToClusterMap } from '../../src/protocol/webview';
+import { mapPointsMagic } from '../../src/protocol/mapPoints';
 import { clusterRgb, imageUrl, isDarkTheme } from '../shared/palette';
 import { connect, element, themeColor } from '../shared/vscode';
 

@@ -6,7 +6,8 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './dashboard.css';
-import { healthStateLabels, type FromWebview, type ProgressEvent, type ToDashboard, type TrainingHealth, type TrainingPoint, type WebviewCommand } from '../../src/protocol';
+import { healthStateLabels, type ProgressEvent, type TrainingHealth } from '../../src/protocol/engine';
+import type { FromWebview, ToDashboard, TrainingPoint, WebviewCommand } from '../../src/protocol/webview';
 import { chartPalette, connect, element, themeColor } from '../shared/vscode';
 
 interface DashboardState {

@@ -6,7 +6,9 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import './explain.css';
-import type { CounterfactualMethod, CounterfactualRegion, CounterfactualSummary, ExplainPanelState, ExplainResult, FromExplainPanel, ToExplainPanel } from '../../src/protocol';
+import type { CounterfactualRegion, CounterfactualSummary } from '../../src/protocol/options';
+import type { ExplainResult } from '../../src/protocol/engine';
+import type { CounterfactualMethod, ExplainPanelState, FromExplainPanel, ToExplainPanel } from '../../src/protocol/webview';
 import { imageUrl } from '../shared/palette';
 import { connect, element } from '../shared/vscode';
 

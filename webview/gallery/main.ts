@@ -2,7 +2,8 @@
 // (virtualised, so clusters of thousands stay smooth), and the neighbours of the image open in the editor.
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import './gallery.css';
-import type { DuplicatesResult, FromGallery, OutliersResult, RunOverview, ToGallery } from '../../src/protocol';
+import type { DuplicatesResult, OutliersResult, RunOverview } from '../../src/protocol/engine';
+import type { FromGallery, ToGallery } from '../../src/protocol/webview';
 import { imageUrl } from '../shared/palette';
 import { connect, element } from '../shared/vscode';
 

@@ -1,5 +1,5 @@
 // The webview side of messaging: a typed wrapper over acquireVsCodeApi, and theme colours.
-import type { FromWebview } from '../../src/protocol';
+import type { FromWebview } from '../../src/protocol/webview';
 
 interface VsCodeApi<State> {
   postMessage(message: FromWebview): void;

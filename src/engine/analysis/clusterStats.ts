@@ -1,6 +1,6 @@
 // Per-cluster summaries for the index result: size, the most typical images, confidence and label purity.
 
-import type { ClusterSummary } from '../../protocol';
+import type { ClusterSummary } from '../../protocol/options';
 import { assertMatrix, Matrix } from './matrix';
 import { createTopKHeaps, offerTopK, sortedTopK } from './topK';
 

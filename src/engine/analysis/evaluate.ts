@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { ClusteringScores, EvaluateResult, PixelBaseline } from '../../protocol';
+import type { ClusteringScores, EvaluateResult, PixelBaseline } from '../../protocol/engine';
 import { loadImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';
 import { readManifest } from '../runFolder';

@@ -13,7 +13,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Metadata, OutputInfo, Sharp } from 'sharp';
-import type { ImageRecord, SkippedFile } from '../../protocol';
+import type { ImageRecord, SkippedFile } from '../../protocol/options';
 import { EngineError } from '../errors';
 import { loadSharp } from '../nativeModules';
 import { BmpError, decodeBmp, isBmp, readBmpSize } from './bmp';

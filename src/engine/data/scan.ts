@@ -2,7 +2,7 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { ImageRecord, SkippedFile } from '../../protocol';
+import type { ImageRecord, SkippedFile } from '../../protocol/options';
 import { EngineError } from '../errors';
 
 export interface ScanResult {

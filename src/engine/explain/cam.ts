@@ -2,7 +2,7 @@
 // convolutional stage, ReLU of the weighted activations, upsampling and normalisation. A variant only says
 // how it weights the activations.
 import * as tf from '@tensorflow/tfjs-core';
-import type { ExplainMethod } from '../../protocol';
+import type { ExplainMethod } from '../../protocol/options';
 import { imageAndPair, imageSizeOf, normalizeMaps, readMaps, upsampleMaps, type ExplainableModel, type Explainer, type Target, type TargetKind } from './explainer';
 import { cosineRows } from './target';
 

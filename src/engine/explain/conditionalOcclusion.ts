@@ -2,7 +2,8 @@
 // square over one image and score the drop in the target; the other image stays intact. For the engine's own
 // network the masked copies run on onnxruntime's device (occlusion.ts), falling back to tfjs.
 import * as tf from '@tensorflow/tfjs-core';
-import type { DeviceKind, LogLevel } from '../../protocol';
+import type { DeviceKind } from '../../protocol/options';
+import type { LogLevel } from '../../protocol/engine';
 import { normalizeArray, type ExplainableModel, type Explainer } from './explainer';
 import { scoreMasked, scoreMaskedOnDevice } from './occlusion';
 import { deviceGraphs, runsOnDevice, scoreImagesOnDevice, withTfjsFallback } from './onDevice';

@@ -4,7 +4,7 @@
 // stopping as soon as the target holds with a margin.
 import * as tf from '@tensorflow/tfjs-core';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
-import type { DeviceKind, ExplainOptions } from '../../protocol';
+import type { DeviceKind, ExplainOptions } from '../../protocol/options';
 import type { CounterfactualOutcome, ExplainableModel, Explainer } from './explainer';
 import { adam, describeEdit, holdsWithMargin, stepsPerYield } from './counterfactualSearch';
 import { deviceGraphs, runsOnDevice, scoreImagesOnDevice, withTfjsFallback } from './onDevice';

@@ -1,6 +1,6 @@
 // What the counterfactual's two runtimes share (counterfactual.ts on tfjs, ortCounterfactual.ts on onnxruntime):
 // Adam's settings, the stopping rule, and the outcome of an edit.
-import type { CounterfactualKind } from '../../protocol';
+import type { CounterfactualKind } from '../../protocol/options';
 import type { CounterfactualOutcome } from './explainer';
 
 // A pixel counts as changed when some channel moved by more than this.

@@ -2,7 +2,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ExplainedTarget, ExplainImages, ExplainRequest, ExplainResult, ExplainTarget, Heatmap } from '../../protocol';
+import type { ExplainedTarget, ExplainImages, ExplainTarget, Heatmap } from '../../protocol/options';
+import type { ExplainRequest, ExplainResult } from '../../protocol/engine';
 import { EngineError } from '../errors';
 import { ranOnKind } from '../runtime/device';
 import { throwIfCancelled, type JobContext } from '../jobContext';

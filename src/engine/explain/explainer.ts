@@ -1,7 +1,8 @@
 // The one interface every explanation method implements, and the plumbing they share: what a network must
 // offer (the Grad-CAM layer and what follows it), what a target is, and how maps are upsampled and normalised.
 import * as tf from '@tensorflow/tfjs-core';
-import type { CounterfactualKind, CounterfactualRegion, CounterfactualSearchPlan, DeviceKind, ExplainMethod, ExplainOptions, LogLevel, Neighbour } from '../../protocol';
+import type { CounterfactualKind, CounterfactualRegion, CounterfactualSearchPlan, DeviceKind, ExplainMethod, ExplainOptions, Neighbour } from '../../protocol/options';
+import type { LogLevel } from '../../protocol/engine';
 import type { SwavModel } from '../model/model';
 import type { ExplainGraphs } from '../runtime/explainGraph';
 

@@ -1,5 +1,5 @@
 // Every explanation method by name: the one table the request handlers, the CLI and the tests look up.
-import type { ExplainMethod } from '../../protocol';
+import type { ExplainMethod } from '../../protocol/options';
 import { EngineError } from '../errors';
 import { attentionRollout } from './attentionRollout';
 import { averagedTransforms } from './averagedTransforms';

@@ -1,7 +1,7 @@
 // Shared by the occlusion methods: score many masked copies of one image, building each batch only when it runs,
 // on tfjs or, for the engine's own network, as batches of runtime/explainGraph.ts's forward graph on onnxruntime.
 import * as tf from '@tensorflow/tfjs-core';
-import type { DeviceKind } from '../../protocol';
+import type { DeviceKind } from '../../protocol/options';
 import type { SwavModel } from '../model/model';
 import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
 import type { ExplainableModel } from './explainer';

@@ -1,7 +1,8 @@
 // Grad-CAM and the counterfactual as ONNX gradient graphs (runtime/explainGraph.ts) on onnxruntime's chosen
 // device: which explanations take that road, the sessions they open (kept for the model being explained), and
 // the fall back to tfjs when a graph cannot run.
-import type { DeviceKind, LogLevel } from '../../protocol';
+import type { DeviceKind } from '../../protocol/options';
+import type { LogLevel } from '../../protocol/engine';
 import type { SwavModel } from '../model/model';
 import type { WeightMap } from '../onnx/export';
 import { currentDevice } from '../runtime/device';

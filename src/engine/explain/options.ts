@@ -1,4 +1,4 @@
-import type { ExplainOptions } from '../../protocol';
+import type { ExplainOptions } from '../../protocol/options';
 import { EngineError } from '../errors';
 
 /** The one place explanation defaults live; CLI flags and the explain panel map onto these. */

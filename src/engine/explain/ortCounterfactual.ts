@@ -1,7 +1,7 @@
 // The counterfactual on onnxruntime's device: counterfactual.ts's search (same loss, Adam, stopping rule),
 // each step one run of runtime/explainGraph.ts's step graph, which returns the probabilities at the edited
 // image and the image after the step.
-import type { DeviceKind, ExplainOptions } from '../../protocol';
+import type { DeviceKind, ExplainOptions } from '../../protocol/options';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import type { SwavModel } from '../model/model';
 import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';

@@ -1,6 +1,6 @@
 // Grad-CAM on onnxruntime's device: the graph of runtime/explainGraph.ts computes what cam.ts does with
 // gradCam.ts's weighting (a prototype's score, its gradient at the last feature map, the map), in one run.
-import type { DeviceKind } from '../../protocol';
+import type { DeviceKind } from '../../protocol/options';
 import type { SwavModel } from '../model/model';
 import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
 import { deviceGraphs, explainSession } from './onDevice';

@@ -3,7 +3,7 @@
 // members (the donors) that raises the target's margin most, until the image is assigned to the target; then
 // drop every swapped cell that is no longer needed. A round's candidates are scored together (one scorer call for
 // up to 512 of them, fewer for large images), never one forward pass per candidate.
-import type { CounterfactualRegion, CounterfactualSearchPlan } from '../../protocol';
+import type { CounterfactualRegion, CounterfactualSearchPlan } from '../../protocol/options';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import type { ClusterScorer, ScoredImages } from './scorer';
 

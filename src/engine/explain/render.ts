@@ -1,7 +1,7 @@
 // Turns explanations into PNGs with sharp: the image as the model sees it, the heatmap in the jet colour map
 // (as pytorch-grad-cam shows it), the two blended, the counterfactual and its diff. Images are enlarged with
 // nearest-neighbour sampling, so every model pixel stays visible; heatmaps bilinearly, as they are smooth.
-import type { ExplainImages } from '../../protocol';
+import type { ExplainImages } from '../../protocol/options';
 import { loadSharp } from '../nativeModules';
 
 export interface RenderInput {

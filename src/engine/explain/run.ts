@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendName, Neighbour, PrototypeProbability } from '../../protocol';
+import type { BackendName, Neighbour, PrototypeProbability } from '../../protocol/options';
 import { decodeImage } from '../data/decode';
 import { EngineError } from '../errors';
 import type { RunIndex } from '../index/indexer';

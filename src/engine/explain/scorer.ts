@@ -3,7 +3,8 @@
 // runtime/explainGraph.ts's forward graph on onnxruntime; any other ExplainableModel runs on tfjs. Either way a caller
 // hands over every candidate at once and never runs one pass per candidate.
 import * as tf from '@tensorflow/tfjs-core';
-import type { DeviceKind, LogLevel } from '../../protocol';
+import type { DeviceKind } from '../../protocol/options';
+import type { LogLevel } from '../../protocol/engine';
 import { currentDevice } from '../runtime/device';
 import { explainGraphNames as names } from '../runtime/explainGraph';
 import type { ExplainableModel } from './explainer';

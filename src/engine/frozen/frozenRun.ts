@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { TrainResult } from '../../protocol';
+import type { TrainResult } from '../../protocol/engine';
 import { initBackend } from '../runtime/tfjs/backend';
 import { resolveTrainOptions } from '../config';
 import type { MultiCropOptions } from '../data/augment';

@@ -2,7 +2,7 @@
 // features of augmented crops. Same loss, Sinkhorn, Adam, schedule and queue as the full trainer.
 
 import * as tf from '@tensorflow/tfjs-core';
-import type { TrainOptions } from '../../protocol';
+import type { TrainOptions } from '../../protocol/options';
 import { EngineError } from '../errors';
 import { yieldToEventLoop, type JobContext } from '../jobContext';
 import { head, normalizePrototypes, startStep, updateRunningStatistics, variable, variableFrom, type BatchStatistics, type ModelSpec, type SwavModel } from '../model/model';

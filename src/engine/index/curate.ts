@@ -3,7 +3,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import type { DuplicatesResult, ExportAssignmentsResult, ExportFormat, LayoutResult, MapPointsResult, OutliersResult } from '../../protocol';
+import type { DuplicatesResult, ExportAssignmentsResult, ExportFormat, LayoutResult, MapPointsResult, OutliersResult } from '../../protocol/engine';
 import { candidatePairs, duplicateGroups, mirroredPixelAgreement, outlierScores } from '../analysis/curation';
 import { decodeImage } from '../data/decode';
 import { EngineError } from '../errors';

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendName, ClusterSummary, ImageRecord, IndexResult, SkippedFile } from '../../protocol';
+import type { BackendName, ClusterSummary, ImageRecord, SkippedFile } from '../../protocol/options';
+import type { IndexResult } from '../../protocol/engine';
 import { summarizeClusters } from '../analysis/clusterStats';
 import type { Matrix } from '../analysis/matrix';
 import { imageBatch } from '../data/batch';

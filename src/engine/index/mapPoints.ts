@@ -1,7 +1,7 @@
 // The cluster map's binary file: what a webview fetches as one ArrayBuffer, so a million points cross as typed
-// arrays, never as JSON numbers. The layout is MapPointsHeader in protocol.ts.
-import type { MapLayout, MapPointsArray, MapPointsHeader } from '../../protocol';
-import { mapPointsMagic } from '../../protocol';
+// arrays, never as JSON numbers. The layout is MapPointsHeader in protocol/mapPoints.ts.
+import type { MapLayout, MapPointsArray, MapPointsHeader } from '../../protocol/mapPoints';
+import { mapPointsMagic } from '../../protocol/mapPoints';
 
 export interface MapPointsInput {
   layouts: Partial<Record<MapLayout, Float32Array>>;

@@ -7,7 +7,7 @@ import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobConte
 import type { SwavModel } from '../model/model';
 import { buildOnnxModel, type WeightMap } from '../onnx/export';
 import { OrtModel } from '../runtime/session';
-import type { DeviceKind } from '../../protocol';
+import type { DeviceKind } from '../../protocol/options';
 
 const batchSize = 256;
 const gpuBatchSize = 2048;

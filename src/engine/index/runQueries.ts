@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { IndexResult, NeighboursResult, RunOverview } from '../../protocol';
+import type { IndexResult, NeighboursResult, RunOverview } from '../../protocol/engine';
 import { initBackend } from '../runtime/tfjs/backend';
 import { decodeImage, loadImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';

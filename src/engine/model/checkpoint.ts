@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TrainOptions } from '../../protocol';
+import type { TrainOptions } from '../../protocol/options';
 import { EngineError } from '../errors';
 import { readArchive, writeArchive, type ArchiveArray } from '../util/tensorArchive';
 import { variableFrom, type ModelSpec, type SwavModel } from './model';

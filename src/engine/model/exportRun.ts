@@ -1,6 +1,6 @@
 // The export job: a trained run's checkpoint written as one ONNX file, checked in onnxruntime before it is written.
 import path from 'node:path';
-import type { ExportOnnxResult } from '../../protocol';
+import type { ExportOnnxResult } from '../../protocol/engine';
 import { EngineError } from '../errors';
 import { readFrozenBackbone } from '../frozen/backboneFile';
 import { appendHeadToBackbone, buildOnnxModel, exportOpset, type WeightMap } from '../onnx/export';

@@ -1,4 +1,4 @@
-import type { ExportOnnxResult } from '../../protocol';
+import type { ExportOnnxResult } from '../../protocol/engine';
 // Writes a trained run as a self-contained ONNX model for inference elsewhere: backbone, projection head
 // and prototypes, with every BatchNorm folded into the layer before it; or, for a frozen imported
 // backbone, that backbone with the trained head appended.
@@ -17,7 +17,7 @@ import { DataType, AttributeType, appendToModel, encodeModel, type AttributeMess
 /** Weights by the engine's variable names ([kh,kw,in,out] convolutions, [in,out] linear layers). */
 export type WeightMap = Map<string, { shape: number[]; values: Float32Array }>;
 
-export type { ExportOnnxResult } from '../../protocol';
+export type { ExportOnnxResult } from '../../protocol/engine';
 
 export const exportOpset = 17;
 const irVersion = 8; // the IR that goes with opset 17

@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../../protocol';
+import type { ErrorCode } from '../../protocol/engine';
 import { EngineError } from '../errors';
 
 /** What kind of trouble an ONNX file is in; the `code` the user sees follows from it in one place. */

@@ -6,7 +6,8 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { DeviceInfo, DeviceKind, DevicePreference, LogLevel, RanOn } from '../../protocol';
+import type { DeviceInfo, DeviceKind, DevicePreference, RanOn } from '../../protocol/options';
+import type { LogLevel } from '../../protocol/engine';
 import { EngineError } from '../errors';
 import { nativePackageFolder, packagedTarget, resolveNative } from '../nativeModules';
 import { DataType, encodeModel } from '../onnx/schema';

@@ -2,7 +2,7 @@
 // engine's own errors.
 
 import type * as Ort from 'onnxruntime-node';
-import type { DeviceKind } from '../../protocol';
+import type { DeviceKind } from '../../protocol/options';
 import { OnnxModelError } from '../onnx/onnxError';
 import { currentDevice, providersFor } from './device';
 import { loadOrt } from './ortModule';

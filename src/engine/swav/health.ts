@@ -1,6 +1,6 @@
 // Whether SwAV training is working, from signals it already computes: which prototype each image's first global
 // crop lands on (argmax of its scores), and the loss. No extra forward pass and no labels.
-import type { HealthState, TrainingHealth } from '../../protocol';
+import type { HealthState, TrainingHealth } from '../../protocol/engine';
 
 /** Entropy (nats) of the shares `counts / sum(counts)`; 0 for no counts. */
 export function usageEntropy(counts: ArrayLike<number>): number {

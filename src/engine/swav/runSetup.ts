@@ -1,7 +1,8 @@
 // What every training job shares, whatever trains (the whole network, or a head on a frozen backbone):
 // decoding the folder with progress and named skips, and the result it reports.
 import { promises as fs } from 'node:fs';
-import type { BackendName, StopReason, TrainingHealth, TrainingRuntime, TrainOptions, TrainResult } from '../../protocol';
+import type { BackendName, TrainingRuntime, TrainOptions } from '../../protocol/options';
+import type { StopReason, TrainingHealth, TrainResult } from '../../protocol/engine';
 import type { MultiCropOptions } from '../data/augment';
 import { loadImageSet, type ImageSet } from '../data/decode';
 import type { ScanResult } from '../data/scan';

@@ -1,7 +1,8 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { healthStateLabels, type DeviceInfo, type StopReason, type TrainingHealth, type TrainingRuntime, type TrainingRuntimePreference, type TrainOptions, type TrainResult } from '../../protocol';
+import type { DeviceInfo, TrainingRuntime, TrainingRuntimePreference, TrainOptions } from '../../protocol/options';
+import { healthStateLabels, type StopReason, type TrainingHealth, type TrainResult } from '../../protocol/engine';
 import { initBackend, type BackendInfo } from '../runtime/tfjs/backend';
 import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import { resolveTrainOptions } from '../config';

@@ -3,7 +3,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { FromClusterMap, MapLayout, ToClusterMap } from '../../protocol';
+import type { MapLayout } from '../../protocol/mapPoints';
+import type { FromClusterMap, ToClusterMap } from '../../protocol/webview';
 import type { Session } from '../session';
 import { EngineRequestError } from '../engineClient';
 import { explainImage, openImage, runWebviewCommand } from './openImage';

@@ -1,7 +1,7 @@
 // The "Clusters" side panel (a webview view): the run's clusters, and neighbours of the image open in the editor.
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { FromGallery, ToGallery } from '../../protocol';
+import type { FromGallery, ToGallery } from '../../protocol/webview';
 import type { Session } from '../session';
 import { EngineRequestError } from '../engineClient';
 import { isImageFile } from '../runs';

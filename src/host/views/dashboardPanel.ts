@@ -1,6 +1,6 @@
 // The training dashboard panel: one per window, revived after a reload by its serializer.
 import * as vscode from 'vscode';
-import type { FromWebview, ToDashboard } from '../../protocol';
+import type { FromWebview, ToDashboard } from '../../protocol/webview';
 import { runWebviewCommand } from './openImage';
 import { panelHtml, webviewOptions } from './panelAssets';
 import { ReadyQueue } from './readyQueue';

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { CounterfactualMethod, ExplainPanelState, FromExplainPanel, ToExplainPanel } from '../../protocol';
+import type { CounterfactualMethod, ExplainPanelState, FromExplainPanel, ToExplainPanel } from '../../protocol/webview';
 import type { Session } from '../session';
 import { EngineRequestError } from '../engineClient';
 import { isInRun } from '../runs';

@@ -1,7 +1,7 @@
 // What a click in a panel does, in every panel: open an image, explain it, or run one of the allowed commands.
 import path from 'node:path';
 import * as vscode from 'vscode';
-import { webviewCommands, type WebviewCommand } from '../../protocol';
+import { webviewCommands, type WebviewCommand } from '../../protocol/webview';
 
 export async function openImage(imagesDir: string, relativePath: string): Promise<void> {
   await vscode.commands.executeCommand('vscode.open', vscode.Uri.file(path.join(imagesDir, relativePath)), { preview: true, viewColumn: vscode.ViewColumn.One });

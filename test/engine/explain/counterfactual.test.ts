@@ -12,7 +12,7 @@ import { explainers } from '../../../src/engine/explain/methods';
 import { clusterDonors, loadImage, locateImage, nearestOtherCluster, openRun, summarizeImage } from '../../../src/engine/explain/run';
 import { silentContext } from '../../../src/engine/jobContext';
 import { train } from '../../../src/engine/swav/trainer';
-import { explainMethods, type ExplainOptions } from '../../../src/protocol';
+import { explainMethods, type ExplainOptions } from '../../../src/protocol/options';
 import { tempDir } from '../../tempDir';
 
 // One small image makes hundreds of tiny kernels, and on a busy 2-core machine the wasm thread pool's hand-offs

@@ -7,7 +7,7 @@ import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import type { ExplainableModel, Target } from '../../../src/engine/explain/explainer';
 import { explainers } from '../../../src/engine/explain/methods';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
-import type { ExplainMethod } from '../../../src/protocol';
+import type { ExplainMethod } from '../../../src/protocol/options';
 
 const sizePx = 16;
 const options = resolveExplainOptions({ occlusionPatchPx: 4, occlusionStridePx: 1, smoothGradSamples: 8, pairwiseErasures: 128, pixelInvarianceViews: 128, batchSize: 32 });

@@ -21,7 +21,7 @@ import { frozenBackbonePath } from '../../../src/engine/frozen/backboneFile';
 import { trainFrozenBackbone } from '../../../src/engine/frozen/frozenRun';
 import { OrtModel } from '../../../src/engine/runtime/session';
 import { EngineClient, EngineRequestError } from '../../../src/host/engineClient';
-import type { TrainOptions } from '../../../src/protocol';
+import type { TrainOptions } from '../../../src/protocol/options';
 import { assertClose, fixtures, toNchw } from '../onnx/helpers';
 import { tempDir } from '../../tempDir';
 

@@ -22,7 +22,8 @@ import { disposeModel } from '../../../src/engine/model/model';
 import { imagenetNormalization } from '../../../src/engine/onnx/backboneInput';
 import { bankViews, trainFrozenBackbone } from '../../../src/engine/frozen/frozenRun';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
-import type { LogLevel, TrainOptions } from '../../../src/protocol';
+import type { TrainOptions } from '../../../src/protocol/options';
+import type { LogLevel } from '../../../src/protocol/engine';
 import { assertClose, fixtures } from '../onnx/helpers';
 import { tempDir } from '../../tempDir';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
-import type { LogLevel } from '../../../src/protocol';
+import type { LogLevel } from '../../../src/protocol/engine';
 import type { ImageSet } from '../../../src/engine/data/decode';
 import { createMatrix } from '../../../src/engine/analysis/matrix';
 import { EngineError } from '../../../src/engine/errors';

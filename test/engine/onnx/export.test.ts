@@ -17,7 +17,7 @@ import { OrtModel } from '../../../src/engine/runtime/session';
 import { convertToTfjs } from '../../../src/engine/onnx/tfjsBackbone';
 import { train } from '../../../src/engine/swav/trainer';
 import { createRandom } from '../../../src/engine/util/random';
-import type { TrainOptions } from '../../../src/protocol';
+import type { TrainOptions } from '../../../src/protocol/options';
 import { assertClose, randomPixels, tensorOf, toNchw } from './helpers';
 import { tempDir } from '../../tempDir';
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import type { DeviceInfo } from '../../../src/protocol';
+import type { DeviceInfo } from '../../../src/protocol/options';
 import { createModel, trainableVariables } from '../../../src/engine/model/model';
 import { currentDevice, describeDevice, isSoftwareAdapter, useDevice } from '../../../src/engine/runtime/device';
 import { OrtModel, type OrtArray } from '../../../src/engine/runtime/session';

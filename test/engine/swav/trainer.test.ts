@@ -9,7 +9,7 @@ import { silentContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
 import { chooseTrainingRuntime, train } from '../../../src/engine/swav/trainer';
-import type { TrainOptions } from '../../../src/protocol';
+import type { TrainOptions } from '../../../src/protocol/options';
 import { tempDir } from '../../tempDir';
 
 const baseOptions: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, freezePrototypesSteps: 2, backend: 'wasm' };

@@ -6,7 +6,8 @@ import { before, test } from 'node:test';
 import sharp from 'sharp';
 import { silentContext } from '../../../src/engine/jobContext';
 import { train } from '../../../src/engine/swav/trainer';
-import type { ProgressEvent, TrainingHealth, TrainOptions } from '../../../src/protocol';
+import type { TrainOptions } from '../../../src/protocol/options';
+import type { ProgressEvent, TrainingHealth } from '../../../src/protocol/engine';
 import { tempDir } from '../../tempDir';
 
 const tiny: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, freezePrototypesSteps: 2, backend: 'wasm' };

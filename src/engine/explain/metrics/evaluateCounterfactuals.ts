@@ -3,7 +3,8 @@
 // the assigned cluster by deletion and insertion against a random map, image by image.
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { ClusterMapFaithfulness, CounterfactualScores, EvaluateCounterfactualsRequest, EvaluateCounterfactualsResult, ExplainMethod, ExplainOptions } from '../../../protocol';
+import type { ExplainMethod, ExplainOptions } from '../../../protocol/options';
+import type { ClusterMapFaithfulness, CounterfactualScores, EvaluateCounterfactualsRequest, EvaluateCounterfactualsResult } from '../../../protocol/engine';
 import { EngineError } from '../../errors';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../../jobContext';
 import { ranOnKind } from '../../runtime/device';

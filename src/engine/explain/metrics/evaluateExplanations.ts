@@ -3,7 +3,8 @@
 // deletion, average drop and increase), stability (max-sensitivity) and consistency (CGC).
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { EvaluateExplanationsRequest, EvaluateExplanationsResult, ExplainMethod, ExplainOptions, ExplanationScores } from '../../../protocol';
+import type { ExplainMethod, ExplainOptions, ExplanationScores } from '../../../protocol/options';
+import type { EvaluateExplanationsRequest, EvaluateExplanationsResult } from '../../../protocol/engine';
 import { EngineError } from '../../errors';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../../jobContext';
 import { createRandom } from '../../util/random';

@@ -12,7 +12,8 @@ import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 // The CommonJS build of tfjs-core registers no gradients; without this, `tf.grads` fails for every op.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import type { BackendName, BackendPreference, LogLevel } from '../../../protocol';
+import type { BackendName, BackendPreference } from '../../../protocol/options';
+import type { LogLevel } from '../../../protocol/engine';
 import { EngineError } from '../../errors';
 import { registerWasmKernels } from './wasmKernels';
 import { defaultThreadCount, findThreadedGlue, threadedGlueFile, withWasmThreads } from './wasmThreads';

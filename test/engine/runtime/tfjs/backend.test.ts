@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import type { LogLevel } from '../../../../src/protocol';
+import type { LogLevel } from '../../../../src/protocol/engine';
 import { describeBackend, initBackend } from '../../../../src/engine/runtime/tfjs/backend';
 import { EngineError } from '../../../../src/engine/errors';
 import { wasmKernelNames } from '../../../../src/engine/runtime/tfjs/wasmKernels';
