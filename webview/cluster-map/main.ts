@@ -5,28 +5,19 @@ import './cluster-map.css';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
-import type { MapColouring, MapLayout, MapPointsHeader } from '../../src/protocol/mapPoints';
+import type { MapColouring, MapLayout } from '../../src/protocol/mapPoints';
 import type { FromClusterMap, ToClusterMap } from '../../src/protocol/webview';
-import { mapPointsMagic } from '../../src/protocol/mapPoints';
 import { clusterRgb, imageUrl, isDarkTheme } from '../shared/palette';
 import { connect, element, themeColor } from '../shared/vscode';
+import { hexToRgb, rampRgb } from './colours';
+import { insidePolygon } from './geometry';
+import { decodePoints, shuffledOrder, type Points } from './points';
+import { createRenderer } from './renderer';
 
 interface MapState {
   selection: number[];
   layout?: MapLayout;
   colouring?: MapColouring;
-}
-
-/** What the map holds of a run, decoded from map-points.bin. */
-interface Points {
-  count: number;
-  header: MapPointsHeader;
-  layouts: Partial<Record<MapLayout, Float32Array>>;
-  clusters: Int32Array;
-  labels: Int32Array;
-  confidences: Float32Array;
-  outliers?: Float32Array;
-  paths: string[];
 }
 
 const root = document.getElementById('root')!;
@@ -70,66 +61,6 @@ const marginPx = 10;
 // ---------------------------------------------------------------- WebGL
 
 const gl = canvas.getContext('webgl2', { antialias: false, premultipliedAlpha: false });
-const vertexSource = `#version 300 es
-in vec2 position;
-in vec4 colour;
-uniform vec2 centre;
-uniform vec2 scale;
-uniform float pointSize;
-out vec4 pointColour;
-void main() {
-  gl_Position = vec4((position - centre) * scale, 0.0, 1.0);
-  gl_PointSize = pointSize;
-  pointColour = colour;
-}`;
-const fragmentSource = `#version 300 es
-precision mediump float;
-in vec4 pointColour;
-uniform float round;
-out vec4 fragment;
-void main() {
-  if (round > 0.5 && length(gl_PointCoord - vec2(0.5)) > 0.5) discard;
-  fragment = pointColour;
-}`;
-
-interface Renderer {
-  program: WebGLProgram;
-  positionBuffer: WebGLBuffer;
-  colourBuffer: WebGLBuffer;
-  vertexArray: WebGLVertexArrayObject;
-  uniforms: Record<'centre' | 'scale' | 'pointSize' | 'round', WebGLUniformLocation>;
-}
-
-function compile(context: WebGL2RenderingContext, type: number, source: string): WebGLShader {
-  const shader = context.createShader(type)!;
-  context.shaderSource(shader, source);
-  context.compileShader(shader);
-  if (!context.getShaderParameter(shader, context.COMPILE_STATUS)) throw new Error(context.getShaderInfoLog(shader) ?? 'shader did not compile');
-  return shader;
-}
-
-function createRenderer(context: WebGL2RenderingContext): Renderer {
-  const program = context.createProgram()!;
-  context.attachShader(program, compile(context, context.VERTEX_SHADER, vertexSource));
-  context.attachShader(program, compile(context, context.FRAGMENT_SHADER, fragmentSource));
-  context.linkProgram(program);
-  if (!context.getProgramParameter(program, context.LINK_STATUS)) throw new Error(context.getProgramInfoLog(program) ?? 'program did not link');
-  const vertexArray = context.createVertexArray()!;
-  context.bindVertexArray(vertexArray);
-  const positionBuffer = context.createBuffer()!;
-  context.bindBuffer(context.ARRAY_BUFFER, positionBuffer);
-  const position = context.getAttribLocation(program, 'position');
-  context.enableVertexAttribArray(position);
-  context.vertexAttribPointer(position, 2, context.FLOAT, false, 0, 0);
-  const colourBuffer = context.createBuffer()!;
-  context.bindBuffer(context.ARRAY_BUFFER, colourBuffer);
-  const colour = context.getAttribLocation(program, 'colour');
-  context.enableVertexAttribArray(colour);
-  context.vertexAttribPointer(colour, 4, context.UNSIGNED_BYTE, true, 0, 0);
-  const uniform = (name: string) => context.getUniformLocation(program, name)!;
-  return { program, positionBuffer, colourBuffer, vertexArray, uniforms: { centre: uniform('centre'), scale: uniform('scale'), pointSize: uniform('pointSize'), round: uniform('round') } };
-}
-
 const renderer = gl ? createRenderer(gl) : undefined;
 
 /** Each drawn frame's duration in ms (issuing the draw), for the benchmark. */
@@ -217,36 +148,6 @@ function draw(): void {
 
 // ---------------------------------------------------------------- data
 
-function decodePoints(buffer: ArrayBuffer): Points {
-  const bytes = new Uint8Array(buffer);
-  const magic = new TextDecoder().decode(bytes.subarray(0, 4));
-  if (magic !== mapPointsMagic) throw new Error('map-points.bin is not a Cluster Lens map file');
-  const headerLength = new DataView(buffer).getUint32(4, true);
-  const parsed = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as MapPointsHeader;
-  const dataStart = Math.ceil((8 + headerLength) / 8) * 8;
-  const array = (name: string) => {
-    const entry = parsed.arrays.find((candidate) => candidate.name === name);
-    if (!entry) return undefined;
-    const start = dataStart + entry.offset;
-    if (entry.dtype === 'float32') return new Float32Array(buffer, start, entry.length);
-    if (entry.dtype === 'int32') return new Int32Array(buffer, start, entry.length);
-    return new Uint8Array(buffer, start, entry.length);
-  };
-  const layouts: Partial<Record<MapLayout, Float32Array>> = {};
-  for (const name of parsed.layouts) layouts[name] = array(name) as Float32Array;
-  const pathBytes = array('paths') as Uint8Array;
-  return {
-    count: parsed.count,
-    header: parsed,
-    layouts,
-    clusters: array('cluster') as Int32Array,
-    labels: array('label') as Int32Array,
-    confidences: array('confidence') as Float32Array,
-    outliers: array('outlier') as Float32Array | undefined,
-    paths: parsed.count ? new TextDecoder().decode(pathBytes).split('\0') : [],
-  };
-}
-
 /** Bounds of the current layout, in data units. */
 let bounds = { minX: 0, maxX: 1, minY: 0, maxY: 1 };
 /** A grid over the layout's bounds: cellStart[c]..cellStart[c+1] index into cellPoints, for hover and clicks. */
@@ -295,26 +196,6 @@ function useLayout(next: MapLayout): void {
   gl.bufferData(gl.ARRAY_BUFFER, shuffled, gl.STATIC_DRAW);
   layoutSelect.value = layout;
   resetView();
-}
-
-/** Fisher–Yates with a fixed seed: the same sample every time, spread over the whole map. */
-function shuffledOrder(count: number): Uint32Array {
-  const order = Uint32Array.from({ length: count }, (_, i) => i);
-  let state = 12345;
-  for (let i = count - 1; i > 0; i--) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    const j = state % (i + 1);
-    const swap = order[i];
-    order[i] = order[j];
-    order[j] = swap;
-  }
-  return order;
-}
-
-function rampRgb(value: number): [number, number, number] {
-  // Low to high: a warm orange to a cool blue, readable on light and dark themes.
-  const t = Math.min(1, Math.max(0, value));
-  return [Math.round(230 - 190 * t), Math.round(110 + 40 * t), Math.round(40 + 190 * t)];
 }
 
 function recolour(): void {
@@ -400,15 +281,6 @@ function nearestPoint(screenX: number, screenY: number): number | undefined {
     }
   }
   return best;
-}
-
-function insidePolygon(x: number, y: number, polygon: { x: number; y: number }[]): boolean {
-  let inside = false;
-  for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
-    const [a, b] = [polygon[i], polygon[j]];
-    if (a.y > y !== b.y > y && x < ((b.x - a.x) * (y - a.y)) / (b.y - a.y) + a.x) inside = !inside;
-  }
-  return inside;
 }
 
 /** The points inside a lasso drawn in canvas pixels, tested in data units (no per-point screen transform). */
@@ -744,11 +616,6 @@ Object.assign(window, {
 
 function post(message: FromClusterMap): void {
   (vscode.postMessage as (m: FromClusterMap) => void)(message);
-}
-
-function hexToRgb(colour: string): [number, number, number] {
-  const match = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(colour.trim());
-  return match ? [parseInt(match[1], 16), parseInt(match[2], 16), parseInt(match[3], 16)] : [30, 30, 30];
 }
 
 new ResizeObserver(() => resize()).observe(stage);
