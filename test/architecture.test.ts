@@ -50,6 +50,22 @@ test('the protocol is split by audience: the engine and the CLI never import the
   }
 });
 
+test('jobs/ is the top of the engine: no domain folder imports it; analysis/ is maths over arrays; model/ needs no frozen/', () => {
+  const folderOf = (file: string) => /^src\/engine\/([a-z]+)\//.exec(relative(file))?.[1];
+  // What these folders may import from the engine's other folders. Not yet every folder: swav/ still indexes after
+  // training, and explain/ and frozen/ import each other.
+  const mayImport: Record<string, string[]> = { analysis: ['analysis', 'data', 'util'], model: ['model', 'onnx', 'runtime', 'util'] };
+  for (const file of files.filter((name) => folderOf(name) !== undefined)) {
+    const folder = folderOf(file)!;
+    for (const entry of graph.get(file)!) {
+      const target = entry.resolved && folderOf(entry.resolved);
+      if (!target || target === folder) continue;
+      if (folder !== 'jobs') assert.notEqual(target, 'jobs', `${relative(file)} imports ${relative(entry.resolved!)}: jobs/ sits above every domain folder`);
+      if (mayImport[folder]) assert.ok(mayImport[folder].includes(target), `${relative(file)} imports ${relative(entry.resolved!)}: ${folder}/ may import only ${mayImport[folder].join(', ')}`);
+    }
+  }
+});
+
 test('onnx/ is the file format: it imports no runtime, training, index or explanation module', () => {
   const allowed = /^src\/engine\/(onnx\/|errors\.ts$|util\/|model\/(layout|model)\.ts$)|^src\/protocol\//;
   for (const file of files.filter((name) => relative(name).startsWith('src/engine/onnx/'))) {

@@ -3,14 +3,14 @@
 import type { EngineEvent, EngineResult, ProgressEvent, WorkRequest } from '../protocol/engine';
 import type { MessagePort } from 'node:worker_threads';
 import { isEngineRequest } from '../protocol/engine';
-import { evaluateRun } from './analysis/evaluate';
 import { EngineError, toErrorEvent } from './errors';
+import { evaluateRun } from './jobs/evaluate';
+import { exportOnnx } from './jobs/exportOnnx';
 import { explainImage } from './explain/explainImage';
 import { evaluateCounterfactuals } from './explain/metrics/evaluateCounterfactuals';
 import { evaluateExplanations } from './explain/metrics/evaluateExplanations';
 import { findNeighbours, indexRun, runOverview } from './index/runQueries';
 import { computeUmap, exportAssignments, findDuplicates, findOutliers, writeMapPoints } from './index/curate';
-import { exportOnnx } from './model/exportRun';
 import { isFrozenRun } from './frozen/backboneFile';
 import { trainFrozenBackbone } from './frozen/frozenRun';
 import type { JobContext } from './jobContext';

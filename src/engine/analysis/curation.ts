@@ -1,5 +1,11 @@
 // Dataset curation over the neighbour graph: near-duplicate groups and outlier scores. Plain functions of arrays.
-import type { NeighbourGraph } from '../index/ann';
+
+/** The k nearest rows of every row (itself excluded), best first: N × k indices and cosine similarities. */
+export interface NeighbourGraph {
+  k: number;
+  indices: Int32Array;
+  similarities: Float32Array;
+}
 
 export interface SimilarPair {
   a: number;

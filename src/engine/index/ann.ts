@@ -1,5 +1,6 @@
 // Nearest neighbours at scale through usearch (SIMD kernels, HNSW), loaded at run time; the JS scans in
 // neighbours.ts answer when its native module is missing. Every vector here is L2-normalised, so inner product = cosine.
+import type { NeighbourGraph } from '../analysis/curation';
 import type { Matrix } from '../analysis/matrix';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
 import { loadNative } from '../nativeModules';
@@ -29,12 +30,6 @@ function packed(values: Float32Array): Float32Array {
   return values.byteOffset === 0 && values.byteLength === values.buffer.byteLength ? values : values.slice();
 }
 
-/** The k nearest rows of every row (itself excluded), best first: N × k indices and cosine similarities. */
-export interface NeighbourGraph {
-  k: number;
-  indices: Int32Array;
-  similarities: Float32Array;
-}
 
 const graphChunkRows = 2048;
 

@@ -11,7 +11,7 @@ import { UMAP } from 'umap-js';
 import { SparseMatrix } from 'umap-js/dist/matrix';
 import type { JobContext } from '../jobContext';
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
-import type { NeighbourGraph } from './ann';
+import type { NeighbourGraph } from '../analysis/curation';
 
 export interface UmapOptions {
   /** Neighbours per point, the point itself included (umap-learn's convention). */

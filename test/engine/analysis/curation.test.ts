@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { candidatePairs, duplicateGroups, mirroredPixelAgreement, outlierScores, pixelCorrelation } from '../../../src/engine/analysis/curation';
-import type { NeighbourGraph } from '../../../src/engine/index/ann';
+import type { NeighbourGraph } from '../../../src/engine/analysis/curation';
 
 /** A graph from explicit neighbour lists, best first. */
 function graph(rows: [number, number][][]): NeighbourGraph {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { l2NormalizeRows } from '../../../src/engine/analysis/matrix';
-import { knnNeighboursFor } from '../../../src/engine/analysis/evaluate';
-import { adjustedRandIndex, clusteringAccuracy, knnAccuracy, normalizedMutualInformation } from '../../../src/engine/analysis/metrics';
+import { adjustedRandIndex, clusteringAccuracy, knnAccuracy, knnNeighboursFor, normalizedMutualInformation } from '../../../src/engine/analysis/metrics';
 import { createRandom } from '../../../src/engine/util/random';
 import { assertClose, gaussianBlobs, randomMatrix } from './fixtures';
 

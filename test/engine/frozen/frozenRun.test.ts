@@ -6,7 +6,7 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
-import { evaluateRun } from '../../../src/engine/analysis/evaluate';
+import { evaluateRun } from '../../../src/engine/jobs/evaluate';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { loadImageSet } from '../../../src/engine/data/decode';
 import { scanImageFolder } from '../../../src/engine/data/scan';
@@ -16,7 +16,7 @@ import { findNeighbours, forgetRun, indexRun } from '../../../src/engine/index/r
 import { silentContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
-import { exportOnnx } from '../../../src/engine/model/exportRun';
+import { exportOnnx } from '../../../src/engine/jobs/exportOnnx';
 import { frozenBackbonePath } from '../../../src/engine/frozen/backboneFile';
 import { trainFrozenBackbone } from '../../../src/engine/frozen/frozenRun';
 import { OrtModel } from '../../../src/engine/runtime/session';

@@ -9,7 +9,7 @@ import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { silentContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { createModel, disposeModel, forward, type ModelSpec, type SwavModel } from '../../../src/engine/model/model';
-import { exportOnnx } from '../../../src/engine/model/exportRun';
+import { exportOnnx } from '../../../src/engine/jobs/exportOnnx';
 import { buildOnnxModel, samePadding, type WeightMap } from '../../../src/engine/onnx/export';
 import { parseOnnx } from '../../../src/engine/onnx/graph';
 import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';

@@ -1,3 +1,4 @@
+// The evaluate job: a run's clustering scored against its folder labels, and the raw-pixel baseline it must beat.
 import path from 'node:path';
 import type { ClusteringScores, EvaluateResult, PixelBaseline } from '../../protocol/engine';
 import { loadImageSet } from '../data/decode';
@@ -6,23 +7,10 @@ import { readManifest } from '../runFolder';
 import { EngineError } from '../errors';
 import { cachedIndex, initRunBackend } from '../index/runQueries';
 import type { JobContext } from '../jobContext';
-import { kMeans } from './kmeans';
-import { l2NormalizeRows, type Matrix } from './matrix';
-import { adjustedRandIndex, clusteringAccuracy, knnAccuracy, normalizedMutualInformation } from './metrics';
+import { kMeans } from '../analysis/kmeans';
+import { l2NormalizeRows, type Matrix } from '../analysis/matrix';
+import { adjustedRandIndex, clusteringAccuracy, knnAccuracy, knnNeighboursFor, normalizedMutualInformation } from '../analysis/metrics';
 
-export const knnNeighbours = 20;
-
-/**
- * k for the leave-one-out kNN: 20 (DINO's protocol), but fewer than the smallest class holds besides the query.
- * With k past that, a small folder's vote is every other image, and the larger class wins it whatever the features
- * (measured: 16 images in two classes scored 0 at k = 20, 0.875 at k = 5, and 1 at k = 1).
- */
-export function knnNeighboursFor(labels: ArrayLike<number>): number {
-  const counts = new Map<number, number>();
-  for (let i = 0; i < labels.length; i++) if (labels[i] >= 0) counts.set(labels[i], (counts.get(labels[i]) ?? 0) + 1);
-  const smallest = Math.min(...counts.values());
-  return Math.max(1, Math.min(knnNeighbours, smallest - 1));
-}
 /** k-means keeps the best of this many k-means++ starts (lowest inertia, no labels), as sklearn's n_init=10 in the reference. */
 export const kMeansRestarts = 10;
 

@@ -7,7 +7,7 @@ import { appendHeadToBackbone, buildOnnxModel, exportOpset, type WeightMap } fro
 import { imageInput } from '../onnx/graph';
 import { OrtModel } from '../runtime/session';
 import { writeFileAtomic } from '../util/atomicFile';
-import { checkpointPath, readCheckpointArchive } from './checkpoint';
+import { checkpointPath, readCheckpointArchive } from '../model/checkpoint';
 
 /**
  * Reads a run's checkpoint (no tensors, no backend) and writes it as ONNX to `outPath`, atomically.
