@@ -47,6 +47,8 @@ export class ClustersView implements vscode.WebviewViewProvider {
       this.view.webview.options = webviewOptions(this.session.extensionUri, overview.imagesDir);
       this.messages.reset();
       this.messages.post({ type: 'gallery.data', overview, imageBase: imageBase(this.view.webview, overview.imagesDir) });
+      // The reset dropped any neighbours already shown (or posted while this refresh waited): show them again.
+      await this.showNeighboursOfActiveImage();
     } catch (error) {
       this.messages.post({ type: 'gallery.empty', message: error instanceof EngineRequestError ? error.message : String(error) });
     }
