@@ -65,14 +65,22 @@ async function walkInstalledVsix(codeServer: string, env: NodeJS.ProcessEnv): Pr
     await vscode.expand('7-sneaker');
     await page.locator('.explorer-folders-view .monaco-list-row', { hasText: '.png' }).first().click();
     await page.locator('.activitybar a[aria-label^="Cluster Lens"]').click();
-    // The view's page was put away while hidden and comes back in a new frame: find the heading there.
+    // The view's page was put away while hidden and comes back in a new frame, and the old one can linger: read
+    // the heading in every frame until one shows it.
     const deadline = Date.now() + 60_000;
     let heading = '';
     let figures = 0;
     while (!/HNSW index/.test(heading) && Date.now() < deadline) {
-      const frame = await vscode.webviewWith('Nearest neighbours', 10_000).catch(() => undefined);
-      heading = (await frame?.locator('[aria-label="Nearest neighbours"] h3').textContent({ timeout: 2000 }).catch(() => '')) ?? '';
-      figures = (await frame?.locator('[aria-label="Nearest neighbours"] figure').count().catch(() => 0)) ?? 0;
+      for (const frame of page.frames()) {
+        if (frame === page.mainFrame() || frame.isDetached()) continue;
+        const text = await Promise.race([frame.locator('[aria-label="Nearest neighbours"] h3').first().textContent({ timeout: 1000 }).catch(() => null), page.waitForTimeout(2000).then(() => null)]);
+        if (text && /HNSW index/.test(text)) {
+          heading = text;
+          figures = await frame.locator('[aria-label="Nearest neighbours"] figure').count().catch(() => 0);
+          break;
+        }
+        heading ||= text ?? '';
+      }
       if (!/HNSW index/.test(heading)) await page.waitForTimeout(500);
     }
     assert.match(heading, /^Nearest neighbours of \d+\.png \(cluster \d+, HNSW index\)$/, `the Clusters view's neighbours heading: "${heading}"\n${await vscode.describeScreen()}`);

@@ -23,6 +23,8 @@ export class ClustersView implements vscode.WebviewViewProvider {
     this.messages = new ReadyQueue((message) => void view.webview.postMessage(message), { replayOnReload: true });
     view.webview.options = webviewOptions(this.session.extensionUri);
     view.webview.html = panelHtml(view.webview, this.session.extensionUri, 'gallery', 'Clusters');
+    // Shown again (after another view had the sidebar): the image open now may have changed while it was away.
+    view.onDidChangeVisibility(() => view.visible && void this.showNeighboursOfActiveImage());
     view.webview.onDidReceiveMessage((message: FromGallery) => {
       if (message.type === 'webview.ready') this.messages?.markReady();
       else if (message.type === 'webview.openImage') void openImage(this.imagesDir, message.path);
