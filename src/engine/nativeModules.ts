@@ -10,7 +10,7 @@ import { EngineError } from './errors';
 export const nativeModules = {
   sharp: 'decodes and writes images',
   'onnxruntime-node': 'runs the model (training, indexing, explanations)',
-  usearch: 'builds the HNSW neighbour index for runs of 50,000+ images (smaller runs, and this one now, use an exact scan)',
+  usearch: 'builds the HNSW neighbour index for runs of 50,000+ images; without it, queries use an exact scan',
   webgpu: 'names the GPU adapter, so that "auto" can tell a hardware GPU from a software one',
 } as const;
 export type NativeModule = keyof typeof nativeModules;

@@ -18,7 +18,7 @@ import type { ScoredIndex } from './neighbours';
  * busier machines, and costs little there (a 100k index builds in 5 s); smaller runs keep exact answers and no
  * extra file.
  */
-export const defaultApproximateSearchMinRows = 50_000;
+const defaultApproximateSearchMinRows = 50_000;
 
 /** The threshold in force: CLUSTER_LENS_HNSW_MIN_IMAGES (a whole number of images, for tests and trials), else 50,000. */
 export function approximateSearchMinRows(): number {
