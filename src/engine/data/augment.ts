@@ -88,7 +88,7 @@ function luma(images: tf.Tensor): tf.Tensor {
   return tf.sum(tf.mul(images, tf.tensor1d(LUMA_WEIGHTS)), -1, true);
 }
 
-interface CropDraws {
+export interface CropDraws {
   boxes: Float32Array;
   brightness: Float32Array;
   contrast: Float32Array;
@@ -97,7 +97,8 @@ interface CropDraws {
   anyGrayscale: boolean;
 }
 
-function drawCrops(random: Random, shape: number[], scale: [number, number], options: MultiCropOptions): CropDraws {
+/** Each image's crop box, flip and colour draws, in the order the random stream gives them. */
+export function drawCrops(random: Random, shape: number[], scale: [number, number], options: Pick<MultiCropOptions, 'flipProbability' | 'colorJitter' | 'grayscaleProbability'>): CropDraws {
   const [batch, heightPx, widthPx] = shape;
   const draws: CropDraws = {
     boxes: new Float32Array(batch * 4),

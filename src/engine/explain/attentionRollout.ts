@@ -2,10 +2,9 @@
 // heads, with the residual connection as ½·A + ½·I and rows renormalised, multiplied through the layers; the class
 // token's row over the patch tokens, on the patch grid, is the map. It explains what the representation attends to,
 // whichever cluster is asked. A frozen import's attention comes from its ONNX graph's Softmax outputs, on onnxruntime.
-import * as tf from '@tensorflow/tfjs-core';
 import { EngineError } from '../errors';
 import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
-import { normalizeMaps, readMaps, upsampleMaps, type Explainer } from './explainer';
+import { normalizeArray, resizeMaps, type Explainer } from './explainer';
 import { explainSession, scoreImagesOnDevice } from './onDevice';
 
 type Layout = { layers: number; prefixTokens: number; grid: number };
@@ -46,25 +45,25 @@ export const attentionRollout: Explainer = {
   targets: ['prototype'],
   defaultTarget: 'assigned',
   async explain({ net, image, target }) {
-    const graphs: ExplainGraphs | undefined = net.graphs;
-    if (!graphs?.attention) throw new EngineError('BAD_REQUEST', 'Attention rollout needs a transformer backbone (an imported ViT, say); this run has none. Use gradcam.');
+    const graphs: ExplainGraphs = net.graphs;
+    if (!graphs.attention) throw new EngineError('BAD_REQUEST', 'Attention rollout needs a transformer backbone (an imported ViT, say); this run has none. Use gradcam.');
     if (target.kind !== 'prototype') throw new Error('attention rollout explains one image');
-    const sizePx = image.shape[1];
+    const { sizePx } = image;
     let bySize = layouts.get(graphs.owner);
     if (!bySize) layouts.set(graphs.owner, (bySize = new Map()));
     let built = bySize.get(sizePx);
     if (!built) {
-      built = graphs.attention(sizePx);
+      built = graphs.attention!(sizePx);
       built.catch(() => bySize!.delete(sizePx));
       bySize.set(sizePx, built);
     }
     const { layers, prefixTokens, grid } = await built;
     const session = await explainSession(graphs.owner, `attention ${sizePx}px`, async () => (await built).bytes);
-    const pixels = image.dataSync() as Float32Array;
+    const { pixels } = image;
     const outputs = await session.run({ [names.images]: { data: pixels, dims: [1, sizePx, sizePx, graphs.channels] } }, Array.from({ length: layers }, (_, i) => names.attention(i)));
     const tokens = prefixTokens + grid * grid;
     const map = rollout(Array.from({ length: layers }, (_, i) => outputs[names.attention(i)].data), tokens, prefixTokens);
-    const [heatmap] = readMaps(tf.tidy(() => normalizeMaps(upsampleMaps(tf.tensor4d(map, [1, grid, grid, 1]), sizePx))));
+    const heatmap = normalizeArray(resizeMaps(map, 1, grid, grid, sizePx));
     const { scores } = await scoreImagesOnDevice(net, pixels, 1, sizePx);
     return { heatmap, score: scores[target.prototype], device: session.device };
   },

@@ -2,92 +2,77 @@
 // the smallest edit that moves the image into a target cluster.
 // min over x' of −log p(target | x') + λ·MSE(x', x) + λ_tv·TV(x') + μ·‖x' − x‖₂, by Adam, x' clamped to [0, 1],
 // stopping as soon as the target holds with a margin.
-import * as tf from '@tensorflow/tfjs-core';
-import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
 import type { DeviceKind, ExplainOptions } from '../../protocol/options';
-import type { CounterfactualOutcome, ExplainableModel, Explainer } from './explainer';
+import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
+import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
 import { adam, describeEdit, holdsWithMargin, stepsPerYield } from './counterfactualSearch';
-import { deviceGraphs, runsOnDevice, scoreImagesOnDevice, withTfjsFallback } from './onDevice';
-import { counterfactualOnDevice } from './ortCounterfactual';
-import { targetValue } from './target';
-
-const { beta1, beta2, adamEpsilon } = adam;
-
-/** Anisotropic total variation: mean |x[i+1, j] − x[i, j]| + mean |x[i, j+1] − x[i, j]|. */
-export function totalVariation(images: tf.Tensor4D): tf.Scalar {
-  return tf.tidy(() => {
-    const [, height, width] = images.shape;
-    const down = tf.abs(tf.sub(tf.slice(images, [0, 1, 0, 0], [-1, height - 1, -1, -1]), tf.slice(images, [0, 0, 0, 0], [-1, height - 1, -1, -1])));
-    const right = tf.abs(tf.sub(tf.slice(images, [0, 0, 1, 0], [-1, -1, width - 1, -1]), tf.slice(images, [0, 0, 0, 0], [-1, -1, width - 1, -1])));
-    return tf.add(tf.mean(down), tf.mean(right)) as tf.Scalar;
-  });
-}
-
-/** Prototype scores of one image and their probabilities softmax(scores / T), [K] each. */
-export function prototypeOutputs(net: ExplainableModel, image: tf.Tensor4D): { scores: Float32Array; probabilities: Float32Array } {
-  const [scores, probabilities] = tf.tidy(() => {
-    const values = net.outputs(net.featureMap(image)).scores;
-    return [values, tf.softmax(tf.div(values, net.temperature))];
-  });
-  const outputs = { scores: scores.dataSync() as Float32Array, probabilities: probabilities.dataSync() as Float32Array };
-  tf.dispose([scores, probabilities]);
-  return outputs;
-}
+import type { CounterfactualOutcome, Explainer } from './explainer';
+import { explainSession } from './onDevice';
 
 export type { CounterfactualOutcome };
 
-/** Edits `image` [1, S, S, C] towards prototype `target`; all tensors are freed on return. */
-export async function counterfactual(net: ExplainableModel, image: tf.Tensor4D, target: number, options: ExplainOptions, signal?: AbortSignal): Promise<CounterfactualOutcome> {
+/**
+ * Edits `image` (S·S·C values in [0, 1], NHWC) towards prototype `target`: each step one run of
+ * runtime/explainGraph.ts's step graph, which returns the probabilities at the edited image and the image after the step.
+ */
+export async function counterfactual(
+  graphs: ExplainGraphs,
+  image: Float32Array,
+  imageSizePx: number,
+  temperature: number,
+  target: number,
+  options: ExplainOptions,
+  signal?: AbortSignal,
+  device?: DeviceKind,
+): Promise<CounterfactualOutcome & { device: DeviceKind; originalScores: Float32Array }> {
   const startedAt = performance.now();
-  const { counterfactualMseWeight: mseWeight, counterfactualTvWeight: tvWeight, counterfactualL2Weight: l2Weight, counterfactualLearningRate: learningRate } = options;
-  const lossOf = (edited: tf.Tensor4D, probabilitiesOut: { value?: tf.Tensor }): tf.Scalar => {
-    const logProbabilities = tf.logSoftmax(tf.div(net.outputs(net.featureMap(edited)).scores, net.temperature));
-    probabilitiesOut.value = tf.keep(tf.exp(logProbabilities));
-    const change = tf.sub(edited, image);
-    const squared = tf.sum(tf.square(change));
-    const classification = tf.neg(tf.sum(tf.slice(logProbabilities, [0, target], [1, 1])));
-    const mse = tf.mul(tf.mean(tf.square(change)), mseWeight);
-    // ε keeps the norm's gradient finite at x' = x, where the search starts.
-    const l2 = tf.mul(tf.sqrt(tf.add(squared, 1e-12)), l2Weight);
-    return tf.addN([classification, mse, tf.mul(totalVariation(edited), tvWeight), l2]) as tf.Scalar;
+  const spec = { channels: graphs.channels, prototypes: graphs.prototypes };
+  const settings = {
+    imageSizePx,
+    temperature,
+    mseWeight: options.counterfactualMseWeight,
+    tvWeight: options.counterfactualTvWeight,
+    l2Weight: options.counterfactualL2Weight,
+    learningRate: options.counterfactualLearningRate,
+    ...adam,
   };
-
-  const originalProbabilities = prototypeOutputs(net, image).probabilities;
-  let edited = tf.clone(image);
-  let firstMoment = tf.zerosLike(image);
-  let secondMoment = tf.zerosLike(image);
+  const session = await explainSession(graphs.owner, `counterfactual ${JSON.stringify(settings)}`, () => graphs.counterfactual(settings), device);
+  const dims = [1, imageSizePx, imageSizePx, spec.channels];
+  const oneHot = new Float32Array(spec.prototypes);
+  oneHot[target] = 1;
+  const fixed = { [names.original]: { data: image, dims }, [names.target]: { data: oneHot, dims: [1, spec.prototypes] } };
+  let state: Record<'edited' | 'first' | 'second', Float32Array> = { edited: Float32Array.from(image), first: new Float32Array(image.length), second: new Float32Array(image.length) };
   let steps = 0;
-  let converged = false;
-  try {
-    while (steps < options.counterfactualSteps) {
-      const probabilitiesOut: { value?: tf.Tensor } = {};
-      const gradient = tf.tidy(() => tf.grad((x: tf.Tensor) => lossOf(x as tf.Tensor4D, probabilitiesOut))(edited));
-      const probabilities = probabilitiesOut.value!.dataSync() as Float32Array;
-      probabilitiesOut.value!.dispose();
-      if (holdsWithMargin(probabilities, target, options.counterfactualMargin)) {
-        gradient.dispose();
-        converged = true;
-        break;
-      }
-      steps++;
-      const [nextEdited, nextFirst, nextSecond] = tf.tidy(() => {
-        // Adam: m ← β1·m + (1 − β1)·g, v ← β2·v + (1 − β2)·g², x ← clamp(x − lr·m̂ / (√v̂ + ε), 0, 1)
-        const first = tf.add(tf.mul(firstMoment, beta1), tf.mul(gradient, 1 - beta1));
-        const second = tf.add(tf.mul(secondMoment, beta2), tf.mul(tf.square(gradient), 1 - beta2));
-        const update = tf.div(tf.div(first, 1 - beta1 ** steps), tf.add(tf.sqrt(tf.div(second, 1 - beta2 ** steps)), adamEpsilon));
-        return [tf.clipByValue(tf.sub(edited, tf.mul(update, learningRate)), 0, 1), first, second];
-      });
-      tf.dispose([gradient, edited, firstMoment, secondMoment]);
-      [edited, firstMoment, secondMoment] = [nextEdited as tf.Tensor4D, nextFirst as tf.Tensor4D, nextSecond as tf.Tensor4D];
-      if (steps % stepsPerYield === 0 && signal) {
-        await yieldToEventLoop();
-        throwIfCancelled(signal);
-      }
+  let originalProbabilities: Float32Array | undefined;
+  let originalScores: Float32Array | undefined;
+  for (;;) {
+    // The corrections of step `steps + 1`; the run also gives the probabilities at the current image.
+    const outputs = await session.run(
+      {
+        ...fixed,
+        [names.images]: { data: state.edited, dims },
+        [names.firstMoment]: { data: state.first, dims },
+        [names.secondMoment]: { data: state.second, dims },
+        [names.corrections]: { data: Float32Array.of(1 - adam.beta1 ** (steps + 1), 1 - adam.beta2 ** (steps + 1)), dims: [2] },
+      },
+      [names.probabilities, names.scores, names.next(names.images), names.next(names.firstMoment), names.next(names.secondMoment)],
+    );
+    const probabilities = outputs[names.probabilities].data;
+    originalProbabilities ??= probabilities;
+    originalScores ??= outputs[names.scores].data;
+    // Out of steps means not converged, whatever the last image scores.
+    const outOfSteps = steps === options.counterfactualSteps;
+    const converged = !outOfSteps && holdsWithMargin(probabilities, target, options.counterfactualMargin);
+    if (converged || outOfSteps) {
+      const outcome = describeEdit({ pixels: state.edited, original: image, channels: spec.channels, probabilities, scores: outputs[names.scores].data, originalProbabilities, target, steps, converged, startedAt });
+      return { ...outcome, device: session.device, originalScores: originalScores! };
     }
-    const { probabilities, scores } = prototypeOutputs(net, edited);
-    return describeEdit({ pixels: Float32Array.from(edited.dataSync() as Float32Array), original: image.dataSync() as Float32Array, channels: image.shape[3], probabilities, scores, originalProbabilities, target, steps, converged, startedAt });
-  } finally {
-    tf.dispose([edited, firstMoment, secondMoment]);
+    steps++;
+    state = { edited: outputs[names.next(names.images)].data, first: outputs[names.next(names.firstMoment)].data, second: outputs[names.next(names.secondMoment)].data };
+    if (steps % stepsPerYield === 0 && signal) {
+      await yieldToEventLoop();
+      throwIfCancelled(signal);
+    }
   }
 }
 
@@ -108,14 +93,10 @@ export const counterfactualExplainer: Explainer = {
   description: 'Pixel counterfactual (the seed\'s): the smallest edit (Adam on −log p + λ·MSE + λ_tv·TV + 0.01·‖Δ‖₂) that moves the image into the target cluster',
   targets: ['prototype'],
   defaultTarget: 'nearest-other-cluster',
-  async explain({ net, image, target, options, signal, log }) {
+  async explain({ net, image, target, options, signal }) {
     if (target.kind !== 'prototype') throw new Error('a counterfactual needs a target cluster');
-    const onTfjs = () => counterfactual(net, image, target.prototype, options, signal);
-    const onDevice = () => counterfactualOnDevice(deviceGraphs(net), image.dataSync() as Float32Array, image.shape[1], net.temperature, target.prototype, options, signal);
-    const { device, ...outcome }: CounterfactualOutcome & { device?: DeviceKind } = !runsOnDevice(net) ? await onTfjs() : net.model ? await withTfjsFallback('The counterfactual', log, onDevice, onTfjs) : await onDevice();
-    const heatmap = differenceMap(outcome, image.dataSync() as Float32Array, image.shape[3]);
-    // A frozen import scores on the device (tfjs may not run it).
-    const score = net.graphs ? (await scoreImagesOnDevice(net, image.dataSync() as Float32Array, 1, image.shape[1])).scores[target.prototype] : targetValue(net, image, target);
-    return { heatmap, score, counterfactual: outcome, device };
+    const { device, originalScores, ...outcome } = await counterfactual(net.graphs, image.pixels, image.sizePx, net.temperature, target.prototype, options, signal);
+    // The first step's run scored the unedited image.
+    return { heatmap: differenceMap(outcome, image.pixels, image.channels), score: originalScores[target.prototype], counterfactual: outcome, device };
   },
 };

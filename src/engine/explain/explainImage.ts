@@ -1,19 +1,18 @@
 // The `explain` request: one image of a run, one method, one target; maps as numbers and PNGs.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { ExplainedTarget, ExplainImages, ExplainTarget, Heatmap } from '../../protocol/options';
 import type { ExplainRequest, ExplainResult } from '../../protocol/engine';
 import { EngineError } from '../errors';
-import { ranOnKind } from '../runtime/device';
+import { currentDevice, ranOnKind } from '../runtime/device';
 import { throwIfCancelled, type JobContext } from '../jobContext';
 import { createRandom } from '../util/random';
-import type { Explainer, Target } from './explainer';
+import type { Explainer, Pixels, Target } from './explainer';
 import { explainerFor } from './methods';
 import { resolveExplainOptions } from './options';
 import { renderExplanation, renderImage, pngFileNames } from './render';
 import { clusterDonors, describeImage, loadImage, locateImage, nearestImages, nearestOtherCluster, openRun, topPrototypes, type ExplainableRun, type ImageSummary } from './run';
-import { scoreImagesOnDevice } from './onDevice';
+import { cosine, featuresOf } from './target';
 import { augmentedView } from './views';
 
 const topPrototypeCount = 5;
@@ -58,8 +57,8 @@ interface ResolvedTarget {
   pairPixels?: Float32Array;
 }
 
-/** Turns the request's target (or the method's default) into tensors; the caller disposes the pair. */
-async function resolveTarget(run: ExplainableRun, explainer: Explainer, requested: ExplainTarget | undefined, image: tf.Tensor4D, summary: ImageSummary, position: number, seed: number): Promise<ResolvedTarget> {
+/** Turns the request's target (or the method's default) into a prototype or a pair image. */
+async function resolveTarget(run: ExplainableRun, explainer: Explainer, requested: ExplainTarget | undefined, image: Pixels, summary: ImageSummary, position: number, seed: number): Promise<ResolvedTarget> {
   const target: ExplainTarget =
     requested ??
     (explainer.defaultTarget === 'assigned'
@@ -91,28 +90,18 @@ async function resolveTarget(run: ExplainableRun, explainer: Explainer, requeste
       return await withSimilarity(run, image, pair, target.kind, pairPath);
     }
     case 'augmented': {
-      const pair = tf.tidy(() => augmentedView(image, createRandom(target.seed ?? seed), run.cropScale));
+      const pair = { ...image, pixels: augmentedView(image, createRandom(target.seed ?? seed), run.cropScale) };
       return await withSimilarity(run, image, pair, 'augmented');
     }
   }
 }
 
-async function withSimilarity(run: ExplainableRun, image: tf.Tensor4D, pair: tf.Tensor4D, kind: 'neighbour' | 'image' | 'augmented', pairImage?: string): Promise<ResolvedTarget> {
-  // A frozen import's features come from the device (tfjs may not run it).
-  const both = tf.concat([image, pair], 0);
-  const onDevice = run.net.graphs ? (await scoreImagesOnDevice(run.net, both.dataSync() as Float32Array, 2, image.shape[1])).features : undefined;
-  both.dispose();
-  const similarity = tf.tidy(() => {
-    const features = onDevice ? tf.tensor2d(onDevice, [2, onDevice.length / 2]) : run.net.outputs(run.net.featureMap(tf.concat([image, pair], 0))).features;
-    const normalised = tf.div(features, tf.norm(features, 'euclidean', 1, true));
-    return tf.sum(tf.prod(normalised, 0));
-  });
-  const value = similarity.dataSync()[0];
-  similarity.dispose();
+async function withSimilarity(run: ExplainableRun, image: Pixels, pair: Pixels, kind: 'neighbour' | 'image' | 'augmented', pairImage?: string): Promise<ResolvedTarget> {
+  const similarity = cosine(await featuresOf(run.net, image), await featuresOf(run.net, pair));
   return {
-    target: { kind: 'similarity', pair },
-    described: { kind: 'similarity', pair: kind, pairImage, similarity: value },
-    pairPixels: pair.dataSync() as Float32Array,
+    target: { kind: 'similarity', pair: pair.pixels },
+    described: { kind: 'similarity', pair: kind, pairImage, similarity },
+    pairPixels: pair.pixels,
   };
 }
 
@@ -127,103 +116,96 @@ export async function explainImage(job: ExplainJob, context: JobContext): Promis
   const options = resolveExplainOptions(job.options);
   const seed = job.seed ?? 0;
   const run = await openRun(job.runDir, context);
-  let image: tf.Tensor4D | undefined;
-  let resolved: ResolvedTarget | undefined;
-  try {
-    checkTarget(job.target, explainer, run.net.prototypes);
-    const { absolute, position } = locateImage(run, job.image);
-    context.progress({ phase: 'explain', fraction: 0, message: `Explaining ${path.basename(absolute)} with ${explainer.method}` });
-    image = await loadImage(run, absolute);
-    const summary = await describeImage(run.net, image);
-    resolved = await resolveTarget(run, explainer, job.target, image, summary, position, seed);
-    throwIfCancelled(context.signal);
-    const startedAt = performance.now();
-    const explanation = await explainer.explain({
-      net: run.net,
-      image,
-      target: resolved.target,
-      options,
-      seed,
-      signal: context.signal,
-      log: context.log,
-      donors: (cluster, count) => clusterDonors(run, summary.features, cluster, count, position),
-      progress: (fraction, message) => context.progress({ phase: 'explain', fraction, message }),
-    });
-    const durationMs = performance.now() - startedAt;
-    const imagePixels = image.dataSync() as Float32Array;
-    const outcome = explanation.counterfactual;
-    const newSummary = outcome ? topPrototypes(outcome.probabilities, outcome.scores, topPrototypeCount) : undefined;
-    const result: ExplainResult = {
-      // tfjs runs on the CPU (wasm); the ONNX graphs on onnxruntime's device.
-      ...ranOnKind(explanation.device ?? 'cpu'),
-      kind: 'explain',
-      backend: run.backend,
-      method: explainer.method,
-      runDir: run.runDir,
-      image: absolute,
-      imageSizePx: run.imageSizePx,
-      cluster: summary.cluster,
-      topPrototypes: topPrototypes(summary.probabilities, summary.scores, topPrototypeCount),
-      neighbours: nearestImages(run, summary.features, neighbourCount, position),
-      target: resolved.described,
-      heatmap: heatmapOf(explanation.heatmap, run.imageSizePx),
-      pairHeatmap: explanation.pairHeatmap ? heatmapOf(explanation.pairHeatmap, run.imageSizePx) : undefined,
-      counterfactual: outcome && {
-        kind: outcome.kind,
-        originalCluster: summary.cluster,
-        originalClusterProbability: summary.probabilities[summary.cluster],
-        targetCluster: outcome.targetCluster,
-        newCluster: newSummary![0].prototype,
-        valid: outcome.valid,
-        originalTargetProbability: outcome.originalProbabilities[outcome.targetCluster],
-        targetProbability: outcome.probabilities[outcome.targetCluster],
-        topPrototypes: newSummary!,
-        donors: outcome.donors?.map(({ pixels: _pixels, ...donor }) => donor),
-        regions: outcome.regions,
-        l1Distance: outcome.l1Distance,
-        l2Distance: outcome.l2Distance,
-        meanAbsoluteChange: outcome.meanAbsoluteChange,
-        changedPixelShare: outcome.changedPixelShare,
-        steps: outcome.steps,
-        converged: outcome.converged,
-        durationMs: outcome.durationMs,
-        search: outcome.search,
+  checkTarget(job.target, explainer, run.net.prototypes);
+  const { absolute, position } = locateImage(run, job.image);
+  context.progress({ phase: 'explain', fraction: 0, message: `Explaining ${path.basename(absolute)} with ${explainer.method}` });
+  const image = await loadImage(run, absolute);
+  const summary = await describeImage(run.net, image);
+  const resolved = await resolveTarget(run, explainer, job.target, image, summary, position, seed);
+  throwIfCancelled(context.signal);
+  const startedAt = performance.now();
+  const explanation = await explainer.explain({
+    net: run.net,
+    image,
+    target: resolved.target,
+    options,
+    seed,
+    signal: context.signal,
+    log: context.log,
+    donors: (cluster, count) => clusterDonors(run, summary.features, cluster, count, position),
+    progress: (fraction, message) => context.progress({ phase: 'explain', fraction, message }),
+  });
+  const durationMs = performance.now() - startedAt;
+  const imagePixels = image.pixels;
+  const outcome = explanation.counterfactual;
+  const newSummary = outcome ? topPrototypes(outcome.probabilities, outcome.scores, topPrototypeCount) : undefined;
+  const result: ExplainResult = {
+    // Where the graphs ran (the random map runs none).
+    ...ranOnKind(explanation.device ?? currentDevice().device),
+    kind: 'explain',
+    backend: run.backend,
+    method: explainer.method,
+    runDir: run.runDir,
+    image: absolute,
+    imageSizePx: run.imageSizePx,
+    cluster: summary.cluster,
+    topPrototypes: topPrototypes(summary.probabilities, summary.scores, topPrototypeCount),
+    neighbours: nearestImages(run, summary.features, neighbourCount, position),
+    target: resolved.described,
+    heatmap: heatmapOf(explanation.heatmap, run.imageSizePx),
+    pairHeatmap: explanation.pairHeatmap ? heatmapOf(explanation.pairHeatmap, run.imageSizePx) : undefined,
+    counterfactual: outcome && {
+      kind: outcome.kind,
+      originalCluster: summary.cluster,
+      originalClusterProbability: summary.probabilities[summary.cluster],
+      targetCluster: outcome.targetCluster,
+      newCluster: newSummary![0].prototype,
+      valid: outcome.valid,
+      originalTargetProbability: outcome.originalProbabilities[outcome.targetCluster],
+      targetProbability: outcome.probabilities[outcome.targetCluster],
+      topPrototypes: newSummary!,
+      donors: outcome.donors?.map(({ pixels: _pixels, ...donor }) => donor),
+      regions: outcome.regions,
+      l1Distance: outcome.l1Distance,
+      l2Distance: outcome.l2Distance,
+      meanAbsoluteChange: outcome.meanAbsoluteChange,
+      changedPixelShare: outcome.changedPixelShare,
+      steps: outcome.steps,
+      converged: outcome.converged,
+      durationMs: outcome.durationMs,
+      search: outcome.search,
+    },
+    durationMs,
+  };
+  if (job.outDir || job.inlinePngs) {
+    const rendered = await renderExplanation(
+      {
+        image: imagePixels,
+        channels: run.channels,
+        imageSizePx: run.imageSizePx,
+        heatmap: explanation.heatmap,
+        pairImage: resolved.pairPixels,
+        pairHeatmap: explanation.pairHeatmap,
+        counterfactual: outcome?.pixels,
+        heatmapIsDiff: outcome !== undefined,
       },
-      durationMs,
-    };
-    if (job.outDir || job.inlinePngs) {
-      const rendered = await renderExplanation(
-        {
-          image: imagePixels,
-          channels: run.channels,
-          imageSizePx: run.imageSizePx,
-          heatmap: explanation.heatmap,
-          pairImage: resolved.pairPixels,
-          pairHeatmap: explanation.pairHeatmap,
-          counterfactual: outcome?.pixels,
-          heatmapIsDiff: outcome !== undefined,
-        },
-        options,
-      );
-      if (job.inlinePngs) result.pngs = Object.fromEntries(Object.entries(rendered).map(([name, bytes]) => [name, bytes.toString('base64')])) as ExplainImages;
-      if (job.outDir) result.files = await writePngs(path.resolve(job.outDir), rendered);
-      // The donors as the model sees them, for the panel's thumbnails with the borrowed regions outlined.
-      for (const [rank, donor] of (outcome?.donors ?? []).entries()) {
-        const bytes = await renderImage(donor.pixels, run.channels, run.imageSizePx, options);
-        const summaryDonor = result.counterfactual!.donors![rank];
-        if (job.inlinePngs) summaryDonor.png = bytes.toString('base64');
-        if (job.outDir) {
-          summaryDonor.file = path.join(path.resolve(job.outDir), `donor-${rank + 1}.png`);
-          await fs.writeFile(summaryDonor.file, bytes);
-        }
+      options,
+    );
+    if (job.inlinePngs) result.pngs = Object.fromEntries(Object.entries(rendered).map(([name, bytes]) => [name, bytes.toString('base64')])) as ExplainImages;
+    if (job.outDir) result.files = await writePngs(path.resolve(job.outDir), rendered);
+    // The donors as the model sees them, for the panel's thumbnails with the borrowed regions outlined.
+    for (const [rank, donor] of (outcome?.donors ?? []).entries()) {
+      const bytes = await renderImage(donor.pixels, run.channels, run.imageSizePx, options);
+      const summaryDonor = result.counterfactual!.donors![rank];
+      if (job.inlinePngs) summaryDonor.png = bytes.toString('base64');
+      if (job.outDir) {
+        summaryDonor.file = path.join(path.resolve(job.outDir), `donor-${rank + 1}.png`);
+        await fs.writeFile(summaryDonor.file, bytes);
       }
     }
-    context.progress({ phase: 'explain', fraction: 1, message: `Explained in ${durationMs.toFixed(0)} ms` });
-    return result;
-  } finally {
-    tf.dispose([image ?? [], resolved?.target.kind === 'similarity' ? resolved.target.pair : []]);
-    run.dispose();
   }
+  context.progress({ phase: 'explain', fraction: 1, message: `Explained in ${durationMs.toFixed(0)} ms` });
+  return result;
 }
 
 async function writePngs(outDir: string, rendered: Partial<Record<keyof ExplainImages, Buffer>>): Promise<ExplainImages> {

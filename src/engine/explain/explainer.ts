@@ -1,49 +1,41 @@
-// The one interface every explanation method implements, and the plumbing they share: what a network must
-// offer (the Grad-CAM layer and what follows it), what a target is, and how maps are upsampled and normalised.
-import * as tf from '@tensorflow/tfjs-core';
+// The one interface every explanation method implements, and what they share: the network as onnxruntime graphs
+// (the engine's own or a frozen import's), what a target is, and the map helpers on typed arrays.
 import type { CounterfactualKind, CounterfactualRegion, CounterfactualSearchPlan, DeviceKind, ExplainMethod, ExplainOptions, Neighbour } from '../../protocol/options';
 import type { LogLevel } from '../../protocol/engine';
-import type { SwavModel } from '../model/model';
 import type { ExplainGraphs } from '../runtime/explainGraph';
 
-/** What an explainer needs from a network: the last convolutional stage, and everything after it. */
+/** A network being explained: its graphs (explain/onDevice.ts runs them on the chosen device). */
 export interface ExplainableModel {
-  /** The Grad-CAM layer: the last convolutional feature map [N, h, w, C] of images [N, S, S, C] in [0, 1]. */
-  featureMap(images: tf.Tensor4D): tf.Tensor4D;
-  /** From that map to pooled backbone features [N, F] and prototype scores [N, K]. */
-  outputs(featureMap: tf.Tensor4D): { features: tf.Tensor2D; scores: tf.Tensor2D };
+  graphs: ExplainGraphs;
   prototypes: number;
   /** Softmax temperature that turns prototype scores into probabilities. */
   temperature: number;
-  /** The engine's own network, which Grad-CAM and the counterfactual can run as ONNX graphs (absent for frozen imports). */
-  model?: SwavModel;
-  /**
-   * The graphs of a network that is not the engine's own (a frozen import): Grad-CAM, the counterfactual and the
-   * batched forward pass (onDevice.ts's scoreImagesOnDevice) run on onnxruntime through them. Where tfjs cannot
-   * run the import, featureMap and outputs throw, naming the operator.
-   */
-  graphs?: ExplainGraphs;
 }
 
 /** The scalar being explained. */
 export type Target =
   /** The score (cosine to the prototype) of prototype `prototype`. */
   | { kind: 'prototype'; prototype: number }
-  /** The cosine between the backbone features of the image and of `pair` [1, S, S, C]; the pair gets a map too. */
-  | { kind: 'similarity'; pair: tf.Tensor4D };
+  /** The cosine between the backbone features of the image and of `pair` (S·S·C values); the pair gets a map too. */
+  | { kind: 'similarity'; pair: Float32Array };
 
 export type TargetKind = Target['kind'];
 
+/** An image as the network sees it: S·S·C values in [0, 1], NHWC. */
+export interface Pixels {
+  pixels: Float32Array;
+  sizePx: number;
+  channels: number;
+}
+
 export interface ExplainInput {
   net: ExplainableModel;
-  /** [1, S, S, C] in [0, 1]. */
-  image: tf.Tensor4D;
+  image: Pixels;
   target: Target;
   options: ExplainOptions;
   /** Seeds whatever the method draws at random, so that a call repeats exactly. */
   seed: number;
   signal?: AbortSignal;
-  /** For a line when a method falls back from onnxruntime's device to tfjs. */
   log?: (level: LogLevel, message: string) => void;
   /** The members of `cluster` nearest to the image, from the run's index: what region and mask counterfactuals borrow from. */
   donors?: (cluster: number, count: number) => Promise<Donor[]>;
@@ -65,7 +57,7 @@ export interface Explanation {
   /** The target's value at the unmodified input. */
   score: number;
   counterfactual?: CounterfactualOutcome;
-  /** onnxruntime's device, when the method ran there (else it ran on tfjs). */
+  /** onnxruntime's device the method ran on (absent for methods that run no graph, such as the random map). */
   device?: DeviceKind;
 }
 
@@ -79,20 +71,38 @@ export interface Explainer {
   explain(input: ExplainInput): Promise<Explanation>;
 }
 
-/** Bilinear resize of maps [N, h, w, 1] to [N, S, S, 1] with half-pixel centres (as cv2.resize in pytorch-grad-cam). */
-export function upsampleMaps(maps: tf.Tensor4D, sizePx: number): tf.Tensor4D {
-  if (maps.shape[1] === sizePx && maps.shape[2] === sizePx) return tf.clone(maps);
-  return tf.image.resizeBilinear(maps, [sizePx, sizePx], false, true);
+/** The image's pair as Pixels (similarity targets). */
+export function pairOf(image: Pixels, target: Target): Pixels | undefined {
+  return target.kind === 'similarity' ? { ...image, pixels: target.pair } : undefined;
 }
 
-/** Each map [N, …] rescaled to [0, 1] by its own min and max; a flat map becomes all zeros. */
-export function normalizeMaps(maps: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const axes = maps.shape.map((_, axis) => axis).slice(1);
-    const low = tf.min(maps, axes, true);
-    const range = tf.sub(tf.max(maps, axes, true), low);
-    return tf.div(tf.sub(maps, low), tf.maximum(range, 1e-12));
-  });
+/**
+ * Bilinear resize of `count` single-channel maps [count, h, w] to [count, outH, outW] with half-pixel centres
+ * (as cv2.resize in pytorch-grad-cam, tf.image.resizeBilinear(…, halfPixelCenters) and ONNX Resize's half_pixel).
+ */
+export function resizeMaps(maps: Float32Array, count: number, height: number, width: number, outHeight: number, outWidth = outHeight): Float32Array {
+  const out = new Float32Array(count * outHeight * outWidth);
+  const axis = (size: number, outSize: number) =>
+    Array.from({ length: outSize }, (_, o) => {
+      const source = Math.min(Math.max((o + 0.5) * (size / outSize) - 0.5, 0), size - 1);
+      const low = Math.floor(source);
+      return { low, high: Math.min(low + 1, size - 1), fraction: source - low };
+    });
+  const rows = axis(height, outHeight);
+  const columns = axis(width, outWidth);
+  for (let n = 0; n < count; n++) {
+    const map = n * height * width;
+    for (let y = 0; y < outHeight; y++) {
+      const { low: y0, high: y1, fraction: fy } = rows[y];
+      for (let x = 0; x < outWidth; x++) {
+        const { low: x0, high: x1, fraction: fx } = columns[x];
+        const top = maps[map + y0 * width + x0] + (maps[map + y0 * width + x1] - maps[map + y0 * width + x0]) * fx;
+        const bottom = maps[map + y1 * width + x0] + (maps[map + y1 * width + x1] - maps[map + y1 * width + x0]) * fx;
+        out[(n * outHeight + y) * outWidth + x] = top + (bottom - top) * fy;
+      }
+    }
+  }
+  return out;
 }
 
 /** Rescales one map in place to [0, 1]; a flat map becomes all zeros. */
@@ -108,22 +118,10 @@ export function normalizeArray(values: Float32Array): Float32Array {
   return values;
 }
 
-/** Reads N maps [N, S, S, 1] (or [N, S, S]) into N arrays of S·S values, and disposes the tensor. */
-export function readMaps(maps: tf.Tensor): Float32Array[] {
-  const values = maps.dataSync() as Float32Array;
-  const count = maps.shape[0];
+/** Row `index` of `count` equal rows packed in `values`. */
+export function rowOf(values: Float32Array, count: number, index: number): Float32Array {
   const size = values.length / count;
-  maps.dispose();
-  return Array.from({ length: count }, (_, i) => values.slice(i * size, (i + 1) * size));
-}
-
-/** The image and, for similarity targets, its pair, as one batch [1 or 2, S, S, C]. */
-export function imageAndPair(image: tf.Tensor4D, target: Target): tf.Tensor4D {
-  return target.kind === 'similarity' ? tf.concat([image, target.pair], 0) : tf.clone(image);
-}
-
-export function imageSizeOf(image: tf.Tensor4D): number {
-  return image.shape[1];
+  return values.subarray(index * size, (index + 1) * size);
 }
 
 export interface CounterfactualOutcome {

@@ -3,16 +3,17 @@
 // softplus(1 − margin(x')) + λ_a·(mean(m) − a)² + λ_tv·TV(m), margin = log p(target) − log Σ_{k≠target} p(k),
 // for several fixed areas a at once (one batch). Every few steps each mask is cut to its a·G² strongest cells,
 // those edits are scored in one scorer call, and the smallest area whose edit lands in the target wins.
-import * as tf from '@tensorflow/tfjs-core';
+// The classification term's gradient at the blended images comes from runtime/explainGraph.ts's mask-gradient
+// graph on onnxruntime's device; the blend, the penalties and Adam on the mask's logits are small and run here.
 import { throwIfCancelled, yieldToEventLoop } from '../jobContext';
-import { differenceMap, totalVariation } from './counterfactual';
+import { explainGraphNames as names } from '../runtime/explainGraph';
+import { differenceMap } from './counterfactual';
 import { adam, describeEdit } from './counterfactualSearch';
 import type { CounterfactualOutcome, Donor, Explainer } from './explainer';
+import { explainSession } from './onDevice';
 import { donorsFor, usedDonors } from './regionCounterfactual';
 import { gridCells, pasteCell, targetMargin, type Cell } from './regionSearch';
-import { prototypeScore, scorerFor, type ClusterScorer } from './scorer';
-import { explainSession } from './onDevice';
-import { explainGraphNames as names } from '../runtime/explainGraph';
+import { scorerFor, type ClusterScorer } from './scorer';
 
 /** The fixed areas tried, as shares of the image; smallest first. */
 export const maskAreas = [0.04, 0.08, 0.12, 0.2, 0.3, 0.5];
@@ -60,96 +61,113 @@ async function singleCellGains(scorer: ClusterScorer, original: Float32Array, do
   });
 }
 
+/**
+ * ∂/∂m of λ · mean |m[i+1] − m[i]| over rows and over columns of `count` G × G masks (as a total variation of the
+ * batch), added into `gradient`; sign(0) is taken as −1, as tfjs's Abs gradient did.
+ */
+function addTotalVariationGradient(masks: Float64Array, count: number, side: number, weight: number, gradient: Float64Array): void {
+  const differences = count * (side - 1) * side;
+  if (differences === 0) return;
+  const unit = weight / differences;
+  for (let n = 0; n < count; n++) {
+    const offset = n * side * side;
+    for (let a = 0; a < side - 1; a++) {
+      for (let b = 0; b < side; b++) {
+        for (const [here, next] of [
+          [offset + a * side + b, offset + (a + 1) * side + b],
+          [offset + b * side + a, offset + b * side + a + 1],
+        ]) {
+          const sign = masks[next] - masks[here] > 0 ? unit : -unit;
+          gradient[next] += sign;
+          gradient[here] -= sign;
+        }
+      }
+    }
+  }
+}
+
 export const maskCounterfactualExplainer: Explainer = {
   method: 'counterfactual-mask',
   description: 'Mask counterfactual: the smallest coarse mask that blends a donor of the target cluster into the image and moves it there',
   targets: ['prototype'],
   defaultTarget: 'nearest-other-cluster',
   async explain(input) {
-    const { net, image, target, options, signal, log, progress } = input;
+    const { net, image, target, options, signal, progress } = input;
     if (target.kind !== 'prototype') throw new Error('a counterfactual needs a target cluster');
     const startedAt = performance.now();
-    const [, sizePx, , channels] = image.shape;
-    const scorer = await scorerFor(net, sizePx, channels, options.batchSize, log);
+    const { sizePx, channels, pixels: original } = image;
+    const scorer = await scorerFor(net, sizePx, channels);
     const donors = await bestDonors(scorer, await donorsFor(input, target.prototype), target.prototype);
-    const original = image.dataSync() as Float32Array;
     const cells = gridCells(sizePx, options.counterfactualGridCells);
     const side = Math.round(Math.sqrt(cells.length));
+    const cellCount = side * side;
     // One mask per (donor, area), donor-major.
     const pairs = donors.flatMap((_, donor) => maskAreas.map((area) => ({ donor, area, cellsKept: Math.max(1, Math.round(area * cells.length)) })));
     const count = pairs.length;
-    // A frozen import (tfjs may not run it, a ViT never): the classification term's gradient at the blended images
-    // comes from explainGraph.ts's mask-gradient graph on onnxruntime, and tfjs carries it back to the mask's
-    // logits through the blend as the linear term Σ x′·∂L/∂x′, beside the area and TV terms (see gradientOf).
-    const graphs = net.graphs;
-    const maskSession = graphs
-      ? await explainSession(graphs.owner, `mask gradient ${count}×${sizePx}px T=${net.temperature}`, () => graphs.maskGradient({ batch: count, imageSizePx: sizePx, temperature: net.temperature }))
-      : undefined;
+    const { graphs } = net;
+    const maskSession = await explainSession(graphs.owner, `mask gradient ${count}×${sizePx}px T=${net.temperature}`, () => graphs.maskGradient({ batch: count, imageSizePx: sizePx, temperature: net.temperature }));
     const perImage = sizePx * sizePx * channels;
-    const donorBatch = new Float32Array(count * perImage);
-    pairs.forEach(({ donor }, i) => donorBatch.set(donors[donor].pixels, i * perImage));
-    const donorImages = tf.tensor4d(donorBatch, [count, sizePx, sizePx, channels]);
-    const areaTargets = tf.tensor1d(pairs.map(({ area }) => area));
-    const targetOneHot = tf.tidy(() => tf.oneHot(tf.fill([count], target.prototype, 'int32') as tf.Tensor1D, net.prototypes));
+    const plane = sizePx * sizePx;
+    const targetRows = Float32Array.from({ length: count * net.prototypes }, (_, i) => (i % net.prototypes === target.prototype ? 1 : 0));
+    // Each pixel's cell (row-major over the grid): the mask is upsampled by cell membership, so each pixel takes
+    // its cell's value and the mask optimised is the one that is cut and shown.
+    const cellOfPixel = new Int32Array(plane);
+    cells.forEach((cell, index) => {
+      for (let y = cell.yPx; y < cell.yPx + cell.heightPx; y++) cellOfPixel.fill(index, y * sizePx + cell.xPx, y * sizePx + cell.xPx + cell.widthPx);
+    });
     const logitOf = (p: number) => Math.log(p / (1 - p));
     // Warm start: each cell's mask starts above or below the area's level by how much swapping that cell alone
     // (one batched scoring of every cell of every donor) moves the target's margin, in standard deviations.
     const gains = await singleCellGains(scorer, original, donors, cells, target.prototype);
-    let logits = tf.tensor4d(
-      pairs.flatMap(({ donor, area }) => Array.from(gains[donor], (gain) => logitOf(area) + warmStart * gain)),
-      [count, side, side, 1],
-    );
-    let firstMoment = tf.zerosLike(logits);
-    let secondMoment = tf.zerosLike(logits);
+    let logits = Float64Array.from(pairs.flatMap(({ donor, area }) => Array.from(gains[donor], (gain) => logitOf(area) + warmStart * gain)));
+    const firstMoment = new Float64Array(logits.length);
+    const secondMoment = new Float64Array(logits.length);
+    const sigmoid = (values: Float64Array) => values.map((value) => 1 / (1 + Math.exp(-value)));
 
-    // Upsampling by cell membership, M↑ = R·M·Rᵀ with R [S, G] (R[y][g] = 1 where row y lies in cell row g; the
-    // grid is the same across and down): each pixel takes its cell's mask value, so the mask optimised is the one
-    // that is cut and shown (bilinear upsampling would blend cells the cut then takes whole).
-    const rows = new Float32Array(count * sizePx * side);
-    for (let pair = 0; pair < count; pair++) {
-      for (let g = 0; g < side; g++) for (let y = cells[g * side].yPx; y < cells[g * side].yPx + cells[g * side].heightPx; y++) rows[(pair * sizePx + y) * side + g] = 1;
-    }
-    const upsampling = tf.tensor3d(rows, [count, sizePx, side]);
-    const blend = (theta: tf.Tensor4D) => {
-      const mask = tf.sigmoid(theta) as tf.Tensor4D;
-      const upsampled = tf.reshape(tf.matMul(tf.matMul(upsampling, tf.reshape(mask, [count, side, side])), upsampling, false, true), [count, sizePx, sizePx, 1]);
-      return { mask, edited: tf.add(tf.mul(image, tf.sub(1, upsampled)), tf.mul(donorImages, upsampled)) as tf.Tensor4D };
-    };
-    /** The area and TV terms of the masks. */
-    const penalties = (mask: tf.Tensor4D): tf.Tensor[] => [tf.mul(tf.sum(tf.square(tf.sub(tf.mean(mask, [1, 2, 3]), areaTargets))), areaWeight), tf.mul(totalVariation(mask), tvWeight * count)];
-    const lossOf = (theta: tf.Tensor4D): tf.Scalar => {
-      const { mask, edited } = blend(theta);
-      // The margin log p(target) − log Σ_{k≠target} p(k) pushed above 1 (softplus): validity asks the target to
-      // beat every other cluster, which −log p(target) alone does not aim at.
-      const logits = tf.div(net.outputs(net.featureMap(edited)).scores, net.temperature);
-      const targetLogit = tf.sum(tf.mul(logits, targetOneHot), 1);
-      const otherLogits = tf.logSumExp(tf.add(logits, tf.mul(targetOneHot, -1e4)), 1);
-      const classification = tf.sum(tf.softplus(tf.sub(1, tf.sub(targetLogit, otherLogits))));
-      return tf.addN([classification, ...penalties(mask)]) as tf.Scalar;
-    };
-    // The engine's own network differentiates lossOf on tfjs; a frozen import its blend and penalties only.
-    const targetRows = Float32Array.from({ length: count * net.prototypes }, (_, i) => (i % net.prototypes === target.prototype ? 1 : 0));
-    const gradientOf = async (theta: tf.Tensor4D): Promise<tf.Tensor4D> => {
-      if (!maskSession) return tf.tidy(() => tf.grad((t: tf.Tensor) => lossOf(t as tf.Tensor4D))(theta) as tf.Tensor4D);
-      const editedTensor = tf.tidy(() => blend(theta).edited);
-      const editedValues = editedTensor.dataSync() as Float32Array;
-      editedTensor.dispose();
-      const dims = [count, sizePx, sizePx, channels];
-      const outputs = await maskSession.run({ [names.images]: { data: editedValues, dims }, [names.target]: { data: targetRows, dims: [count, net.prototypes] } }, [names.imageGradient]);
-      return tf.tidy(() => {
-        const imageGradient = tf.tensor4d(outputs[names.imageGradient].data, [count, sizePx, sizePx, channels]);
-        return tf.grad((t: tf.Tensor) => {
-          const { mask, edited } = blend(t as tf.Tensor4D);
-          return tf.addN([tf.sum(tf.mul(edited, imageGradient)), ...penalties(mask)]) as tf.Scalar;
-        })(theta) as tf.Tensor4D;
+    /** Gradient at the logits of softplus(1 − margin) over the blends, plus the area and TV terms of the masks. */
+    const gradientOf = async (theta: Float64Array): Promise<Float64Array> => {
+      const masks = sigmoid(theta);
+      // x' = (1 − m↑)·x + m↑·d
+      const edited = new Float32Array(count * perImage);
+      pairs.forEach(({ donor }, n) => {
+        const donorPixels = donors[donor].pixels;
+        for (let p = 0; p < plane; p++) {
+          const m = masks[n * cellCount + cellOfPixel[p]];
+          for (let c = 0; c < channels; c++) {
+            const i = p * channels + c;
+            edited[n * perImage + i] = original[i] * (1 - m) + donorPixels[i] * m;
+          }
+        }
       });
+      const outputs = await maskSession.run({ [names.images]: { data: edited, dims: [count, sizePx, sizePx, channels] }, [names.target]: { data: targetRows, dims: [count, net.prototypes] } }, [names.imageGradient]);
+      const imageGradient = outputs[names.imageGradient].data;
+      // ∂L/∂m_cell = Σ over the cell's pixels and channels of ∂L/∂x′ · (d − x)
+      const gradient = new Float64Array(theta.length);
+      pairs.forEach(({ donor }, n) => {
+        const donorPixels = donors[donor].pixels;
+        for (let p = 0; p < plane; p++) {
+          let sum = 0;
+          for (let c = 0; c < channels; c++) {
+            const i = p * channels + c;
+            sum += imageGradient[n * perImage + i] * (donorPixels[i] - original[i]);
+          }
+          gradient[n * cellCount + cellOfPixel[p]] += sum;
+        }
+      });
+      // areaWeight · Σ_n (mean(m_n) − a_n)²
+      pairs.forEach(({ area }, n) => {
+        let mean = 0;
+        for (let k = 0; k < cellCount; k++) mean += masks[n * cellCount + k] / cellCount;
+        for (let k = 0; k < cellCount; k++) gradient[n * cellCount + k] += (areaWeight * 2 * (mean - area)) / cellCount;
+      });
+      addTotalVariationGradient(masks, count, side, tvWeight * count, gradient);
+      // through m = σ(θ)
+      return gradient.map((value, i) => value * masks[i] * (1 - masks[i]));
     };
 
     /** Each mask cut to its strongest cells: the edits, scored at once. */
     const cutAndScore = async () => {
-      const soft = tf.sigmoid(logits);
-      const values = soft.dataSync() as Float32Array;
-      soft.dispose();
+      const values = sigmoid(logits);
       const chosen = pairs.map(({ cellsKept }, i) => {
         const own = values.subarray(i * cells.length, (i + 1) * cells.length);
         return Array.from(own.keys()).sort((a, b) => own[b] - own[a] || a - b).slice(0, cellsKept);
@@ -165,56 +183,52 @@ export const maskCounterfactualExplainer: Explainer = {
       return { chosen, edits, scored, margins };
     };
 
-    try {
-      let steps = 0;
-      let cut = await cutAndScore();
-      const originalScored = await scorer.score(original, 1);
-      const anyValid = () => cut.margins.some((margin) => margin > 0);
-      // The first cut is checked only after some steps: before them every cell ties and the cut is arbitrary.
-      while (steps < Math.min(checkEvery, options.counterfactualMaskSteps) || (!anyValid() && steps < options.counterfactualMaskSteps)) {
-        const gradient = await gradientOf(logits);
-        steps++;
-        const [next, first, second] = tf.tidy(() => {
-          // Adam, as counterfactual.ts, on the mask's logits.
-          const m = tf.add(tf.mul(firstMoment, adam.beta1), tf.mul(gradient, 1 - adam.beta1));
-          const v = tf.add(tf.mul(secondMoment, adam.beta2), tf.mul(tf.square(gradient), 1 - adam.beta2));
-          const update = tf.div(tf.div(m, 1 - adam.beta1 ** steps), tf.add(tf.sqrt(tf.div(v, 1 - adam.beta2 ** steps)), adam.adamEpsilon));
-          return [tf.sub(logits, tf.mul(update, learningRate)), m, v];
-        });
-        tf.dispose([gradient, logits, firstMoment, secondMoment]);
-        [logits, firstMoment, secondMoment] = [next as tf.Tensor4D, first as tf.Tensor4D, second as tf.Tensor4D];
-        if (steps % checkEvery === 0 || steps === options.counterfactualMaskSteps) {
-          cut = await cutAndScore();
-          progress?.(steps / options.counterfactualMaskSteps, `Mask step ${steps}: best target margin ${Math.max(...cut.margins).toFixed(2)}`);
-        }
-        if (signal && steps % checkEvery === 0) {
-          await yieldToEventLoop();
-          throwIfCancelled(signal);
-        }
+    let steps = 0;
+    let cut = await cutAndScore();
+    const originalScored = await scorer.score(original, 1);
+    const anyValid = () => cut.margins.some((margin) => margin > 0);
+    // The first cut is checked only after some steps: before them every cell ties and the cut is arbitrary.
+    while (steps < Math.min(checkEvery, options.counterfactualMaskSteps) || (!anyValid() && steps < options.counterfactualMaskSteps)) {
+      const gradient = await gradientOf(logits);
+      steps++;
+      // Adam, as the pixel counterfactual, on the mask's logits.
+      const next = new Float64Array(logits.length);
+      for (let i = 0; i < logits.length; i++) {
+        firstMoment[i] = adam.beta1 * firstMoment[i] + (1 - adam.beta1) * gradient[i];
+        secondMoment[i] = adam.beta2 * secondMoment[i] + (1 - adam.beta2) * gradient[i] * gradient[i];
+        const update = firstMoment[i] / (1 - adam.beta1 ** steps) / (Math.sqrt(secondMoment[i] / (1 - adam.beta2 ** steps)) + adam.adamEpsilon);
+        next[i] = logits[i] - learningRate * update;
       }
-      // The smallest area that lands in the target (then the larger margin); else the largest margin.
-      const order = pairs.map((_, i) => i).sort((a, b) => (cut.margins[b] > 0 ? 1 : 0) - (cut.margins[a] > 0 ? 1 : 0) || (cut.margins[a] > 0 ? pairs[a].area - pairs[b].area : 0) || cut.margins[b] - cut.margins[a]);
-      const best = order[0];
-      const { donor } = pairs[best];
-      const prototypes = net.prototypes;
-      const edit = describeEdit({
-        kind: 'mask',
-        pixels: cut.edits.slice(best * perImage, (best + 1) * perImage),
-        original,
-        channels,
-        probabilities: cut.scored.probabilities.slice(best * prototypes, (best + 1) * prototypes),
-        scores: cut.scored.scores.slice(best * prototypes, (best + 1) * prototypes),
-        originalProbabilities: originalScored.probabilities,
-        target: target.prototype,
-        steps,
-        converged: cut.margins[best] > 0,
-        startedAt,
-      });
-      const regions = cut.chosen[best].sort((a, b) => a - b).map((cell) => ({ donor, ...cells[cell] }));
-      const outcome: CounterfactualOutcome = { ...edit, ...usedDonors(donors, regions) };
-      return { heatmap: differenceMap(outcome, original, channels), score: await prototypeScore(net, scorer, original, image, target.prototype), counterfactual: outcome, device: scorer.device };
-    } finally {
-      tf.dispose([donorImages, areaTargets, targetOneHot, upsampling, logits, firstMoment, secondMoment]);
+      logits = next;
+      if (steps % checkEvery === 0 || steps === options.counterfactualMaskSteps) {
+        cut = await cutAndScore();
+        progress?.(steps / options.counterfactualMaskSteps, `Mask step ${steps}: best target margin ${Math.max(...cut.margins).toFixed(2)}`);
+      }
+      if (signal && steps % checkEvery === 0) {
+        await yieldToEventLoop();
+        throwIfCancelled(signal);
+      }
     }
+    // The smallest area that lands in the target (then the larger margin); else the largest margin.
+    const order = pairs.map((_, i) => i).sort((a, b) => (cut.margins[b] > 0 ? 1 : 0) - (cut.margins[a] > 0 ? 1 : 0) || (cut.margins[a] > 0 ? pairs[a].area - pairs[b].area : 0) || cut.margins[b] - cut.margins[a]);
+    const best = order[0];
+    const { donor } = pairs[best];
+    const prototypes = net.prototypes;
+    const edit = describeEdit({
+      kind: 'mask',
+      pixels: cut.edits.slice(best * perImage, (best + 1) * perImage),
+      original,
+      channels,
+      probabilities: cut.scored.probabilities.slice(best * prototypes, (best + 1) * prototypes),
+      scores: cut.scored.scores.slice(best * prototypes, (best + 1) * prototypes),
+      originalProbabilities: originalScored.probabilities,
+      target: target.prototype,
+      steps,
+      converged: cut.margins[best] > 0,
+      startedAt,
+    });
+    const regions = cut.chosen[best].sort((a, b) => a - b).map((cell) => ({ donor, ...cells[cell] }));
+    const outcome: CounterfactualOutcome = { ...edit, ...usedDonors(donors, regions) };
+    return { heatmap: differenceMap(outcome, original, channels), score: originalScored.scores[target.prototype], counterfactual: outcome, device: scorer.device };
   },
 };

@@ -1,52 +1,40 @@
-// Grad-CAM and the counterfactual as ONNX gradient graphs (runtime/explainGraph.ts) on onnxruntime's chosen
-// device: which explanations take that road, the sessions they open (kept for the model being explained), and
-// the fall back to tfjs when a graph cannot run.
+// The plumbing every explanation method shares (as pytorch-grad-cam's BaseCAM): the network's graphs
+// (runtime/explainGraph.ts), their sessions on onnxruntime's chosen device, and the padded batch runner that
+// feeds them. A method only says what it computes from the scores, features and gradients these return.
 import type { DeviceKind } from '../../protocol/options';
-import type { LogLevel } from '../../protocol/engine';
-import type { SwavModel } from '../model/model';
+import type { ModelSpec, SwavModel } from '../model/model';
 import type { WeightMap } from '../onnx/export';
 import { currentDevice } from '../runtime/device';
-import { buildCounterfactualGraph, buildForwardGraph, buildGradCamGraph, explainGraphNames as names, maskGradientGraph, ownNetwork, type ExplainGraphs } from '../runtime/explainGraph';
+import { counterfactualGraph, explainGraphNames as names, forwardGraph, maskGradientGraph, ownNetwork, targetGradientGraph, type ExplainGraphs } from '../runtime/explainGraph';
 import { OrtModel, type OrtArray } from '../runtime/session';
 import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import type { ExplainableModel } from './explainer';
 
-/**
- * The engine's own network (not a frozen import) explains through the graphs on every device, the CPU too:
- * scripts/gpu/benchExplainOnnx.ts measured, on 2 cores at 64 and 96 px, Grad-CAM 0.4–0.6 ms against 4.5–12 ms on
- * wasm and a counterfactual step 1.1–1.7 ms against 12 ms, once a run's session is open (opening it costs
- * 50–100 ms, once per run and image size).
- */
-export function runsOnDevice(net: ExplainableModel): boolean {
-  return net.model !== undefined || net.graphs !== undefined;
+/** The graphs of the engine's own network, from its description and weights; sessions are kept for `owner`. */
+export function ownGraphs(spec: ModelSpec, weights: () => WeightMap, owner: object): ExplainGraphs {
+  const network = () => ownNetwork(spec, weights());
+  return {
+    owner,
+    kind: 'own',
+    channels: spec.channels,
+    prototypes: spec.prototypes,
+    forward: async (dims) => forwardGraph(network(), dims),
+    targetGradient: async (settings) => targetGradientGraph(network(), settings),
+    counterfactual: async (settings) => counterfactualGraph(network(), settings),
+    maskGradient: async (settings) => maskGradientGraph(network(), settings),
+  };
 }
 
-const ownGraphsByModel = new WeakMap<SwavModel, ExplainGraphs>();
+const ownByModel = new WeakMap<SwavModel, ExplainGraphs>();
 
-/** The graphs of a network that runs on the device: a frozen import's, or built from the engine's own model. */
-export function deviceGraphs(source: ExplainableModel | SwavModel | ExplainGraphs): ExplainGraphs {
-  if ('owner' in source) return source;
-  if ('variables' in source) return ownGraphs(source);
-  if (source.graphs) return source.graphs;
-  if (source.model) return ownGraphs(source.model);
-  throw new Error('this network does not run on the device');
-}
-
-function ownGraphs(model: SwavModel): ExplainGraphs {
-  let graphs = ownGraphsByModel.get(model);
+/** The engine's own model as the explanation methods see it. */
+export function ownExplainable(model: SwavModel, temperature: number): ExplainableModel {
+  let graphs = ownByModel.get(model);
   if (!graphs) {
-    graphs = {
-      owner: model,
-      channels: model.spec.channels,
-      prototypes: model.spec.prototypes,
-      forward: async (dims) => buildForwardGraph(model.spec, weightsOf(model), dims),
-      gradCam: async (dims) => buildGradCamGraph(model.spec, weightsOf(model), dims),
-      counterfactual: async (settings) => buildCounterfactualGraph(model.spec, weightsOf(model), settings),
-      maskGradient: async (settings) => maskGradientGraph(ownNetwork(model.spec, weightsOf(model)), settings),
-    };
-    ownGraphsByModel.set(model, graphs);
+    graphs = ownGraphs(model.spec, () => weightsOf(model), model);
+    ownByModel.set(model, graphs);
   }
-  return graphs;
+  return { graphs, prototypes: model.spec.prototypes, temperature };
 }
 
 export function weightsOf(model: SwavModel): WeightMap {
@@ -59,7 +47,7 @@ let cache: { owner: object; sessions: Map<string, Promise<OrtModel>> } | undefin
 /** The session for `key` (graph and device) on `owner`'s graphs (a model), built on first use. */
 export function explainSession(owner: object, key: string, build: () => Uint8Array | Promise<Uint8Array>, device: DeviceKind = currentDevice().device): Promise<OrtModel> {
   if (cache?.owner !== owner) {
-    for (const session of cache?.sessions.values() ?? []) void session.then((opened) => opened.dispose(), () => undefined);
+    closeExplainSessions();
     cache = { owner, sessions: new Map() };
   }
   const fullKey = `${device}:${key}`;
@@ -75,20 +63,19 @@ export function explainSession(owner: object, key: string, build: () => Uint8Arr
   return session;
 }
 
-/** Runs `onDevice`, and `onTfjs` when it fails, saying so in the log. */
-export async function withTfjsFallback<T>(method: string, log: ((level: LogLevel, message: string) => void) | undefined, onDevice: () => Promise<T>, onTfjs: () => Promise<T>): Promise<T> {
-  try {
-    return await onDevice();
-  } catch (error) {
-    if ((error as Error)?.name === 'AbortError' || (error as { code?: string })?.code === 'CANCELLED') throw error;
-    log?.('warn', `${method} on ${currentDevice().device} failed (${String((error as Error)?.message ?? error).split('\n')[0]}); running it on tfjs instead.`);
-    return onTfjs();
-  }
+/** Closes the kept sessions (a run closed, a test's end). */
+export function closeExplainSessions(): void {
+  for (const session of cache?.sessions.values() ?? []) void session.then((opened) => opened.dispose(), () => undefined);
+  cache = undefined;
 }
 
+/** Per-chunk inputs besides the images: each is `perRow` values a row, copied for rows start…start+size−1. */
+export type RowInputs = Record<string, { values: Float32Array; perRow: number }>;
+
 /**
- * `count` images through a forward session whose batch is fixed at `batch`: `fill` writes images start…start+size−1
- * into the chunk, whose other rows stay black (the last chunk is padded), and `take` gets each chunk's outputs.
+ * `count` images through a session whose batch is fixed at `batch`: `fill` writes images start…start+size−1
+ * into the chunk, whose other rows stay black (the last chunk is padded), `rows` gives the other inputs row by
+ * row (padded with zeros), and `take` gets each chunk's outputs.
  */
 export async function runPaddedBatches(
   session: OrtModel,
@@ -98,13 +85,21 @@ export async function runPaddedBatches(
   outputs: string[],
   fill: (chunk: Float32Array, start: number, size: number) => void,
   take: (results: Record<string, OrtArray>, start: number, size: number) => void,
+  rows: RowInputs = {},
 ): Promise<void> {
   const chunk = new Float32Array(batch * image.sizePx * image.sizePx * image.channels);
+  const rowChunks = Object.entries(rows).map(([name, { values, perRow }]) => ({ name, values, perRow, chunk: new Float32Array(batch * perRow) }));
   for (let start = 0; start < count; start += batch) {
     const size = Math.min(batch, count - start);
     chunk.fill(0);
     fill(chunk, start, size);
-    take(await session.run({ [names.images]: { data: chunk, dims: [batch, image.sizePx, image.sizePx, image.channels] } }, outputs), start, size);
+    const inputs: Record<string, { data: Float32Array; dims: number[] }> = { [names.images]: { data: chunk, dims: [batch, image.sizePx, image.sizePx, image.channels] } };
+    for (const row of rowChunks) {
+      row.chunk.fill(0);
+      row.chunk.set(row.values.subarray(start * row.perRow, (start + size) * row.perRow));
+      inputs[row.name] = { data: row.chunk, dims: [batch, row.perRow] };
+    }
+    take(await session.run(inputs, outputs), start, size);
   }
 }
 
@@ -113,20 +108,24 @@ export function copyImages(images: Float32Array, perImage: number): (chunk: Floa
   return (chunk, start, size) => chunk.set(images.subarray(start * perImage, (start + size) * perImage));
 }
 
+/** The graphs' fixed batch for `count` images: all of them up to `limit`, else `limit` a run. */
+function batchFor(count: number, limit: number): number {
+  return Math.max(1, Math.min(count, limit));
+}
+
 /**
  * The batched forward path: features [count × F] and prototype scores [count × K] of `count` NHWC images in [0, 1],
- * `batch` at a time on onnxruntime's device (the last batch padded with black images). Every network that runs
- * on the device has it, a frozen import included; methods that only score images (occlusion, masks) need no more.
+ * `batch` at a time on onnxruntime's device (the last batch padded with black images).
  */
 export async function scoreImagesOnDevice(
-  source: ExplainableModel | SwavModel | ExplainGraphs,
+  net: ExplainableModel | ExplainGraphs,
   images: Float32Array,
   count: number,
   sizePx: number,
-  batch = Math.min(count, 32),
+  batch = batchFor(count, 32),
   device?: DeviceKind,
 ): Promise<{ features: Float32Array; scores: Float32Array; device: DeviceKind }> {
-  const graphs = deviceGraphs(source);
+  const graphs = 'graphs' in net ? net.graphs : net;
   const perImage = sizePx * sizePx * graphs.channels;
   const session = await explainSession(graphs.owner, `forward ${batch}×${sizePx}px`, () => graphs.forward({ batch, imageSizePx: sizePx }), device);
   let features = new Float32Array(0);
@@ -138,4 +137,70 @@ export async function scoreImagesOnDevice(
     scores.set(outputs[names.scores].data.subarray(0, size * graphs.prototypes), start * graphs.prototypes);
   });
   return { features, scores, device: session.device };
+}
+
+/** What each row's target is: one prototype's score for every row, or the cosine with that row's reference features. */
+export type GradientTarget = { kind: 'prototype'; prototype: number } | { kind: 'similarity'; references: Float32Array };
+
+/** The explanation layer of `count` images as maps [count, C, h, w], and the target's gradient there. */
+export interface LayerGradients {
+  activations: Float32Array;
+  gradients: Float32Array;
+  channels: number;
+  height: number;
+  width: number;
+}
+
+export interface TargetGradients {
+  /** Each row's target value, [count]. */
+  values: Float32Array;
+  /** wrt 'layer'. */
+  layer?: LayerGradients;
+  /** wrt 'image': ∂y/∂pixels, [count, S, S, C]. */
+  imageGradients?: Float32Array;
+  device: DeviceKind;
+}
+
+/**
+ * The target of each of `count` images (NHWC, in [0, 1]) and its gradient at the explanation layer or at the
+ * pixels, `batch` images a run of runtime/explainGraph.ts's targetGradientGraph on onnxruntime's device.
+ */
+export async function targetGradients(net: ExplainableModel, images: Float32Array, count: number, sizePx: number, target: GradientTarget, wrt: 'layer' | 'image', batch = batchFor(count, 32), device?: DeviceKind): Promise<TargetGradients> {
+  const { graphs } = net;
+  const perImage = sizePx * sizePx * graphs.channels;
+  const session = await explainSession(graphs.owner, `${target.kind} gradient at the ${wrt} ${batch}×${sizePx}px`, () => graphs.targetGradient({ batch, imageSizePx: sizePx, target: target.kind, wrt }), device);
+  let rows: RowInputs;
+  if (target.kind === 'prototype') {
+    const oneHot = new Float32Array(count * graphs.prototypes);
+    for (let row = 0; row < count; row++) oneHot[row * graphs.prototypes + target.prototype] = 1;
+    rows = { [names.target]: { values: oneHot, perRow: graphs.prototypes } };
+  } else {
+    rows = { [names.reference]: { values: target.references, perRow: target.references.length / count } };
+  }
+  const values = new Float32Array(count);
+  const result: TargetGradients = { values, device: session.device };
+  const outputs = wrt === 'layer' ? [names.value, names.featureMap, names.featureGradient] : [names.value, names.imageGradient];
+  await runPaddedBatches(
+    session,
+    count,
+    batch,
+    { sizePx, channels: graphs.channels },
+    outputs,
+    copyImages(images, perImage),
+    (out, start, size) => {
+      values.set(out[names.value].data.subarray(0, size), start);
+      if (wrt === 'image') {
+        result.imageGradients ??= new Float32Array(count * perImage);
+        result.imageGradients.set(out[names.imageGradient].data.subarray(0, size * perImage), start * perImage);
+        return;
+      }
+      const [, channels, height, width] = out[names.featureMap].dims;
+      const perMap = channels * height * width;
+      result.layer ??= { activations: new Float32Array(count * perMap), gradients: new Float32Array(count * perMap), channels, height, width };
+      result.layer.activations.set(out[names.featureMap].data.subarray(0, size * perMap), start * perMap);
+      result.layer.gradients.set(out[names.featureGradient].data.subarray(0, size * perMap), start * perMap);
+    },
+    rows,
+  );
+  return result;
 }

@@ -6,9 +6,8 @@
 // kept separates the two, and the jitter's own draws enter as nuisance covariates, regressed out of both sides
 // first (Frisch–Waugh), so that the colour changes' large effect does not drown the erasures'. The fit is ridge
 // regression in closed form, on masks shrunk to at most 12 px.
-import * as tf from '@tensorflow/tfjs-core';
 import { createRandom, type Random } from '../util/random';
-import { normalizeArray, upsampleMaps, type ExplainableModel, type Explainer } from './explainer';
+import { normalizeArray, resizeMaps, type ExplainableModel, type Explainer, type Pixels } from './explainer';
 import { featuresOf, scoreAgainst, targetValue, type Reference } from './target';
 import { colourJitter, erasingMasks } from './views';
 
@@ -41,46 +40,62 @@ export function solveRidge(matrix: Float64Array, n: number, b: Float64Array, lam
   return x;
 }
 
-/** B = (ZᵀZ + εI)⁻¹ Zᵀ Y for a thin Z [n, k]: the least-squares fit of Y's columns on Z's. */
-function leastSquares(z: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor2D {
-  const k = z.shape[1];
-  const columns = y.shape[1];
-  const normal = Float64Array.from(tf.matMul(z, z, true, false).dataSync());
-  const projected = tf.matMul(z, y, true, false).dataSync();
-  const solution = new Float32Array(k * columns);
+/** Y − Z·B with B = (ZᵀZ + εI)⁻¹ Zᵀ Y: the part of Y's columns [n, columns] that Z's [n, k] do not explain. */
+function residual(z: Float64Array, k: number, y: Float64Array, columns: number): Float64Array {
+  const n = z.length / k;
+  const normal = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) for (let row = 0; row < n; row++) normal[i * k + j] += z[row * k + i] * z[row * k + j];
+  const out = Float64Array.from(y);
   for (let column = 0; column < columns; column++) {
-    const x = solveRidge(normal, k, Float64Array.from({ length: k }, (_, row) => projected[row * columns + column]), 1e-6);
-    x.forEach((value, row) => (solution[row * columns + column] = value));
+    const projected = new Float64Array(k);
+    for (let i = 0; i < k; i++) for (let row = 0; row < n; row++) projected[i] += z[row * k + i] * y[row * columns + column];
+    const b = solveRidge(normal, k, projected, 1e-6);
+    for (let row = 0; row < n; row++) {
+      let fitted = 0;
+      for (let i = 0; i < k; i++) fitted += z[row * k + i] * b[i];
+      out[row * columns + column] -= fitted;
+    }
   }
-  return tf.tensor2d(solution, [k, columns]);
+  return out;
 }
 
 /** relu of the surrogate's weights on "this pixel was kept", upsampled and normalised. */
-function surrogateMap(net: ExplainableModel, image: tf.Tensor4D, reference: Reference, count: number, batchSize: number, random: Random): Float32Array {
-  const sizePx = image.shape[1];
+async function surrogateMap(net: ExplainableModel, image: Pixels, reference: Reference, count: number, batchSize: number, random: Random): Promise<Float32Array> {
+  const { sizePx, channels } = image;
   const erased = erasingMasks(count, sizePx, random);
   const jitter = colourJitter(image, count, random);
-  const views = tf.tidy(() => tf.mul(jitter.views, tf.sub(1, tf.tensor4d(erased, [count, sizePx, sizePx, 1]))) as tf.Tensor4D);
-  const labels = scoreAgainst(net, views, reference, batchSize);
-  tf.dispose([views, jitter.views]);
+  const views = jitter.views.map((value, i) => value * (1 - erased[Math.floor(i / channels)]));
+  const { values: labels } = await scoreAgainst(net, views, count, sizePx, reference, batchSize);
   const surrogatePx = Math.min(sizePx, surrogateSizePx);
-  const map = tf.tidy(() => {
-    const kept = tf.reshape(tf.image.resizeBilinear(tf.sub(1, tf.tensor4d(erased, [count, sizePx, sizePx, 1])) as tf.Tensor4D, [surrogatePx, surrogatePx], false, true), [count, -1]) as tf.Tensor2D;
-    // Nuisance covariates: a constant and the jitter's draws.
-    const nuisance = tf.concat([tf.ones([count, 1]), tf.tensor2d(jitter.factors, [count, 4])], 1) as tf.Tensor2D;
-    const residual = (values: tf.Tensor2D) => tf.sub(values, tf.matMul(nuisance, leastSquares(nuisance, values)));
-    const design = residual(kept);
-    const residualLabels = residual(tf.tensor2d(labels, [count, 1]));
-    // Ridge in its dual form, w = Xᵀ (XXᵀ + λI)⁻¹ y: `count` unknowns instead of one per pixel.
-    const gram = Float64Array.from(tf.matMul(design, design, false, true).dataSync());
-    const trace = gram.reduce((sum, value, index) => (index % (count + 1) === 0 ? sum + value : sum), 0);
-    const alpha = solveRidge(gram, count, Float64Array.from(residualLabels.dataSync()), ridge * Math.max(trace / count, 1e-12));
-    const weights = tf.matMul(tf.tensor2d(Float32Array.from(alpha), [1, count]), design);
-    return tf.reshape(upsampleMaps(tf.relu(tf.reshape(weights, [1, surrogatePx, surrogatePx, 1])) as tf.Tensor4D, sizePx), [-1]);
-  });
-  const values = normalizeArray(map.dataSync() as Float32Array);
-  map.dispose();
-  return values;
+  const cells = surrogatePx * surrogatePx;
+  const kept = resizeMaps(erased.map((value) => 1 - value), count, sizePx, sizePx, surrogatePx);
+  // Nuisance covariates: a constant and the jitter's draws.
+  const nuisance = new Float64Array(count * 5);
+  for (let row = 0; row < count; row++) {
+    nuisance[row * 5] = 1;
+    for (let f = 0; f < 4; f++) nuisance[row * 5 + 1 + f] = jitter.factors[row * 4 + f];
+  }
+  const design = residual(nuisance, 5, Float64Array.from(kept), cells);
+  const residualLabels = residual(nuisance, 5, Float64Array.from(labels), 1);
+  // Ridge in its dual form, w = Xᵀ (XXᵀ + λI)⁻¹ y: `count` unknowns instead of one per pixel.
+  const gram = new Float64Array(count * count);
+  for (let i = 0; i < count; i++) {
+    for (let j = 0; j <= i; j++) {
+      let dot = 0;
+      for (let cell = 0; cell < cells; cell++) dot += design[i * cells + cell] * design[j * cells + cell];
+      gram[i * count + j] = gram[j * count + i] = dot;
+    }
+  }
+  let trace = 0;
+  for (let i = 0; i < count; i++) trace += gram[i * count + i];
+  const alpha = solveRidge(gram, count, residualLabels, ridge * Math.max(trace / count, 1e-12));
+  const weights = new Float32Array(cells);
+  for (let cell = 0; cell < cells; cell++) {
+    let sum = 0;
+    for (let row = 0; row < count; row++) sum += alpha[row] * design[row * cells + cell];
+    weights[cell] = Math.max(0, sum);
+  }
+  return normalizeArray(resizeMaps(weights, 1, surrogatePx, surrogatePx, sizePx));
 }
 
 export const pixelInvariance: Explainer = {
@@ -92,17 +107,14 @@ export const pixelInvariance: Explainer = {
     const random = createRandom(seed);
     const count = options.pixelInvarianceViews;
     if (target.kind === 'prototype') {
-      const heatmap = surrogateMap(net, image, target, count, options.batchSize, random);
-      return { heatmap, score: targetValue(net, image, target) };
+      const heatmap = await surrogateMap(net, image, target, count, options.batchSize, random);
+      return { heatmap, score: await targetValue(net, image, target) };
     }
-    const imageFeatures = featuresOf(net, image);
-    const pairFeatures = featuresOf(net, target.pair);
-    try {
-      const heatmap = surrogateMap(net, image, { kind: 'features', features: pairFeatures }, count, options.batchSize, random);
-      const pairHeatmap = surrogateMap(net, target.pair, { kind: 'features', features: imageFeatures }, count, options.batchSize, random);
-      return { heatmap, pairHeatmap, score: targetValue(net, image, target) };
-    } finally {
-      tf.dispose([imageFeatures, pairFeatures]);
-    }
+    const pair = { ...image, pixels: target.pair };
+    const imageFeatures = await featuresOf(net, image);
+    const pairFeatures = await featuresOf(net, pair);
+    const heatmap = await surrogateMap(net, image, { kind: 'features', features: pairFeatures }, count, options.batchSize, random);
+    const pairHeatmap = await surrogateMap(net, pair, { kind: 'features', features: imageFeatures }, count, options.batchSize, random);
+    return { heatmap, pairHeatmap, score: await targetValue(net, image, target) };
   },
 };

@@ -5,8 +5,7 @@ import { differenceMap } from './counterfactual';
 import { describeEdit } from './counterfactualSearch';
 import type { CounterfactualOutcome, Donor, Explainer, ExplainInput } from './explainer';
 import { regionSearch, type RegionSearchPlan } from './regionSearch';
-import { prototypeScore, scorerFor } from './scorer';
-import { targetValue } from './target';
+import { scorerFor } from './scorer';
 
 /** Donors a round keeps after the first (those whose best swap helped most): later rounds stay cheap. */
 const donorsAfterFirstRound = 4;
@@ -37,10 +36,9 @@ export const regionCounterfactualExplainer: Explainer = {
     const { net, image, target, options, signal, log, progress } = input;
     if (target.kind !== 'prototype') throw new Error('a counterfactual needs a target cluster');
     const startedAt = performance.now();
-    const [, sizePx, , channels] = image.shape;
+    const { sizePx, channels, pixels: original } = image;
     const donors = await donorsFor(input, target.prototype);
-    const scorer = await scorerFor(net, sizePx, channels, options.batchSize, log);
-    const original = image.dataSync() as Float32Array;
+    const scorer = await scorerFor(net, sizePx, channels);
     const maxRegions = options.counterfactualMaxRegions;
     const search = await regionSearch(
       scorer,
@@ -71,8 +69,7 @@ export const regionCounterfactualExplainer: Explainer = {
       startedAt,
     });
     const outcome: CounterfactualOutcome = { ...edit, ...usedDonors(donors, search.regions), search: search.plan };
-    // A frozen import's score is the scorer's (tfjs may not run it): the search scored the unedited image already.
-    const score = net.graphs && !net.model ? search.originalScores[target.prototype] : await prototypeScore(net, scorer, original, image, target.prototype);
-    return { heatmap: differenceMap(outcome, original, channels), score, counterfactual: outcome, device: scorer.device };
+    // The search scored the unedited image already.
+    return { heatmap: differenceMap(outcome, original, channels), score: search.originalScores[target.prototype], counterfactual: outcome, device: scorer.device };
   },
 };

@@ -1,7 +1,6 @@
-// A run opened for explaining: its index, model, image size and backend, and images turned into tensors.
+// A run opened for explaining: its index, its network as graphs, its image size, and its images as the model sees them.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName, Neighbour, PrototypeProbability } from '../../protocol/options';
 import { decodeImage } from '../data/decode';
 import { EngineError } from '../errors';
@@ -11,11 +10,10 @@ import type { ApproximateIndex } from '../index/ann';
 import { searchNeighbours } from '../index/neighbourIndex';
 import type { JobContext } from '../jobContext';
 import { readManifest } from '../runFolder';
-import type { Donor, ExplainableModel } from './explainer';
-import { swavExplainable } from './network';
-import { l2Normalize } from '../model/model';
+import type { Donor, ExplainableModel, Pixels } from './explainer';
 import { frozenExplainable } from '../frozen/frozenRun';
-import { scoreImagesOnDevice } from './onDevice';
+import { ownExplainable, scoreImagesOnDevice } from './onDevice';
+import { softmaxRows } from './scorer';
 
 export interface ExplainableRun {
   runDir: string;
@@ -23,8 +21,6 @@ export interface ExplainableRun {
   /** The run's saved HNSW index (runs over 50,000 images), for neighbour queries. */
   approximate?: ApproximateIndex;
   net: ExplainableModel;
-  /** Frees what the run holds for explaining (the cached model and index stay). */
-  dispose(): void;
   backend: BackendName;
   imageSizePx: number;
   channels: 1 | 3;
@@ -40,14 +36,13 @@ export async function openRun(runDir: string, context: JobContext): Promise<Expl
   const manifest = await readManifest(resolved);
   const checkpoint = await cachedCheckpoint(resolved);
   const record = checkpoint.header.backbone;
-  // A frozen imported backbone explains through gradient graphs built from its ONNX graph (and tfjs where it converts).
-  const net = record ? await frozenExplainable(resolved, record, checkpoint.model, manifest.options.temperature) : swavExplainable(checkpoint.model, manifest.options.temperature);
+  // A frozen imported backbone explains through graphs built from its ONNX graph.
+  const net = record ? await frozenExplainable(resolved, record, checkpoint.model, manifest.options.temperature) : ownExplainable(checkpoint.model, manifest.options.temperature);
   return {
     runDir: resolved,
     index,
     approximate,
     net,
-    dispose: () => net.dispose(),
     backend: backend.name,
     imageSizePx: manifest.options.imageSizePx,
     channels: checkpoint.header.spec.channels as 1 | 3,
@@ -62,11 +57,11 @@ export function locateImage(run: ExplainableRun, image: string): { absolute: str
   return { absolute, position: run.index.header.records.findIndex((record) => record.path === relative) };
 }
 
-/** Decodes an image as the model sees it: [1, S, S, C] in [0, 1]. NOT_FOUND or DECODE_FAILED when it cannot. */
-export async function loadImage(run: ExplainableRun, absolute: string): Promise<tf.Tensor4D> {
+/** Decodes an image as the model sees it: S·S·C values in [0, 1]. NOT_FOUND or DECODE_FAILED when it cannot. */
+export async function loadImage(run: ExplainableRun, absolute: string): Promise<Pixels> {
   if (!existsSync(absolute)) throw new EngineError('NOT_FOUND', `The image ${absolute} does not exist. Pass a path to an image file.`);
-  const pixels = await decodeImage(absolute, run.imageSizePx, run.channels);
-  return tf.tidy(() => tf.div(tf.tensor4d(Float32Array.from(pixels), [1, run.imageSizePx, run.imageSizePx, run.channels]), 255) as tf.Tensor4D);
+  const bytes = await decodeImage(absolute, run.imageSizePx, run.channels);
+  return { pixels: Float32Array.from(bytes, (value) => value / 255), sizePx: run.imageSizePx, channels: run.channels };
 }
 
 export interface ImageSummary {
@@ -77,32 +72,13 @@ export interface ImageSummary {
   features: Float32Array;
 }
 
-/** summarizeImage, on onnxruntime's device for a frozen import (whose graph tfjs may not run). */
-export async function describeImage(net: ExplainableModel, image: tf.Tensor4D): Promise<ImageSummary> {
-  if (!net.graphs) return summarizeImage(net, image);
-  const { features, scores } = await scoreImagesOnDevice(net, image.dataSync() as Float32Array, 1, image.shape[1]);
-  const probabilities = tf.tidy(() => tf.softmax(tf.div(tf.tensor1d(scores), net.temperature)).dataSync() as Float32Array);
+/** The image's cluster, prototype scores and probabilities, and normalised features, from one forward pass. */
+export async function describeImage(net: ExplainableModel, image: Pixels): Promise<ImageSummary> {
+  const { features, scores } = await scoreImagesOnDevice(net, image.pixels, 1, image.sizePx);
+  const probabilities = softmaxRows(scores, net.prototypes, net.temperature);
   const norm = Math.max(Math.hypot(...features), 1e-12);
   const cluster = scores.indexOf(Math.max(...scores));
   return { features: features.map((value) => value / norm), scores, probabilities, cluster };
-}
-
-export function summarizeImage(net: ExplainableModel, image: tf.Tensor4D): ImageSummary {
-  const [features, scores, probabilities] = tf.tidy(() => {
-    const outputs = net.outputs(net.featureMap(image));
-    return [l2Normalize(outputs.features), outputs.scores, tf.softmax(tf.div(outputs.scores, net.temperature))];
-  });
-  const summary = {
-    features: features.dataSync() as Float32Array,
-    scores: scores.dataSync() as Float32Array,
-    probabilities: probabilities.dataSync() as Float32Array,
-  };
-  tf.dispose([features, scores, probabilities]);
-  let cluster = 0;
-  summary.scores.forEach((score, prototype) => {
-    if (score > summary.scores[cluster]) cluster = prototype;
-  });
-  return { ...summary, cluster };
 }
 
 /** The `count` most probable prototypes, best first. */
@@ -170,9 +146,8 @@ export async function clusterDonors(run: ExplainableRun, features: Float32Array,
   const donors: Donor[] = [];
   for (const { row, similarity } of members.slice(0, Math.max(1, Math.min(count, maxDonors)))) {
     const relative = run.index.header.records[row].path;
-    const pixels = await loadImage(run, path.join(run.index.header.imagesDir, relative));
-    donors.push({ imageIndex: row, path: relative, similarity, cluster, pixels: Float32Array.from(pixels.dataSync() as Float32Array) });
-    pixels.dispose();
+    const { pixels } = await loadImage(run, path.join(run.index.header.imagesDir, relative));
+    donors.push({ imageIndex: row, path: relative, similarity, cluster, pixels });
   }
   return donors;
 }

@@ -1,15 +1,11 @@
 // The batched forward "scorer" the region and mask counterfactuals search with: many edited copies of an
-// image in, prototype scores and probabilities out. The engine's own network and a frozen import run as
-// runtime/explainGraph.ts's forward graph on onnxruntime; any other ExplainableModel runs on tfjs. Either way a caller
-// hands over every candidate at once and never runs one pass per candidate.
-import * as tf from '@tensorflow/tfjs-core';
+// image in, prototype scores and probabilities out, as runtime/explainGraph.ts's forward graph on onnxruntime's
+// device. A caller hands over every candidate at once and never runs one pass per candidate.
 import type { DeviceKind } from '../../protocol/options';
-import type { LogLevel } from '../../protocol/engine';
 import { currentDevice } from '../runtime/device';
 import { explainGraphNames as names } from '../runtime/explainGraph';
 import type { ExplainableModel } from './explainer';
-import { targetValue } from './target';
-import { copyImages, deviceGraphs, explainSession, runPaddedBatches, runsOnDevice } from './onDevice';
+import { copyImages, explainSession, runPaddedBatches } from './onDevice';
 
 export interface ScoredImages {
   /** Prototype scores, N·K values. */
@@ -22,7 +18,7 @@ export interface ClusterScorer {
   readonly imageSizePx: number;
   readonly channels: number;
   readonly prototypes: number;
-  /** Where the forward passes run (tfjs runs on the CPU). */
+  /** Where the forward passes run. */
   readonly device: DeviceKind;
   /** Scores `count` images given as count·S·S·C values in [0, 1], NHWC. */
   score(images: Float32Array, count: number): Promise<ScoredImages>;
@@ -39,10 +35,10 @@ const graphBatch = 128;
  * single image to 128 would cost half a minute.
  */
 export function forwardBatchFor(net: ExplainableModel, device: DeviceKind): number {
-  return net.graphs && !net.model && device === 'cpu' ? 1 : graphBatch;
+  return net.graphs.kind === 'imported' && device === 'cpu' ? 1 : graphBatch;
 }
 
-function softmaxRows(scores: Float32Array, prototypes: number, temperature: number): Float32Array {
+export function softmaxRows(scores: Float32Array, prototypes: number, temperature: number): Float32Array {
   const probabilities = new Float32Array(scores.length);
   for (let row = 0; row < scores.length / prototypes; row++) {
     const offset = row * prototypes;
@@ -55,64 +51,25 @@ function softmaxRows(scores: Float32Array, prototypes: number, temperature: numb
   return probabilities;
 }
 
-/** The network on tfjs, `batchSize` images per pass. */
-export function tfjsScorer(net: ExplainableModel, imageSizePx: number, channels: number, batchSize: number): ClusterScorer {
+/** The forward graph on onnxruntime's device as a scorer of `imageSizePx` images. */
+export async function scorerFor(net: ExplainableModel, imageSizePx: number, channels: number): Promise<ClusterScorer> {
+  const { graphs } = net;
+  const batch = forwardBatchFor(net, currentDevice().device);
+  const session = await explainSession(graphs.owner, `forward ${batch}×${imageSizePx}px`, () => graphs.forward({ batch, imageSizePx }));
   const perImage = imageSizePx * imageSizePx * channels;
+  const prototypes = net.prototypes;
   return {
     imageSizePx,
     channels,
-    prototypes: net.prototypes,
-    device: 'cpu',
+    prototypes,
+    device: session.device,
     async score(images, count) {
-      const scores = new Float32Array(count * net.prototypes);
-      for (let start = 0; start < count; start += batchSize) {
-        const size = Math.min(batchSize, count - start);
-        const chunk = tf.tidy(() => net.outputs(net.featureMap(tf.tensor4d(images.subarray(start * perImage, (start + size) * perImage), [size, imageSizePx, imageSizePx, channels]))).scores);
-        scores.set(chunk.dataSync() as Float32Array, start * net.prototypes);
-        chunk.dispose();
-      }
-      return { scores, probabilities: softmaxRows(scores, net.prototypes, net.temperature) };
+      const scores = new Float32Array(count * prototypes);
+      await runPaddedBatches(session, count, batch, { sizePx: imageSizePx, channels }, [names.scores], copyImages(images, perImage), (outputs, start, size) =>
+        scores.set(outputs[names.scores].data.subarray(0, size * prototypes), start * prototypes),
+      );
+      return { scores, probabilities: softmaxRows(scores, prototypes, net.temperature) };
     },
+    imagesComputed: (count) => Math.ceil(count / batch) * batch,
   };
-}
-
-/**
- * The fastest scorer for `net`: the forward graph on onnxruntime's device for the engine's own network, tfjs
- * for the rest and wherever the graph cannot open (said in the log).
- */
-export async function scorerFor(net: ExplainableModel, imageSizePx: number, channels: number, batchSize: number, log?: (level: LogLevel, message: string) => void): Promise<ClusterScorer> {
-  const onTfjs = tfjsScorer(net, imageSizePx, channels, batchSize);
-  if (!runsOnDevice(net)) return onTfjs;
-  const graphs = deviceGraphs(net);
-  try {
-    const graphBatch = forwardBatchFor(net, currentDevice().device);
-    const session = await explainSession(graphs.owner, `forward ${graphBatch}x${imageSizePx}`, () => graphs.forward({ batch: graphBatch, imageSizePx }));
-    const perImage = imageSizePx * imageSizePx * channels;
-    const prototypes = net.prototypes;
-    return {
-      imageSizePx,
-      channels,
-      prototypes,
-      device: session.device,
-      async score(images, count) {
-        const scores = new Float32Array(count * prototypes);
-        await runPaddedBatches(session, count, graphBatch, { sizePx: imageSizePx, channels }, [names.scores], copyImages(images, perImage), (outputs, start, size) =>
-          scores.set(outputs[names.scores].data.subarray(0, size * prototypes), start * prototypes),
-        );
-        return { scores, probabilities: softmaxRows(scores, prototypes, net.temperature) };
-      },
-      imagesComputed: (count) => Math.ceil(count / graphBatch) * graphBatch,
-    };
-  } catch (error) {
-    // A frozen import has no tfjs road where tfjs cannot run it: its error is the one to see.
-    if (!net.model) throw error;
-    log?.('warn', `The forward graph on ${currentDevice().device} failed to open (${String((error as Error)?.message ?? error).split('\n')[0]}); scoring on tfjs instead.`);
-    return onTfjs;
-  }
-}
-
-/** Prototype `prototype`'s score at the unedited image: from the scorer for a frozen import (tfjs may not run it), else tfjs. */
-export async function prototypeScore(net: ExplainableModel, scorer: ClusterScorer, pixels: Float32Array, image: tf.Tensor4D, prototype: number): Promise<number> {
-  if (net.graphs) return (await scorer.score(pixels, 1)).scores[prototype];
-  return targetValue(net, image, { kind: 'prototype', prototype });
 }

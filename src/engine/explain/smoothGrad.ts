@@ -1,16 +1,16 @@
 // SmoothGrad (Smilkov et al. 2017): gradients averaged over noisy copies of the image, all in one batch.
-import * as tf from '@tensorflow/tfjs-core';
+import { createRandom, type Random } from '../util/random';
 import type { Explainer } from './explainer';
-import { gradientTimesInput, inputGradients, meanGradient } from './gradients';
+import { averagedGradientMaps } from './gradients';
 import { targetValue } from './target';
 
-/** `count` copies of `image` plus N(0, σ) noise, σ = share · (max − min) of the image. */
-function noisyCopies(image: tf.Tensor4D, count: number, share: number, seed: number): tf.Tensor4D {
-  return tf.tidy(() => {
-    const range = tf.sub(tf.max(image), tf.min(image)).dataSync()[0];
-    const sigma = share * Math.max(range, 1e-3);
-    return tf.add(tf.tile(image, [count, 1, 1, 1]), tf.randomNormal([count, ...image.shape.slice(1)], 0, sigma, 'float32', seed)) as tf.Tensor4D;
-  });
+/** `count` copies of `pixels` plus N(0, σ) noise, σ = share · (max − min) of the image. */
+function noisyCopies(pixels: Float32Array, count: number, share: number, random: Random): Float32Array {
+  let low = Infinity;
+  let high = -Infinity;
+  for (const value of pixels) [low, high] = [Math.min(low, value), Math.max(high, value)];
+  const sigma = share * Math.max(high - low, 1e-3);
+  return Float32Array.from({ length: count * pixels.length }, (_, i) => pixels[i % pixels.length] + (sigma > 0 ? sigma * random.normal() : 0));
 }
 
 export const smoothGrad: Explainer = {
@@ -20,14 +20,11 @@ export const smoothGrad: Explainer = {
   defaultTarget: 'neighbour',
   async explain({ net, image, target, options, seed }) {
     const count = options.smoothGradSamples;
-    const images = noisyCopies(image, count, options.smoothGradNoise, seed);
-    const pairs = target.kind === 'similarity' ? noisyCopies(target.pair, count, options.smoothGradNoise, seed + 1) : undefined;
-    const gradients = inputGradients(net, target.kind === 'prototype' ? target : { kind: 'similarity' }, images, pairs);
-    const imageGradient = meanGradient(gradients.images);
-    const pairGradient = gradients.pairs ? meanGradient(gradients.pairs) : undefined;
-    const heatmap = gradientTimesInput(image, imageGradient);
-    const pairHeatmap = target.kind === 'similarity' && pairGradient ? gradientTimesInput(target.pair, pairGradient) : undefined;
-    tf.dispose([images, pairs ?? [], gradients.images, gradients.pairs ?? [], imageGradient, pairGradient ?? []]);
-    return { heatmap, pairHeatmap, score: targetValue(net, image, target) };
+    const random = createRandom(seed);
+    const copies = noisyCopies(image.pixels, count, options.smoothGradNoise, random);
+    const pairCopies = target.kind === 'similarity' ? noisyCopies(target.pair, count, options.smoothGradNoise, random) : undefined;
+    const explanation = await averagedGradientMaps(net, image, target, copies, pairCopies, count);
+    // The copies are noisy: the score is the clean image's.
+    return { ...explanation, score: await targetValue(net, image, target) };
   },
 };

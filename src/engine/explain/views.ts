@@ -1,37 +1,31 @@
 // The perturbed copies some methods and metrics need: colour-jittered views that keep every pixel in place,
 // random erasing masks, square patch masks, and an augmented view of an image as a similarity pair.
-import * as tf from '@tensorflow/tfjs-core';
-import { multiCrop } from '../data/augment';
+import { drawCrops } from '../data/augment';
+import { changeColours, cropAndResize } from '../data/cropPixels';
 import type { Random } from '../util/random';
+import type { Pixels } from './explainer';
 
-/** `count` colour-jittered copies [count, S, S, C] of one image [1, S, S, C]: brightness, contrast, saturation, sometimes grey. */
-export function colourViews(image: tf.Tensor4D, count: number, random: Random, strength = 0.4): tf.Tensor4D {
+/** `count` colour-jittered copies [count, S, S, C] of one image: brightness, contrast, saturation, sometimes grey. */
+export function colourViews(image: Pixels, count: number, random: Random, strength = 0.4): Float32Array {
   return colourJitter(image, count, random, strength).views;
 }
 
 /** colourViews, with each view's draws [count × 4]: brightness, contrast, saturation, grey (0 or 1). */
-export function colourJitter(image: tf.Tensor4D, count: number, random: Random, strength = 0.4): { views: tf.Tensor4D; factors: Float32Array } {
-  const channels = image.shape[3];
+export function colourJitter(image: Pixels, count: number, random: Random, strength = 0.4): { views: Float32Array; factors: Float32Array } {
   const factor = () => random.uniform(1 - strength, 1 + strength);
   const brightness = Float32Array.from({ length: count }, factor);
   const contrast = Float32Array.from({ length: count }, factor);
   const saturation = Float32Array.from({ length: count }, factor);
   const grey = Float32Array.from({ length: count }, () => (random.next() < 0.2 ? 1 : 0));
   const factors = new Float32Array(count * 4);
-  for (let view = 0; view < count; view++) factors.set([brightness[view], contrast[view], saturation[view], grey[view]], view * 4);
-  const views = tf.tidy(() => {
-    const perView = (values: Float32Array) => tf.tensor4d(values, [count, 1, 1, 1]);
-    const luma = (views: tf.Tensor) => (channels === 3 ? tf.sum(tf.mul(views, tf.tensor1d([0.299, 0.587, 0.114])), -1, true) : views);
-    let views: tf.Tensor = tf.clipByValue(tf.mul(tf.tile(image, [count, 1, 1, 1]), perView(brightness)), 0, 1);
-    const meanLuma = tf.mean(luma(views), [1, 2, 3], true);
-    views = tf.clipByValue(tf.add(tf.mul(tf.sub(views, meanLuma), perView(contrast)), meanLuma), 0, 1);
-    if (channels === 3) {
-      const greyViews = luma(views);
-      views = tf.clipByValue(tf.add(tf.mul(tf.sub(views, greyViews), perView(saturation)), greyViews), 0, 1);
-      views = tf.add(views, tf.mul(tf.sub(luma(views), views), perView(grey)));
-    }
-    return views as tf.Tensor4D;
-  });
+  const perImage = image.pixels.length;
+  const views = new Float32Array(count * perImage);
+  for (let view = 0; view < count; view++) {
+    factors.set([brightness[view], contrast[view], saturation[view], grey[view]], view * 4);
+    const copy = views.subarray(view * perImage, (view + 1) * perImage);
+    copy.set(image.pixels);
+    changeColours(copy, image.channels, { brightness: brightness[view], contrast: contrast[view], saturation: saturation[view], grey: grey[view] });
+  }
   return { views, factors };
 }
 
@@ -107,21 +101,12 @@ export function spreadOverMasks(values: Float32Array, masks: Float32Array, pixel
 }
 
 /** A SwAV-style augmented view of the image itself (random-resized crop, flip, colour jitter), the same size. */
-export function augmentedView(image: tf.Tensor4D, random: Random, cropScale: [number, number] = [0.35, 1]): tf.Tensor4D {
-  const [view] = multiCrop(
-    image,
-    {
-      globalCrops: 1,
-      globalSizePx: image.shape[1],
-      globalScale: cropScale,
-      localCrops: 0,
-      localSizePx: image.shape[1],
-      localScale: cropScale,
-      flipProbability: 0.5,
-      colorJitter: 0.5,
-      grayscaleProbability: 0.2,
-    },
-    random,
-  );
+export function augmentedView(image: Pixels, random: Random, cropScale: [number, number] = [0.35, 1]): Float32Array {
+  const options = { flipProbability: 0.5, colorJitter: 0.5, grayscaleProbability: 0.2 };
+  const draws = drawCrops(random, [1, image.sizePx, image.sizePx], cropScale, options);
+  const view = cropAndResize(image.pixels, image.sizePx, image.sizePx, image.channels, draws.boxes, image.sizePx);
+  changeColours(view, image.channels, { brightness: draws.brightness[0], contrast: draws.contrast[0], saturation: draws.saturation[0], grey: draws.grayscale[0] });
+  // Bilinear weights can overshoot 1 by a rounding error.
+  for (let i = 0; i < view.length; i++) view[i] = Math.min(1, Math.max(0, view[i]));
   return view;
 }

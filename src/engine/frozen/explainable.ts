@@ -1,15 +1,11 @@
-// An imported backbone with a trained head, as the explanation methods see it: its gradient graphs (Grad-CAM,
-// counterfactual, forward) built from the ONNX graph itself by runtime/importedGraph.ts, and, for the methods
-// that still run on tfjs, its graph converted to tfjs operations when the converter can.
-import * as tf from '@tensorflow/tfjs-core';
-import type { ExplainableModel } from '../explain/explainer';
-import { head, type SwavModel } from '../model/model';
+// An imported backbone with a trained head, as the explanation methods see it: its graphs (forward, the target's
+// gradient, the counterfactual steps, attention) built from the ONNX graph itself by runtime/importedGraph.ts.
+import type { SwavModel } from '../model/model';
 import type { BackboneInput } from '../onnx/backboneInput';
 import type { WeightMap } from '../onnx/export';
 import type { OnnxGraph } from '../onnx/graph';
 import { OnnxModelError } from '../onnx/onnxError';
-import type { TfjsBackbone } from '../onnx/tfjsBackbone';
-import { attentionGraph, counterfactualGraph, forwardGraph, gradCamGraph, importedNetwork, maskGradientGraph, type ExplainGraphs, type ImportedLayer } from '../runtime/explainGraph';
+import { attentionGraph, counterfactualGraph, forwardGraph, importedNetwork, maskGradientGraph, targetGradientGraph, type ExplainGraphs, type ImportedLayer } from '../runtime/explainGraph';
 import { DifferentiableGraph } from '../runtime/autodiff';
 import { checkOpset, emitBackbone, importedBackbone, probeBackbone, type ProbedValue } from '../runtime/importedGraph';
 
@@ -103,10 +99,11 @@ export function importedGraphs(bytes: Uint8Array, graph: OnnxGraph, input: Backb
   };
   return {
     owner: headModel,
+    kind: 'imported',
     channels: input.channels,
     prototypes: headModel.spec.prototypes,
     forward: async (dims) => forwardGraph(await network(dims.batch, dims.imageSizePx, false), dims),
-    gradCam: async (dims) => gradCamGraph(await network(dims.batch, dims.imageSizePx, true), dims),
+    targetGradient: async (settings) => targetGradientGraph(await network(settings.batch, settings.imageSizePx, true), settings),
     counterfactual: async (settings) => counterfactualGraph(await network(1, settings.imageSizePx, true), settings),
     maskGradient: async (settings) => maskGradientGraph(await network(settings.batch, settings.imageSizePx, true), settings),
     attention: async (imageSizePx) => {
@@ -135,18 +132,4 @@ export async function checkExplainable(bytes: Uint8Array, graph: OnnxGraph, inpu
   const layer = explainLayer(graph, probe, input.featureOutput);
   const builder = new DifferentiableGraph();
   emitBackbone(builder, importedBackbone(bytes, graph, input.name, input.featureOutput, probe, dims), builder.input('image', dims, true), [input.featureOutput, layer.name]);
-}
-
-/** Explanations on an imported backbone through tfjs: its last feature map, then the rest of its graph and the SwAV head. */
-export function onnxExplainable(backbone: TfjsBackbone, headModel: SwavModel, temperature: number, mapName = lastFeatureMapName(backbone.graph, backbone.input.featureOutput)): ExplainableModel {
-  return {
-    prototypes: headModel.spec.prototypes,
-    temperature,
-    featureMap: (images) => tf.tidy(() => backbone.values(images, [mapName])[0] as tf.Tensor4D),
-    outputs: (map) =>
-      tf.tidy(() => {
-        const features = backbone.featuresFrom(mapName, map);
-        return { features, scores: head(headModel, features, 'eval').scores };
-      }),
-  };
 }

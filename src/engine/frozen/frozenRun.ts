@@ -21,17 +21,15 @@ import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } f
 import type { TrainJob } from '../swav/trainer';
 import { createRandom } from '../util/random';
 import { bankCropSource, computeFeatureBank, imageSetFeatures, liveCropSource } from './cropFeatures';
-import { checkExplainable, importedGraphs, lastFeatureMapName, onnxExplainable } from './explainable';
+import { checkExplainable, importedGraphs } from './explainable';
 import { weightsOf } from '../explain/onDevice';
 import { imagenetNormalization, resolveBackboneInput, type BackboneInput } from '../onnx/backboneInput';
-import type { TfjsBackbone } from '../onnx/tfjsBackbone';
 import { parseOnnx, readOnnxFile, type OnnxGraph } from '../onnx/graph';
 import { createHeadModel, embedFeatures, trainHeadOnFeatures, type CropFeatureSource } from './headTrainer';
 import { OnnxModelError } from '../onnx/onnxError';
 import { OrtBackbone } from './ortBackbone';
 import { ranOnKind, useDevice } from '../runtime/device';
 import { frozenBackboneFileName, frozenBackbonePath, readFrozenBackbone, sha256, type BackboneRecord } from './backboneFile';
-import { convertToTfjs } from '../onnx/tfjsBackbone';
 
 /** Above this, augmented views are embedded per step instead of once into a bank held in memory. */
 const maxBankBytes = 1024 ** 3;
@@ -76,44 +74,11 @@ export async function describeWithBackbone(backbone: OrtBackbone, model: SwavMod
   return { features: l2NormalizeRows(raw, raw.length), cluster: scores.indexOf(Math.max(...scores)) };
 }
 
-/**
- * The run's backbone with its head, for the explanation methods: gradient graphs built from the ONNX graph for
- * Grad-CAM, counterfactuals and occlusion (onnxruntime), and the graph converted to tfjs, on first use, for the
- * methods that run on tfjs (where the converter cannot, they say why). dispose() frees the tfjs weights.
- */
-export async function frozenExplainable(runDir: string, record: BackboneRecord, model: SwavModel, temperature: number): Promise<ExplainableModel & { dispose(): void }> {
+/** The run's backbone with its head, for the explanation methods: its graphs, built from the ONNX graph. */
+export async function frozenExplainable(runDir: string, record: BackboneRecord, model: SwavModel, temperature: number): Promise<ExplainableModel> {
   const { bytes, graph } = await readFrozenBackbone(runDir, record);
   const input = resolveBackboneInput(graph, backboneOptions(record));
-  let converted: { net: ExplainableModel; backbone: TfjsBackbone } | OnnxModelError | undefined;
-  const onTfjs = (): ExplainableModel => {
-    if (!converted) {
-      try {
-        const mapName = lastFeatureMapName(graph, record.featureOutput);
-        const backbone = convertToTfjs(graph, { ...backboneOptions(record), outputs: [mapName] });
-        converted = { net: onnxExplainable(backbone, model, temperature, mapName), backbone };
-      } catch (error) {
-        if (!(error instanceof OnnxModelError)) throw error;
-        converted = new OnnxModelError(
-          'unsupported',
-          graph.file,
-          `This explanation method runs on tfjs, which cannot run ${graph.file}: ${error.message} Grad-CAM, counterfactual and conditional occlusion run on it (through onnxruntime).`,
-          error.where,
-        );
-      }
-    }
-    if (converted instanceof OnnxModelError) throw converted;
-    return converted.net;
-  };
-  return {
-    prototypes: model.spec.prototypes,
-    temperature,
-    graphs: importedGraphs(bytes, graph, input, model, () => weightsOf(model)),
-    featureMap: (images) => onTfjs().featureMap(images),
-    outputs: (map) => onTfjs().outputs(map),
-    dispose: () => {
-      if (converted && !(converted instanceof OnnxModelError)) converted.backbone.dispose();
-    },
-  };
+  return { prototypes: model.spec.prototypes, temperature, graphs: importedGraphs(bytes, graph, input, model, () => weightsOf(model)) };
 }
 
 /** Trains the SwAV head on a frozen ONNX backbone's features and leaves a run folder behind, as the trainer does. */

@@ -29,8 +29,12 @@ export const explainGraphNames = {
   probabilities: 'probabilities',
   /** [N]: the mask counterfactual's classification term per image (maskGradientGraph). */
   loss: 'loss',
-  /** [N, S, S, C]: that term's gradient at the images. */
+  /** [N, S, S, C]: that term's (or the target's) gradient at the images. */
   imageGradient: 'image_gradient',
+  /** [N, F]: the features each image's cosine is taken with (similarity targets). */
+  reference: 'reference',
+  /** [N]: each image's target, a prototype score or a cosine. */
+  value: 'value',
   next: (input: string) => `${input}.next`,
   /** Layer `index`'s attention [N, heads, T, T] (an imported transformer's Softmax outputs, in graph order). */
   attention: (index: number) => `attention_${index}`,
@@ -132,10 +136,13 @@ export function importedNetwork(backbone: ImportedBackbone, weights: WeightMap, 
 /** Builds one network's explanation graphs; the sessions opened on them are kept for `owner`. */
 export interface ExplainGraphs {
   owner: object;
+  /** The engine's own network, or an imported backbone (whose images cost as much one by one as batched on a CPU). */
+  kind: 'own' | 'imported';
   channels: number;
   prototypes: number;
   forward(dims: { batch: number; imageSizePx: number }): Promise<Uint8Array>;
-  gradCam(dims: { batch: number; imageSizePx: number }): Promise<Uint8Array>;
+  /** targetGradientGraph for this network. */
+  targetGradient(settings: TargetGradientSettings): Promise<Uint8Array>;
   counterfactual(settings: CounterfactualSettings): Promise<Uint8Array>;
   /** maskGradientGraph for this network. */
   maskGradient(settings: MaskGradientSettings): Promise<Uint8Array>;
@@ -197,37 +204,57 @@ export function forwardGraph(network: ExplainNetwork, { batch, imageSizePx }: { 
   return encode(graph, 'cluster_lens_forward');
 }
 
-/**
- * Grad-CAM for a batch of `batch` images [N, S, S, C] in [0, 1] and a one-hot target [N, K]: the scores, the
- * feature map A and ∂y/∂A for y = Σ_n score(n, target_n), and the heatmap [N, S, S] of gradCam.ts:
- * ReLU(Σ_c mean_ij(∂y/∂A_c) · A_c), bilinearly upsampled (half-pixel centres), rescaled to [0, 1] per image.
- */
-export function buildGradCamGraph(spec: ModelSpec, weights: WeightMap, dims: { batch: number; imageSizePx: number }): Uint8Array {
-  return gradCamGraph(ownNetwork(spec, weights), dims);
+export interface TargetGradientSettings {
+  batch: number;
+  imageSizePx: number;
+  /** A prototype's score (input `target`, one-hot [N, K]), or the cosine of the features with `reference` [N, F]. */
+  target: 'prototype' | 'similarity';
+  /** Where the gradient is taken: the explanation layer (CAMs) or the input pixels (gradient methods). */
+  wrt: 'layer' | 'image';
 }
 
-/** buildGradCamGraph for any network: its layer, as a map, in place of the last feature map. */
-export function gradCamGraph(network: ExplainNetwork, { batch, imageSizePx }: { batch: number; imageSizePx: number }): Uint8Array {
+/**
+ * The target y_n of each of `batch` images [N, S, S, C] in [0, 1], and its gradient: y_n = Σ_k target_nk · s_nk
+ * (a prototype's score), or y_n = cos(f_n, r_n) with reference features r_n held fixed (a similarity; the pair
+ * gets its own row, with the image's features as its reference). Outputs `value` [N], the scores and features,
+ * and either the layer as a map [N, C, h, w] with ∂y/∂layer, or ∂y/∂images [N, S, S, C].
+ */
+export function targetGradientGraph(network: ExplainNetwork, { batch, imageSizePx, target, wrt }: TargetGradientSettings): Uint8Array {
   const graph = new DifferentiableGraph();
-  const images = graph.input(names.images, [batch, imageSizePx, imageSizePx, network.channels], false);
-  const target = graph.input(names.target, [batch, network.prototypes], false);
-  const { layer, toMap, scores } = network.emit(graph, images, true);
-  graph.backward([[scores, target]]);
-  const featureMap = toMap(layer);
-  const gradient = toMap(graph.gradient(layer));
-  const [n, c, h, w] = graph.shape(featureMap);
-  const channelWeights = graph.op('ReduceMean', [gradient], [n, c, 1, 1], { axes: [2, 3], keepdims: 1 });
-  const cam = graph.op('Relu', [graph.op('ReduceSum', [graph.op('Mul', [channelWeights, featureMap], [n, c, h, w]), graph.ints([1])], [n, 1, h, w], { keepdims: 1 })], [n, 1, h, w]);
-  const square = [n, imageSizePx, imageSizePx];
-  const upsampled = graph.op('Reshape', [graph.op('Resize', [cam, '', '', graph.ints([n, 1, imageSizePx, imageSizePx])], [n, 1, imageSizePx, imageSizePx], { mode: 'linear', coordinate_transformation_mode: 'half_pixel' }), graph.ints(square)], square);
-  // (m − min) / max(max − min, 1e-12) per image, as normalizeMaps
-  const low = graph.op('ReduceMin', [upsampled], [n, 1, 1], { axes: [1, 2], keepdims: 1 });
-  const range = graph.op('Max', [graph.op('Sub', [graph.op('ReduceMax', [upsampled], [n, 1, 1], { axes: [1, 2], keepdims: 1 }), low], [n, 1, 1]), graph.scalar(1e-12)], [n, 1, 1]);
-  graph.output(graph.op('Div', [graph.op('Sub', [upsampled, low], square), range], square), names.heatmap);
+  const images = graph.input(names.images, [batch, imageSizePx, imageSizePx, network.channels], wrt === 'image');
+  const { layer, toMap, features, scores } = network.emit(graph, images, wrt === 'layer');
+  const column = [batch, 1];
+  let value: string;
+  if (target === 'prototype') {
+    const oneHot = graph.input(names.target, [batch, network.prototypes], false);
+    value = graph.op('ReduceSum', [graph.op('Mul', [scores, oneHot], [batch, network.prototypes]), graph.ints([1])], column, { keepdims: 1 });
+    graph.backward([[scores, oneHot]]);
+  } else {
+    const width = graph.shape(features);
+    const reference = graph.input(names.reference, width, false);
+    // cos = f·r / max(|f||r|, 1e-12), as cosineRows; ∂cos/∂f = r / max(|f||r|, 1e-12) − cos · f / |f|²
+    const sumOver = (x: string) => graph.op('ReduceSum', [x, graph.ints([1])], column, { keepdims: 1 });
+    const squaredNorm = (x: string) => graph.op('ReduceSumSquare', [x], column, { axes: [1], keepdims: 1 });
+    const featureNorm2 = squaredNorm(features);
+    const denominator = graph.op('Max', [graph.op('Sqrt', [graph.op('Mul', [featureNorm2, squaredNorm(reference)], column)], column), graph.scalar(1e-12)], column);
+    value = graph.op('Div', [sumOver(graph.op('Mul', [features, reference], width)), denominator], column);
+    const seed = graph.op(
+      'Sub',
+      [graph.op('Div', [reference, denominator], width), graph.op('Mul', [value, graph.op('Div', [features, graph.op('Max', [featureNorm2, graph.scalar(1e-24)], column)], width)], width)],
+      width,
+    );
+    graph.backward([[features, seed]]);
+  }
+  graph.output(graph.op('Reshape', [value, graph.ints([batch])], [batch]), names.value);
   graph.output(scores, names.scores);
-  graph.output(featureMap, names.featureMap);
-  graph.output(gradient, names.featureGradient);
-  return encode(graph, 'cluster_lens_gradcam');
+  graph.output(features, names.features);
+  if (wrt === 'layer') {
+    graph.output(toMap(layer), names.featureMap);
+    graph.output(toMap(graph.gradient(layer)), names.featureGradient);
+  } else {
+    graph.output(graph.gradient(images), names.imageGradient);
+  }
+  return encode(graph, `cluster_lens_${target}_gradient`);
 }
 
 export interface CounterfactualSettings {

@@ -1,29 +1,31 @@
 // CGC consistency ("Consistent Explanations by Contrastive Learning", Pillai et al. 2022): the map of a
 // transformed image should be the transformed map. Scored by their cosine, and by CGC's contrastive loss,
 // where each image's transformed map must pick out its own map among the other images' maps.
-import * as tf from '@tensorflow/tfjs-core';
+import { cropAndResize } from '../../data/cropPixels';
 import type { Random } from '../../util/random';
 
 export interface SpatialTransform {
   name: string;
-  /** Transforms images or maps [N, S, S, C] alike. */
-  apply(images: tf.Tensor4D): tf.Tensor4D;
+  /** Transforms an image or a map [S, S, C] alike. */
+  apply(pixels: Float32Array, sizePx: number, channels: number): Float32Array;
 }
 
-export const horizontalFlip: SpatialTransform = { name: 'flip', apply: (images) => tf.reverse(images, 2) };
+export const horizontalFlip: SpatialTransform = {
+  name: 'flip',
+  apply: (pixels, sizePx, channels) => {
+    const out = new Float32Array(pixels.length);
+    for (let y = 0; y < sizePx; y++) {
+      for (let x = 0; x < sizePx; x++) {
+        for (let c = 0; c < channels; c++) out[(y * sizePx + x) * channels + c] = pixels[(y * sizePx + sizePx - 1 - x) * channels + c];
+      }
+    }
+    return out;
+  },
+};
 
 /** Crops the box [y1, x1, y2, x2] (in [0, 1]) and resizes it back to the full size. */
 export function cropTransform(box: [number, number, number, number]): SpatialTransform {
-  return {
-    name: 'crop',
-    apply: (images) =>
-      tf.tidy(() => {
-        const count = images.shape[0];
-        const boxes = tf.tensor2d(Array.from({ length: count }, () => box), [count, 4]);
-        const indices = tf.tensor1d(Array.from({ length: count }, (_, i) => i), 'int32');
-        return tf.image.cropAndResize(images, boxes, indices, [images.shape[1], images.shape[2]], 'bilinear');
-      }),
-  };
+  return { name: 'crop', apply: (pixels, sizePx, channels) => cropAndResize(pixels, sizePx, sizePx, channels, box, sizePx) };
 }
 
 /** A flip, and a random crop of 60–85 % of the side. */
@@ -36,11 +38,7 @@ export function consistencyTransforms(random: Random): SpatialTransform[] {
 
 /** T(h) for an S × S map. */
 export function transformMap(map: Float32Array, transform: SpatialTransform): Float32Array {
-  const sizePx = Math.round(Math.sqrt(map.length));
-  const transformed = tf.tidy(() => transform.apply(tf.tensor4d(map, [1, sizePx, sizePx, 1])));
-  const values = transformed.dataSync() as Float32Array;
-  transformed.dispose();
-  return values;
+  return transform.apply(map, Math.round(Math.sqrt(map.length)), 1);
 }
 
 export function cosine(a: Float32Array, b: Float32Array): number {

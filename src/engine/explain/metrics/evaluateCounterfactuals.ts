@@ -2,14 +2,13 @@
 // every counterfactual method (validity, changed pixels, L1, time), and the explain panel's Grad-CAM scored on
 // the assigned cluster by deletion and insertion against a random map, image by image.
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { ExplainMethod, ExplainOptions } from '../../../protocol/options';
 import type { ClusterMapFaithfulness, CounterfactualScores, EvaluateCounterfactualsRequest, EvaluateCounterfactualsResult } from '../../../protocol/engine';
 import { EngineError } from '../../errors';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../../jobContext';
 import { ranOnKind } from '../../runtime/device';
 import { createRandom } from '../../util/random';
-import type { ExplainableModel, Explainer } from '../explainer';
+import type { ExplainableModel, Explainer, Pixels } from '../explainer';
 import { explainerFor, explainers } from '../methods';
 import { resolveExplainOptions } from '../options';
 import { randomMap } from '../randomMap';
@@ -69,89 +68,79 @@ export async function evaluateCounterfactuals(job: EvaluateCounterfactualsJob, c
   const options = resolveExplainOptions(job.options);
   const seed = job.seed ?? 0;
   const run = await openRun(job.runDir, context);
-  try {
-    const records = run.index.header.records;
-    const positions = createRandom(seed).shuffle(records.map((_, position) => position)).slice(0, Math.min(job.images, records.length));
-    const scorer = await scorerFor(run.net, run.imageSizePx, run.channels, options.batchSize, context.log);
-    const perMethod = new Map<ExplainMethod, MethodRecord>(methods.map((explainer) => [explainer.method, { valid: [], changed: [], l1: [], durationMs: [], regions: [] }]));
-    const faithfulness = new Map<Removal, MapAreas>(removals.map((removal) => [removal, { gradCam: [], random: [], gradCamInsertion: [], randomInsertion: [] }]));
-    const steps = methods.length + 1;
-    for (const [done, position] of positions.entries()) {
-      const image = await loadImage(run, path.join(run.index.header.imagesDir, records[position].path));
-      try {
-        // On onnxruntime for a frozen import (tfjs cannot run a ViT's graph), on tfjs for the engine's own network.
-        const summary = await describeImage(run.net, image);
-        const target = nearestOtherCluster(run, summary.probabilities, summary.cluster);
-        for (const [methodIndex, explainer] of methods.entries()) {
-          throwIfCancelled(context.signal);
-          context.progress({ phase: 'evaluate', fraction: (done * steps + methodIndex) / (positions.length * steps), message: `Image ${done + 1}/${positions.length}: ${explainer.method} toward cluster ${target}` });
-          const explanation = await explainer.explain({
-            net: run.net,
-            image,
-            target: { kind: 'prototype', prototype: target },
-            options,
-            seed: seed + position,
-            signal: context.signal,
-            log: context.log,
-            donors: (cluster, count) => clusterDonors(run, summary.features, cluster, count, position),
-          });
-          const outcome = explanation.counterfactual!;
-          const record = perMethod.get(explainer.method)!;
-          record.valid.push(outcome.valid);
-          record.changed.push(outcome.changedPixelShare);
-          record.l1.push(outcome.l1Distance);
-          record.durationMs.push(outcome.durationMs);
-          if (outcome.regions) record.regions.push(outcome.regions.length);
-          await yieldToEventLoop();
-        }
-        throwIfCancelled(context.signal);
-        context.progress({ phase: 'evaluate', fraction: (done * steps + methods.length) / (positions.length * steps), message: `Image ${done + 1}/${positions.length}: Grad-CAM deletion and insertion` });
-        await scoreGradCam(run.net, image, summary.cluster, seed + position, scorer, options, faithfulness);
-      } finally {
-        image.dispose();
-      }
-    }
-    const rows: CounterfactualScores[] = methods.map((explainer) => {
+  const records = run.index.header.records;
+  const positions = createRandom(seed).shuffle(records.map((_, position) => position)).slice(0, Math.min(job.images, records.length));
+  const scorer = await scorerFor(run.net, run.imageSizePx, run.channels);
+  const perMethod = new Map<ExplainMethod, MethodRecord>(methods.map((explainer) => [explainer.method, { valid: [], changed: [], l1: [], durationMs: [], regions: [] }]));
+  const faithfulness = new Map<Removal, MapAreas>(removals.map((removal) => [removal, { gradCam: [], random: [], gradCamInsertion: [], randomInsertion: [] }]));
+  const steps = methods.length + 1;
+  for (const [done, position] of positions.entries()) {
+    const image = await loadImage(run, path.join(run.index.header.imagesDir, records[position].path));
+    const summary = await describeImage(run.net, image);
+    const target = nearestOtherCluster(run, summary.probabilities, summary.cluster);
+    for (const [methodIndex, explainer] of methods.entries()) {
+      throwIfCancelled(context.signal);
+      context.progress({ phase: 'evaluate', fraction: (done * steps + methodIndex) / (positions.length * steps), message: `Image ${done + 1}/${positions.length}: ${explainer.method} toward cluster ${target}` });
+      const explanation = await explainer.explain({
+        net: run.net,
+        image,
+        target: { kind: 'prototype', prototype: target },
+        options,
+        seed: seed + position,
+        signal: context.signal,
+        log: context.log,
+        donors: (cluster, count) => clusterDonors(run, summary.features, cluster, count, position),
+      });
+      const outcome = explanation.counterfactual!;
       const record = perMethod.get(explainer.method)!;
-      return {
-        method: explainer.method,
-        validity: record.valid.filter(Boolean).length / Math.max(1, record.valid.length),
-        medianChangedPixelShare: quantile(record.changed, 0.5),
-        p90ChangedPixelShare: quantile(record.changed, 0.9),
-        medianL1Distance: quantile(record.l1, 0.5),
-        medianDurationMs: quantile(record.durationMs, 0.5),
-        medianRegions: record.regions.length > 0 ? quantile(record.regions, 0.5) : undefined,
-      };
-    });
-    const gradCam: ClusterMapFaithfulness[] = removals.map((removal) => {
-      const areas = faithfulness.get(removal)!;
-      const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
-      const share = (wins: boolean[]) => wins.filter(Boolean).length / Math.max(1, wins.length);
-      return {
-        removal,
-        gradCamDeletion: mean(areas.gradCam),
-        randomDeletion: mean(areas.random),
-        gradCamInsertion: mean(areas.gradCamInsertion),
-        randomInsertion: mean(areas.randomInsertion),
-        deletionBelowRandom: share(areas.gradCam.map((area, i) => area < areas.random[i])),
-        insertionAboveRandom: share(areas.gradCamInsertion.map((area, i) => area > areas.randomInsertion[i])),
-      };
-    });
-    context.progress({ phase: 'evaluate', fraction: 1, message: `Evaluated ${methods.length} counterfactual methods on ${positions.length} images` });
-    return { ...ranOnKind(scorer.device), kind: 'evaluate-counterfactuals', backend: run.backend, runDir: run.runDir, images: positions.length, rows, gradCam, durationMs: Date.now() - startedAt };
-  } finally {
-    run.dispose();
+      record.valid.push(outcome.valid);
+      record.changed.push(outcome.changedPixelShare);
+      record.l1.push(outcome.l1Distance);
+      record.durationMs.push(outcome.durationMs);
+      if (outcome.regions) record.regions.push(outcome.regions.length);
+      await yieldToEventLoop();
+    }
+    throwIfCancelled(context.signal);
+    context.progress({ phase: 'evaluate', fraction: (done * steps + methods.length) / (positions.length * steps), message: `Image ${done + 1}/${positions.length}: Grad-CAM deletion and insertion` });
+    await scoreGradCam(run.net, image, summary.cluster, seed + position, scorer, options, faithfulness);
   }
+  const rows: CounterfactualScores[] = methods.map((explainer) => {
+    const record = perMethod.get(explainer.method)!;
+    return {
+      method: explainer.method,
+      validity: record.valid.filter(Boolean).length / Math.max(1, record.valid.length),
+      medianChangedPixelShare: quantile(record.changed, 0.5),
+      p90ChangedPixelShare: quantile(record.changed, 0.9),
+      medianL1Distance: quantile(record.l1, 0.5),
+      medianDurationMs: quantile(record.durationMs, 0.5),
+      medianRegions: record.regions.length > 0 ? quantile(record.regions, 0.5) : undefined,
+    };
+  });
+  const gradCam: ClusterMapFaithfulness[] = removals.map((removal) => {
+    const areas = faithfulness.get(removal)!;
+    const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
+    const share = (wins: boolean[]) => wins.filter(Boolean).length / Math.max(1, wins.length);
+    return {
+      removal,
+      gradCamDeletion: mean(areas.gradCam),
+      randomDeletion: mean(areas.random),
+      gradCamInsertion: mean(areas.gradCamInsertion),
+      randomInsertion: mean(areas.randomInsertion),
+      deletionBelowRandom: share(areas.gradCam.map((area, i) => area < areas.random[i])),
+      insertionAboveRandom: share(areas.gradCamInsertion.map((area, i) => area > areas.randomInsertion[i])),
+    };
+  });
+  context.progress({ phase: 'evaluate', fraction: 1, message: `Evaluated ${methods.length} counterfactual methods on ${positions.length} images` });
+  return { ...ranOnKind(scorer.device), kind: 'evaluate-counterfactuals', backend: run.backend, runDir: run.runDir, images: positions.length, rows, gradCam, durationMs: Date.now() - startedAt };
 }
 
 /**
  * Grad-CAM's and a random map's deletion and insertion areas on the assigned cluster, for each way of removing
- * pixels: every stage of the image's curves scored in one batched call (the forward graph on onnxruntime for the
- * engine's own network and for a frozen import, whose graph tfjs may not run).
+ * pixels: every stage of the image's curves scored in one batched call of the forward graph.
  */
 async function scoreGradCam(
   net: ExplainableModel,
-  image: tf.Tensor4D,
+  image: Pixels,
   cluster: number,
   seed: number,
   scorer: ClusterScorer,
@@ -161,14 +150,10 @@ async function scoreGradCam(
   const target = { kind: 'prototype' as const, prototype: cluster };
   const maps = {
     gradCam: (await explainers.gradcam.explain({ net, image, target, options, seed })).heatmap,
-    // The random baseline's map without its score: that score is a tfjs forward pass a ViT import cannot run.
     random: randomMap(image, seed),
   };
-  const [, sizePx, , channels] = image.shape;
-  const pixels = image.dataSync() as Float32Array;
-  const blurredTensor = gaussianBlur(image, insertionBlurSigma(sizePx));
-  const blurred = blurredTensor.dataSync() as Float32Array;
-  blurredTensor.dispose();
+  const { sizePx, channels, pixels } = image;
+  const blurred = gaussianBlur(pixels, sizePx, channels, insertionBlurSigma(sizePx));
   const curves: { removal: Removal; name: 'gradCam' | 'random'; kind: 'deletion' | 'insertion'; stages: Float32Array }[] = [];
   for (const removal of removals) {
     for (const [name, heatmap] of Object.entries(maps) as ['gradCam' | 'random', Float32Array][]) {

@@ -2,17 +2,17 @@
 // similarity of N images of a run with their pairs, and each map is scored for faithfulness (insertion and
 // deletion, average drop and increase), stability (max-sensitivity) and consistency (CGC).
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { ExplainMethod, ExplainOptions, ExplanationScores } from '../../../protocol/options';
 import type { EvaluateExplanationsRequest, EvaluateExplanationsResult } from '../../../protocol/engine';
 import { EngineError } from '../../errors';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../../jobContext';
 import { createRandom } from '../../util/random';
-import type { Explainer } from '../explainer';
+import type { Explainer, ExplainableModel, Pixels } from '../explainer';
 import { explainerFor, explainers } from '../methods';
 import { resolveExplainOptions } from '../options';
 import { loadImage, nearestImages, openRun, type ExplainableRun } from '../run';
-import { pairedSimilarities } from '../target';
+import { scoreImagesOnDevice } from '../onDevice';
+import { cosineRows } from '../target';
 import { augmentedView } from '../views';
 import { averageDropIncrease } from './averageDrop';
 import { consistencyTransforms, contrastiveConsistencyLoss, cosine, transformMap } from './consistency';
@@ -43,12 +43,24 @@ export function evaluationMethods(methods: unknown): Explainer[] {
   return [...chosen, explainers.random];
 }
 
-async function pairFor(run: ExplainableRun, image: tf.Tensor4D, position: number, pair: 'neighbour' | 'augmented', seed: number): Promise<tf.Tensor4D> {
-  if (pair === 'augmented') return tf.tidy(() => augmentedView(image, createRandom(seed), run.cropScale));
+/** cos(f(images_i), f(pairs_i)) per row of stacked images; `pairs` may be one image, compared with every row. */
+export function pairedSimilarities(net: ExplainableModel, sizePx: number, batchSize: number): PairScorer {
+  return async (images, pairs) => {
+    const perImage = sizePx * sizePx * net.graphs.channels;
+    const count = images.length / perImage;
+    const batch = Math.max(1, Math.min(batchSize, count));
+    const { features } = await scoreImagesOnDevice(net, images, count, sizePx, batch);
+    const pairFeatures = (await scoreImagesOnDevice(net, pairs, pairs.length / perImage, sizePx, pairs.length === perImage ? 1 : batch)).features;
+    return cosineRows(features, pairFeatures, count);
+  };
+}
+
+async function pairFor(run: ExplainableRun, image: Pixels, position: number, pair: 'neighbour' | 'augmented', seed: number): Promise<Float32Array> {
+  if (pair === 'augmented') return augmentedView(image, createRandom(seed), run.cropScale);
   const { dims, data } = run.index.features;
   const [nearest] = nearestImages(run, data.subarray(position * dims, (position + 1) * dims), 1, position);
   if (!nearest) throw new EngineError('BAD_REQUEST', 'The run has a single image, so there is no neighbour to pair it with. Use --pair augmented.');
-  return loadImage(run, path.join(run.index.header.imagesDir, nearest.path));
+  return (await loadImage(run, path.join(run.index.header.imagesDir, nearest.path))).pixels;
 }
 
 export async function evaluateExplanations(job: EvaluateExplanationsJob, context: JobContext): Promise<EvaluateExplanationsResult> {
@@ -60,11 +72,7 @@ export async function evaluateExplanations(job: EvaluateExplanationsJob, context
   const options = resolveExplainOptions(job.options);
   const seed = job.seed ?? 0;
   const run = await openRun(job.runDir, context);
-  try {
-    return await evaluateOnRun(run, methods, job.images, pairKind, options, seed, context, startedAt);
-  } finally {
-    run.dispose();
-  }
+  return evaluateOnRun(run, methods, job.images, pairKind, options, seed, context, startedAt);
 }
 
 async function evaluateOnRun(
@@ -80,7 +88,7 @@ async function evaluateOnRun(
   const random = createRandom(seed);
   const records = run.index.header.records;
   const positions = random.shuffle(records.map((_, position) => position)).slice(0, Math.min(images, records.length));
-  const score: PairScorer = (images, pairs) => pairedSimilarities(run.net, images, pairs, options.batchSize);
+  const score = pairedSimilarities(run.net, run.imageSizePx, options.batchSize);
 
   const sums = new Map<ExplainMethod, Sums>();
   const consistencyPairs = new Map<ExplainMethod, Map<string, { queries: Float32Array[]; keys: Float32Array[] }>>();
@@ -95,54 +103,46 @@ async function evaluateOnRun(
 
   for (const [done, position] of positions.entries()) {
     const image = await loadImage(run, path.join(run.index.header.imagesDir, records[position].path));
-    const pair = await pairFor(run, image, position, pairKind, seed + position).catch((error) => {
-      image.dispose();
-      throw error;
-    });
+    const pair = await pairFor(run, image, position, pairKind, seed + position);
     const transforms = consistencyTransforms(createRandom(seed + position));
-    try {
-      for (const [methodIndex, explainer] of methods.entries()) {
-        throwIfCancelled(context.signal);
-        context.progress({
-          phase: 'explain',
-          fraction: (done * methods.length + methodIndex) / (positions.length * methods.length),
-          message: `Image ${done + 1}/${positions.length}: ${explainer.method}`,
-        });
-        const mapsOf = (x: tf.Tensor4D, y: tf.Tensor4D) => explainer.explain({ net: run.net, image: x, target: { kind: 'similarity', pair: y }, options, seed: seed + position, signal: context.signal });
-        const explainStartedAt = performance.now();
-        const explanation = await mapsOf(image, pair);
-        const durationMs = performance.now() - explainStartedAt;
-        const pairHeatmap = explanation.pairHeatmap!;
-        const curves = insertionDeletion(score, image, pair, explanation.heatmap, pairHeatmap, curveSteps);
-        const drops = averageDropIncrease(score, image, pair, explanation.heatmap, pairHeatmap);
-        const sensitivity = await maxSensitivity(mapsOf, image, pair, explanation, sensitivitySamples, sensitivityRadius, createRandom(seed + position));
-        let consistency = 0;
-        for (const transform of transforms) {
-          const transformed = transform.apply(image);
-          const mapOfTransformed = await mapsOf(transformed, pair).finally(() => transformed.dispose());
-          const transformedMap = transformMap(explanation.heatmap, transform);
-          consistency += cosine(transformedMap, mapOfTransformed.heatmap) / transforms.length;
-          const perTransform = consistencyPairs.get(explainer.method)!;
-          if (!perTransform.has(transform.name)) perTransform.set(transform.name, { queries: [], keys: [] });
-          perTransform.get(transform.name)!.queries.push(transformedMap);
-          perTransform.get(transform.name)!.keys.push(mapOfTransformed.heatmap);
-        }
-        const sum = sums.get(explainer.method)!;
-        sum.simultaneousInsertion += curves.simultaneousInsertion;
-        sum.simultaneousDeletion += curves.simultaneousDeletion;
-        sum.conditionalInsertion += curves.conditionalInsertion;
-        sum.conditionalDeletion += curves.conditionalDeletion;
-        sum.simultaneousAverageDrop += drops.simultaneousDrop;
-        sum.simultaneousIncrease += drops.simultaneousIncrease;
-        sum.conditionalAverageDrop += drops.conditionalDrop;
-        sum.conditionalIncrease += drops.conditionalIncrease;
-        sum.maxSensitivity += sensitivity;
-        sum.consistencyCosine += consistency;
-        sum.durationMsPerImage += durationMs;
-        await yieldToEventLoop();
+    for (const [methodIndex, explainer] of methods.entries()) {
+      throwIfCancelled(context.signal);
+      context.progress({
+        phase: 'explain',
+        fraction: (done * methods.length + methodIndex) / (positions.length * methods.length),
+        message: `Image ${done + 1}/${positions.length}: ${explainer.method}`,
+      });
+      const mapsOf = (x: Float32Array, y: Float32Array) => explainer.explain({ net: run.net, image: { ...image, pixels: x }, target: { kind: 'similarity', pair: y }, options, seed: seed + position, signal: context.signal });
+      const explainStartedAt = performance.now();
+      const explanation = await mapsOf(image.pixels, pair);
+      const durationMs = performance.now() - explainStartedAt;
+      const pairHeatmap = explanation.pairHeatmap!;
+      const curves = await insertionDeletion(score, image, pair, explanation.heatmap, pairHeatmap, curveSteps);
+      const drops = await averageDropIncrease(score, image.pixels, pair, explanation.heatmap, pairHeatmap);
+      const sensitivity = await maxSensitivity(mapsOf, image.pixels, pair, explanation, sensitivitySamples, sensitivityRadius, createRandom(seed + position));
+      let consistency = 0;
+      for (const transform of transforms) {
+        const mapOfTransformed = await mapsOf(transform.apply(image.pixels, image.sizePx, image.channels), pair);
+        const transformedMap = transformMap(explanation.heatmap, transform);
+        consistency += cosine(transformedMap, mapOfTransformed.heatmap) / transforms.length;
+        const perTransform = consistencyPairs.get(explainer.method)!;
+        if (!perTransform.has(transform.name)) perTransform.set(transform.name, { queries: [], keys: [] });
+        perTransform.get(transform.name)!.queries.push(transformedMap);
+        perTransform.get(transform.name)!.keys.push(mapOfTransformed.heatmap);
       }
-    } finally {
-      tf.dispose([image, pair]);
+      const sum = sums.get(explainer.method)!;
+      sum.simultaneousInsertion += curves.simultaneousInsertion;
+      sum.simultaneousDeletion += curves.simultaneousDeletion;
+      sum.conditionalInsertion += curves.conditionalInsertion;
+      sum.conditionalDeletion += curves.conditionalDeletion;
+      sum.simultaneousAverageDrop += drops.simultaneousDrop;
+      sum.simultaneousIncrease += drops.simultaneousIncrease;
+      sum.conditionalAverageDrop += drops.conditionalDrop;
+      sum.conditionalIncrease += drops.conditionalIncrease;
+      sum.maxSensitivity += sensitivity;
+      sum.consistencyCosine += consistency;
+      sum.durationMsPerImage += durationMs;
+      await yieldToEventLoop();
     }
   }
 
