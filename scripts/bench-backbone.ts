@@ -19,8 +19,8 @@ import { bankViews } from '../src/engine/frozen/frozenRun';
 import { importedGraphs } from '../src/engine/frozen/explainable';
 import { createHeadModel } from '../src/engine/frozen/headTrainer';
 import { OrtBackbone } from '../src/engine/frozen/ortBackbone';
-import { counterfactualOnDevice } from '../src/engine/explain/ortCounterfactual';
-import { gradCamOnDevice } from '../src/engine/explain/ortGradCam';
+import { counterfactual as pixelCounterfactual } from '../src/engine/explain/counterfactual';
+import { explainers } from '../src/engine/explain/methods';
 import { weightsOf } from '../src/engine/explain/onDevice';
 import { resolveExplainOptions } from '../src/engine/explain/options';
 import { disposeModel } from '../src/engine/model/model';
@@ -106,10 +106,12 @@ async function main(): Promise<void> {
     for (let i = 0; i < repeats; i++) await run();
     return { firstMs, ms: (performance.now() - startedAt) / repeats };
   };
-  const gradCam = await timed(3, () => gradCamOnDevice(graphs, image, sizePx, 1, 'cpu'));
   const steps = 5;
   const explainOptions = resolveExplainOptions({ counterfactualSteps: steps, counterfactualMargin: 1 });
-  const counterfactual = await timed(1, () => counterfactualOnDevice(graphs, image, sizePx, 0.1, 2, explainOptions, undefined, 'cpu'));
+  // Grad-CAM opens its session on the current device, the CPU unless something chose another.
+  const net = { graphs, prototypes: graphs.prototypes, temperature: 0.1 };
+  const gradCam = await timed(3, () => explainers.gradcam.explain({ net, image: { pixels: image, sizePx, channels: 3 }, target: { kind: 'prototype', prototype: 1 }, options: explainOptions, seed: 0 }));
+  const counterfactual = await timed(1, () => pixelCounterfactual(graphs, image, sizePx, 0.1, 2, explainOptions, undefined, 'cpu'));
   disposeModel(head);
   await backbone.dispose();
 

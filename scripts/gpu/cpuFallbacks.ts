@@ -11,7 +11,7 @@ import { resolveTrainOptions } from '../../src/engine/config';
 import { createModel, trainableVariables, type ModelSpec } from '../../src/engine/model/model';
 import { buildOnnxModel, type WeightMap } from '../../src/engine/onnx/export';
 import { buildTrainingGraph } from '../../src/engine/runtime/trainingGraph';
-import { buildCounterfactualGraph, buildGradCamGraph } from '../../src/engine/runtime/explainGraph';
+import { buildCounterfactualGraph, ownNetwork, targetGradientGraph } from '../../src/engine/runtime/explainGraph';
 import { createRandom } from '../../src/engine/util/random';
 import { readFileSync } from 'node:fs';
 import { importedGraphs } from '../../src/engine/frozen/explainable';
@@ -33,7 +33,7 @@ async function importedGraphsFor(file: string, imageSizePx: number): Promise<{ n
   const graphs = importedGraphs(bytes, graph, input, head, () => weightsOf(head));
   const settings = { imageSizePx, temperature: 0.1, mseWeight: 10, tvWeight: 0.5, l2Weight: 0.01, learningRate: 0.05, beta1: 0.9, beta2: 0.999, adamEpsilon: 1e-8 };
   return [
-    { name: `${file}: Grad-CAM`, bytes: await graphs.gradCam({ batch: 1, imageSizePx }) },
+    { name: `${file}: Grad-CAM (prototype gradient at the layer)`, bytes: await graphs.targetGradient({ batch: 1, imageSizePx, target: 'prototype', wrt: 'layer' }) },
     { name: `${file}: counterfactual step`, bytes: await graphs.counterfactual(settings) },
     { name: `${file}: forward (scorer)`, bytes: await graphs.forward({ batch: 16, imageSizePx }) },
   ];
@@ -55,7 +55,7 @@ function graphsFor(name: string, partial: Parameters<typeof resolveTrainOptions>
   return [
     { name: `${name}: training step`, bytes: step.bytes },
     { name: `${name}: inference (index, export)`, bytes: inference },
-    { name: `${name}: Grad-CAM`, bytes: buildGradCamGraph(spec, weights, { batch: 1, imageSizePx: options.imageSizePx }) },
+    { name: `${name}: Grad-CAM (prototype gradient at the layer)`, bytes: targetGradientGraph(ownNetwork(spec, weights), { batch: 1, imageSizePx: options.imageSizePx, target: 'prototype', wrt: 'layer' }) },
     {
       name: `${name}: counterfactual step`,
       bytes: buildCounterfactualGraph(spec, weights, { imageSizePx: options.imageSizePx, temperature: 0.1, mseWeight: 10, tvWeight: 0.5, l2Weight: 0.01, learningRate: 0.05, beta1: 0.9, beta2: 0.999, adamEpsilon: 1e-8 }),

@@ -63,6 +63,11 @@ export function explainSession(owner: object, key: string, build: () => Uint8Arr
   return session;
 }
 
+/** How many sessions are kept: those of the one model explained last, a few per graph and image size. */
+export function openExplainSessions(): number {
+  return cache?.sessions.size ?? 0;
+}
+
 /** Closes the kept sessions (a run closed, a test's end). */
 export function closeExplainSessions(): void {
   for (const session of cache?.sessions.values() ?? []) void session.then((opened) => opened.dispose(), () => undefined);

@@ -6,6 +6,7 @@
 // kept separates the two, and the jitter's own draws enter as nuisance covariates, regressed out of both sides
 // first (Frisch–Waugh), so that the colour changes' large effect does not drown the erasures'. The fit is ridge
 // regression in closed form, on masks shrunk to at most 12 px.
+import type { DeviceKind } from '../../protocol/options';
 import { createRandom, type Random } from '../util/random';
 import { normalizeArray, resizeMaps, type ExplainableModel, type Explainer, type Pixels } from './explainer';
 import { featuresOf, scoreAgainst, targetValue, type Reference } from './target';
@@ -60,12 +61,12 @@ function residual(z: Float64Array, k: number, y: Float64Array, columns: number):
 }
 
 /** relu of the surrogate's weights on "this pixel was kept", upsampled and normalised. */
-async function surrogateMap(net: ExplainableModel, image: Pixels, reference: Reference, count: number, batchSize: number, random: Random): Promise<Float32Array> {
+async function surrogateMap(net: ExplainableModel, image: Pixels, reference: Reference, count: number, batchSize: number, random: Random): Promise<{ map: Float32Array; device: DeviceKind }> {
   const { sizePx, channels } = image;
   const erased = erasingMasks(count, sizePx, random);
   const jitter = colourJitter(image, count, random);
   const views = jitter.views.map((value, i) => value * (1 - erased[Math.floor(i / channels)]));
-  const { values: labels } = await scoreAgainst(net, views, count, sizePx, reference, batchSize);
+  const { values: labels, device } = await scoreAgainst(net, views, count, sizePx, reference, batchSize);
   const surrogatePx = Math.min(sizePx, surrogateSizePx);
   const cells = surrogatePx * surrogatePx;
   const kept = resizeMaps(erased.map((value) => 1 - value), count, sizePx, sizePx, surrogatePx);
@@ -95,7 +96,7 @@ async function surrogateMap(net: ExplainableModel, image: Pixels, reference: Ref
     for (let row = 0; row < count; row++) sum += alpha[row] * design[row * cells + cell];
     weights[cell] = Math.max(0, sum);
   }
-  return normalizeArray(resizeMaps(weights, 1, surrogatePx, surrogatePx, sizePx));
+  return { map: normalizeArray(resizeMaps(weights, 1, surrogatePx, surrogatePx, sizePx)), device };
 }
 
 export const pixelInvariance: Explainer = {
@@ -107,14 +108,14 @@ export const pixelInvariance: Explainer = {
     const random = createRandom(seed);
     const count = options.pixelInvarianceViews;
     if (target.kind === 'prototype') {
-      const heatmap = await surrogateMap(net, image, target, count, options.batchSize, random);
-      return { heatmap, score: await targetValue(net, image, target) };
+      const { map: heatmap, device } = await surrogateMap(net, image, target, count, options.batchSize, random);
+      return { heatmap, score: await targetValue(net, image, target), device };
     }
     const pair = { ...image, pixels: target.pair };
     const imageFeatures = await featuresOf(net, image);
     const pairFeatures = await featuresOf(net, pair);
-    const heatmap = await surrogateMap(net, image, { kind: 'features', features: pairFeatures }, count, options.batchSize, random);
-    const pairHeatmap = await surrogateMap(net, pair, { kind: 'features', features: imageFeatures }, count, options.batchSize, random);
-    return { heatmap, pairHeatmap, score: await targetValue(net, image, target) };
+    const { map: heatmap, device } = await surrogateMap(net, image, { kind: 'features', features: pairFeatures }, count, options.batchSize, random);
+    const { map: pairHeatmap } = await surrogateMap(net, pair, { kind: 'features', features: imageFeatures }, count, options.batchSize, random);
+    return { heatmap, pairHeatmap, score: await targetValue(net, image, target), device };
   },
 };

@@ -1,18 +1,19 @@
 // On a run trained on the shipped sample: the counterfactual reaches its target with pixels kept in [0, 1],
-// and 200 explain requests, every method in turn, leave no tensor behind.
+// and 200 explain requests, every method in turn, leave memory and the kept sessions as they were.
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
 import { counterfactual } from '../../../src/engine/explain/counterfactual';
 import { explainImage } from '../../../src/engine/explain/explainImage';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
 import { explainers } from '../../../src/engine/explain/methods';
-import { clusterDonors, loadImage, locateImage, nearestOtherCluster, openRun, summarizeImage } from '../../../src/engine/explain/run';
+import { openExplainSessions } from '../../../src/engine/explain/onDevice';
+import { clusterDonors, describeImage, loadImage, locateImage, nearestOtherCluster, openRun } from '../../../src/engine/explain/run';
 import { silentContext } from '../../../src/engine/jobContext';
 import { train } from '../../../src/engine/swav/trainer';
 import { explainMethods, type ExplainOptions } from '../../../src/protocol/options';
+import { settledBytes } from '../../memory';
 import { tempDir } from '../../tempDir';
 
 // One small image makes hundreds of tiny kernels, and on a busy 2-core machine the wasm thread pool's hand-offs
@@ -45,34 +46,26 @@ before(async () => {
 test('counterfactual: moves sample images into the nearest other cluster and into a far one, pixels in [0, 1]', async () => {
   const run = await openRun(runDir, silentContext());
   const options = resolveExplainOptions();
-  try {
-    for (const image of [images[0], images[30], images[70]]) {
-      const x = await loadImage(run, locateImage(run, image).absolute);
-      try {
-        const summary = summarizeImage(run.net, x);
-        // The far target: the least probable of the clusters the run's images use.
-        const used = [...new Set(run.index.assignments)].filter((cluster) => cluster !== summary.cluster);
-        const leastLikely = used.reduce((best, cluster) => (summary.probabilities[cluster] < summary.probabilities[best] ? cluster : best), used[0]);
-        for (const target of [nearestOtherCluster(run, summary.probabilities, summary.cluster), leastLikely]) {
-          assert.notEqual(target, summary.cluster);
-          const outcome = await counterfactual(run.net, x, target, options);
-          assert.equal(outcome.valid, true, `${image}: cluster ${summary.cluster} → ${target} not reached in ${outcome.steps} steps (p = ${outcome.probabilities[target]})`);
-          assert.equal(outcome.converged, true, 'stopped early once the target held with the margin');
-          assert.ok(outcome.steps >= 1 && outcome.steps <= 300);
-          const others = Array.from(outcome.probabilities).filter((_, k) => k !== target);
-          assert.ok(outcome.probabilities[target] - Math.max(...others) >= options.counterfactualMargin - 1e-6, 'the target holds with the margin');
-          assert.ok(outcome.pixels.every((value) => value >= 0 && value <= 1), 'pixels stay in [0, 1]');
-          assert.ok(outcome.l1Distance > 0 && outcome.l2Distance > 0 && outcome.l2Distance <= outcome.l1Distance);
-          assert.ok(Math.abs(outcome.meanAbsoluteChange - outcome.l1Distance / outcome.pixels.length) < 1e-9);
-          assert.ok(outcome.changedPixelShare > 0 && outcome.changedPixelShare <= 1);
-          assert.ok(outcome.maxAbsoluteChange <= 1);
-        }
-      } finally {
-        x.dispose();
-      }
+  for (const image of [images[0], images[30], images[70]]) {
+    const x = await loadImage(run, locateImage(run, image).absolute);
+    const summary = await describeImage(run.net, x);
+    // The far target: the least probable of the clusters the run's images use.
+    const used = [...new Set(run.index.assignments)].filter((cluster) => cluster !== summary.cluster);
+    const leastLikely = used.reduce((best, cluster) => (summary.probabilities[cluster] < summary.probabilities[best] ? cluster : best), used[0]);
+    for (const target of [nearestOtherCluster(run, summary.probabilities, summary.cluster), leastLikely]) {
+      assert.notEqual(target, summary.cluster);
+      const outcome = await counterfactual(run.net.graphs, x.pixels, x.sizePx, run.net.temperature, target, options);
+      assert.equal(outcome.valid, true, `${image}: cluster ${summary.cluster} → ${target} not reached in ${outcome.steps} steps (p = ${outcome.probabilities[target]})`);
+      assert.equal(outcome.converged, true, 'stopped early once the target held with the margin');
+      assert.ok(outcome.steps >= 1 && outcome.steps <= 300);
+      const others = Array.from(outcome.probabilities).filter((_, k) => k !== target);
+      assert.ok(outcome.probabilities[target] - Math.max(...others) >= options.counterfactualMargin - 1e-6, 'the target holds with the margin');
+      assert.ok(outcome.pixels.every((value) => value >= 0 && value <= 1), 'pixels stay in [0, 1]');
+      assert.ok(outcome.l1Distance > 0 && outcome.l2Distance > 0 && outcome.l2Distance <= outcome.l1Distance);
+      assert.ok(Math.abs(outcome.meanAbsoluteChange - outcome.l1Distance / outcome.pixels.length) < 1e-9);
+      assert.ok(outcome.changedPixelShare > 0 && outcome.changedPixelShare <= 1);
+      assert.ok(outcome.maxAbsoluteChange <= 1);
     }
-  } finally {
-    run.dispose();
   }
 });
 
@@ -100,8 +93,8 @@ test('counterfactual: the explain request reports validity, edit size and the ne
   assert.equal(stuck.counterfactual!.converged, false);
 });
 
-test('explain: 200 requests over every method and target leave no tensor behind', async () => {
-  // Few perturbations per call: this counts tensors, it does not judge maps.
+test('explain: 200 requests over every method and target leave memory and the kept sessions as they were', async () => {
+  // Few perturbations per call: this measures memory, it does not judge maps.
   const small: Partial<ExplainOptions> = {
     counterfactualSteps: 3,
     occlusionPatchPx: 14,
@@ -118,21 +111,27 @@ test('explain: 200 requests over every method and target leave no tensor behind'
     const targets = method.startsWith('counterfactual') ? [undefined, { kind: 'prototype' as const, prototype: 0 }] : twoImage ? [undefined, { kind: 'augmented' as const }] : [{ kind: 'assigned' as const }, { kind: 'image' as const, image: images[50] }];
     return targets.map((target) => ({ method, target }));
   });
-  // Warm up: the first call loads the checkpoint and the index, which stay cached on purpose.
-  await explainImage({ runDir, image: images[3], method: 'gradcam', options: small }, silentContext());
-  const baseline = tf.memory().numTensors;
-  for (let call = 0; call < 200; call++) {
-    const { method, target } = requests[call % requests.length];
-    const result = await explainImage({ runDir, image: images[call % images.length], method, target, options: small, inlinePngs: call % 10 === 0 }, silentContext());
-    assert.equal(result.heatmap.values.length, 28 * 28);
-  }
-  assert.equal(tf.memory().numTensors, baseline);
+  const explainAll = async (calls: number) => {
+    for (let call = 0; call < calls; call++) {
+      const { method, target } = requests[call % requests.length];
+      const result = await explainImage({ runDir, image: images[call % images.length], method, target, options: small, inlinePngs: call % 10 === 0 }, silentContext());
+      assert.equal(result.heatmap.values.length, 28 * 28);
+    }
+  };
+  // Warm up: every request once loads the checkpoint and the index and opens each graph's session, which stay on purpose.
+  await explainAll(requests.length);
+  const sessions = openExplainSessions();
+  const baseline = settledBytes();
+  await explainAll(200);
+  assert.equal(openExplainSessions(), sessions, 'no session opened beyond those of the first pass');
+  const grownMb = (settledBytes() - baseline) / 2 ** 20;
+  assert.ok(grownMb < 8, `memory grew by ${grownMb.toFixed(1)} MB over 200 requests`);
 });
 
-test('region counterfactual on the sample run: valid, a small edit, pixels in range, and 50 calls leave no tensor behind', async () => {
+test('region counterfactual on the sample run: valid, a small edit, pixels in range, and 50 calls leave memory flat', async () => {
   // Warm up (the checkpoint, the index and the forward graph's session stay cached on purpose).
   await explainImage({ runDir, image: images[0], method: 'counterfactual' }, silentContext());
-  const baseline = tf.memory().numTensors;
+  const baseline = settledBytes();
   let valid = 0;
   const shares: number[] = [];
   for (let call = 0; call < 50; call++) {
@@ -145,15 +144,15 @@ test('region counterfactual on the sample run: valid, a small edit, pixels in ra
     for (const region of summary.regions!) assert.ok(region.xPx >= 0 && region.yPx >= 0 && region.xPx + region.widthPx <= 28 && region.yPx + region.heightPx <= 28);
     if (call === 0) assert.ok(result.files!.counterfactual && summary.donors!.every((donor) => donor.file?.endsWith('.png')));
   }
-  assert.equal(tf.memory().numTensors, baseline);
+  assert.ok(settledBytes() - baseline < 8 * 2 ** 20, 'memory stays flat');
   shares.sort((a, b) => a - b);
   assert.ok(valid >= 48, `${valid}/50 valid`);
   assert.ok(shares[25] <= 0.15, `median changed share ${shares[25]}`);
 });
 
-test('mask counterfactual on the sample run: valid, a small edit, whole cells of one donor, no tensor left behind', async () => {
+test('mask counterfactual on the sample run: valid, a small edit, whole cells of one donor, memory flat', async () => {
   await explainImage({ runDir, image: images[1], method: 'counterfactual-mask' }, silentContext());
-  const baseline = tf.memory().numTensors;
+  const baseline = settledBytes();
   let valid = 0;
   const shares: number[] = [];
   for (let call = 0; call < 10; call++) {
@@ -164,7 +163,7 @@ test('mask counterfactual on the sample run: valid, a small edit, whole cells of
     shares.push(summary.changedPixelShare);
     assert.ok(summary.regions!.length >= 1 && summary.donors!.length === 1, 'one donor blended in, through whole cells');
   }
-  assert.equal(tf.memory().numTensors, baseline);
+  assert.ok(settledBytes() - baseline < 8 * 2 ** 20, 'memory stays flat');
   shares.sort((a, b) => a - b);
   assert.ok(valid >= 9, `${valid}/10 valid`);
   assert.ok(shares[5] <= 0.2, `median changed share ${shares[5]}`);
@@ -172,27 +171,19 @@ test('mask counterfactual on the sample run: valid, a small edit, whole cells of
 
 test('region counterfactual: every edited pixel is the image\'s own or a donor\'s, all in [0, 1]', async () => {
   const run = await openRun(runDir, silentContext());
-  try {
-    const x = await loadImage(run, locateImage(run, images[45]).absolute);
-    try {
-      const summary = summarizeImage(run.net, x);
-      const target = nearestOtherCluster(run, summary.probabilities, summary.cluster);
-      const explanation = await explainers.counterfactual.explain({
-        net: run.net, image: x, target: { kind: 'prototype', prototype: target }, options: resolveExplainOptions(), seed: 0,
-        donors: (cluster, count) => clusterDonors(run, summary.features, cluster, count, locateImage(run, images[45]).position),
-      });
-      const outcome = explanation.counterfactual!;
-      const original = x.dataSync();
-      assert.ok(outcome.pixels.every((value) => value >= 0 && value <= 1));
-      const inside = (pixel: number) => outcome.regions!.find((region) => { const px = pixel % 28; const py = Math.floor(pixel / 28); return px >= region.xPx && px < region.xPx + region.widthPx && py >= region.yPx && py < region.yPx + region.heightPx; });
-      for (let pixel = 0; pixel < 28 * 28; pixel++) {
-        const region = inside(pixel);
-        assert.equal(outcome.pixels[pixel], region ? outcome.donors![region.donor].pixels[pixel] : original[pixel]);
-      }
-    } finally {
-      x.dispose();
-    }
-  } finally {
-    run.dispose();
+  const x = await loadImage(run, locateImage(run, images[45]).absolute);
+  const summary = await describeImage(run.net, x);
+  const target = nearestOtherCluster(run, summary.probabilities, summary.cluster);
+  const explanation = await explainers.counterfactual.explain({
+    net: run.net, image: x, target: { kind: 'prototype', prototype: target }, options: resolveExplainOptions(), seed: 0,
+    donors: (cluster, count) => clusterDonors(run, summary.features, cluster, count, locateImage(run, images[45]).position),
+  });
+  const outcome = explanation.counterfactual!;
+  const original = x.pixels;
+  assert.ok(outcome.pixels.every((value) => value >= 0 && value <= 1));
+  const inside = (pixel: number) => outcome.regions!.find((region) => { const px = pixel % 28; const py = Math.floor(pixel / 28); return px >= region.xPx && px < region.xPx + region.widthPx && py >= region.yPx && py < region.yPx + region.heightPx; });
+  for (let pixel = 0; pixel < 28 * 28; pixel++) {
+    const region = inside(pixel);
+    assert.equal(outcome.pixels[pixel], region ? outcome.donors![region.donor].pixels[pixel] : original[pixel]);
   }
 });

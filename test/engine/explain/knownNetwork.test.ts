@@ -1,57 +1,50 @@
 // Explanations of hand-built networks whose answer is known: a network that only sees the left half of the
 // image must put all of its heat there, and a prototype that reads only the top half must light the top.
 import assert from 'node:assert/strict';
-import { before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
-import type { ExplainableModel, Target } from '../../../src/engine/explain/explainer';
+import { after, test } from 'node:test';
+import type { ExplainableModel, Pixels, Target } from '../../../src/engine/explain/explainer';
 import { explainers } from '../../../src/engine/explain/methods';
+import { closeExplainSessions } from '../../../src/engine/explain/onDevice';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
+import type { DifferentiableGraph } from '../../../src/engine/runtime/autodiff';
+import { createRandom } from '../../../src/engine/util/random';
 import type { ExplainMethod } from '../../../src/protocol/options';
+import { countRuns, handBuiltNet, masked } from './handBuilt';
 
 const sizePx = 16;
 const options = resolveExplainOptions({ occlusionPatchPx: 4, occlusionStridePx: 1, smoothGradSamples: 8, pairwiseErasures: 128, pixelInvarianceViews: 128, batchSize: 32 });
 
-before(async () => {
-  await initBackend('wasm');
-});
+after(closeExplainSessions);
 
-/** 1 on the columns (or rows) below `half`, as [1, S, S, 1]. */
-function halfMask(axis: 'left' | 'top'): tf.Tensor4D {
-  return tf.tidy(() => {
-    const values = Float32Array.from({ length: sizePx * sizePx }, (_, i) => ((axis === 'left' ? i % sizePx : Math.floor(i / sizePx)) < sizePx / 2 ? 1 : 0));
-    return tf.tensor4d(values, [1, sizePx, sizePx, 1]);
-  });
+/** 1 on the columns (or rows) below `half`, S·S values. */
+function halfMask(axis: 'left' | 'top'): Float32Array {
+  return Float32Array.from({ length: sizePx * sizePx }, (_, i) => ((axis === 'left' ? i % sizePx : Math.floor(i / sizePx)) < sizePx / 2 ? 1 : 0));
 }
 
+const plane = [1, 1, sizePx, sizePx];
+/** A 3 × 3 box filter, stride 2, into `outputs` channels, each weighted by `weights`. */
+function boxFilter(graph: DifferentiableGraph, weights: number[]): string {
+  return graph.floats(Array.from({ length: 9 * weights.length }, (_, i) => weights[i % weights.length] / 9), [3, 3, 1, weights.length]);
+}
+const identity2 = (graph: DifferentiableGraph) => graph.floats([1, 0, 0, 1], [2, 2]);
+
 /**
- * Feature map [N, 8, 8, 2] = relu(3×3 box filter, stride 2) of x ⊙ left and (1 − x) ⊙ left: nothing right of
+ * Feature map [N, 2, 8, 8] = relu(3×3 box filter, stride 2) of x ⊙ left and (1 − x) ⊙ left: nothing right of
  * the middle reaches it. Two channels so that the cosine of two images depends on their pixels.
  */
-function leftHalfNetwork(): ExplainableModel & { calls: () => number; dispose: () => void } {
+function leftHalfNetwork(): ExplainableModel {
   const left = halfMask('left');
-  const box = tf.fill([3, 3, 1, 1], 1 / 9) as tf.Tensor4D;
-  let calls = 0;
-  return {
-    prototypes: 2,
-    temperature: 0.1,
-    featureMap(images) {
-      calls++;
-      return tf.tidy(() => {
-        const bright = tf.conv2d(tf.mul(images, left) as tf.Tensor4D, box, 2, 'same');
-        const dark = tf.conv2d(tf.mul(tf.sub(1, images), left) as tf.Tensor4D, box, 2, 'same');
-        return tf.relu(tf.concat([bright, dark], 3)) as tf.Tensor4D;
-      });
+  return handBuiltNet(
+    (graph, images, watch) => {
+      // box(x ⊙ left) in both channels, then [1, −1]·that + [0, box(left)]: the second is box((1 − x) ⊙ left).
+      const bright = graph.conv2d(masked(graph, images, left, plane), boxFilter(graph, [1, 1]), 2);
+      const boxLeft = graph.conv2d(graph.floats(left, plane), boxFilter(graph, [0, 1]), 2);
+      const layer = watch(graph.relu(graph.add(graph.scaleShift(bright, graph.floats([1, -1], [1, 2, 1, 1]), graph.scalar(0)), boxLeft)));
+      const features = graph.spatialMean(layer);
+      return { layer, features, scores: graph.dense(features, graph.floats([1, 0.2, 0.2, 1], [2, 2]), graph.floats([0, 0], [2])) };
     },
-    outputs(map) {
-      return tf.tidy(() => {
-        const features = tf.mean(map, [1, 2]) as tf.Tensor2D;
-        return { features, scores: tf.matMul(features, tf.tensor2d([[1, 0.2], [0.2, 1]])) as tf.Tensor2D };
-      });
-    },
-    calls: () => calls,
-    dispose: () => tf.dispose([left, box]),
-  };
+    { channels: 1, prototypes: 2 },
+  );
 }
 
 function columnHeat(map: Float32Array, from: number, to: number): number {
@@ -60,8 +53,9 @@ function columnHeat(map: Float32Array, from: number, to: number): number {
   return sum;
 }
 
-function image(seed: number): tf.Tensor4D {
-  return tf.randomUniform([1, sizePx, sizePx, 1], 0.1, 0.9, 'float32', seed) as tf.Tensor4D;
+function image(seed: number): Pixels {
+  const random = createRandom(seed);
+  return { pixels: Float32Array.from({ length: sizePx * sizePx }, () => random.uniform(0.1, 0.9)), sizePx, channels: 1 };
 }
 
 // Gradients, CAMs and sliding occlusion cannot see past the network's blind half (up to the blur of one
@@ -85,7 +79,7 @@ test('known network: a network blind to the right half gets no heat there, from 
   try {
     for (const [method, blindFrom] of exact) {
       const explainer = explainers[method];
-      const targets: Target[] = [{ kind: 'similarity', pair }];
+      const targets: Target[] = [{ kind: 'similarity', pair: pair.pixels }];
       if (explainer.targets.includes('prototype')) targets.push({ kind: 'prototype', prototype: 0 });
       for (const target of targets) {
         const explanation = await explainer.explain({ net, image: x, target, options, seed: 3 });
@@ -101,44 +95,38 @@ test('known network: a network blind to the right half gets no heat there, from 
       }
     }
   } finally {
-    tf.dispose([x, pair]);
-    net.dispose();
+    closeExplainSessions();
   }
 });
 
 /** Features [left brightness, 0.1]: two images are most similar when their left halves are equally bright, so any erasure there lowers the similarity. */
-function leftBrightnessNetwork(): ExplainableModel & { dispose: () => void } {
+function leftBrightnessNetwork(): ExplainableModel {
   const left = halfMask('left');
-  const box = tf.fill([3, 3, 1, 1], 1 / 9) as tf.Tensor4D;
-  return {
-    prototypes: 2,
-    temperature: 0.1,
-    featureMap: (images) =>
-      tf.tidy(() => {
-        const bright = tf.relu(tf.conv2d(tf.mul(images, left) as tf.Tensor4D, box, 2, 'same'));
-        return tf.concat([bright, tf.fill(bright.shape, 0.1)], 3) as tf.Tensor4D;
-      }),
-    outputs: (map) =>
-      tf.tidy(() => {
-        const features = tf.mean(map, [1, 2]) as tf.Tensor2D;
-        return { features, scores: tf.matMul(features, tf.tensor2d([[1, 0], [0, 1]])) as tf.Tensor2D };
-      }),
-    dispose: () => tf.dispose([left, box]),
-  };
+  return handBuiltNet(
+    (graph, images, watch) => {
+      const bright = graph.conv2d(masked(graph, images, left, plane), boxFilter(graph, [1, 0]), 2);
+      const layer = watch(graph.relu(graph.add(bright, graph.floats([0, 0.1], [1, 2, 1, 1]))));
+      const features = graph.spatialMean(layer);
+      return { layer, features, scores: graph.dense(features, identity2(graph), graph.floats([0, 0], [2])) };
+    },
+    { channels: 1, prototypes: 2 },
+  );
 }
 
 test('known network: perturbation and surrogate methods put more heat on the half the network sees', async () => {
   const net = leftBrightnessNetwork();
   const x = image(4);
-  const pair = image(5);
+  // The image paired with itself: the similarity is at its maximum, so any erasure on the left lowers it.
+  const pair = image(4);
   try {
     // Pixel invariance on prototype 0, the left half's brightness: erasing there always lowers it.
     const runs = [
-      ['pairwise-occlusion', { kind: 'similarity', pair }],
+      ['pairwise-occlusion', { kind: 'similarity', pair: pair.pixels }],
       ['pixel-invariance', { kind: 'prototype', prototype: 0 }],
     ] as const;
     for (const [method, target] of runs) {
-      const explanation = await explainers[method].explain({ net, image: x, target, options, seed: 3 });
+      // Enough erasures that the drops' noise on the blind half stays below the signal on the seen half.
+      const explanation = await explainers[method].explain({ net, image: x, target, options: { ...options, pairwiseErasures: 1024 }, seed: 3 });
       for (const map of target.kind === 'similarity' ? [explanation.heatmap, explanation.pairHeatmap!] : [explanation.heatmap]) {
         const left = columnHeat(map, 0, sizePx / 2);
         const right = columnHeat(map, sizePx / 2, sizePx);
@@ -146,27 +134,28 @@ test('known network: perturbation and surrogate methods put more heat on the hal
       }
     }
   } finally {
-    tf.dispose([x, pair]);
-    net.dispose();
+    closeExplainSessions();
   }
 });
 
 test('known network: Grad-CAM is ReLU(Σ_c mean(∂y/∂A_c) · A_c), upsampled and normalised, and follows the chosen prototype', async () => {
   // Channel 0 reads the top half, channel 1 the bottom; prototype k reads channel k only.
   const top = halfMask('top');
-  const net: ExplainableModel = {
-    prototypes: 2,
-    temperature: 0.1,
-    featureMap: (images) => tf.tidy(() => tf.concat([tf.mul(images, top), tf.mul(images, tf.sub(1, top))], 3) as tf.Tensor4D),
-    outputs: (map) =>
-      tf.tidy(() => {
-        const features = tf.mean(map, [1, 2]) as tf.Tensor2D;
-        return { features, scores: tf.matMul(features, tf.tensor2d([[1, 0], [0, 1]])) as tf.Tensor2D };
-      }),
-  };
+  const halves = new Float32Array(2 * sizePx * sizePx);
+  halves.set(top);
+  halves.set(top.map((value) => 1 - value), sizePx * sizePx);
+  const net = handBuiltNet(
+    (graph, images, watch) => {
+      const both = graph.conv2d(images, graph.floats([1, 1], [1, 1, 1, 2]), 1);
+      const layer = watch(masked(graph, both, halves, [1, 2, sizePx, sizePx]));
+      const features = graph.spatialMean(layer);
+      return { layer, features, scores: graph.dense(features, identity2(graph), graph.floats([0, 0], [2])) };
+    },
+    { channels: 1, prototypes: 2 },
+  );
   const x = image(7);
   try {
-    const pixels = x.dataSync();
+    const { pixels } = x;
     for (const prototype of [0, 1]) {
       const { heatmap, score } = await explainers.gradcam.explain({ net, image: x, target: { kind: 'prototype', prototype }, options, seed: 0 });
       // The gradient of a mean is uniform, so the map is the prototype's channel: the image on its half, normalised.
@@ -178,7 +167,7 @@ test('known network: Grad-CAM is ReLU(Σ_c mean(∂y/∂A_c) · A_c), upsampled 
       assert.ok(Math.abs(score - half.reduce((sum, value) => sum + value, 0) / (sizePx * sizePx)) < 1e-5, 'the score is the prototype’s');
     }
   } finally {
-    tf.dispose([x, top]);
+    closeExplainSessions();
   }
 });
 
@@ -188,13 +177,10 @@ test('known network: occlusion is batched, never one forward pass per patch', as
   const pair = image(9);
   try {
     // 13 × 13 patch positions on each image: 338 occluded copies in all.
-    const before = net.calls();
-    await explainers['conditional-occlusion'].explain({ net, image: x, target: { kind: 'similarity', pair }, options, seed: 0 });
-    const passes = net.calls() - before;
+    const { runs: passes } = await countRuns(() => explainers['conditional-occlusion'].explain({ net, image: x, target: { kind: 'similarity', pair: pair.pixels }, options, seed: 0 }));
     assert.ok(passes <= 2 * Math.ceil(169 / options.batchSize) + 6, `${passes} forward passes for 338 occluded images`);
   } finally {
-    tf.dispose([x, pair]);
-    net.dispose();
+    closeExplainSessions();
   }
 });
 

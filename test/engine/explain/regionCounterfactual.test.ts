@@ -1,48 +1,54 @@
 // Region and mask counterfactuals on hand-built networks whose cluster depends on known cells of the image:
 // the search must swap exactly those cells, from the donor that has them, and prune what is not needed.
 import assert from 'node:assert/strict';
-import { before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
+import { after, test } from 'node:test';
 import type { Donor, ExplainableModel } from '../../../src/engine/explain/explainer';
 import { explainers } from '../../../src/engine/explain/methods';
+import { closeExplainSessions } from '../../../src/engine/explain/onDevice';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
 import { gridCells, planRegionSearch, regionSearch, type RegionSearchPlan } from '../../../src/engine/explain/regionSearch';
-import { tfjsScorer, type ClusterScorer } from '../../../src/engine/explain/scorer';
-import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
+import { scorerFor, type ClusterScorer } from '../../../src/engine/explain/scorer';
+import type { DifferentiableGraph } from '../../../src/engine/runtime/autodiff';
+import { columns, handBuiltNet, product, reshaped } from './handBuilt';
 
 const sizePx = 28;
 // The 7 × 7 grid's cells are 4 px: cell (row, column) starts at (4·column, 4·row).
 const cellAt = (row: number, column: number) => ({ xPx: 4 * column, yPx: 4 * row, widthPx: 4, heightPx: 4 });
 const options = resolveExplainOptions({ counterfactualGridCells: 7, batchSize: 64 });
 
-before(async () => {
-  await initBackend('wasm');
-});
+after(closeExplainSessions);
 
-function cellMask(row: number, column: number): tf.Tensor4D {
+/** A column [S·S, 1] with 1/16 on the cell's pixels: the cell's mean brightness as a dense layer. */
+function cellColumn(row: number, column: number): Float32Array {
   const values = new Float32Array(sizePx * sizePx);
   for (let y = 4 * row; y < 4 * row + 4; y++) values.fill(1 / 16, y * sizePx + 4 * column, y * sizePx + 4 * column + 4);
-  return tf.tensor4d(values, [1, sizePx, sizePx, 1]);
+  return values;
 }
+
+type CellScore = (graph: DifferentiableGraph, means: string[]) => string;
+const firstMean: CellScore = (_graph, [mean]) => mean;
+/** 0.4·A + 0.05·B + 0.55·B·C */
+const abc: CellScore = (graph, [a, b, c]) => {
+  const scaled = (x: string, factor: number) => graph.scaleShift(x, graph.scalar(factor), graph.scalar(0));
+  return graph.add(graph.add(scaled(a, 0.4), scaled(b, 0.05)), scaled(product(graph, b, c), 0.55));
+};
 
 /**
  * Two clusters: cluster 0 scores 0.5 always; cluster 1 scores `score(means)` of the mean brightness of the given
- * cells. The feature map is the image itself, so nothing but those cells can move an image into cluster 1.
+ * cells. The explanation layer is the image itself, so nothing but those cells can move an image into cluster 1.
  */
-function cellNetwork(cells: [number, number][], score: (means: tf.Tensor1D[]) => tf.Tensor1D): ExplainableModel & { dispose(): void } {
-  const masks = cells.map(([row, column]) => cellMask(row, column));
-  return {
-    prototypes: 2,
-    temperature: 0.1,
-    featureMap: (images) => tf.clone(images),
-    outputs: (map) =>
-      tf.tidy(() => {
-        const means = masks.map((mask) => tf.sum(tf.mul(map, mask), [1, 2, 3]) as tf.Tensor1D);
-        const clusterOne = score(means);
-        return { features: tf.mean(map, [1, 2]) as tf.Tensor2D, scores: tf.stack([tf.fill(clusterOne.shape, 0.5), clusterOne], 1) as tf.Tensor2D };
-      }),
-    dispose: () => tf.dispose(masks),
-  };
+function cellNetwork(cells: [number, number][], score: CellScore): ExplainableModel {
+  return handBuiltNet(
+    (graph, images, watch) => {
+      const layer = watch(images);
+      const [n] = graph.shape(layer);
+      const flat = reshaped(graph, layer, [n, sizePx * sizePx]);
+      const means = cells.map(([row, column]) => graph.dense(flat, graph.floats(cellColumn(row, column), [sizePx * sizePx, 1]), graph.floats([0], [1])));
+      const clusterZero = graph.floats(new Float32Array(n).fill(0.5), [n, 1]);
+      return { layer, scores: columns(graph, [clusterZero, score(graph, means)]) };
+    },
+    { channels: 1, prototypes: 2 },
+  );
 }
 
 /** A dim image with a little texture everywhere (0.1–0.3), [1, S, S, 1]. */
@@ -54,17 +60,12 @@ function donor(imageIndex: number, pixels: Float32Array): Donor {
   return { imageIndex, path: `donor-${imageIndex}.png`, similarity: 1 - imageIndex / 10, cluster: 1, pixels };
 }
 
-async function explain(method: 'counterfactual' | 'counterfactual-mask', net: ExplainableModel, donors: Donor[], image = dimImage()) {
-  const x = tf.tensor4d(image, [1, sizePx, sizePx, 1]);
-  try {
-    return await explainers[method].explain({ net, image: x, target: { kind: 'prototype', prototype: 1 }, options, seed: 0, donors: async (_cluster, count) => donors.slice(0, count) });
-  } finally {
-    x.dispose();
-  }
+function explain(method: 'counterfactual' | 'counterfactual-mask', net: ExplainableModel, donors: Donor[], image = dimImage()) {
+  return explainers[method].explain({ net, image: { pixels: image, sizePx, channels: 1 }, target: { kind: 'prototype', prototype: 1 }, options, seed: 0, donors: async (_cluster, count) => donors.slice(0, count) });
 }
 
 test('region counterfactual: a cluster that reads one cell gets exactly that cell, from the donor that is bright there', async () => {
-  const net = cellNetwork([[2, 3]], ([mean]) => mean);
+  const net = cellNetwork([[2, 3]], firstMean);
   // Donor 0 is bright everywhere but in that cell; donor 1 is bright everywhere.
   const darkThere = new Float32Array(sizePx * sizePx).fill(1);
   for (let y = 8; y < 12; y++) darkThere.fill(0, y * sizePx + 12, y * sizePx + 16);
@@ -87,14 +88,14 @@ test('region counterfactual: a cluster that reads one cell gets exactly that cel
     }
     assert.ok(outcome.probabilities[1] > 0.5);
   } finally {
-    net.dispose();
+    closeExplainSessions();
   }
 });
 
 test('region counterfactual: a cell that helped on the way but is not needed at the end is pruned', async () => {
   // Cluster 1 scores 0.4·A + 0.05·B + 0.55·B·C against 0.5: greedy takes A first (it helps most alone), then B,
   // then C, and A is then no longer needed (0.6 > 0.5).
-  const net = cellNetwork([[1, 1], [4, 2], [4, 5]], ([a, b, c]) => tf.addN([tf.mul(a, 0.4), tf.mul(b, 0.05), tf.mul(tf.mul(b, c), 0.55)]) as tf.Tensor1D);
+  const net = cellNetwork([[1, 1], [4, 2], [4, 5]], abc);
   try {
     // A black image, so that B or C alone adds nothing.
     const outcome = (await explain('counterfactual', net, [donor(0, new Float32Array(sizePx * sizePx).fill(1))], new Float32Array(sizePx * sizePx))).counterfactual!;
@@ -102,12 +103,12 @@ test('region counterfactual: a cell that helped on the way but is not needed at 
     assert.equal(outcome.steps, 3, 'three greedy rounds');
     assert.deepEqual(outcome.regions, [{ donor: 0, ...cellAt(4, 2) }, { donor: 0, ...cellAt(4, 5) }]);
   } finally {
-    net.dispose();
+    closeExplainSessions();
   }
 });
 
 test('region counterfactual: a cluster no donor can reach is reported invalid, not faked', async () => {
-  const net = cellNetwork([[2, 3]], ([mean]) => mean);
+  const net = cellNetwork([[2, 3]], firstMean);
   try {
     // The donor is as dim as the image in that cell: no swap can help.
     const outcome = (await explain('counterfactual', net, [donor(0, new Float32Array(sizePx * sizePx).fill(0.2))])).counterfactual!;
@@ -115,12 +116,12 @@ test('region counterfactual: a cluster no donor can reach is reported invalid, n
     assert.equal(outcome.converged, false);
     assert.ok(outcome.probabilities[0] > outcome.probabilities[1]);
   } finally {
-    net.dispose();
+    closeExplainSessions();
   }
 });
 
 test('mask counterfactual: the mask settles on the cell the cluster reads, at a small area', async () => {
-  const net = cellNetwork([[2, 3]], ([mean]) => mean);
+  const net = cellNetwork([[2, 3]], firstMean);
   try {
     const outcome = (await explain('counterfactual-mask', net, [donor(0, new Float32Array(sizePx * sizePx).fill(1))])).counterfactual!;
     assert.equal(outcome.kind, 'mask');
@@ -129,14 +130,14 @@ test('mask counterfactual: the mask settles on the cell the cluster reads, at a 
     // The first check that finds a valid cut stops the search: the smallest areas (2 or 4 of 49 cells) by then.
     assert.ok(outcome.regions!.length <= 4, `${outcome.regions!.length} cells`);
   } finally {
-    net.dispose();
+    closeExplainSessions();
   }
 });
 
 test('region and mask counterfactuals: a cancelled search stops with CANCELLED after the round under way', async () => {
   // Cluster 1 needs three cells here, so the search is still running when it looks at the signal.
-  const net = cellNetwork([[1, 1], [4, 2], [4, 5]], ([a, b, c]) => tf.addN([tf.mul(a, 0.4), tf.mul(b, 0.05), tf.mul(tf.mul(b, c), 0.55)]) as tf.Tensor1D);
-  const x = tf.tensor4d(new Float32Array(sizePx * sizePx), [1, sizePx, sizePx, 1]);
+  const net = cellNetwork([[1, 1], [4, 2], [4, 5]], abc);
+  const x = { pixels: new Float32Array(sizePx * sizePx), sizePx, channels: 1 };
   try {
     for (const method of ['counterfactual', 'counterfactual-mask'] as const) {
       const controller = new AbortController();
@@ -153,8 +154,7 @@ test('region and mask counterfactuals: a cancelled search stops with CANCELLED a
       assert.equal(rounds.length, 1, `${method}: one progress report, then it stopped`);
     }
   } finally {
-    x.dispose();
-    net.dispose();
+    closeExplainSessions();
   }
 });
 
@@ -166,9 +166,9 @@ test('grid cells cover the image exactly once, also when the side is not a multi
   }
 });
 
-/** The cell network's tfjs scorer, made to cost `msPerImage` a scored image (a stand-in for a large imported backbone). */
-function slowScorer(net: ExplainableModel, msPerImage: number): ClusterScorer & { scored: number[] } {
-  const inner = tfjsScorer(net, sizePx, 1, 64);
+/** The cell network's scorer, made to cost `msPerImage` a scored image (a stand-in for a large imported backbone). */
+async function slowScorer(net: ExplainableModel, msPerImage: number): Promise<ClusterScorer & { scored: number[] }> {
+  const inner = await scorerFor(net, sizePx, 1);
   const scored: number[] = [];
   return {
     ...inner,
@@ -178,6 +178,7 @@ function slowScorer(net: ExplainableModel, msPerImage: number): ClusterScorer & 
       await new Promise((resolve) => setTimeout(resolve, msPerImage * count));
       return inner.score(images, count);
     },
+    imagesComputed: undefined,
   };
 }
 
@@ -191,11 +192,11 @@ function tenDonors(): Float32Array[] {
 }
 
 test('region search: on a slow network the budget shrinks donors, grid and candidates, and the known cell is still found', async () => {
-  const net = cellNetwork([[2, 3]], ([mean]) => mean);
+  const net = cellNetwork([[2, 3]], firstMean);
   try {
     const settings = { gridCells: 7, maxRegions: 24, donorsAfterFirstRound: 4 };
     // Fast (no budget): the full search, 10 donors × 49 cells in round 1.
-    const fast = slowScorer(net, 0);
+    const fast = await slowScorer(net, 0);
     const full = await regionSearch(fast, dimImage(), tenDonors(), 1, settings);
     assert.equal(full.valid, true);
     assert.deepEqual(full.regions, [{ donor: 0, ...cellAt(2, 3) }]);
@@ -203,7 +204,7 @@ test('region search: on a slow network the budget shrinks donors, grid and candi
     assert.equal(fast.scored[1], 490);
 
     // 20 ms an image against a 1.5 s budget: ~75 images for the whole search, not 490 in its first round.
-    const slow = slowScorer(net, 20);
+    const slow = await slowScorer(net, 20);
     const plans: RegionSearchPlan[] = [];
     const fitted = await regionSearch(slow, dimImage(), tenDonors(), 1, { ...settings, budgetMs: 1500 }, undefined, undefined, (plan) => plans.push(plan));
     assert.equal(plans.length, 1);
@@ -220,14 +221,14 @@ test('region search: on a slow network the budget shrinks donors, grid and candi
     const overlaps = (region: (typeof fitted.regions)[number]) => region.xPx < known.xPx + known.widthPx && known.xPx < region.xPx + region.widthPx && region.yPx < known.yPx + known.heightPx && known.yPx < region.yPx + region.heightPx;
     assert.ok(fitted.regions.length >= 1 && fitted.regions.every((region) => region.donor === 0 && overlaps(region)), JSON.stringify(fitted.regions));
   } finally {
-    net.dispose();
+    closeExplainSessions();
   }
 });
 
 test('region search: --grid and --donors set by the caller stay; the budget only caps the candidates, the most changed cells first', async () => {
-  const net = cellNetwork([[2, 3]], ([mean]) => mean);
+  const net = cellNetwork([[2, 3]], firstMean);
   try {
-    const slow = slowScorer(net, 20);
+    const slow = await slowScorer(net, 20);
     const fitted = await regionSearch(slow, dimImage(), tenDonors(), 1, { gridCells: 7, maxRegions: 24, donorsAfterFirstRound: 4, budgetMs: 1500, fixed: { gridCells: true, donors: true } });
     assert.equal(fitted.plan.gridCells, 7);
     assert.equal(fitted.plan.donors, 10);
@@ -237,7 +238,7 @@ test('region search: --grid and --donors set by the caller stay; the budget only
     assert.deepEqual(fitted.regions, [{ donor: 0, ...cellAt(2, 3) }]);
     assert.ok(fitted.imagesScored < 30, `${fitted.imagesScored} images scored`);
   } finally {
-    net.dispose();
+    closeExplainSessions();
   }
 });
 

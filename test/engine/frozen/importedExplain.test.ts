@@ -1,13 +1,13 @@
 // torchvision and DINO-style exports (scripts/onnx/make-fixtures.py) as frozen backbones, end to end: train the head
-// on a grey folder (fed as three channels, ImageNet-normalised by default), then Grad-CAM, the counterfactuals and
-// conditional occlusion through the graphs built from each ONNX graph; and the CLI on a ViT.
+// on a grey folder (fed as three channels, ImageNet-normalised by default), then every explanation method through
+// the onnxruntime graphs built from each ONNX graph (checked against onnxruntime's session on the file itself),
+// a clear refusal where an operator has no gradient rule; and the CLI on a ViT.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { promisify } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
 import { explainImage } from '../../../src/engine/explain/explainImage';
 import { evaluateCounterfactuals } from '../../../src/engine/explain/metrics/evaluateCounterfactuals';
 import { forgetRun } from '../../../src/engine/index/runQueries';
@@ -15,12 +15,15 @@ import { readIndex } from '../../../src/engine/index/indexer';
 import { loadImage, locateImage, openRun } from '../../../src/engine/explain/run';
 import { scorerFor } from '../../../src/engine/explain/scorer';
 import { contextAgnosticOcclusion } from '../../../src/engine/explain/contextAgnosticOcclusion';
+import { patchMasks } from '../../../src/engine/explain/views';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
 import { silentContext, type JobContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
 import { imagenetNormalization } from '../../../src/engine/onnx/backboneInput';
 import { bankViews, trainFrozenBackbone } from '../../../src/engine/frozen/frozenRun';
+import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
+import { frozenBackbonePath } from '../../../src/engine/frozen/backboneFile';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import type { TrainOptions } from '../../../src/protocol/options';
 import type { LogLevel } from '../../../src/protocol/engine';
@@ -49,6 +52,22 @@ before(async () => {
 function recording(): JobContext & { lines: [LogLevel, string][] } {
   const lines: [LogLevel, string][] = [];
   return { ...silentContext(), log: (level, message) => lines.push([level, message]), lines };
+}
+
+/** A map as an explanation draws it: one value a pixel, rescaled to [0, 1] (so reaching both ends), not flat. */
+function assertRealMap(values: ArrayLike<number>, sizePx: number, what: string): void {
+  assert.equal(values.length, sizePx * sizePx, `${what}: one value a pixel`);
+  const all = Array.from(values);
+  assert.ok(all.every((value) => value >= 0 && value <= 1), `${what}: values in [0, 1]`);
+  assert.ok(Math.min(...all) < 1e-3 && Math.max(...all) > 1 - 1e-3, `${what}: normalised and not flat (${Math.min(...all)} … ${Math.max(...all)})`);
+  assert.ok(new Set(all).size > 2, `${what}: more than two values`);
+}
+
+/** cos(a, b) in float64. */
+function cosine64(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let [dot, aa, bb] = [0, 0, 0];
+  for (let i = 0; i < a.length; i++) [dot, aa, bb] = [dot + a[i] * b[i], aa + a[i] * a[i], bb + b[i] * b[i]];
+  return dot / Math.sqrt(aa * bb);
 }
 
 // The sizes the runs see: the model's own where it fixes one, else the run's setting (96 px: a 3 × 3 last map).
@@ -81,16 +100,11 @@ for (const [file, sizePx] of sizes) {
 
     // The batched forward path the region and mask counterfactuals search with runs on onnxruntime and agrees with the index.
     const run = await openRun(runDir, silentContext());
-    try {
-      const scorer = await scorerFor(run.net, sizePx, 3, 16);
-      const { absolute, position } = locateImage(run, image);
-      const pixels = await loadImage(run, absolute);
-      const scored = await scorer.score(pixels.dataSync() as Float32Array, 1);
-      pixels.dispose();
-      assert.equal(scored.scores.indexOf(Math.max(...scored.scores)), run.index.assignments[position], 'the scorer gives the indexed cluster');
-    } finally {
-      run.dispose();
-    }
+    const scorer = await scorerFor(run.net, sizePx, 3);
+    const { absolute, position } = locateImage(run, image);
+    const { pixels } = await loadImage(run, absolute);
+    const scored = await scorer.score(pixels, 1);
+    assert.equal(scored.scores.indexOf(Math.max(...scored.scores)), run.index.assignments[position], 'the scorer gives the indexed cluster');
 
     // The region counterfactual (the default) searches with the batched forward scorer; the pixel one with gradients.
     // It borrows from another cluster's images: a run whose index uses one cluster (here MobileNet's) is told so.
@@ -109,8 +123,8 @@ for (const [file, sizePx] of sizes) {
     assert.ok(outcome.steps > 0 && outcome.l2Distance > 0, 'the image was edited');
     assert.ok(outcome.targetProbability > outcome.originalTargetProbability, `the target grew more likely (${outcome.originalTargetProbability} → ${outcome.targetProbability})`);
 
-    // The mask counterfactual: its mask gradient from the graph's gradient at the blended images (a ViT never runs
-    // on tfjs); a valid edit or a clear invalid one, never an error, and no tfjs tensor left behind on a second call.
+    // The mask counterfactual: its mask gradient from the graph's gradient at the blended images; a valid edit or
+    // a clear invalid one, never an error, and the same edit again from the sessions the first call left open.
     if (clusters > 1) {
       const maskOptions = { ...explainOptions, counterfactualMaskSteps: 10 };
       const mask = await explainImage({ runDir, image, method: 'counterfactual-mask', options: maskOptions }, silentContext());
@@ -119,9 +133,9 @@ for (const [file, sizePx] of sizes) {
       assert.notEqual(found.targetCluster, found.originalCluster);
       assert.ok(found.steps > 0 && Number.isFinite(found.targetProbability) && typeof found.converged === 'boolean', `a mask edit: ${JSON.stringify({ ...found, pixels: undefined })}`);
       assert.ok(found.regions!.length > 0, 'the edit blends in some cells');
-      const tensors = tf.memory().numTensors;
-      await explainImage({ runDir, image, method: 'counterfactual-mask', options: maskOptions }, silentContext());
-      assert.equal(tf.memory().numTensors, tensors, 'no tensor leaked by the mask search');
+      const again = (await explainImage({ runDir, image, method: 'counterfactual-mask', options: maskOptions }, silentContext())).counterfactual!;
+      assert.deepEqual([again.steps, again.regions, again.targetCluster], [found.steps, found.regions, found.targetCluster], 'the same search again');
+      assert.ok(Math.abs(again.targetProbability - found.targetProbability) < 1e-5, `the same edit again (${found.targetProbability}, ${again.targetProbability})`);
     }
 
     const occlusion = await explainImage({ runDir, image, method: 'conditional-occlusion', target: { kind: 'assigned' }, options: explainOptions }, silentContext());
@@ -143,43 +157,140 @@ for (const [file, sizePx] of sizes) {
   });
 }
 
-test('imported backbone: context-agnostic occlusion on onnxruntime gives the map of the tfjs path (a ResNet that tfjs converts)', async () => {
+test("imported backbone: context-agnostic occlusion through the graphs gives the map computed from onnxruntime's session on the original ONNX file", async () => {
   const runDir = path.join(scratch, 'agnostic');
   await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, epochs: 1, backbone: path.join(fixtures, 'tv_resnet18_narrow.onnx'), imageSizePx: 64 } }, silentContext());
   const run = await openRun(runDir, silentContext());
+  const reference = await OrtBackbone.open(path.join(fixtures, 'tv_resnet18_narrow.onnx'), { ...imagenetNormalization, device: 'cpu' });
   try {
     const image = await loadImage(run, path.join(imagesDir, '1-trouser', readdirSync(path.join(imagesDir, '1-trouser')).sort()[0]));
     const pair = await loadImage(run, path.join(imagesDir, '7-sneaker', readdirSync(path.join(imagesDir, '7-sneaker')).sort()[0]));
-    const input = { image, target: { kind: 'similarity' as const, pair }, options: resolveExplainOptions(explainOptions), seed: 0 };
-    const onDevice = await contextAgnosticOcclusion.explain({ ...input, net: run.net });
-    const onTfjs = await contextAgnosticOcclusion.explain({ ...input, net: { ...run.net, graphs: undefined } });
-    assertClose(onDevice.heatmap, onTfjs.heatmap, 1e-3, 'heatmap');
-    assert.ok(Math.abs(onDevice.score - onTfjs.score) < 1e-4);
-    image.dispose();
-    pair.dispose();
+    const resolved = resolveExplainOptions(explainOptions);
+    const explained = await contextAgnosticOcclusion.explain({ net: run.net, image, target: { kind: 'similarity', pair: pair.pixels }, options: resolved, seed: 0 });
+
+    // The same map in float64 from the original file's features: cos(f(x ⊙ m) − f(x ⊙ (1 − m)), f(other)) for
+    // every 8 px patch m, each pixel the mean over the patches covering it, rescaled to [0, 1].
+    const sizePx = 64;
+    const features = (pixels: Float32Array, count: number) => reference.features(pixels, count, sizePx, sizePx, 3);
+    const { masks, count } = patchMasks(sizePx, 8, 8);
+    const expectedMap = async (of: Float32Array, otherFeatures: Float32Array) => {
+      const perImage = of.length;
+      const both = new Float32Array(2 * count * perImage);
+      for (let n = 0; n < count; n++) {
+        for (let p = 0; p < sizePx * sizePx; p++) {
+          const m = masks[n * sizePx * sizePx + p];
+          for (let c = 0; c < 3; c++) {
+            both[n * perImage + p * 3 + c] = of[p * 3 + c] * m;
+            both[(count + n) * perImage + p * 3 + c] = of[p * 3 + c] * (1 - m);
+          }
+        }
+      }
+      const f = await features(both, 2 * count);
+      const width = otherFeatures.length;
+      const scores = Array.from({ length: count }, (_, n) =>
+        cosine64(
+          Array.from({ length: width }, (_, i) => f[n * width + i] - f[(count + n) * width + i]),
+          otherFeatures,
+        ),
+      );
+      const map = Array.from({ length: sizePx * sizePx }, (_, p) => {
+        let [sum, covered] = [0, 0];
+        for (let n = 0; n < count; n++) if (masks[n * sizePx * sizePx + p] > 0) [sum, covered] = [sum + scores[n], covered + 1];
+        return sum / covered;
+      });
+      const [low, high] = [Math.min(...map), Math.max(...map)];
+      return Float32Array.from(map, (value) => (value - low) / (high - low));
+    };
+    const imageFeatures = await features(image.pixels, 1);
+    const pairFeatures = await features(pair.pixels, 1);
+    assert.ok(Math.abs(explained.score - cosine64(imageFeatures, pairFeatures)) < 1e-4, `score ${explained.score}, expected ${cosine64(imageFeatures, pairFeatures)}`);
+    assertClose(explained.heatmap, await expectedMap(image.pixels, pairFeatures), 1e-3, 'heatmap');
+    assertClose(explained.pairHeatmap!, await expectedMap(pair.pixels, imageFeatures), 1e-3, 'pair heatmap');
+    assert.ok(Math.max(...explained.heatmap) - Math.min(...explained.heatmap) > 0.5, 'not a flat map');
   } finally {
-    run.dispose();
+    await reference.dispose();
     forgetRun(runDir);
   }
 });
 
-test('imported backbone: the tfjs methods (smoothgrad, the mask counterfactual) run on a converted ResNet', async () => {
-  // Reported once as INTERNAL "Cannot read properties of undefined (reading 'backend')": the folded weights were
-  // disposed by a caller's tidy. A fresh run, so the first explanation converts the backbone.
-  const runDir = path.join(scratch, 'tfjs-methods');
+test('imported backbone: smoothgrad and the mask counterfactual run on an imported ResNet, and smoothgrad again after the mask search', async () => {
+  // Reported once (on tfjs) as INTERNAL "Cannot read properties of undefined (reading 'backend')" after a mask
+  // search: a fresh run, so the first explanation builds the graphs, and the same method after another.
+  const runDir = path.join(scratch, 'gradient-methods');
   await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, backbone: path.join(fixtures, 'tv_resnet18_narrow.onnx'), imageSizePx: 96 } }, silentContext());
   const image = '7-sneaker/' + readdirSync(path.join(imagesDir, '7-sneaker')).sort()[0];
   try {
     const smooth = await explainImage({ runDir, image, method: 'smoothgrad', options: { smoothGradSamples: 4 } }, silentContext());
-    assert.ok(smooth.heatmap.values.length === 96 * 96 && smooth.heatmap.values.every(Number.isFinite), 'a SmoothGrad map');
+    assertRealMap(smooth.heatmap.values, 96, 'a SmoothGrad map');
     const clusters = new Set((await readIndex(runDir)).assignments).size;
     assert.ok(clusters > 1, 'the mask counterfactual needs another cluster to borrow from');
     const mask = await explainImage({ runDir, image, method: 'counterfactual-mask', options: { counterfactualMaskSteps: 5 } }, silentContext());
     assert.equal(mask.counterfactual?.kind, 'mask');
     assert.ok(Number.isFinite(mask.counterfactual!.targetProbability));
-    // And smoothgrad again, after the mask search's tidies.
+    // And smoothgrad again, after the mask search: the same map.
     const again = await explainImage({ runDir, image, method: 'smoothgrad', options: { smoothGradSamples: 4 } }, silentContext());
-    assert.ok(again.heatmap.values.every(Number.isFinite));
+    assertClose(Float32Array.from(again.heatmap.values), Float32Array.from(smooth.heatmap.values), 1e-3, 'SmoothGrad again');
+  } finally {
+    forgetRun(runDir);
+  }
+});
+
+// Every method that draws a map, on backbones tfjs could not convert (MobileNet-V3's hard-swish, a ViT's attention),
+// where ten of them used to refuse: each a real map, normalised to [0, 1], not flat, one value a pixel.
+const mapMethods = [
+  'gradcam',
+  'gradcam++',
+  'layercam',
+  'interaction-cam-mean',
+  'interaction-cam-max',
+  'input-x-gradient',
+  'smoothgrad',
+  'averaged-transforms',
+  'pixel-invariance',
+  'conditional-occlusion',
+  'context-agnostic-occlusion',
+  'pairwise-occlusion',
+] as const;
+const mapOptions = { ...explainOptions, smoothGradSamples: 4, averagedTransformViews: 2, averagedTransformSteps: 2, pixelInvarianceViews: 16, pairwiseErasures: 16 };
+
+for (const [file, sizePx] of [
+  ['tv_mobilenet_v3_small.onnx', 64],
+  ['tv_vit_tiny.onnx', 32],
+] as const) {
+  test(`imported ${file} (which tfjs cannot convert): every gradient and perturbation method draws a real map through the graphs`, async () => {
+    const runDir = path.join(scratch, `every-method-${file.replace('.onnx', '')}`);
+    await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, epochs: 2, backbone: path.join(fixtures, file), imageSizePx: sizePx } }, silentContext());
+    const image = '1-trouser/' + readdirSync(path.join(imagesDir, '1-trouser')).sort()[1];
+    try {
+      for (const method of mapMethods) {
+        const explained = await explainImage({ runDir, image, method, options: mapOptions }, silentContext());
+        assert.equal(explained.method, method);
+        assertRealMap(explained.heatmap.values, sizePx, `${file} ${method}`);
+        if (explained.target.kind === 'similarity') assertRealMap(explained.pairHeatmap!.values, sizePx, `${file} ${method} (pair)`);
+      }
+    } finally {
+      forgetRun(runDir);
+    }
+  });
+}
+
+test('imported backbone with an operator that has no gradient rule (Sin): the methods that need the gradient at the pixels name it; Grad-CAM (its layer after Sin) and occlusion work', async () => {
+  const runDir = path.join(scratch, 'sin');
+  await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, epochs: 1, backbone: path.join(fixtures, 'unsupported_sin.onnx') } }, silentContext());
+  const image = '1-trouser/' + readdirSync(path.join(imagesDir, '1-trouser')).sort()[0];
+  const backbone = frozenBackbonePath(runDir);
+  try {
+    for (const method of ['input-x-gradient', 'smoothgrad', 'averaged-transforms', 'counterfactual-pixel'] as const) {
+      await assert.rejects(
+        explainImage({ runDir, image, method, options: mapOptions }, silentContext()),
+        (error: Error & { code?: string }) => error.code === 'UNSUPPORTED_MODEL' && /operator Sin/.test(error.message) && error.message.includes("node '/Sin'") && error.message.includes(backbone),
+        method,
+      );
+    }
+    for (const method of ['gradcam', 'conditional-occlusion'] as const) {
+      const explained = await explainImage({ runDir, image, method, options: { occlusionPatchPx: 2, occlusionStridePx: 2 } }, silentContext());
+      assertRealMap(explained.heatmap.values, 8, method);
+    }
   } finally {
     forgetRun(runDir);
   }

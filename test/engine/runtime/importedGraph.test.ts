@@ -1,7 +1,7 @@
 // Imported backbones in the explanation graphs: torchvision's ResNet-18 and MobileNet-V3, its ViT and a timm-style
 // DINO ViT, exported the default way (scripts/onnx/make-fixtures.py), through the same differentiator as the
-// engine's own network. The graphs' forward must give onnxruntime's features, and their gradients must match
-// finite differences.
+// engine's own network. The graphs' forward must give onnxruntime's features (of the ONNX file itself), and their
+// gradients must match finite differences.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import { createHeadModel } from '../../../src/engine/frozen/headTrainer';
 import { explainLayer, importedGraphs } from '../../../src/engine/frozen/explainable';
 import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
 import { embedFeatures } from '../../../src/engine/frozen/headTrainer';
-import { weightsOf } from '../../../src/engine/explain/onDevice';
+import { closeExplainSessions, targetGradients, weightsOf } from '../../../src/engine/explain/onDevice';
 import { disposeModel } from '../../../src/engine/model/model';
 import { resolveBackboneInput } from '../../../src/engine/onnx/backboneInput';
 import { parseOnnx } from '../../../src/engine/onnx/graph';
@@ -24,8 +24,7 @@ import { OrtModel } from '../../../src/engine/runtime/session';
 import { createRandom } from '../../../src/engine/util/random';
 import { assertClose, fixtures, maxDifference, randomPixels } from '../onnx/helpers';
 import { skipWithoutGpu } from '../../gpu';
-import { gradCamOnDevice } from '../../../src/engine/explain/ortGradCam';
-import { counterfactualOnDevice } from '../../../src/engine/explain/ortCounterfactual';
+import { counterfactual } from '../../../src/engine/explain/counterfactual';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
 
 const imagenet = { inputMean: [0.485, 0.456, 0.406], inputStd: [0.229, 0.224, 0.225] };
@@ -69,16 +68,42 @@ for (const fixture of importFixtures) {
     const { scores } = embedFeatures(head, expected, count);
     assertClose(outputs[names.scores].data, scores, 1e-4, `${fixture.file} scores`);
 
-    // Grad-CAM's graph at batch 1: the same scores, and a heatmap over the layer it chose.
-    const gradCam = await OrtModel.open(await graphs.gradCam({ batch: 1, imageSizePx: fixture.sizePx }), 'gradcam', { device: 'cpu' });
+    // The target-gradient graph at batch 1 for a prototype at the layer (the CAMs): the same scores, the target's
+    // value among them, and the layer as a map with a gradient.
     const single = pixels.subarray(0, fixture.sizePx * fixture.sizePx * 3);
+    const atLayer = await OrtModel.open(await graphs.targetGradient({ batch: 1, imageSizePx: fixture.sizePx, target: 'prototype', wrt: 'layer' }), 'target gradient', { device: 'cpu' });
     const target = Float32Array.from({ length: 5 }, (_, i) => (i === 2 ? 1 : 0));
-    const cam = await gradCam.run({ [names.images]: { data: single, dims: [1, fixture.sizePx, fixture.sizePx, 3] }, [names.target]: { data: target, dims: [1, 5] } }, [names.scores, names.heatmap, names.featureGradient]);
-    assertClose(cam[names.scores].data, scores.subarray(0, 5), 1e-4, `${fixture.file} Grad-CAM scores`);
-    assert.equal(cam[names.heatmap].data.length, fixture.sizePx * fixture.sizePx);
+    const cam = await atLayer.run({ [names.images]: { data: single, dims: [1, fixture.sizePx, fixture.sizePx, 3] }, [names.target]: { data: target, dims: [1, 5] } }, [names.value, names.scores, names.featureMap, names.featureGradient]);
+    assertClose(cam[names.scores].data, scores.subarray(0, 5), 1e-4, `${fixture.file} target-gradient scores`);
+    assert.ok(Math.abs(cam[names.value].data[0] - scores[2]) < 1e-4, `${fixture.file}: the value is prototype 2's score`);
+    const [mapCount, channels, height, width] = cam[names.featureMap].dims;
+    assert.ok(mapCount === 1 && channels > 1 && height > 1 && width > 1, `${fixture.file}: a layer map [${cam[names.featureMap].dims.join(', ')}]`);
+    assert.deepEqual(cam[names.featureGradient].dims, cam[names.featureMap].dims);
     assert.ok(cam[names.featureGradient].data.some((value) => value !== 0), 'the layer gets a gradient');
     assert.equal(explainLayer(graph, await probeBackbone(bytes, graph, input.name, [1, 3, fixture.sizePx, fixture.sizePx]), input.featureOutput).kind, fixture.layer);
-    await Promise.all([forward.dispose(), gradCam.dispose(), backbone.dispose()]);
+
+    // For a similarity at the pixels (input × gradient, SmoothGrad): the value is the cosine of onnxruntime's features
+    // of the two images, and its gradient along itself matches central differences of that cosine.
+    const pairDims = [2, fixture.sizePx, fixture.sizePx, 3];
+    const pair = pixels.subarray(0, 2 * single.length);
+    const reference = Float32Array.from([...expected.subarray(featureDim, 2 * featureDim), ...expected.subarray(0, featureDim)]);
+    const atPixels = await OrtModel.open(await graphs.targetGradient({ batch: 2, imageSizePx: fixture.sizePx, target: 'similarity', wrt: 'image' }), 'similarity gradient', { device: 'cpu' });
+    const similarity = await atPixels.run({ [names.images]: { data: pair, dims: pairDims }, [names.reference]: { data: reference, dims: [2, featureDim] } }, [names.value, names.imageGradient]);
+    const cosineOf = async (images: Float32Array) => {
+      const f = await backbone.features(images, 1, fixture.sizePx, fixture.sizePx, 3);
+      return cosine64(f, reference.subarray(0, featureDim));
+    };
+    const expectedCosine = cosine64(expected.subarray(0, featureDim), expected.subarray(featureDim, 2 * featureDim));
+    assert.ok(Math.abs(similarity[names.value].data[0] - expectedCosine) < 1e-4 && Math.abs(similarity[names.value].data[1] - expectedCosine) < 1e-4, `${fixture.file}: cosines ${similarity[names.value].data} against ${expectedCosine}`);
+    const gradient = similarity[names.imageGradient].data.subarray(0, single.length);
+    const largest = Math.max(...Array.from(gradient, Math.abs));
+    assert.ok(largest > 0, 'a non-zero gradient at the pixels');
+    const along = gradient.map((value) => value / largest);
+    const small = 1e-3;
+    const directional = ((await cosineOf(single.map((value, i) => value + small * along[i]))) - (await cosineOf(single.map((value, i) => value - small * along[i])))) / (2 * small);
+    const predicted = gradient.reduce((sum, value, i) => sum + value * along[i], 0);
+    assert.ok(Math.abs(directional - predicted) <= 0.05 * Math.abs(predicted) + 1e-5 / small, `${fixture.file} similarity along its gradient: finite difference ${directional}, gradient ${predicted}`);
+    await Promise.all([forward.dispose(), atLayer.dispose(), atPixels.dispose(), backbone.dispose()]);
     disposeModel(head);
   });
 
@@ -164,25 +189,39 @@ test('imported graph: an operator without a gradient rule is named with its node
   await backbone.dispose();
 });
 
-test('imported graphs on the GPU: Grad-CAM and 5 counterfactual steps match the cpu provider', { skip: skipWithoutGpu, timeout: 600_000 }, async () => {
+test("imported graphs on the GPU: the CAMs' target gradients and 5 counterfactual steps match the cpu provider", { skip: skipWithoutGpu, timeout: 600_000 }, async () => {
   for (const fixture of importFixtures.filter((entry) => ['tv_resnet18_narrow.onnx', 'tv_mobilenet_v3_small.onnx', 'tv_vit_tiny.onnx', 'dino_vit_tiny.onnx'].includes(entry.file))) {
     const { bytes, graph, input, backbone } = await setUp(fixture.file);
     const size = fixture.sizePx;
     const featureDim = (await backbone.features(randomPixels(1, size, 3), 1, size, size, 3)).length;
     const head = createHeadModel(featureDim, { projectionHiddenDim: 16, projectionDim: 8, prototypes: 5 }, createRandom(6));
     const graphs = importedGraphs(bytes, graph, input, head, () => weightsOf(head));
+    const net = { graphs, prototypes: 5, temperature: 0.1 };
     const pixels = randomPixels(1, size, 3, 13);
-    const [cpu, gpu] = [await gradCamOnDevice(graphs, pixels, size, 1, 'cpu'), await gradCamOnDevice(graphs, pixels, size, 1, 'webgpu')];
+    const target = { kind: 'prototype' as const, prototype: 1 };
+    const [cpu, gpu] = [await targetGradients(net, pixels, 1, size, target, 'layer', 1, 'cpu'), await targetGradients(net, pixels, 1, size, target, 'layer', 1, 'webgpu')];
     assert.equal(gpu.device, 'webgpu');
-    assert.ok(maxDifference(cpu.heatmap, gpu.heatmap) < 1e-3, `${fixture.file}: heatmaps differ by ${maxDifference(cpu.heatmap, gpu.heatmap)}`);
+    assert.ok(Math.abs(cpu.values[0] - gpu.values[0]) < 1e-3, `${fixture.file}: target values ${cpu.values[0]}, ${gpu.values[0]}`);
+    const scale = (values: Float32Array) => Math.max(...Array.from(values, Math.abs), 1e-12);
+    assert.ok(maxDifference(cpu.layer!.activations, gpu.layer!.activations) < 1e-3 * scale(cpu.layer!.activations), `${fixture.file}: layer activations differ by ${maxDifference(cpu.layer!.activations, gpu.layer!.activations)}`);
+    assert.ok(maxDifference(cpu.layer!.gradients, gpu.layer!.gradients) < 1e-3 * scale(cpu.layer!.gradients), `${fixture.file}: layer gradients differ by ${maxDifference(cpu.layer!.gradients, gpu.layer!.gradients)}`);
     const options = resolveExplainOptions({ counterfactualSteps: 5, counterfactualMargin: 1 });
-    const [cpuEdit, gpuEdit] = [await counterfactualOnDevice(graphs, pixels, size, 0.1, 2, options, undefined, 'cpu'), await counterfactualOnDevice(graphs, pixels, size, 0.1, 2, options, undefined, 'webgpu')];
+    const [cpuEdit, gpuEdit] = [await counterfactual(graphs, pixels, size, 0.1, 2, options, undefined, 'cpu'), await counterfactual(graphs, pixels, size, 0.1, 2, options, undefined, 'webgpu')];
+    assert.equal(gpuEdit.device, 'webgpu');
     assert.ok(maxDifference(cpuEdit.pixels, gpuEdit.pixels) < 1e-2, `${fixture.file}: edited pixels differ by ${maxDifference(cpuEdit.pixels, gpuEdit.pixels)}`);
     assert.ok(maxDifference(cpuEdit.probabilities, gpuEdit.probabilities) < 1e-3, `${fixture.file}: probabilities after the edit`);
+    closeExplainSessions();
     await backbone.dispose();
     disposeModel(head);
   }
 });
+
+/** cos(a, b) in float64. */
+function cosine64(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let [dot, aa, bb] = [0, 0, 0];
+  for (let i = 0; i < a.length; i++) [dot, aa, bb] = [dot + a[i] * b[i], aa + a[i] * a[i], bb + b[i] * b[i]];
+  return dot / Math.sqrt(aa * bb);
+}
 
 /** The mask counterfactual's classification term per image, softplus(1 − (z_t − log Σ_{k≠t} e^{z_k})), z = scores / T, in float64. */
 function maskLoss(scores: Float32Array, prototypes: number, target: number, temperature: number): number[] {
