@@ -1,5 +1,6 @@
 // Every explanation method runs as onnxruntime graphs. On the cpu provider each must give what its TensorFlow.js
-// version gave (a fixture captured before the switch: test/fixtures/explain/tfjs-explanations.json); on the GPU
+// version gave (test/fixtures/explain/tfjs-explanations.json, captured before the switch by
+// scripts/fixtures/captureExplainFixture.ts as of commit 77d6ab1); on the GPU
 // (lavapipe in CI) the same as on the cpu provider.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -14,7 +14,6 @@ import { buildOnnxModel, samePadding, type WeightMap } from '../../../src/engine
 import { parseOnnx } from '../../../src/engine/onnx/graph';
 import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
 import { OrtModel } from '../../../src/engine/runtime/session';
-import { convertToTfjs } from '../../../src/engine/onnx/tfjsBackbone';
 import { train } from '../../../src/engine/swav/trainer';
 import { createRandom } from '../../../src/engine/util/random';
 import type { TrainOptions } from '../../../src/protocol/options';
@@ -105,16 +104,10 @@ test('export: folded BatchNorm and TensorFlow same padding hold for a stride-2 s
     const actual = await ortOutputs(bytes, pixels, 3, sizePx, 3);
     for (const name of ['embedding', 'prototype_scores', 'features'] as const) assertClose(actual[name], expected[name], 1e-4, `${name} at ${sizePx} px (${architecture})`);
 
-    // The exported network also imports as a backbone, through onnxruntime and through tfjs.
+    // The exported network also imports as a backbone.
     const backbone = await OrtBackbone.fromBytes(bytes, parseOnnx(bytes, 'export'));
     assertClose(await backbone.features(pixels, 3, sizePx, sizePx, 3), expected.features, 1e-4, `imported features at ${sizePx} px`);
     await backbone.dispose();
-    const converted = convertToTfjs(parseOnnx(bytes, 'export'));
-    const images = tensorOf(pixels, 3, sizePx, 3);
-    const features = converted.features(images);
-    assertClose(features.dataSync(), expected.features, 1e-4, `tfjs-converted features at ${sizePx} px`);
-    tf.dispose([images, features]);
-    converted.dispose();
     disposeModel(model);
   }
 });

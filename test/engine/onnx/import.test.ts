@@ -7,7 +7,9 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { disposeModel, head } from '../../../src/engine/model/model';
-import { lastFeatureMapName, onnxExplainable } from '../../../src/engine/frozen/explainable';
+import { importedGraphs, lastFeatureMapName } from '../../../src/engine/frozen/explainable';
+import { closeExplainSessions, scoreImagesOnDevice, targetGradients, weightsOf } from '../../../src/engine/explain/onDevice';
+import { resolveBackboneInput } from '../../../src/engine/onnx/backboneInput';
 import { parseOnnx, readOnnxFile } from '../../../src/engine/onnx/graph';
 import { createHeadModel } from '../../../src/engine/frozen/headTrainer';
 import { OnnxModelError } from '../../../src/engine/onnx/onnxError';
@@ -101,15 +103,23 @@ test('import: Grad-CAM on an imported graph: its last feature map, and the featu
   tf.dispose([images, featureMap, direct, onward, gradient]);
   assert.equal(tf.memory().numTensors, baseline);
 
-  // As the explanation methods see it, with a head on top: the scores are the head's on the features.
+  // As the explanation methods see it, with a head on top: the onnxruntime graphs built from the ONNX graph take
+  // Grad-CAM's layer at that map (the tfjs conversion's, NHWC there, NCHW here), and score the head on the features.
   const headModel = createHeadModel(12, { projectionHiddenDim: 8, projectionDim: 4, prototypes: 3 }, createRandom(1));
-  const net = onnxExplainable(converted, headModel, 0.1);
-  const image = tensorOf(randomPixels(1, 16, 3, 9), 1, 16, 3);
-  const map = net.featureMap(image);
-  const { features, scores } = net.outputs(map);
+  const pixels = randomPixels(1, 16, 3, 9);
+  const net = { graphs: importedGraphs(readFileSync(graph.file), graph, resolveBackboneInput(graph), headModel, () => weightsOf(headModel)), prototypes: 3, temperature: 0.1 };
+  const gradients = await targetGradients(net, pixels, 1, 16, { kind: 'prototype', prototype: 1 }, 'layer', 1, 'cpu');
+  const image = tensorOf(pixels, 1, 16, 3);
+  const [map] = converted.values(image, [mapName]);
   const expected = head(headModel, converted.features(image), 'eval');
-  assertClose(scores.dataSync(), expected.scores.dataSync(), 1e-5, 'explainable scores');
-  tf.dispose([image, map, features, scores, expected.embedding, expected.scores]);
+  const expectedScores = expected.scores.dataSync();
+  assert.deepEqual([gradients.layer!.channels, gradients.layer!.height, gradients.layer!.width], [16, 4, 4]);
+  assertClose(gradients.layer!.activations, toNchw(map.dataSync() as Float32Array, 1, 4, 16), 1e-4, "Grad-CAM's layer");
+  assert.ok(Math.abs(gradients.values[0] - expectedScores[1]) < 1e-4, `prototype 1's score ${gradients.values[0]}, on tfjs ${expectedScores[1]}`);
+  const { scores } = await scoreImagesOnDevice(net, pixels, 1, 16, 1, 'cpu');
+  assertClose(scores, expectedScores, 1e-4, 'explainable scores');
+  tf.dispose([image, map, expected.embedding, expected.scores]);
+  closeExplainSessions();
   disposeModel(headModel);
   converted.dispose();
 });
