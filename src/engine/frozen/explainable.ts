@@ -72,6 +72,16 @@ export function explainLayer(graph: OnnxGraph, probe: Map<string, ProbedValue>, 
   );
 }
 
+/** explainLayer, or the error that says why the graph has none (methods that need no layer still run). */
+function layerOrError(graph: OnnxGraph, probe: Map<string, ProbedValue>, featureOutput: string): ImportedLayer | OnnxModelError {
+  try {
+    return explainLayer(graph, probe, featureOutput);
+  } catch (error) {
+    if (error instanceof OnnxModelError) return error;
+    throw error;
+  }
+}
+
 /**
  * The gradient graphs of an imported backbone with the run's head. The backbone is probed (shapes) once per
  * batch and size, on first use.
@@ -91,7 +101,7 @@ export function importedGraphs(bytes: Uint8Array, graph: OnnxGraph, input: Backb
   };
   const network = async (batch: number, imageSizePx: number, shapes: boolean) => {
     const probed = await probe(1, imageSizePx);
-    const layer = explainLayer(graph, probed, input.featureOutput);
+    const layer = layerOrError(graph, probed, input.featureOutput);
     // The forward graph needs no shapes but the features' (a probe at a large batch would hold every activation).
     const values = shapes ? (batch === 1 ? probed : await probe(batch, imageSizePx)) : new Map<string, ProbedValue>();
     const backbone = importedBackbone(bytes, graph, input.name, input.featureOutput, values, [batch, input.channels, imageSizePx, imageSizePx]);

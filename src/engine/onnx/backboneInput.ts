@@ -1,5 +1,5 @@
-// What an imported backbone expects of its images, shared by the onnxruntime and the tfjs paths
-// so both see exactly the same numbers.
+// What an imported backbone expects of its images, shared by onnxruntime's feature path and the explanation
+// graphs, so both see exactly the same numbers.
 
 import { imageInput, type OnnxGraph } from './graph';
 import { OnnxModelError } from './onnxError';

@@ -107,28 +107,33 @@ export type ImportedLayer = { name: string; kind: 'map' } | { name: string; kind
 /**
  * An imported backbone (its nodes copied, differentiated by importedGraph.ts) with the run's head: images are
  * normalised by `input` as onnxruntime's feature path does, a feature map output is averaged over its positions.
+ * `layer` is the error that says why there is none where the graph has no layer to explain at: every graph but
+ * those taken at the layer still builds.
  */
-export function importedNetwork(backbone: ImportedBackbone, weights: WeightMap, input: { channels: number; mean: number[]; std: number[] }, prototypes: number, layer: ImportedLayer, featureDims: number[]): ExplainNetwork {
+export function importedNetwork(backbone: ImportedBackbone, weights: WeightMap, input: { channels: number; mean: number[]; std: number[] }, prototypes: number, layer: ImportedLayer | Error, featureDims: number[]): ExplainNetwork {
   return {
     channels: input.channels,
     prototypes,
     emit: (graph, images, watchLayer) => {
+      if (watchLayer && layer instanceof Error) throw layer;
+      const layerName = layer instanceof Error ? undefined : layer.name;
       const perChannel = (values: number[]) => graph.floats(values, [1, input.channels, 1, 1]);
       const nchw = graph.transpose(images, [0, 3, 1, 2]);
       const x = graph.scaleShift(nchw, perChannel(input.std.map((std) => 1 / std)), perChannel(input.mean.map((mean, c) => -mean / input.std[c])));
-      const values = emitBackbone(graph, backbone, x, [backbone.featureOutput, layer.name], watchLayer ? layer.name : undefined);
+      const values = emitBackbone(graph, backbone, x, layerName ? [backbone.featureOutput, layerName] : [backbone.featureOutput], watchLayer ? layerName : undefined);
       const output = values.get(backbone.featureOutput)!;
       const batch = graph.shape(images)[0];
       graph.declareShape(output, [batch, ...featureDims]);
       const features = featureDims.length === 3 ? graph.spatialMean(output) : output;
       const toMap = (value: string): string => {
-        if (layer.kind === 'map') return value;
+        if (layer instanceof Error || layer.kind === 'map') return value;
         const [n, tokens, width] = graph.shape(value);
         const patches = graph.op('Slice', [value, graph.ints([layer.prefixTokens]), graph.ints([tokens]), graph.ints([1])], [n, tokens - layer.prefixTokens, width]);
         const grid = graph.op('Reshape', [patches, graph.ints([n, layer.grid, layer.grid, width])], [n, layer.grid, layer.grid, width]);
         return graph.op('Transpose', [grid], [n, width, layer.grid, layer.grid], { perm: [0, 3, 1, 2] });
       };
-      return { layer: values.get(layer.name)!, toMap, features, scores: evalHead(graph, weights, features) };
+      // Without a layer the features stand in for it: only graphs taken at the layer read it, and they refuse above.
+      return { layer: layerName ? values.get(layerName)! : features, toMap, features, scores: evalHead(graph, weights, features) };
     },
   };
 }

@@ -1,61 +1,78 @@
-// Import: committed PyTorch fixtures (scripts/onnx/make-fixtures.py) through onnxruntime and through tfjs,
-// and clear errors for unsupported and corrupt files.
+// Import: committed PyTorch fixtures (scripts/onnx/make-fixtures.py) through onnxruntime, and through the graphs
+// our own code rebuilds and differentiates from them (runtime/importedGraph.ts), and clear errors for unsupported
+// and corrupt files.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
+import { after, before, test } from 'node:test';
+import { disposeModel } from '../../../src/engine/model/model';
 import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
-import { disposeModel, head } from '../../../src/engine/model/model';
-import { importedGraphs, lastFeatureMapName } from '../../../src/engine/frozen/explainable';
+import { checkExplainable, importedGraphs, lastFeatureMapName } from '../../../src/engine/frozen/explainable';
 import { closeExplainSessions, scoreImagesOnDevice, targetGradients, weightsOf } from '../../../src/engine/explain/onDevice';
-import { resolveBackboneInput } from '../../../src/engine/onnx/backboneInput';
+import type { ExplainableModel } from '../../../src/engine/explain/explainer';
+import { resolveBackboneInput, type BackboneOptions } from '../../../src/engine/onnx/backboneInput';
 import { parseOnnx, readOnnxFile } from '../../../src/engine/onnx/graph';
 import { createHeadModel } from '../../../src/engine/frozen/headTrainer';
 import { OnnxModelError } from '../../../src/engine/onnx/onnxError';
 import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
+import { probeBackbone } from '../../../src/engine/runtime/importedGraph';
 import { decodeModel, encodeModel, withoutWeightInputs } from '../../../src/engine/onnx/schema';
 import { OrtModel } from '../../../src/engine/runtime/session';
-import { convertToTfjs } from '../../../src/engine/onnx/tfjsBackbone';
 import { createRandom } from '../../../src/engine/util/random';
-import { assertClose, fixtures, randomPixels, tensorOf, toNchw } from './helpers';
+import { assertClose, fixtures, randomPixels, toNchw } from './helpers';
 import { tempDir } from '../../tempDir';
 
 const scratch = tempDir('cl-onnx-import-');
 
-before(async () => {
-  await initBackend('wasm');
-});
+// The head's weights are still made by tfjs.
+before(() => initBackend('wasm'));
+after(closeExplainSessions);
 
-async function compare(file: string, sizePx: number, imageChannels: number, options = {}) {
+/** The imported graph with a small random head, as the explanation methods see it. */
+async function explainable(file: string, options: BackboneOptions = {}): Promise<{ net: ExplainableModel; dispose: () => void }> {
+  const { bytes, graph } = await readOnnxFile(file);
+  const input = resolveBackboneInput(graph, options);
+  const probe = await probeBackbone(bytes, graph, input.name, [1, input.channels, input.heightPx ?? 16, input.widthPx ?? 16]);
+  const featureDim = probe.get(input.featureOutput)!.dims[1];
+  const headModel = createHeadModel(featureDim, { projectionHiddenDim: 8, projectionDim: 4, prototypes: 3 }, createRandom(1));
+  return { net: { graphs: importedGraphs(bytes, graph, input, headModel, () => weightsOf(headModel)), prototypes: 3, temperature: 0.1 }, dispose: () => disposeModel(headModel) };
+}
+
+/** NHWC images with `from` channels as the graph's `to` channels, as the backbone's feature path feeds them: grey repeated, colour as luma. */
+function inChannels(pixels: Float32Array, from: number, to: number): Float32Array {
+  if (from === to) return pixels;
+  const count = pixels.length / from;
+  return Float32Array.from({ length: count * to }, (_, i) => {
+    const at = Math.floor(i / to) * from;
+    return from === 1 ? pixels[at] : 0.299 * pixels[at] + 0.587 * pixels[at + 1] + 0.114 * pixels[at + 2];
+  });
+}
+
+async function compare(file: string, sizePx: number, imageChannels: number, options: BackboneOptions = {}) {
   const backbone = await OrtBackbone.open(file, options);
-  const { graph } = await readOnnxFile(file);
-  const converted = convertToTfjs(graph, options);
-  const baseline = tf.memory().numTensors;
+  const { net, dispose } = await explainable(file, options);
   const count = 4;
   const pixels = randomPixels(count, sizePx, imageChannels, sizePx);
   const expected = await backbone.features(pixels, count, sizePx, sizePx, imageChannels);
-  const images = tensorOf(pixels, count, sizePx, imageChannels);
-  const features = converted.features(images);
-  assertClose(features.dataSync(), expected, 1e-4, path.basename(file));
-  assert.equal(features.shape[0], count);
-  // Gradients reach the input through every converted operator.
-  const gradient = tf.grad((x: tf.Tensor) => tf.sum(tf.square(converted.features(x as tf.Tensor4D))))(images);
-  const gradientValues = gradient.dataSync();
-  assert.ok(gradientValues.every(Number.isFinite) && gradientValues.some((v) => v !== 0), 'input gradient is finite and non-zero');
-  tf.dispose([images, features, gradient]);
-  assert.equal(tf.memory().numTensors, baseline, 'no tensors left behind');
-  converted.dispose();
+  const images = inChannels(pixels, imageChannels, net.graphs.channels);
+  const { features } = await scoreImagesOnDevice(net, images, count, sizePx, count, 'cpu');
+  assertClose(features, expected, 1e-4, path.basename(file));
+  // Gradients reach the pixels through every rebuilt operator.
+  const references = Float32Array.from({ length: features.length }, (_, i) => Math.sin(i));
+  const { imageGradients } = await targetGradients(net, images, count, sizePx, { kind: 'similarity', references }, 'image', count, 'cpu');
+  assert.ok(imageGradients!.every(Number.isFinite) && imageGradients!.some((v) => v !== 0), 'the pixel gradient is finite and non-zero');
+  closeExplainSessions();
+  dispose();
   await backbone.dispose();
   return { featureDim: backbone.featureDim };
 }
 
-test('import: a tiny ResNet (Conv, BatchNormalization, MaxPool, Add, GlobalAveragePool, Flatten, Gemm) agrees between onnxruntime and tfjs', async () => {
+test('import: a tiny ResNet (Conv, BatchNormalization, MaxPool, Add, GlobalAveragePool, Flatten, Gemm) agrees between onnxruntime and our graph of it', async () => {
   const { featureDim } = await compare(path.join(fixtures, 'resnet_tiny.onnx'), 16, 3);
   assert.equal(featureDim, 12);
 });
 
-test('import: torchvision ResNet-18 as exported (BatchNorm folded into Conv biases shared through Identity) converts to tfjs and agrees', async () => {
+test('import: torchvision ResNet-18 as exported (BatchNorm folded into Conv biases shared through Identity) agrees between onnxruntime and our graph of it', async () => {
   for (const file of ['tv_resnet18_narrow.onnx', 'tv_resnet18_narrow_opset13_inputs.onnx']) {
     const { featureDim } = await compare(path.join(fixtures, file), 64, 3, { inputMean: [0.485, 0.456, 0.406], inputStd: [0.229, 0.224, 0.225] });
     assert.equal(featureDim, 32);
@@ -84,44 +101,32 @@ test('import: weights listed as graph inputs (keep_initializers_as_inputs) are d
   await Promise.all([original.dispose(), rewritten.dispose()]);
 });
 
-test('import: Grad-CAM on an imported graph: its last feature map, and the features computed onward from it', async () => {
-  const { graph } = await readOnnxFile(path.join(fixtures, 'resnet_tiny.onnx'));
+test('import: Grad-CAM on an imported graph takes its last feature map, as onnxruntime computes it, with the head on the features', async () => {
+  const file = path.join(fixtures, 'resnet_tiny.onnx');
+  const { bytes, graph } = await readOnnxFile(file);
   const mapName = lastFeatureMapName(graph, 'features');
   assert.equal(mapName, '/layer2/Relu_1_output_0');
-  const converted = convertToTfjs(graph);
-  const baseline = tf.memory().numTensors;
-  const images = tensorOf(randomPixels(2, 16, 3), 2, 16, 3);
-  const [featureMap] = converted.values(images, [mapName]);
-  assert.deepEqual(featureMap.shape, [2, 4, 4, 16], 'NHWC feature map');
-  const direct = converted.features(images);
-  const onward = converted.featuresFrom(mapName, featureMap);
-  assertClose(onward.dataSync(), direct.dataSync(), 1e-6, 'features from the feature map');
-  // Grad-CAM's weights: the gradient of one feature with respect to the map.
-  const gradient = tf.grad((map: tf.Tensor) => tf.sum(tf.slice(converted.featuresFrom(mapName, map), [0, 3], [-1, 1])))(featureMap);
-  assert.deepEqual(gradient.shape, featureMap.shape);
-  assert.ok(gradient.dataSync().some((v) => v !== 0));
-  tf.dispose([images, featureMap, direct, onward, gradient]);
-  assert.equal(tf.memory().numTensors, baseline);
-
-  // As the explanation methods see it, with a head on top: the onnxruntime graphs built from the ONNX graph take
-  // Grad-CAM's layer at that map (the tfjs conversion's, NHWC there, NCHW here), and score the head on the features.
-  const headModel = createHeadModel(12, { projectionHiddenDim: 8, projectionDim: 4, prototypes: 3 }, createRandom(1));
+  const { net, dispose } = await explainable(file);
   const pixels = randomPixels(1, 16, 3, 9);
-  const net = { graphs: importedGraphs(readFileSync(graph.file), graph, resolveBackboneInput(graph), headModel, () => weightsOf(headModel)), prototypes: 3, temperature: 0.1 };
   const gradients = await targetGradients(net, pixels, 1, 16, { kind: 'prototype', prototype: 1 }, 'layer', 1, 'cpu');
-  const image = tensorOf(pixels, 1, 16, 3);
-  const [map] = converted.values(image, [mapName]);
-  const expected = head(headModel, converted.features(image), 'eval');
-  const expectedScores = expected.scores.dataSync();
   assert.deepEqual([gradients.layer!.channels, gradients.layer!.height, gradients.layer!.width], [16, 4, 4]);
-  assertClose(gradients.layer!.activations, toNchw(map.dataSync() as Float32Array, 1, 4, 16), 1e-4, "Grad-CAM's layer");
-  assert.ok(Math.abs(gradients.values[0] - expectedScores[1]) < 1e-4, `prototype 1's score ${gradients.values[0]}, on tfjs ${expectedScores[1]}`);
-  const { scores } = await scoreImagesOnDevice(net, pixels, 1, 16, 1, 'cpu');
-  assertClose(scores, expectedScores, 1e-4, 'explainable scores');
-  tf.dispose([image, map, expected.embedding, expected.scores]);
+  // onnxruntime's own run of the file, every value an output: the map there is NCHW, as the graphs' layer.
+  const input = resolveBackboneInput(graph);
+  const original = await OrtModel.open(withoutWeightInputs(bytes, new Set(graph.initializers.keys())), file, { device: 'cpu' });
+  const { features } = await original.run({ [input.name]: { data: toNchw(pixels, 1, 16, 3), dims: [1, 3, 16, 16] } }, ['features']);
+  await original.dispose();
+  const probed = await probeBackbone(bytes, graph, input.name, [1, 3, 16, 16]);
+  assert.deepEqual(probed.get(mapName)!.dims, [1, 16, 4, 4]);
+  const scored = await scoreImagesOnDevice(net, pixels, 1, 16, 1, 'cpu');
+  assertClose(scored.features, features.data, 1e-5, 'features');
+  assert.ok(Math.abs(gradients.values[0] - scored.scores[1]) < 1e-5, `prototype 1's score ${gradients.values[0]} vs ${scored.scores[1]}`);
+  assert.ok(gradients.layer!.gradients.some((value) => value !== 0), 'the layer gets a gradient');
+  // The features are the map's spatial mean: each channel of the layer averages to its feature.
+  const { activations } = gradients.layer!;
+  const means = Float32Array.from({ length: 16 }, (_, c) => activations.subarray(c * 16, (c + 1) * 16).reduce((a, b) => a + b, 0) / 16);
+  assert.ok(means.some((value) => value > 0), 'the map is not empty');
   closeExplainSessions();
-  disposeModel(headModel);
-  converted.dispose();
+  dispose();
 });
 
 test('import: a conv-MLP (Reshape, Gemm, MatMul, ReduceMean) agrees, with grey-from-colour input and a normalisation', async () => {
@@ -131,9 +136,9 @@ test('import: a conv-MLP (Reshape, Gemm, MatMul, ReduceMean) agrees, with grey-f
 
 test('import: an unsupported operator is named, with its node; onnxruntime still computes features', async () => {
   const file = path.join(fixtures, 'unsupported_sin.onnx');
-  const { graph } = await readOnnxFile(file);
-  assert.throws(
-    () => convertToTfjs(graph),
+  const { bytes, graph } = await readOnnxFile(file);
+  await assert.rejects(
+    checkExplainable(bytes, graph, resolveBackboneInput(graph), 8),
     (error: unknown) =>
       error instanceof OnnxModelError &&
       error.problem === 'unsupported' &&
@@ -185,7 +190,7 @@ test('import: a graph onnxruntime rejects is reported by file, not thrown raw', 
   const file = path.join(scratch, 'unknown-op.onnx');
   writeFileSync(file, encodeModel(model));
   const graph = parseOnnx(readFileSync(file), file);
-  assert.throws(() => convertToTfjs(graph), (error: unknown) => error instanceof OnnxModelError && error.where.operator === 'NoSuchOperator');
+  await assert.rejects(checkExplainable(readFileSync(file), graph, resolveBackboneInput(graph), 8), (error: unknown) => error instanceof OnnxModelError && error.message.includes(file));
   await assert.rejects(OrtBackbone.open(file), (error: unknown) => error instanceof OnnxModelError && error.message.includes(file) && error.message.includes('NoSuchOperator'));
 });
 
