@@ -84,7 +84,7 @@ test('a VSIX for another platform: the message names the VSIX to install, and no
   }
 });
 
-test('without onnxruntime: device auto skips its rungs, training and indexing move on to tfjs, and the run works', async () => {
+test('without onnxruntime: device auto skips its rungs, training and indexing move on to tfjs, the run is browsable, and explanations say what is missing', async () => {
   const logs: string[] = [];
   const client = new EngineClient({ enginePath: installWithout(['onnxruntime-node']), onLog: (event) => logs.push(event.message) });
   try {
@@ -94,8 +94,14 @@ test('without onnxruntime: device auto skips its rungs, training and indexing mo
     assert.equal(trained.device, 'cpu');
     assert.ok(logs.some((line) => /^Device: cpu; skipped cuda: The native module onnxruntime-node .* cannot load/.test(line)), logs.join('\n'));
     assert.ok(logs.some((line) => /Training steps run on tfjs .*onnxruntime-node/.test(line)), logs.join('\n'));
-    const explained = await client.request({ type: 'explain', runDir: trainedRun, image: 'light/2.png', method: 'gradcam' });
-    assert.equal(explained.heatmap.values.length, 16 * 16);
+    // Every explanation method runs as onnxruntime graphs: without the module it is named, with what to do.
+    await assert.rejects(
+      client.request({ type: 'explain', runDir: trainedRun, image: 'light/2.png', method: 'gradcam' }),
+      (error: { code?: string; message: string }) => error.code === 'NATIVE_MODULE_UNAVAILABLE' && /onnxruntime-node/.test(error.message) && /npm ci|VSIX/.test(error.message),
+    );
+    // The engine stays up and the run stays browsable.
+    const overview = await client.request({ type: 'overview', runDir: trainedRun });
+    assert.ok(overview.overview.paths.length > 0 && overview.overview.assignments.length === overview.overview.paths.length);
   } finally {
     await client.dispose();
   }
