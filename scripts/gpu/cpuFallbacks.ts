@@ -49,11 +49,11 @@ function graphsFor(name: string, partial: Parameters<typeof resolveTrainOptions>
   const model = createModel(spec, createRandom(0));
   const trainable = trainableVariables(model);
   const shapes = new Map([...model.variables].filter(([, v]) => trainable.includes(v)).map(([key, v]) => [key, v.shape]));
-  const step = buildTrainingGraph(spec, shapes, { batch: 8, globalCrops: 2, globalSizePx: options.imageSizePx, localCrops: options.localCrops, localSizePx: options.localCropSizePx, queueRows: 0 }, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign: [0, 1] });
+  const step = buildTrainingGraph(spec, shapes, { batch: 8, globalCrops: 2, globalSizePx: options.imageSizePx, localCrops: options.localCrops, localSizePx: options.localCropSizePx, queueRows: 0, cropsFrom: { imageSizePx: options.imageSizePx, jitter: true } }, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign: [0, 1] });
   const weights: WeightMap = new Map([...model.variables].map(([key, v]) => [key, { shape: v.shape, values: v.dataSync() as Float32Array }]));
   const inference = buildOnnxModel(spec, weights, { imageSizePx: options.imageSizePx });
   return [
-    { name: `${name}: training step`, bytes: step.bytes },
+    { name: `${name}: training step (crops included)`, bytes: step.bytes },
     { name: `${name}: inference (index, export)`, bytes: inference },
     { name: `${name}: Grad-CAM (prototype gradient at the layer)`, bytes: targetGradientGraph(ownNetwork(spec, weights), { batch: 1, imageSizePx: options.imageSizePx, target: 'prototype', wrt: 'layer' }) },
     {

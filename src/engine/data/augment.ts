@@ -167,10 +167,30 @@ function augmentedCrops(
   return crops;
 }
 
-/** SwAV multi-crop: `globalCrops` views of [B,G,G,C] followed by `localCrops` views of [B,L,L,C], values in [0,1]. */
-export function multiCrop(images: tf.Tensor4D, options: MultiCropOptions, random: Random): tf.Tensor4D[] {
+/**
+ * The draws of `views` crops of each of `batch` images at `sizePx` (boxes and colours, view by view), as
+ * augmentedCrops draws them: what runtime/augmentGraph.ts makes the crops from on the device.
+ */
+export function drawViews(random: Random, batch: number, sizePx: number, views: number, scale: [number, number], options: MultiCropOptions): { boxes: Float32Array; colours: Float32Array } {
+  const boxes = new Float32Array(views * batch * 4);
+  const colours = new Float32Array(views * batch * 4);
+  for (let view = 0; view < views; view++) {
+    const draws = drawCrops(random, [batch, sizePx, sizePx], scale, options);
+    boxes.set(draws.boxes, view * batch * 4);
+    for (let image = 0; image < batch; image++) colours.set([draws.brightness[image], draws.contrast[image], draws.saturation[image], draws.grayscale[image]], (view * batch + image) * 4);
+  }
+  return { boxes, colours };
+}
+
+/** BAD_CONFIG where a crop scale is not two numbers with 0 < low ≤ high ≤ 1. */
+export function checkCropScales(options: Pick<MultiCropOptions, 'globalScale' | 'localScale'>): void {
   checkScale('globalScale', options.globalScale);
   checkScale('localScale', options.localScale);
+}
+
+/** SwAV multi-crop: `globalCrops` views of [B,G,G,C] followed by `localCrops` views of [B,L,L,C], values in [0,1]. */
+export function multiCrop(images: tf.Tensor4D, options: MultiCropOptions, random: Random): tf.Tensor4D[] {
+  checkCropScales(options);
   if (images.dtype !== 'float32') {
     throw new EngineError('INTERNAL', `multiCrop expects float32 images in [0,1], got ${images.dtype}.`);
   }

@@ -1,9 +1,14 @@
-// Turns images of an ImageSet into a float32 [N,S,S,C] tensor in [0,1], the input multiCrop and the model expect.
+// Turns images of an ImageSet into float32 [N,S,S,C] values in [0,1], the input the crops and the model expect.
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageSet } from './decode';
 
 export function imageBatch(imageSet: Pick<ImageSet, 'pixels' | 'imageSizePx' | 'channels'>, indices: ArrayLike<number>): tf.Tensor4D {
+  return tf.tensor4d(batchPixels(imageSet, indices), [indices.length, imageSet.imageSizePx, imageSet.imageSizePx, imageSet.channels]);
+}
+
+/** The images at `indices`, NHWC values in [0, 1]. RangeError for an index outside the set. */
+export function batchPixels(imageSet: Pick<ImageSet, 'pixels' | 'imageSizePx' | 'channels'>, indices: ArrayLike<number>): Float32Array {
   const { imageSizePx, channels, pixels } = imageSet;
   const stride = imageSizePx * imageSizePx * channels;
   const imageCount = pixels.length / stride;
@@ -17,7 +22,7 @@ export function imageBatch(imageSet: Pick<ImageSet, 'pixels' | 'imageSizePx' | '
     const offset = slot * stride;
     for (let i = 0; i < stride; i++) values[offset + i] = source[i] / 255;
   }
-  return tf.tensor4d(values, [indices.length, imageSizePx, imageSizePx, channels]);
+  return values;
 }
 
 /** Per-channel mean and standard deviation of the set, in [0, 1] units, from at most `sampleImages` images. */

@@ -1,9 +1,10 @@
-// One SwAV training step as an ONNX graph: the engine's network (model.ts) on the global and the local
-// crops, Sinkhorn codes, the swapped loss, and the gradient of every trainable weight. Adam, the queue and
-// the running BatchNorm statistics stay with the engine's variables; only the heavy tensor work moves here.
+// One SwAV training step as an ONNX graph: the crops of the decoded batch (augmentGraph.ts), the engine's
+// network (model.ts) on the global and the local crops, Sinkhorn codes, the swapped loss, and the gradient of
+// every trainable weight. Adam, the queue and the running BatchNorm statistics stay with the engine.
 
 import { batchNormEpsilon, networkLayout, type ConvLayer } from '../model/layout';
 import type { ModelSpec } from '../model/model';
+import { emitCropViews } from './augmentGraph';
 import { DifferentiableGraph } from './autodiff';
 import { encodeModel } from '../onnx/schema';
 
@@ -16,6 +17,11 @@ export interface TrainingGraphShape {
   localSizePx: number;
   /** Rows of past embeddings scored for each assigned crop's Sinkhorn (0: no queue inputs). */
   queueRows: number;
+  /**
+   * Crops made in the graph from the decoded batch [batch, S, S, C] (inputs `images`, and each pass's boxes and
+   * colour draws); absent: the crops themselves are the inputs.
+   */
+  cropsFrom?: { imageSizePx: number; jitter: boolean };
 }
 
 export interface SwapLossSettings {
@@ -29,6 +35,11 @@ export interface SwapLossSettings {
 export const trainingGraphNames = {
   globalCrops: 'crops.global',
   localCrops: 'crops.local',
+  /** The decoded batch, NHWC in [0, 1], when the graph makes the crops. */
+  images: 'images',
+  /** [crops · batch, 4] crop boxes and [crops · batch, 4] colour draws of each pass (see augmentGraph.ts). */
+  boxes: (pass: 'global' | 'local') => `boxes.${pass}`,
+  colours: (pass: 'global' | 'local') => `colours.${pass}`,
   queueScores: (position: number) => `queue.scores.${position}`,
   loss: 'loss',
   gradient: (variable: string) => `gradient.${variable}`,
@@ -59,11 +70,14 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
   for (const name of variables) graph.input(name, variableShapes.get(name)!, true);
   const batchNormLayers: { layer: string; positions: number }[] = [];
 
-  const network = (cropsInput: string, crops: number, sizePx: number, recordStatistics: boolean) => {
+  const source = shape.cropsFrom && graph.input(names.images, [shape.batch, shape.cropsFrom.imageSizePx, shape.cropsFrom.imageSizePx, spec.channels], false);
+  const sourceNchw = source && graph.op('Transpose', [source], [shape.batch, spec.channels, shape.cropsFrom!.imageSizePx, shape.cropsFrom!.imageSizePx], { perm: [0, 3, 1, 2] });
+  const network = (pass: 'global' | 'local', crops: number, sizePx: number, recordStatistics: boolean) => {
     const n = crops * shape.batch;
     const c = spec.channels;
-    const images = graph.input(cropsInput, [n, sizePx, sizePx, c], false);
-    const nchw = graph.op('Transpose', [images], [n, c, sizePx, sizePx], { perm: [0, 3, 1, 2] });
+    const nchw = sourceNchw
+      ? emitCropViews(graph, sourceNchw, { views: crops, sizePx, boxes: names.boxes(pass), colours: names.colours(pass), jitter: shape.cropsFrom!.jitter })
+      : graph.op('Transpose', [graph.input(pass === 'global' ? names.globalCrops : names.localCrops, [n, sizePx, sizePx, c], false)], [n, c, sizePx, sizePx], { perm: [0, 3, 1, 2] });
     const centred = graph.op('Sub', [nchw, graph.floats(spec.inputMean, [1, c, 1, 1])], [n, c, sizePx, sizePx]);
     const normalized = graph.op('Div', [centred, graph.floats(spec.inputStd, [1, c, 1, 1])], [n, c, sizePx, sizePx]);
     const batchNorm = (x: string, layer: string) => {
@@ -92,9 +106,9 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
     return { embedding, scores: graph.matMulTransposed(embedding, 'prototypes') };
   };
 
-  const global = graph.tagged('global/', () => network(names.globalCrops, shape.globalCrops, shape.globalSizePx, true));
+  const global = graph.tagged('global/', () => network('global', shape.globalCrops, shape.globalSizePx, true));
   const passes = [{ scores: global.scores, crops: shape.globalCrops }];
-  if (shape.localCrops > 0) passes.push({ scores: graph.tagged('local/', () => network(names.localCrops, shape.localCrops, shape.localSizePx, false)).scores, crops: shape.localCrops });
+  if (shape.localCrops > 0) passes.push({ scores: graph.tagged('local/', () => network('local', shape.localCrops, shape.localSizePx, false)).scores, crops: shape.localCrops });
   graph.output(global.embedding, names.globalEmbedding);
   graph.output(global.scores, names.globalScores);
 

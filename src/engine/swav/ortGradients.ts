@@ -1,16 +1,23 @@
-// The heavy half of a SwAV step on onnxruntime's CPU kernels (MLAS, with AVX2/AVX-512 where the CPU has
-// them): forward, Sinkhorn, loss and gradients in one session run. The engine keeps its tfjs variables,
-// Adam, the queue and the augmentation; this only turns crops and weights into a loss and gradients.
+// The heavy half of a SwAV step on onnxruntime's chosen device: crops, forward, Sinkhorn, loss and gradients in
+// one session run. The engine keeps its variables, Adam, the queue and the augmentation's random draws; this
+// turns the decoded batch, the draws and the weights into a loss and gradients.
 
 import { EngineError } from '../errors';
 import type { ModelSpec } from '../model/model';
 import { OrtModel, type OrtArray } from '../runtime/session';
 import { buildTrainingGraph, trainingGraphNames as names, type SwapLossSettings, type TrainingGraphShape } from '../runtime/trainingGraph';
 
+/** Each pass's crop boxes and colour draws, [crops · batch, 4] each (runtime/augmentGraph.ts). */
+export interface CropDraws {
+  boxes: Float32Array;
+  colours: Float32Array;
+}
+
 export interface StepInputs {
-  /** NHWC pixels in [0, 1] of the global crops, crop after crop. */
-  globalCrops: Float32Array;
-  localCrops?: Float32Array;
+  /** The decoded batch, NHWC pixels in [0, 1]. */
+  images: Float32Array;
+  global: CropDraws;
+  local?: CropDraws;
   /** Values of every trainable variable, by name. */
   weights: Map<string, Float32Array>;
   /** Scores of queued embeddings for each assigned crop, when the queue is in use. */
@@ -35,7 +42,7 @@ export class OrtStepGradients {
   constructor(
     private readonly spec: ModelSpec,
     private readonly variableShapes: Map<string, number[]>,
-    private readonly shape: Omit<TrainingGraphShape, 'queueRows'>,
+    private readonly shape: Omit<TrainingGraphShape, 'queueRows' | 'cropsFrom'> & { cropsFrom: NonNullable<TrainingGraphShape['cropsFrom']> },
     private readonly loss: SwapLossSettings,
     private readonly threads: number,
   ) {}
@@ -62,15 +69,20 @@ export class OrtStepGradients {
   }
 
   async compute(inputs: StepInputs): Promise<StepGradients> {
-    const { batch, globalCrops, globalSizePx, localCrops, localSizePx } = this.shape;
+    const { batch, globalCrops, localCrops, cropsFrom } = this.shape;
     const channels = this.spec.channels;
     const prototypes = this.variableShapes.get('prototypes')![0];
     const queueRows = inputs.queueScores ? inputs.queueScores[0].length / prototypes : 0;
     const { model, variables, batchNormLayers } = await this.session(queueRows);
     const feeds: Record<string, OrtArray> = {
-      [names.globalCrops]: { data: inputs.globalCrops, dims: [globalCrops * batch, globalSizePx, globalSizePx, channels] },
+      [names.images]: { data: inputs.images, dims: [batch, cropsFrom.imageSizePx, cropsFrom.imageSizePx, channels] },
+      [names.boxes('global')]: { data: inputs.global.boxes, dims: [globalCrops * batch, 4] },
+      [names.colours('global')]: { data: inputs.global.colours, dims: [globalCrops * batch, 4] },
     };
-    if (localCrops > 0) feeds[names.localCrops] = { data: inputs.localCrops!, dims: [localCrops * batch, localSizePx, localSizePx, channels] };
+    if (localCrops > 0) {
+      feeds[names.boxes('local')] = { data: inputs.local!.boxes, dims: [localCrops * batch, 4] };
+      feeds[names.colours('local')] = { data: inputs.local!.colours, dims: [localCrops * batch, 4] };
+    }
     for (const name of variables) feeds[name] = { data: inputs.weights.get(name)!, dims: this.variableShapes.get(name)! };
     inputs.queueScores?.forEach((scores, position) => (feeds[names.queueScores(position)] = { data: scores, dims: [queueRows, prototypes] }));
     const outputs = [

@@ -6,8 +6,8 @@ import { healthStateLabels, type StopReason, type TrainingHealth, type TrainResu
 import { initBackend, type BackendInfo } from '../runtime/tfjs/backend';
 import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import { resolveTrainOptions } from '../config';
-import { multiCrop, type MultiCropOptions } from '../data/augment';
-import { channelStatistics, imageBatch } from '../data/batch';
+import { checkCropScales, drawViews, multiCrop, type MultiCropOptions } from '../data/augment';
+import { batchPixels, channelStatistics, imageBatch } from '../data/batch';
 import type { ImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';
 import { EngineError } from '../errors';
@@ -136,7 +136,7 @@ export function chooseTrainingRuntime(preference: TrainingRuntimePreference, bac
     context.log('warn', `Training steps run on tfjs (${backend.name}): onnxruntime cannot load (${(error as Error).message})`);
     return 'tfjs';
   }
-  context.log('info', `Training steps run on onnxruntime (${device.label}); augmentation on tfjs`);
+  context.log('info', `Training steps run on onnxruntime (${device.label}), the crops too`);
   return 'onnxruntime';
 }
 
@@ -179,6 +179,7 @@ export class TrainStep {
     const { resumeFrom, gpu = false, specOverrides = {} } = setup;
     this.runtime = setup.runtime ?? 'tfjs';
     this.crops = multiCropOptions(options);
+    checkCropScales(this.crops);
     this.queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
     if (resumeFrom) {
       this.model = resumeFrom.model;
@@ -261,18 +262,14 @@ export class TrainStep {
     return { loss, gradients, statistics, assignedEmbeddings, clusters: assigned };
   }
 
-  /** The step's gradients from one onnxruntime run of the training graph; crops and queue scores come from tfjs. */
+  /** The step's gradients from one onnxruntime run of the training graph, crops included; the queue's scores come from tfjs. */
   private async gradientsOnOrt(batch: number[], useQueue: boolean): Promise<StepOutcome> {
     const { model, options } = this;
-    // Typed arrays leave the tidy through variables, not its return value: tidy walks what it returns
-    // element by element looking for tensors, which took 0.5 s for these crops.
-    let globalCrops: Float32Array | undefined;
-    let localCrops: Float32Array | undefined;
-    tf.tidy(() => {
-      const crops = multiCrop(imageBatch(this.images, batch), this.crops, this.random);
-      globalCrops = tf.concat(crops.slice(0, 2)).dataSync() as Float32Array;
-      if (crops.length > 2) localCrops = tf.concat(crops.slice(2)).dataSync() as Float32Array;
-    });
+    const { globalCrops, globalSizePx, globalScale, localCrops: localCount, localSizePx, localScale } = this.crops;
+    const sizePx = this.images.imageSizePx;
+    // The same draws, in the same order, as multiCrop's: the global views, then the local ones.
+    const global = drawViews(this.random, batch.length, sizePx, globalCrops, globalScale, this.crops);
+    const local = localCount > 0 ? drawViews(this.random, batch.length, sizePx, localCount, localScale, this.crops) : undefined;
     let queueScores: Float32Array[] | undefined;
     if (useQueue && this.queue!.isFull) {
       const scores = this.queue!.scores(variable(model, 'prototypes') as tf.Tensor2D) as tf.Tensor2D[];
@@ -283,12 +280,12 @@ export class TrainStep {
     if (this.ortGradients?.batch !== batch.length) {
       void this.ortGradients?.dispose();
       const shapes = new Map(trainable.map(([name, v]) => [name, v.shape]));
-      const { globalSizePx, localCrops: localCount, localSizePx } = this.crops;
       const loss = { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign };
-      this.ortGradients = new OrtStepGradients(model.spec, shapes, { batch: batch.length, globalCrops: 2, globalSizePx, localCrops: localCount, localSizePx }, loss, defaultThreadCount());
+      const cropsFrom = { imageSizePx: sizePx, jitter: this.crops.colorJitter > 0 };
+      this.ortGradients = new OrtStepGradients(model.spec, shapes, { batch: batch.length, globalCrops, globalSizePx, localCrops: localCount, localSizePx, cropsFrom }, loss, defaultThreadCount());
     }
     const weights = new Map(trainable.map(([name, v]) => [name, v.dataSync() as Float32Array]));
-    const result = await this.ortGradients.compute({ globalCrops: globalCrops!, localCrops, weights, queueScores });
+    const result = await this.ortGradients.compute({ images: batchPixels(this.images, batch), global, local, weights, queueScores });
     const statistics: BatchStatistics = new Map();
     for (const [layer, { mean, variance, count }] of result.statistics) statistics.set(layer, { mean: tf.tensor1d(mean), variance: tf.tensor1d(variance), count });
     const rows = batch.length;

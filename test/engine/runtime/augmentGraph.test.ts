@@ -1,0 +1,118 @@
+// The training step's crops are made in its graph: against the JS reference on fixed boxes (flips, boxes past
+// the edges, up- and down-sampling, colour jitter and grey), against the tfjs multi-crop the steps used before
+// for the same seeded draws, and on the GPU against the cpu provider.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { drawViews, multiCrop, type MultiCropOptions } from '../../../src/engine/data/augment';
+import { changeColours, cropAndResize } from '../../../src/engine/data/cropPixels';
+import { emitCropViews } from '../../../src/engine/runtime/augmentGraph';
+import { DifferentiableGraph } from '../../../src/engine/runtime/autodiff';
+import { encodeModel } from '../../../src/engine/onnx/schema';
+import { OrtModel } from '../../../src/engine/runtime/session';
+import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
+import type { DeviceKind } from '../../../src/protocol/options';
+import { createRandom } from '../../../src/engine/util/random';
+import { skipWithoutGpu } from '../../gpu';
+import { maxDifference, randomPixels } from '../onnx/helpers';
+
+before(() => initBackend('wasm'));
+const sessions: OrtModel[] = [];
+after(async () => {
+  for (const session of sessions) await session.dispose();
+});
+
+/** Crops of `batch` images [H, H, C] for `views` views at `sizePx`, through the graph on `device`. */
+async function cropsInGraph(images: Float32Array, batch: number, heightPx: number, channels: number, views: number, sizePx: number, boxes: Float32Array, colours: Float32Array, jitter: boolean, device: DeviceKind = 'cpu'): Promise<Float32Array> {
+  const graph = new DifferentiableGraph();
+  const input = graph.input('images', [batch, heightPx, heightPx, channels], false);
+  const nchw = graph.op('Transpose', [input], [batch, channels, heightPx, heightPx], { perm: [0, 3, 1, 2] });
+  const crops = emitCropViews(graph, nchw, { views, sizePx, boxes: 'boxes', colours: 'colours', jitter });
+  graph.output(graph.op('Transpose', [crops], [views * batch, sizePx, sizePx, channels], { perm: [0, 2, 3, 1] }), 'crops');
+  const bytes = encodeModel({ irVersion: 8, producerName: 'test', opsetImport: [{ domain: '', version: 17 }], graph: { name: 'crops', node: graph.nodes, initializer: graph.initializers, input: graph.inputs, output: graph.outputs } });
+  const session = await OrtModel.open(bytes, 'the crop graph', { device });
+  sessions.push(session);
+  const outputs = await session.run(
+    { images: { data: images, dims: [batch, heightPx, heightPx, channels] }, boxes: { data: boxes, dims: [views * batch, 4] }, colours: { data: colours, dims: [views * batch, 4] } },
+    ['crops'],
+  );
+  return outputs.crops.data;
+}
+
+/** The JS reference: cropAndResize, then the colour changes, clipped. */
+function cropsInJs(images: Float32Array, batch: number, heightPx: number, channels: number, views: number, sizePx: number, boxes: Float32Array, colours: Float32Array, jitter: boolean): Float32Array {
+  const perImage = heightPx * heightPx * channels;
+  const out = new Float32Array(views * batch * sizePx * sizePx * channels);
+  for (let row = 0; row < views * batch; row++) {
+    const image = images.subarray((row % batch) * perImage, (row % batch + 1) * perImage);
+    const crop = cropAndResize(image, heightPx, heightPx, channels, boxes.subarray(row * 4, row * 4 + 4), sizePx);
+    const [brightness, contrast, saturation, grey] = colours.subarray(row * 4, row * 4 + 4);
+    changeColours(crop, channels, jitter ? { brightness, contrast, saturation, grey } : { brightness: 1, contrast: 1, saturation: 1, grey });
+    out.set(crop.map((value) => Math.min(1, Math.max(0, value))), row * crop.length);
+  }
+  return out;
+}
+
+// Per row: a plain crop, a flipped one, one past the top-left edge, one past the bottom-right, the whole image.
+const fixedBoxes = Float32Array.from([
+  [0.1, 0.2, 0.8, 0.9],
+  [0.3, 0.9, 0.95, 0.05],
+  [-0.2, -0.1, 0.5, 0.6],
+  [0.4, 0.5, 1.3, 1.2],
+  [0, 0, 1, 1],
+  [0.25, 0.75, 0.25, 0.75],
+].flat());
+const fixedColours = Float32Array.from([
+  [1.3, 0.7, 1.2, 0],
+  [0.6, 1.4, 0.5, 1],
+  [1, 1, 1, 0],
+  [0.9, 1.1, 1.5, 1],
+  [1.2, 0.8, 0.9, 0],
+  [0.7, 1.3, 1.1, 0],
+].flat());
+
+test('crops in the graph: the JS reference on fixed boxes, flipped, past the edges, up- and down-sampled, with colour jitter and grey', async () => {
+  for (const channels of [1, 3]) {
+    for (const [heightPx, sizePx] of [[12, 7], [9, 16]]) {
+      for (const jitter of [true, false]) {
+        // Two images, three views each: rows are view-major, so the image of row r is r mod 2.
+        const images = randomPixels(2, heightPx, channels, heightPx + channels);
+        const expected = cropsInJs(images, 2, heightPx, channels, 3, sizePx, fixedBoxes, fixedColours, jitter);
+        const ours = await cropsInGraph(images, 2, heightPx, channels, 3, sizePx, fixedBoxes, fixedColours, jitter);
+        const gap = maxDifference(ours, expected);
+        assert.ok(gap < 1e-5, `${channels} channels, ${heightPx} → ${sizePx} px, jitter ${jitter}: crops differ by ${gap}`);
+        // The boxes past the edges are black there, and the flip mirrors.
+        assert.ok(expected.some((value) => value === 0), 'some samples fall outside the image');
+      }
+    }
+  }
+});
+
+test('crops in the graph: the same crops as the tfjs multi-crop for the same seeded draws', async () => {
+  const options: MultiCropOptions = { globalCrops: 2, globalSizePx: 20, globalScale: [0.3, 1], localCrops: 3, localSizePx: 9, localScale: [0.05, 0.3], flipProbability: 0.5, colorJitter: 0.4, grayscaleProbability: 0.2 };
+  for (const channels of [1, 3]) {
+    const sizePx = 24;
+    const images = randomPixels(4, sizePx, channels, 7 + channels);
+    const reference = multiCrop(tf.tensor4d(images, [4, sizePx, sizePx, channels]), options, createRandom(5));
+    const random = createRandom(5);
+    const global = drawViews(random, 4, sizePx, options.globalCrops, options.globalScale, options);
+    const local = drawViews(random, 4, sizePx, options.localCrops, options.localScale, options);
+    const ours = [
+      await cropsInGraph(images, 4, sizePx, channels, 2, options.globalSizePx, global.boxes, global.colours, true),
+      await cropsInGraph(images, 4, sizePx, channels, 3, options.localSizePx, local.boxes, local.colours, true),
+    ];
+    const expected = [tf.concat(reference.slice(0, 2)).dataSync() as Float32Array, tf.concat(reference.slice(2)).dataSync() as Float32Array];
+    tf.dispose(reference);
+    for (const [pass, crops] of ours.entries()) {
+      const gap = maxDifference(crops, expected[pass]);
+      assert.ok(gap < 1e-4, `${channels} channels, ${pass === 0 ? 'global' : 'local'} crops differ from tfjs's by ${gap}`);
+    }
+  }
+});
+
+test('crops in the graph on the GPU match the cpu provider', { skip: skipWithoutGpu, timeout: 300_000 }, async () => {
+  const images = randomPixels(2, 12, 3, 3);
+  const cpu = await cropsInGraph(images, 2, 12, 3, 3, 7, fixedBoxes, fixedColours, true, 'cpu');
+  const gpu = await cropsInGraph(images, 2, 12, 3, 3, 7, fixedBoxes, fixedColours, true, 'webgpu');
+  assert.ok(maxDifference(cpu, gpu) < 1e-5, `crops differ by ${maxDifference(cpu, gpu)}`);
+});
