@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { silentContext } from '../src/engine/jobContext';
 import { computeUmap, findDuplicates, writeMapPoints } from '../src/engine/index/curate';
 import { runOverview } from '../src/engine/index/runQueries';
-import { train } from '../src/engine/swav/trainer';
+import { train } from '../src/engine/jobs/train';
 import { closeBrowser, openWebview } from '../test/webview/harness';
 
 const root = path.resolve(__dirname, '..');

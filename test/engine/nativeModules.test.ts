@@ -9,7 +9,7 @@ import { before, test } from 'node:test';
 import sharp from 'sharp';
 import { EngineClient, EngineRequestError } from '../../src/host/engineClient';
 import { silentContext } from '../../src/engine/jobContext';
-import { train } from '../../src/engine/swav/trainer';
+import { train } from '../../src/engine/jobs/train';
 import { tempDir } from '../tempDir';
 
 process.env.CLUSTER_LENS_THREADS ??= '1';

@@ -2,6 +2,7 @@
 
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { loadSharp } from '../nativeModules';
 import type { ImageRecord, SkippedFile } from '../../protocol/options';
 import { EngineError } from '../errors';
 
@@ -169,4 +170,27 @@ export async function scanImageFolder(root: string, options: ScanOptions = {}): 
   }));
   skipped.sort((a, b) => comparePaths(a.path, b.path));
   return { root: rootPath, files, labelNames, skipped };
+}
+
+/**
+ * The median shorter side of up to 64 images spread over the folder, read from their headers (no decoding);
+ * undefined when none can be read.
+ */
+export async function typicalImageSizePx(root: string, files: string[]): Promise<number | undefined> {
+  const sample = Array.from({ length: Math.min(64, files.length) }, (_, i) => files[Math.floor((i * files.length) / Math.min(64, files.length))]);
+  const sides: number[] = [];
+  const sharp = loadSharp();
+  await Promise.all(
+    sample.map(async (file) => {
+      try {
+        const { width, height } = await sharp(path.join(root, file)).metadata();
+        if (width && height) sides.push(Math.min(width, height));
+      } catch {
+        // Unreadable files are reported when the images load; BMP headers are not worth a second reader here.
+      }
+    }),
+  );
+  if (sides.length === 0) return undefined;
+  sides.sort((a, b) => a - b);
+  return sides[Math.floor(sides.length / 2)];
 }

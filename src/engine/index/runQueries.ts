@@ -1,18 +1,14 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import type { IndexResult, NeighboursResult, RunOverview } from '../../protocol/engine';
+import type { RunOverview } from '../../protocol/engine';
 import { initBackend } from '../runtime/tfjs/backend';
-import { decodeImage, loadImageSet } from '../data/decode';
-import { scanImageFolder } from '../data/scan';
 import { EngineError } from '../errors';
 import type { JobContext } from '../jobContext';
 import { checkpointPath, loadCheckpoint, type LoadedCheckpoint } from '../model/checkpoint';
-import { disposeModel, forward, l2Normalize } from '../model/model';
+import { disposeModel } from '../model/model';
 import { readManifest, runPath } from '../runFolder';
-import { describeWithBackbone, embedWithBackbone, openFrozenBackbone } from '../frozen/frozenRun';
-import { buildIndex, readIndex, writeIndex, type RunIndex } from './indexer';
-import { openNeighbourIndex, searchNeighbours, type OpenedNeighbourIndex } from './neighbourIndex';
+import { readIndex, type RunIndex } from './indexer';
+import { openNeighbourIndex, type OpenedNeighbourIndex } from './neighbourIndex';
 
 /**
  * Loaded runs stay in memory between queries, until their files change; a run's HNSW index is loaded on its first
@@ -68,85 +64,6 @@ export async function cachedNeighbourIndex(runDir: string, context: JobContext):
     if (reason) context.log('info', `Neighbour queries use the exact scan: ${reason}.`);
   }
   return entry.neighbourIndex.opened;
-}
-
-/** Rebuilds a run's index from its checkpoint and its images folder. */
-export async function indexRun(runDir: string, context: JobContext): Promise<IndexResult> {
-  const resolved = path.resolve(runDir);
-  const manifest = await readManifest(resolved);
-  const backend = await initBackend(manifest.options.backend, context.log);
-  const checkpoint = await cachedCheckpoint(resolved);
-  context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${manifest.imagesDir}` });
-  const scan = await scanImageFolder(manifest.imagesDir, { signal: context.signal });
-  const images = await loadImageSet(scan, {
-    imageSizePx: manifest.options.imageSizePx,
-    channels: checkpoint.header.spec.channels as 1 | 3,
-    signal: context.signal,
-    onProgress: (done, total) => context.progress({ phase: 'decode', fraction: 0.5 * (done / total), message: `Decoding images ${done}/${total}` }),
-  });
-  const meta = { runDir: resolved, backend: backend.name, checkpointStep: checkpoint.header.step, temperature: manifest.options.temperature };
-  const record = checkpoint.header.backbone;
-  if (!record) return buildIndex(checkpoint.model, images, meta, context);
-  // A frozen imported backbone: onnxruntime computes the features, the checkpoint's head the rest.
-  const startedAt = Date.now();
-  const backbone = await openFrozenBackbone(resolved, record);
-  const embedded = await embedWithBackbone(backbone, checkpoint.model, images, { ...context, progress: (update) => context.progress({ ...update, fraction: 0.5 + 0.45 * update.fraction }) });
-  return writeIndex(embedded, images, { ...meta, startedAt }, context);
-}
-
-/**
- * Nearest images by cosine similarity of backbone features; the query may be outside the index. Large runs answer
- * through their saved HNSW index; `exact` forces the exact scan.
- */
-export async function findNeighbours(runDir: string, image: string, k: number, context: JobContext, options: { exact?: boolean } = {}): Promise<NeighboursResult> {
-  const resolved = path.resolve(runDir);
-  const index = await cachedIndex(resolved);
-  const backend = await initRunBackend(resolved, context);
-  const absolute = path.resolve(index.header.imagesDir, image);
-  const relative = path.relative(index.header.imagesDir, absolute).split(path.sep).join('/');
-  const position = index.header.records.findIndex((record) => record.path === relative);
-  let query: Float32Array;
-  let cluster: number;
-  if (position >= 0) {
-    query = index.features.data.slice(position * index.features.dims, (position + 1) * index.features.dims);
-    cluster = index.assignments[position];
-  } else {
-    if (!existsSync(absolute)) throw new EngineError('NOT_FOUND', `The image ${absolute} does not exist. Pass a path to an image file.`);
-    const checkpoint = await cachedCheckpoint(resolved);
-    const spec = checkpoint.header.spec;
-    const manifest = await readManifest(resolved);
-    const pixels = await decodeImage(absolute, manifest.options.imageSizePx, spec.channels as 1 | 3);
-    const record = checkpoint.header.backbone;
-    if (record) {
-      const described = await describeWithBackbone(await openFrozenBackbone(resolved, record), checkpoint.model, pixels, manifest.options.imageSizePx, spec.channels);
-      query = described.features;
-      cluster = described.cluster;
-    } else {
-      const [features, scores] = tf.tidy(() => {
-        const input = tf.div(tf.tensor4d(Float32Array.from(pixels), [1, manifest.options.imageSizePx, manifest.options.imageSizePx, spec.channels]), 255) as tf.Tensor4D;
-        const output = forward(checkpoint.model, input, 'eval');
-        return [l2Normalize(output.features), tf.argMax(output.scores, 1)];
-      });
-      query = features.dataSync() as Float32Array;
-      cluster = scores.dataSync()[0];
-      tf.dispose([features, scores]);
-    }
-  }
-  const approximate = options.exact ? undefined : (await cachedNeighbourIndex(resolved, context)).approximate;
-  const { hits, search } = searchNeighbours(index.features, approximate, query, k, position >= 0 ? position : undefined);
-  return {
-    kind: 'neighbours',
-    backend: backend.name,
-    query: absolute,
-    cluster,
-    search,
-    neighbours: hits.map((hit) => ({
-      imageIndex: hit.index,
-      path: index.header.records[hit.index].path,
-      similarity: hit.similarity,
-      cluster: index.assignments[hit.index],
-    })),
-  };
 }
 
 export function forgetRun(runDir: string): void {

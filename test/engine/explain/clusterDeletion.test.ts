@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { clusterCurveStages, noisyLinearImputation } from '../../../src/engine/explain/metrics/clusterDeletion';
-import { quantile } from '../../../src/engine/explain/metrics/evaluateCounterfactuals';
+import { quantile } from '../../../src/engine/jobs/evaluateCounterfactuals';
 import { createRandom } from '../../../src/engine/util/random';
 
 const sizePx = 12;

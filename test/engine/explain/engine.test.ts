@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { EngineClient, EngineRequestError } from '../../../src/host/engineClient';
 import { silentContext } from '../../../src/engine/jobContext';
-import { train } from '../../../src/engine/swav/trainer';
+import { train } from '../../../src/engine/jobs/train';
 import { tempDir } from '../../tempDir';
 
 // One small image makes hundreds of tiny kernels, and on a busy 2-core machine the wasm thread pool's hand-offs

@@ -9,7 +9,7 @@ import { silentContext } from '../../../src/engine/jobContext';
 import { computeUmap, exportAssignments, findDuplicates, findOutliers, writeMapPoints } from '../../../src/engine/index/curate';
 import { cachedIndex } from '../../../src/engine/index/runQueries';
 import { readArchive } from '../../../src/engine/util/tensorArchive';
-import { train } from '../../../src/engine/swav/trainer';
+import { train } from '../../../src/engine/jobs/train';
 import { tempDir } from '../../tempDir';
 
 process.env.CLUSTER_LENS_THREADS ??= '1';

@@ -12,7 +12,7 @@ import { silentContext } from '../../../src/engine/jobContext';
 import { checkpointPath, loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
 import { embedWithOnnxRuntime } from '../../../src/engine/index/ortEmbed';
-import { train } from '../../../src/engine/swav/trainer';
+import { train } from '../../../src/engine/jobs/train';
 import { tempDir } from '../../tempDir';
 
 test('onnxruntime indexing gives the tfjs embeddings, features and scores', async () => {

@@ -14,7 +14,7 @@ import { buildOnnxModel, samePadding, type WeightMap } from '../../../src/engine
 import { parseOnnx } from '../../../src/engine/onnx/graph';
 import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
 import { OrtModel } from '../../../src/engine/runtime/session';
-import { train } from '../../../src/engine/swav/trainer';
+import { train } from '../../../src/engine/jobs/train';
 import { createRandom } from '../../../src/engine/util/random';
 import type { TrainOptions } from '../../../src/protocol/options';
 import { assertClose, randomPixels, tensorOf, toNchw } from './helpers';

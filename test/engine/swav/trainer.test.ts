@@ -8,7 +8,8 @@ import sharp from 'sharp';
 import { silentContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
-import { chooseTrainingRuntime, train } from '../../../src/engine/swav/trainer';
+import { train } from '../../../src/engine/jobs/train';
+import { chooseTrainingRuntime } from '../../../src/engine/swav/trainer';
 import type { TrainOptions } from '../../../src/protocol/options';
 import { tempDir } from '../../tempDir';
 

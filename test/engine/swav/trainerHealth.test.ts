@@ -5,7 +5,7 @@ import path from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
 import { silentContext } from '../../../src/engine/jobContext';
-import { train } from '../../../src/engine/swav/trainer';
+import { train } from '../../../src/engine/jobs/train';
 import type { TrainOptions } from '../../../src/protocol/options';
 import type { ProgressEvent, TrainingHealth } from '../../../src/protocol/engine';
 import { tempDir } from '../../tempDir';

@@ -2,20 +2,20 @@
 // every counterfactual method (validity, changed pixels, L1, time), and the explain panel's Grad-CAM scored on
 // the assigned cluster by deletion and insertion against a random map, image by image.
 import path from 'node:path';
-import type { ExplainMethod, ExplainOptions } from '../../../protocol/options';
-import type { ClusterMapFaithfulness, CounterfactualScores, EvaluateCounterfactualsRequest, EvaluateCounterfactualsResult } from '../../../protocol/engine';
-import { EngineError } from '../../errors';
-import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../../jobContext';
-import { ranOnKind } from '../../runtime/device';
-import { createRandom } from '../../util/random';
-import type { ExplainableModel, Explainer, Pixels } from '../explainer';
-import { explainerFor, explainers } from '../methods';
-import { resolveExplainOptions } from '../options';
-import { randomMap } from '../randomMap';
-import { clusterDonors, describeImage, loadImage, nearestOtherCluster, openRun } from '../run';
-import { scorerFor, type ClusterScorer } from '../scorer';
-import { clusterCurveStages, probabilityArea, type Removal } from './clusterDeletion';
-import { gaussianBlur, insertionBlurSigma } from './insertionDeletion';
+import type { ExplainMethod, ExplainOptions } from '../../protocol/options';
+import type { ClusterMapFaithfulness, CounterfactualScores, EvaluateCounterfactualsRequest, EvaluateCounterfactualsResult } from '../../protocol/engine';
+import { EngineError } from '../errors';
+import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
+import { ranOnKind } from '../runtime/device';
+import { createRandom } from '../util/random';
+import type { ExplainableModel, Explainer, Pixels } from '../explain/explainer';
+import { explainerFor, explainers } from '../explain/methods';
+import { resolveExplainOptions } from '../explain/options';
+import { randomMap } from '../explain/randomMap';
+import { clusterDonors, describeImage, loadImage, nearestOtherCluster, openRun } from './explainRun';
+import { scorerFor, type ClusterScorer } from '../explain/scorer';
+import { clusterCurveStages, probabilityArea, type Removal } from '../explain/metrics/clusterDeletion';
+import { gaussianBlur, insertionBlurSigma } from '../explain/metrics/insertionDeletion';
 
 export const defaultCounterfactualMethods: ExplainMethod[] = ['counterfactual', 'counterfactual-mask', 'counterfactual-pixel'];
 // Stages of each deletion or insertion curve.

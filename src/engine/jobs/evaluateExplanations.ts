@@ -2,22 +2,22 @@
 // similarity of N images of a run with their pairs, and each map is scored for faithfulness (insertion and
 // deletion, average drop and increase), stability (max-sensitivity) and consistency (CGC).
 import path from 'node:path';
-import type { ExplainMethod, ExplainOptions, ExplanationScores } from '../../../protocol/options';
-import type { EvaluateExplanationsRequest, EvaluateExplanationsResult } from '../../../protocol/engine';
-import { EngineError } from '../../errors';
-import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../../jobContext';
-import { createRandom } from '../../util/random';
-import type { Explainer, ExplainableModel, Pixels } from '../explainer';
-import { explainerFor, explainers } from '../methods';
-import { resolveExplainOptions } from '../options';
-import { loadImage, nearestImages, openRun, type ExplainableRun } from '../run';
-import { scoreImagesOnDevice } from '../onDevice';
-import { cosineRows } from '../target';
-import { augmentedView } from '../views';
-import { averageDropIncrease } from './averageDrop';
-import { consistencyTransforms, contrastiveConsistencyLoss, cosine, transformMap } from './consistency';
-import { insertionDeletion, type PairScorer } from './insertionDeletion';
-import { maxSensitivity } from './maxSensitivity';
+import type { ExplainMethod, ExplainOptions, ExplanationScores } from '../../protocol/options';
+import type { EvaluateExplanationsRequest, EvaluateExplanationsResult } from '../../protocol/engine';
+import { EngineError } from '../errors';
+import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
+import { createRandom } from '../util/random';
+import type { Explainer, ExplainableModel, Pixels } from '../explain/explainer';
+import { explainerFor, explainers } from '../explain/methods';
+import { resolveExplainOptions } from '../explain/options';
+import { loadImage, nearestImages, openRun, type ExplainableRun } from './explainRun';
+import { scoreImagesOnDevice } from '../explain/onDevice';
+import { cosineRows } from '../explain/target';
+import { augmentedView } from '../explain/views';
+import { averageDropIncrease } from '../explain/metrics/averageDrop';
+import { consistencyTransforms, contrastiveConsistencyLoss, cosine, transformMap } from '../explain/metrics/consistency';
+import { insertionDeletion, type PairScorer } from '../explain/metrics/insertionDeletion';
+import { maxSensitivity } from '../explain/metrics/maxSensitivity';
 
 // Stages of each insertion/deletion curve.
 const curveSteps = 24;

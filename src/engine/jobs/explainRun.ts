@@ -10,10 +10,14 @@ import type { ApproximateIndex } from '../index/ann';
 import { searchNeighbours } from '../index/neighbourIndex';
 import type { JobContext } from '../jobContext';
 import { readManifest } from '../runFolder';
-import type { Donor, ExplainableModel, Pixels } from './explainer';
-import { frozenExplainable } from '../frozen/frozenRun';
-import { ownExplainable, scoreImagesOnDevice } from './onDevice';
-import { softmaxRows } from './scorer';
+import type { Donor, ExplainableModel, Pixels } from '../explain/explainer';
+import { backboneOptions } from '../frozen/frozenRun';
+import { importedGraphs } from '../frozen/explainable';
+import { readFrozenBackbone, type BackboneRecord } from '../frozen/backboneFile';
+import { resolveBackboneInput } from '../onnx/backboneInput';
+import type { SwavModel } from '../model/model';
+import { ownExplainable, scoreImagesOnDevice, weightsOf } from '../explain/onDevice';
+import { softmaxRows } from '../explain/scorer';
 
 export interface ExplainableRun {
   runDir: string;
@@ -150,4 +154,11 @@ export async function clusterDonors(run: ExplainableRun, features: Float32Array,
     donors.push({ imageIndex: row, path: relative, similarity, cluster, pixels });
   }
   return donors;
+}
+
+/** The run's backbone with its head, for the explanation methods: its graphs, built from the ONNX graph. */
+export async function frozenExplainable(runDir: string, record: BackboneRecord, model: SwavModel, temperature: number): Promise<ExplainableModel> {
+  const { bytes, graph } = await readFrozenBackbone(runDir, record);
+  const input = resolveBackboneInput(graph, backboneOptions(record));
+  return { prototypes: model.spec.prototypes, temperature, graphs: importedGraphs(bytes, graph, input, model, () => weightsOf(model)) };
 }

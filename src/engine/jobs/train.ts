@@ -1,0 +1,100 @@
+// The train job: scans and decodes the folder, trains SwAV (swav/), then indexes the run (index/), leaving a run
+// folder behind even when cancelled or out of time.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { TrainOptions } from '../../protocol/options';
+import type { TrainResult } from '../../protocol/engine';
+import { resolveTrainOptions } from '../config';
+import { scanImageFolder, typicalImageSizePx } from '../data/scan';
+import { EngineError } from '../errors';
+import { buildIndex } from '../index/indexer';
+import type { JobContext } from '../jobContext';
+import { checkpointPath, loadCheckpoint } from '../model/checkpoint';
+import { ranOn, useDevice } from '../runtime/device';
+import { initBackend } from '../runtime/tfjs/backend';
+import { readManifest, runPath } from '../runFolder';
+import { decodeTrainingImages, startRunFolder, trainResult } from '../swav/runSetup';
+import { budgetText, chooseTrainingRuntime, SwavTrainer } from '../swav/trainer';
+
+export interface TrainJob {
+  imagesDir: string;
+  runDir: string;
+  options?: Partial<TrainOptions>;
+  resume?: boolean;
+  /** Build the index after training (default true). */
+  index?: boolean;
+}
+
+/** Trains SwAV on a folder and leaves a run folder behind, even when cancelled or out of time. */
+export async function train(job: TrainJob, context: JobContext): Promise<TrainResult> {
+  const startedAt = Date.now();
+  const runDir = path.resolve(job.runDir);
+  const imagesDir = path.resolve(job.imagesDir);
+  // The backend must be up before any tensor exists, the checkpoint's included.
+  const previous = job.resume ? await readManifest(runDir) : undefined;
+  const requested = resolveTrainOptions(previous ? { ...previous.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend', 'device']) } : job.options);
+  const backend = await initBackend(requested.backend, context.log);
+  const device = await useDevice(job.options?.device, context.log);
+  const resumeFrom = job.resume ? await loadCheckpoint(checkpointPath(runDir)) : undefined;
+  context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
+  const scan = await scanImageFolder(imagesDir, { signal: context.signal });
+  // A resumed run keeps its recipe; only the budget (epochs, minutes) and the backend may change. A new one
+  // fills the options it was not given with defaults for this backend and these images.
+  let options: TrainOptions;
+  if (resumeFrom) {
+    options = resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend', 'device']) });
+  } else {
+    const nativeImageSizePx = await typicalImageSizePx(scan.root, scan.files.map((file) => file.path));
+    const gpu = backend.gpu || (device.device !== 'cpu' && device.software !== true);
+    options = resolveTrainOptions(job.options, { backend: backend.name, gpu, nativeImageSizePx, imageCount: scan.files.length });
+    const given = job.options ?? {};
+    if (given.imageSizePx === undefined || given.batchSize === undefined) {
+      const native = nativeImageSizePx !== undefined ? ` (the images are about ${nativeImageSizePx} px)` : '';
+      const network = `${options.architecture} width ${options.width}, blocks ${options.blocksPerStage.join('-')}`;
+      context.log('info', `Recipe for ${gpu ? 'a GPU' : 'the CPU'}: ${options.imageSizePx} px images${native}, batch ${options.batchSize}, ${network}, ${options.prototypes} prototypes`);
+    }
+    context.log('info', `Budget: ${budgetText(options)}`);
+  }
+  const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto' }, context);
+
+  await startRunFolder({ runDir, imagesDir, options, images, backend: backend.name, createdAt: previous?.createdAt });
+
+  const runtime = chooseTrainingRuntime(options.trainingRuntime, backend, device, context);
+  const trainer = new SwavTrainer(options, images, backend, runtime, context, runDir, resumeFrom);
+  try {
+    const outcome = await trainer.run();
+    let indexPath: string | undefined;
+    if (job.index !== false) {
+      // A run cancelled while training still gets its index (a few seconds for most folders); a cancel that comes
+      // during indexing (minutes at a million images, with the neighbour index) stops it, and the checkpoint stays.
+      const indexing = new AbortController();
+      const stopIndexing = () => indexing.abort();
+      if (!context.signal.aborted) context.signal.addEventListener('abort', stopIndexing, { once: true });
+      try {
+        const index = await buildIndex(trainer.model, images, { runDir, backend: backend.name, checkpointStep: outcome.steps }, { ...context, signal: indexing.signal });
+        indexPath = index.indexPath;
+      } catch (error) {
+        if (!(error instanceof EngineError && error.code === 'CANCELLED')) throw error;
+        outcome.cancelled = true;
+        // Cancelled while the HNSW neighbour index was building: index.bin is whole, and queries use the exact scan.
+        const written = runPath(runDir, 'index');
+        if (existsSync(written)) indexPath = written;
+        context.log(
+          'info',
+          indexPath
+            ? 'Neighbour index cancelled; the run is indexed and neighbour queries use the exact scan.'
+            : `Indexing cancelled; the trained checkpoint is kept. Index it later with: cluster-lens index ${runDir}`,
+        );
+      } finally {
+        context.signal.removeEventListener('abort', stopIndexing);
+      }
+    }
+    return { ...trainResult({ runDir, backend: backend.name, trainingRuntime: runtime, images, startedAt, indexPath }, outcome), ...ranOn(runtime === 'onnxruntime' ? device : undefined) };
+  } finally {
+    trainer.dispose();
+  }
+}
+
+function pick<T extends object, K extends keyof T>(source: T, keys: K[]): Partial<T> {
+  return Object.fromEntries(keys.filter((key) => source[key] !== undefined).map((key) => [key, source[key]])) as unknown as Partial<T>;
+}
