@@ -72,3 +72,32 @@ export function changeColours(view: Float32Array, channels: number, change: Colo
   }
   return view;
 }
+
+/**
+ * The crops of `views` views of each of `batch` images (NHWC [batch, H, H, C] in [0, 1]) at `sizePx`, view by
+ * view, from their boxes and colour draws [views · batch, 4] each (data/augment.ts's drawViews): what the
+ * training graph's crops compute (runtime/augmentGraph.ts), in JS.
+ */
+export function cropViews(images: Float32Array, batch: number, heightPx: number, channels: number, draws: { boxes: Float32Array; colours: Float32Array }, sizePx: number, jitter: boolean): Float32Array {
+  const perImage = heightPx * heightPx * channels;
+  const perCrop = sizePx * sizePx * channels;
+  const rows = draws.boxes.length / 4;
+  const out = new Float32Array(rows * perCrop);
+  for (let row = 0; row < rows; row++) {
+    const image = images.subarray((row % batch) * perImage, ((row % batch) + 1) * perImage);
+    const crop = cropAndResize(image, heightPx, heightPx, channels, draws.boxes.subarray(row * 4, row * 4 + 4), sizePx);
+    const [brightness, contrast, saturation, grey] = draws.colours.subarray(row * 4, row * 4 + 4);
+    changeColours(crop, channels, jitter ? { brightness, contrast, saturation, grey } : { brightness: 1, contrast: 1, saturation: 1, grey });
+    for (let i = 0; i < perCrop; i++) out[row * perCrop + i] = clip(crop[i]);
+  }
+  return out;
+}
+
+/** Each image resized whole to `sizePx` (corner pixels aligned), as the model sees an image outside training. */
+export function wholeViews(images: Float32Array, batch: number, heightPx: number, channels: number, sizePx: number): Float32Array {
+  if (heightPx === sizePx) return images;
+  const perImage = heightPx * heightPx * channels;
+  const out = new Float32Array(batch * sizePx * sizePx * channels);
+  for (let n = 0; n < batch; n++) out.set(cropAndResize(images.subarray(n * perImage, (n + 1) * perImage), heightPx, heightPx, channels, [0, 0, 1, 1], sizePx), n * sizePx * sizePx * channels);
+  return out;
+}

@@ -1,9 +1,9 @@
 // Backbone features of augmented crops for frozen-backbone SwAV, computed with onnxruntime:
 // either per step (fresh crops every time) or once into a bank of views that training samples from.
 
-import * as tf from '@tensorflow/tfjs-core';
-import { centerView, multiCrop, type MultiCropOptions } from '../data/augment';
-import { imageBatch } from '../data/batch';
+import { drawViews, type MultiCropOptions } from '../data/augment';
+import { batchPixels } from '../data/batch';
+import { cropViews, wholeViews } from '../data/cropPixels';
 import type { ImageSet } from '../data/decode';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
 import type { Random } from '../util/random';
@@ -26,14 +26,20 @@ function cropSizes(backbone: OrtBackbone, crops: MultiCropOptions): MultiCropOpt
   return fixed === undefined ? crops : { ...crops, globalSizePx: fixed, localSizePx: fixed };
 }
 
-/** Renders crops with tfjs and returns each crop's NHWC pixels, tensors freed. */
-async function renderCrops(images: ImageSet, indices: number[], crops: MultiCropOptions, random: Random): Promise<{ pixels: Float32Array; sizePx: number }[]> {
-  const tensors = tf.tidy(() => multiCrop(imageBatch(images, indices), crops, random));
-  try {
-    return await Promise.all(tensors.map(async (crop) => ({ pixels: (await crop.data()) as Float32Array, sizePx: crop.shape[1] })));
-  } finally {
-    tf.dispose(tensors);
-  }
+/** Each crop's NHWC pixels, global views then local ones, with the draws and in the order the training step takes them. */
+function renderCrops(images: ImageSet, indices: number[], crops: MultiCropOptions, random: Random): { pixels: Float32Array; sizePx: number }[] {
+  const batch = batchPixels(images, indices);
+  const { imageSizePx: heightPx, channels } = images;
+  const jitter = crops.colorJitter > 0;
+  const passes = [
+    { views: crops.globalCrops, sizePx: crops.globalSizePx, draws: drawViews(random, indices.length, heightPx, crops.globalCrops, crops.globalScale, crops) },
+    { views: crops.localCrops, sizePx: crops.localSizePx, draws: drawViews(random, indices.length, heightPx, crops.localCrops, crops.localScale, crops) },
+  ];
+  return passes.flatMap(({ views, sizePx, draws }) => {
+    const all = cropViews(batch, indices.length, heightPx, channels, draws, sizePx, jitter);
+    const perView = indices.length * sizePx * sizePx * channels;
+    return Array.from({ length: views }, (_, view) => ({ pixels: all.subarray(view * perView, (view + 1) * perView), sizePx }));
+  });
 }
 
 /** Backbone features of `crops` (all of one size) in one onnxruntime call, split back per crop. */
@@ -59,7 +65,7 @@ export function liveCropSource(backbone: OrtBackbone, images: ImageSet, crops: M
     featureDim,
     crops: crops.globalCrops + crops.localCrops,
     async cropFeatures(indices, random) {
-      const rendered = await renderCrops(images, indices, sized, random);
+      const rendered = renderCrops(images, indices, sized, random);
       const global = await featuresOf(backbone, rendered.slice(0, sized.globalCrops), indices.length, images.channels);
       const local = await featuresOf(backbone, rendered.slice(sized.globalCrops), indices.length, images.channels);
       return [...global, ...local];
@@ -89,7 +95,7 @@ export async function computeFeatureBank(
   for (let start = 0; start < count; start += batchSize) {
     throwIfCancelled(context.signal);
     const indices = Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => start + i);
-    const rendered = await renderCrops(images, indices, sized, random);
+    const rendered = renderCrops(images, indices, sized, random);
     const perView = [
       ...(await featuresOf(backbone, rendered.slice(0, views.global), indices.length, images.channels)),
       ...(await featuresOf(backbone, rendered.slice(views.global), indices.length, images.channels)),
@@ -148,9 +154,7 @@ export async function imageSetFeatures(backbone: OrtBackbone, images: ImageSet, 
   for (let start = 0; start < count; start += batchSize) {
     throwIfCancelled(context.signal);
     const indices = Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => start + i);
-    const view = tf.tidy(() => centerView(imageBatch(images, indices), sizePx));
-    const pixels = (await view.data()) as Float32Array;
-    view.dispose();
+    const pixels = wholeViews(batchPixels(images, indices), indices.length, images.imageSizePx, images.channels, sizePx);
     chunks.push(await backbone.features(pixels, indices.length, sizePx, sizePx, images.channels));
     const done = start + indices.length;
     context.progress({ phase: 'index', fraction: done / count, message: `Backbone features ${done}/${count}` });

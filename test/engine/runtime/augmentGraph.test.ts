@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { drawViews, multiCrop, type MultiCropOptions } from '../../../src/engine/data/augment';
-import { changeColours, cropAndResize } from '../../../src/engine/data/cropPixels';
+import { cropViews } from '../../../src/engine/data/cropPixels';
 import { emitCropViews } from '../../../src/engine/runtime/augmentGraph';
 import { DifferentiableGraph } from '../../../src/engine/runtime/autodiff';
 import { encodeModel } from '../../../src/engine/onnx/schema';
@@ -39,18 +39,9 @@ async function cropsInGraph(images: Float32Array, batch: number, heightPx: numbe
   return outputs.crops.data;
 }
 
-/** The JS reference: cropAndResize, then the colour changes, clipped. */
-function cropsInJs(images: Float32Array, batch: number, heightPx: number, channels: number, views: number, sizePx: number, boxes: Float32Array, colours: Float32Array, jitter: boolean): Float32Array {
-  const perImage = heightPx * heightPx * channels;
-  const out = new Float32Array(views * batch * sizePx * sizePx * channels);
-  for (let row = 0; row < views * batch; row++) {
-    const image = images.subarray((row % batch) * perImage, (row % batch + 1) * perImage);
-    const crop = cropAndResize(image, heightPx, heightPx, channels, boxes.subarray(row * 4, row * 4 + 4), sizePx);
-    const [brightness, contrast, saturation, grey] = colours.subarray(row * 4, row * 4 + 4);
-    changeColours(crop, channels, jitter ? { brightness, contrast, saturation, grey } : { brightness: 1, contrast: 1, saturation: 1, grey });
-    out.set(crop.map((value) => Math.min(1, Math.max(0, value))), row * crop.length);
-  }
-  return out;
+/** The JS reference (data/cropPixels.ts, which frozen backbones' crops use): cropAndResize, then the colour changes, clipped. */
+function cropsInJs(images: Float32Array, batch: number, heightPx: number, channels: number, _views: number, sizePx: number, boxes: Float32Array, colours: Float32Array, jitter: boolean): Float32Array {
+  return cropViews(images, batch, heightPx, channels, { boxes, colours }, sizePx, jitter);
 }
 
 // Per row: a plain crop, a flipped one, one past the top-left edge, one past the bottom-right, the whole image.
