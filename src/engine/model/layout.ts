@@ -1,5 +1,6 @@
-// The network's layers as data, so that every place that runs the network (tfjs training and eval, the
-// explanations, the ONNX export and the ONNX training step) walks the same architecture.
+// The network described once: its layers as data (networkLayout), and the walk through them (emitNetwork)
+// that every graph of it follows: the training step, the explanation graphs and the ONNX export each only say
+// how they build a layer (batch or running BatchNorm statistics, folded or not, which graph builder).
 
 /** `resnet`: a stem convolution, then basic blocks with shortcuts. `plain`: conv-conv blocks straight from
  * the image, no stem and no shortcuts (the network of the official small-image SwAV recipes and of our
@@ -99,6 +100,50 @@ export function networkLayout(spec: LayoutSpec): NetworkLayout {
     }
   });
   return { stem, blocks, featureChannels: inChannels };
+}
+
+/** How one graph builds the network's pieces, on values of type T. */
+export interface NetworkOps<T> {
+  /** A 'same'-padded convolution and its BatchNorm. */
+  convBatchNorm(x: T, layer: ConvLayer): T;
+  relu(x: T): T;
+  add(a: T, b: T): T;
+  /** The last feature map averaged over its positions: the backbone features [N, F]. */
+  pool(featureMap: T): T;
+  /** The head's first linear layer and its BatchNorm. */
+  linearBatchNorm(x: T, linear: string, batchNorm: string): T;
+  linear(x: T, name: string): T;
+  /** Rows scaled to unit length. */
+  l2Normalize(x: T): T;
+  /** Cosines of the (unit) rows with the (unit) prototypes: [N, K]. */
+  prototypeScores(embedding: T): T;
+}
+
+/** The backbone on normalised NCHW images: its last feature map. Each block: relu(bn(conv(relu(bn(conv(x))))) + shortcut). */
+export function emitBackbone<T>(spec: LayoutSpec, ops: NetworkOps<T>, images: T): T {
+  const layout = networkLayout(spec);
+  let x = layout.stem ? ops.relu(ops.convBatchNorm(images, layout.stem)) : images;
+  for (const block of layout.blocks) {
+    const { shortcut } = block;
+    const residual = shortcut.kind === 'projection' ? ops.convBatchNorm(x, shortcut.layer) : shortcut.kind === 'identity' ? x : undefined;
+    const second = ops.convBatchNorm(ops.relu(ops.convBatchNorm(x, block.first)), block.second);
+    x = ops.relu(residual === undefined ? second : ops.add(second, residual));
+  }
+  return x;
+}
+
+/** The projection head and prototypes on features [N, F]: linear → BatchNorm → ReLU → linear → L2 normalisation, then the scores. */
+export function emitHead<T>(ops: NetworkOps<T>, features: T): { embedding: T; scores: T } {
+  const hidden = ops.relu(ops.linearBatchNorm(features, 'head.fc1', 'head.bn'));
+  const embedding = ops.l2Normalize(ops.linear(hidden, 'head.fc2'));
+  return { embedding, scores: ops.prototypeScores(embedding) };
+}
+
+/** The whole network; `atFeatureMap` may mark the last feature map (Grad-CAM's watch point) before it is pooled. */
+export function emitNetwork<T>(spec: LayoutSpec, ops: NetworkOps<T>, images: T, atFeatureMap: (featureMap: T) => T = (map) => map): { featureMap: T; features: T; embedding: T; scores: T } {
+  const featureMap = atFeatureMap(emitBackbone(spec, ops, images));
+  const features = ops.pool(featureMap);
+  return { featureMap, features, ...emitHead(ops, features) };
 }
 
 /** Every convolution of the layout, in forward order. */

@@ -5,7 +5,7 @@ import type { ExportOnnxResult } from '../../protocol/engine';
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { foldBatchNorm, networkLayout, scaleOutputs, type BatchNormParameters, type ConvLayer } from '../model/layout';
+import { emitBackbone, emitHead, foldBatchNorm, scaleOutputs, type BatchNormParameters, type NetworkOps } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import { EngineError } from '../errors';
 import { writeFileAtomic } from '../util/atomicFile';
@@ -50,31 +50,8 @@ export function buildOnnxModel(spec: ModelSpec, weights: WeightMap, options: { i
   graph.node('Sub', ['images', 'input.mean'], 'input.centred');
   graph.node('Div', ['input.centred', 'input.std'], 'input.normalized');
 
-  let x = 'input.normalized';
-  let sizePx = size;
-  const convBn = (layer: ConvLayer, input: string, relu: boolean) => {
-    const { output, sizePx: outputSize } = graph.convBatchNorm(layer.conv, layer.batchNorm, input, sizePx, layer.stride);
-    sizePx = outputSize;
-    return relu ? graph.node('Relu', [output], `${layer.conv}.relu`) : output;
-  };
-  const layout = networkLayout(spec);
-  if (layout.stem) x = convBn(layout.stem, x, true);
-  for (const block of layout.blocks) {
-    const inputSize = sizePx;
-    const blockInput = x;
-    const { shortcut } = block;
-    let out = convBn(block.first, blockInput, true);
-    if (shortcut.kind === 'none') {
-      x = convBn(block.second, out, true);
-      continue;
-    }
-    out = convBn(block.second, out, false);
-    const residual = shortcut.kind === 'projection' ? graph.convBatchNorm(shortcut.layer.conv, shortcut.layer.batchNorm, blockInput, inputSize, shortcut.layer.stride).output : blockInput;
-    x = graph.node('Relu', [graph.node('Add', [out, residual], `${block.prefix}.add`)], `${block.prefix}.relu`);
-  }
-  graph.node('Flatten', [graph.node('GlobalAveragePool', [x], 'backbone.pool')], 'features', [intAttr('axis', 1)]);
-
-  graph.head('features', '', exportOpset);
+  const ops = graph.networkOps('', exportOpset, { 'input.normalized': size });
+  emitHead(ops, ops.pool(emitBackbone(spec, ops, 'input.normalized')));
 
   const featureDim = spec.width * 2 ** (spec.blocksPerStage.length - 1);
   return encodeModel({
@@ -130,7 +107,7 @@ export function appendHeadToBackbone(backbone: { bytes: Uint8Array; graph: OnnxG
     // A feature map [N, C, h, w]: average it, as OrtBackbone.features does.
     features = graph.node('Flatten', [graph.node('GlobalAveragePool', [features], 'cluster_lens.pool')], 'cluster_lens.features', [intAttr('axis', 1)]);
   }
-  graph.head(features, 'cluster_lens.', backbone.graph.opset);
+  emitHead(graph.networkOps('cluster_lens.', backbone.graph.opset), features);
   const { spec } = head;
   return appendToModel(backbone.bytes, {
     docString: `Cluster Lens SwAV model: a frozen imported backbone followed by the Cluster Lens head. Input '${imageInput(backbone.graph).name}': the backbone's own input (NCHW); the pixels in [0, 1] are normalised by cluster-lens.inputMean / cluster-lens.inputStd first. Outputs: embedding, prototype_scores, and the backbone's own outputs.`,
@@ -189,29 +166,60 @@ class GraphBuilder {
     return output;
   }
 
-  /** Linear → BatchNorm (folded) → ReLU → Linear → L2 normalisation → `embedding`, then `prototype_scores`. */
-  head(features: string, prefix: string, opset: number): void {
-    const fc1 = this.weight('head.fc1.weight');
-    const { weight, bias } = foldLinear(fc1.values, this.weight('head.fc1.bias').values, batchNormOf(this.weights, 'head.bn'));
-    const name = (suffix: string) => `${prefix}head.${suffix}`;
-    this.constant(name('fc1.weight'), fc1.shape, weight);
-    this.constant(name('fc1.bias'), [fc1.shape[1]], bias);
-    const hidden = this.node('Relu', [this.node('Gemm', [features, name('fc1.weight'), name('fc1.bias')], name('fc1'))], name('relu'));
-    this.constant(name('fc2.weight'), this.weight('head.fc2.weight').shape, this.weight('head.fc2.weight').values);
-    this.constant(name('fc2.bias'), this.weight('head.fc2.bias').shape, this.weight('head.fc2.bias').values);
-    const projection = this.node('Gemm', [hidden, name('fc2.weight'), name('fc2.bias')], name('projection'));
-    // ReduceL2 takes its axes as an attribute up to opset 17 and as an input from opset 18.
-    let norm: string;
-    if (opset >= 18) {
-      this.initializers.push({ name: name('normAxes'), dims: [1], dataType: DataType.INT64, int64Data: [1] });
-      norm = this.node('ReduceL2', [projection, name('normAxes')], name('norm'), [intAttr('keepdims', 1)]);
-    } else {
-      norm = this.node('ReduceL2', [projection], name('norm'), [intsAttr('axes', [1]), intAttr('keepdims', 1)]);
-    }
-    this.constant(name('minimumNorm'), [], Float32Array.of(1e-12));
-    this.node('Div', [projection, this.node('Max', [norm, name('minimumNorm')], name('safeNorm'))], 'embedding');
-    this.constant(`${prefix}prototypes`, this.weight('prototypes').shape, this.weight('prototypes').values);
-    this.node('Gemm', ['embedding', `${prefix}prototypes`], 'prototype_scores', [intAttr('transB', 1)]);
+  /**
+   * The network's pieces as plain ONNX nodes, every BatchNorm folded: the features, `embedding` and
+   * `prototype_scores` keep those names (the model's outputs), the rest are named after their layers, behind
+   * `prefix`. `sizes` gives the spatial size of the inputs convolutions read ('same' padding depends on it).
+   */
+  networkOps(prefix: string, opset: number, sizes: Record<string, number> = {}): NetworkOps<string> {
+    const sizeOf = new Map(Object.entries(sizes));
+    return {
+      convBatchNorm: (x, layer) => {
+        const { output, sizePx } = this.convBatchNorm(layer.conv, layer.batchNorm, x, sizeOf.get(x)!, layer.stride);
+        sizeOf.set(output, sizePx);
+        return output;
+      },
+      relu: (x) => {
+        const output = this.node('Relu', [x], `${x}.relu`);
+        sizeOf.set(output, sizeOf.get(x)!);
+        return output;
+      },
+      add: (a, b) => {
+        const output = this.node('Add', [a, b], `${a}.add`);
+        sizeOf.set(output, sizeOf.get(a)!);
+        return output;
+      },
+      pool: (x) => this.node('Flatten', [this.node('GlobalAveragePool', [x], 'backbone.pool')], 'features', [intAttr('axis', 1)]),
+      linearBatchNorm: (x, linear, norm) => {
+        const fc = this.weight(`${linear}.weight`);
+        const { weight, bias } = foldLinear(fc.values, this.weight(`${linear}.bias`).values, batchNormOf(this.weights, norm));
+        this.constant(`${prefix}${linear}.weight`, fc.shape, weight);
+        this.constant(`${prefix}${linear}.bias`, [fc.shape[1]], bias);
+        return this.node('Gemm', [x, `${prefix}${linear}.weight`, `${prefix}${linear}.bias`], `${prefix}${linear}`);
+      },
+      linear: (x, name) => {
+        this.constant(`${prefix}${name}.weight`, this.weight(`${name}.weight`).shape, this.weight(`${name}.weight`).values);
+        this.constant(`${prefix}${name}.bias`, this.weight(`${name}.bias`).shape, this.weight(`${name}.bias`).values);
+        return this.node('Gemm', [x, `${prefix}${name}.weight`, `${prefix}${name}.bias`], `${prefix}${name}`);
+      },
+      l2Normalize: (x) => {
+        const name = (suffix: string) => `${prefix}head.${suffix}`;
+        // ReduceL2 takes its axes as an attribute up to opset 17 and as an input from opset 18.
+        let norm: string;
+        if (opset >= 18) {
+          this.initializers.push({ name: name('normAxes'), dims: [1], dataType: DataType.INT64, int64Data: [1] });
+          norm = this.node('ReduceL2', [x, name('normAxes')], name('norm'), [intAttr('keepdims', 1)]);
+        } else {
+          norm = this.node('ReduceL2', [x], name('norm'), [intsAttr('axes', [1]), intAttr('keepdims', 1)]);
+        }
+        this.constant(name('minimumNorm'), [], Float32Array.of(1e-12));
+        return this.node('Div', [x, this.node('Max', [norm, name('minimumNorm')], name('safeNorm'))], 'embedding');
+      },
+      prototypeScores: (embedding) => {
+        this.constant(`${prefix}prototypes`, this.weight('prototypes').shape, this.weight('prototypes').values);
+        return this.node('Gemm', [embedding, `${prefix}prototypes`], 'prototype_scores', [intAttr('transB', 1)]);
+      },
+    };
   }
 
   /** A 'same'-padded convolution with its BatchNorm folded in, from [kh,kw,in,out] to ONNX's [out,in,kh,kw]. */

@@ -3,7 +3,7 @@
 // before it, as explain/network.ts does), then what Grad-CAM (explain/gradCam.ts) and the counterfactual
 // (explain/counterfactual.ts) compute on top of it, with the same equations.
 
-import { foldBatchNorm, networkLayout, scaleOutputs, type ConvLayer } from '../model/layout';
+import { emitHead, emitNetwork, foldBatchNorm, scaleOutputs, type NetworkOps } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import type { WeightMap } from '../onnx/export';
 import { encodeModel } from '../onnx/schema';
@@ -77,28 +77,46 @@ export function ownNetwork(spec: ModelSpec, weights: WeightMap): ExplainNetwork 
   };
 }
 
+/** How the explanation graphs build the network: eval mode, each BatchNorm folded into the layer before it, the weights constants. */
+function evalOps(graph: DifferentiableGraph, weights: WeightMap): NetworkOps<string> {
+  const weight = (name: string) => {
+    const found = weights.get(name);
+    if (!found) throw new Error(`the model has no weight ${name}`);
+    return found;
+  };
+  return {
+    convBatchNorm: (x, layer) => {
+      const { weight: filter, bias, shape } = folded(weights, layer.conv, layer.batchNorm);
+      return graph.add(graph.conv2d(x, graph.floats(filter, shape), layer.stride), graph.floats(bias, [1, shape[3], 1, 1]));
+    },
+    relu: (x) => graph.relu(x),
+    add: (a, b) => graph.add(a, b),
+    pool: (x) => graph.spatialMean(x),
+    linearBatchNorm: (x, linear, norm) => {
+      const { weight: matrix, bias, shape } = folded(weights, `${linear}.weight`, norm, weight(`${linear}.bias`).values);
+      return graph.dense(x, graph.floats(matrix, shape), graph.floats(bias, [shape[1]]));
+    },
+    linear: (x, name) => {
+      const { shape, values } = weight(`${name}.weight`);
+      return graph.dense(x, graph.floats(values, shape), graph.floats(weight(`${name}.bias`).values, [shape[1]]));
+    },
+    l2Normalize: (x) => graph.l2NormalizeRows(x),
+    prototypeScores: (embedding) => {
+      const { shape, values } = weight('prototypes');
+      return graph.matMulTransposed(embedding, graph.floats(values, shape));
+    },
+  };
+}
+
 /** The network in eval mode on NHWC `images`: the last feature map (NCHW, a Grad-CAM watch point when asked), its spatial mean (the features) and the scores. */
 function evalNetwork(graph: DifferentiableGraph, spec: ModelSpec, weights: WeightMap, images: string, watchFeatureMap: boolean): { featureMap: string; features: string; scores: string } {
   const channels = spec.channels;
   const perChannel = (values: number[]) => graph.floats(values, [1, channels, 1, 1]);
   const nchw = graph.transpose(images, [0, 3, 1, 2]);
   // (x − mean) / std as x · (1/std) − mean/std
-  let x = graph.scaleShift(nchw, perChannel(spec.inputStd.map((std) => 1 / std)), perChannel(spec.inputMean.map((mean, c) => -mean / spec.inputStd[c])));
-  const convolve = (input: string, layer: ConvLayer) => {
-    const { weight, bias, shape } = folded(weights, layer.conv, layer.batchNorm);
-    return graph.add(graph.conv2d(input, graph.floats(weight, shape), layer.stride), graph.floats(bias, [1, shape[3], 1, 1]));
-  };
-  const layout = networkLayout(spec);
-  if (layout.stem) x = graph.relu(convolve(x, layout.stem));
-  for (const block of layout.blocks) {
-    const { shortcut } = block;
-    const residual = shortcut.kind === 'projection' ? convolve(x, shortcut.layer) : shortcut.kind === 'identity' ? x : undefined;
-    const second = convolve(graph.relu(convolve(x, block.first)), block.second);
-    x = graph.relu(residual ? graph.add(second, residual) : second);
-  }
-  const featureMap = watchFeatureMap ? graph.watch(x) : x;
-  const features = graph.spatialMean(featureMap);
-  return { featureMap, features, scores: evalHead(graph, weights, features) };
+  const x = graph.scaleShift(nchw, perChannel(spec.inputStd.map((std) => 1 / std)), perChannel(spec.inputMean.map((mean, c) => -mean / spec.inputStd[c])));
+  const { featureMap, features, scores } = emitNetwork(spec, evalOps(graph, weights), x, (map) => (watchFeatureMap ? graph.watch(map) : map));
+  return { featureMap, features, scores };
 }
 
 /** Where Grad-CAM looks in an imported backbone: a feature map [N, C, h, w], or tokens [N, T, D] whose last grid² are the patches. */
@@ -176,12 +194,7 @@ export function attentionGraph(backbone: ImportedBackbone, input: { channels: nu
 
 /** The SwAV head in eval mode on features [N, F]: the prototype scores [N, K]. */
 export function evalHead(graph: DifferentiableGraph, weights: WeightMap, features: string): string {
-  const fc1 = folded(weights, 'head.fc1.weight', 'head.bn', weights.get('head.fc1.bias')!.values);
-  const hidden = graph.relu(graph.dense(features, graph.floats(fc1.weight, fc1.shape), graph.floats(fc1.bias, [fc1.shape[1]])));
-  const fc2 = weights.get('head.fc2.weight')!;
-  const projection = graph.dense(hidden, graph.floats(fc2.values, fc2.shape), graph.floats(weights.get('head.fc2.bias')!.values, [fc2.shape[1]]));
-  const prototypes = weights.get('prototypes')!;
-  return graph.matMulTransposed(graph.l2NormalizeRows(projection), graph.floats(prototypes.values, prototypes.shape));
+  return emitHead(evalOps(graph, weights), features).scores;
 }
 
 function encode(graph: DifferentiableGraph, name: string): Uint8Array {

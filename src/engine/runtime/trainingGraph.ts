@@ -2,7 +2,7 @@
 // network (model.ts) on the global and the local crops, Sinkhorn codes, the swapped loss, and the gradient of
 // every trainable weight. Adam, the queue and the running BatchNorm statistics stay with the engine.
 
-import { batchNormEpsilon, networkLayout, type ConvLayer } from '../model/layout';
+import { batchNormEpsilon, emitNetwork, type NetworkOps } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import { emitCropViews } from './augmentGraph';
 import { DifferentiableGraph } from './autodiff';
@@ -90,20 +90,19 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
       }
       return y;
     };
-    const convBatchNorm = (x: string, layer: ConvLayer) => batchNorm(graph.conv2d(x, layer.conv, layer.stride), layer.batchNorm);
-    const layout = networkLayout(spec);
-    let x = layout.stem ? graph.relu(convBatchNorm(normalized, layout.stem)) : normalized;
-    for (const block of layout.blocks) {
-      const { shortcut } = block;
-      const residual = shortcut.kind === 'projection' ? convBatchNorm(x, shortcut.layer) : shortcut.kind === 'identity' ? x : undefined;
-      const out = graph.relu(convBatchNorm(x, block.first));
-      const second = convBatchNorm(out, block.second);
-      x = graph.relu(residual ? graph.add(second, residual) : second);
-    }
-    const features = graph.spatialMean(x);
-    const hidden = graph.relu(batchNorm(graph.dense(features, 'head.fc1.weight', 'head.fc1.bias'), 'head.bn'));
-    const embedding = graph.l2NormalizeRows(graph.dense(hidden, 'head.fc2.weight', 'head.fc2.bias'));
-    return { embedding, scores: graph.matMulTransposed(embedding, 'prototypes') };
+    // Train mode: every BatchNorm normalises with its batch's statistics; the weights are the graph's inputs.
+    const ops: NetworkOps<string> = {
+      convBatchNorm: (x, layer) => batchNorm(graph.conv2d(x, layer.conv, layer.stride), layer.batchNorm),
+      relu: (x) => graph.relu(x),
+      add: (a, b) => graph.add(a, b),
+      pool: (x) => graph.spatialMean(x),
+      linearBatchNorm: (x, linear, norm) => batchNorm(graph.dense(x, `${linear}.weight`, `${linear}.bias`), norm),
+      linear: (x, name) => graph.dense(x, `${name}.weight`, `${name}.bias`),
+      l2Normalize: (x) => graph.l2NormalizeRows(x),
+      prototypeScores: (embedding) => graph.matMulTransposed(embedding, 'prototypes'),
+    };
+    const { embedding, scores } = emitNetwork(spec, ops, normalized);
+    return { embedding, scores };
   };
 
   const global = graph.tagged('global/', () => network('global', shape.globalCrops, shape.globalSizePx, true));
