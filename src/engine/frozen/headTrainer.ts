@@ -6,8 +6,9 @@ import type { TrainOptions } from '../../protocol/options';
 import { EngineError } from '../errors';
 import { yieldToEventLoop, type JobContext } from '../jobContext';
 import { head, normalizePrototypes, startStep, updateRunningStatistics, variable, variableFrom, type BatchStatistics, type ModelSpec, type SwavModel } from '../model/model';
+import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
 import { Adam } from '../swav/adam';
-import { swapLoss } from '../swav/loss';
+import { OrtStepGradients } from '../swav/ortGradients';
 import { EmbeddingQueue } from '../swav/queue';
 import { learningRateAt } from '../swav/schedule';
 import { createRandom, type Random } from '../util/random';
@@ -117,6 +118,14 @@ export async function trainHeadOnFeatures(source: CropFeatureSource, options: He
   const optimizer = start.optimizer ?? new Adam();
   const queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
   const batchSize = Math.min(options.batchSize, source.images);
+  const trainable = [...model.variables].filter(([, v]) => v.trainable);
+  const gradients = new OrtStepGradients(
+    model.spec,
+    new Map(trainable.map(([name, v]) => [name, v.shape])),
+    { batch: batchSize, globalCrops: 2, globalSizePx: 0, localCrops: source.crops - 2, localSizePx: 0, featuresFrom: { featureDim: source.featureDim } },
+    { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign },
+    defaultThreadCount(),
+  );
   const stepsPerEpoch = Math.floor(source.images / batchSize);
   const totalSteps = options.epochs * stepsPerEpoch;
   const warmupSteps = Math.max(1, Math.round(options.warmupEpochs * stepsPerEpoch));
@@ -136,7 +145,7 @@ export async function trainHeadOnFeatures(source: CropFeatureSource, options: He
         const learningRate = step < warmupSteps ? (options.learningRate * (step + 1)) / warmupSteps : learningRateAt(progress, 0, options.learningRate, options.finalLearningRate);
         const batch = order.slice(stepInEpoch * batchSize, (stepInEpoch + 1) * batchSize);
         const crops = await source.cropFeatures(batch, random);
-        const { loss, usage } = headStep(model, optimizer, queue, crops, batch.length, source.featureDim, options, learningRate, step, epoch);
+        const { loss, usage } = await headStep(model, optimizer, queue, gradients, crops, batch.length, options, learningRate, step, epoch);
         if (!Number.isFinite(loss)) {
           throw new EngineError('INTERNAL', `Head training diverged at step ${step + 1} (loss ${loss}). Lower the learning rate (now ${options.learningRate}) and train again.`);
         }
@@ -174,6 +183,7 @@ export async function trainHeadOnFeatures(source: CropFeatureSource, options: He
     throw error;
   } finally {
     queue?.dispose();
+    await gradients.dispose();
   }
   const recent = losses.slice(-20);
   return {
@@ -189,46 +199,55 @@ export async function trainHeadOnFeatures(source: CropFeatureSource, options: He
   };
 }
 
-/** One SwAV step on the head: swapped loss over the crops' features, Adam, running BatchNorm statistics. */
-function headStep(
+/**
+ * One SwAV step on the head: the training step's graph without the backbone (trainingGraph.ts's featuresFrom)
+ * gives the swapped loss over the crops' features and the head's gradients; then Adam, the running BatchNorm
+ * statistics and the queue, as the full trainer does them.
+ */
+async function headStep(
   model: SwavModel,
   optimizer: Adam,
   queue: EmbeddingQueue | undefined,
+  gradients: OrtStepGradients,
   crops: Float32Array[],
   batch: number,
-  featureDim: number,
   options: HeadTrainOptions,
   learningRate: number,
   step: number,
   epoch: number,
-): { loss: number; usage: number[] } {
+): Promise<{ loss: number; usage: number[] }> {
   const variables = startStep(model, step < options.freezePrototypesSteps);
-  const statistics: BatchStatistics = new Map();
-  let assignedEmbeddings: tf.Tensor2D[] = [];
-  let usageTensor: tf.Tensor1D | undefined;
-  const { value, grads } = tf.tidy(() => {
-    const features = crops.map((data) => tf.tensor2d(data, [batch, featureDim]));
-    const queueScores = queue && epoch >= options.queueStartEpoch ? queue.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
-    return tf.variableGrads(() => {
-      // BatchNorm statistics follow the global crops only, as in the full trainer.
-      const global = head(model, tf.concat(features.slice(0, 2)) as tf.Tensor2D, 'train', statistics);
-      const cropScores = splitRows(global.scores, 2);
-      if (features.length > 2) cropScores.push(...splitRows(head(model, tf.concat(features.slice(2)) as tf.Tensor2D, 'train').scores, features.length - 2));
-      assignedEmbeddings = splitRows(global.embedding, 2).map((e) => tf.keep(e));
-      usageTensor = tf.keep(tf.div(tf.sum(tf.oneHot(tf.argMax(cropScores[0], 1), options.prototypes), 0), batch) as tf.Tensor1D);
-      return swapLoss(cropScores, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign }, queueScores);
-    }, variables);
-  });
-  const nameOf = new Map([...model.variables].map(([name, v]) => [v.name, name]));
-  const namedGradients: tf.NamedTensorMap = {};
-  for (const [variableName, gradient] of Object.entries(grads)) namedGradients[nameOf.get(variableName)!] = gradient;
-  optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
+  let queueScores: Float32Array[] | undefined;
+  if (queue && epoch >= options.queueStartEpoch && queue.isFull) {
+    const scores = queue.scores(variable(model, 'prototypes') as tf.Tensor2D) as tf.Tensor2D[];
+    queueScores = scores.map((scored) => scored.dataSync() as Float32Array);
+    tf.dispose(scores);
+  }
+  const joined = (parts: Float32Array[]) => {
+    const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
+    parts.reduce((offset, part) => (out.set(part, offset), offset + part.length), 0);
+    return out;
+  };
+  const weights = new Map([...model.variables].filter(([, v]) => v.trainable).map(([name, v]) => [name, v.dataSync() as Float32Array]));
+  const result = await gradients.compute({ features: { global: joined(crops.slice(0, 2)), local: crops.length > 2 ? joined(crops.slice(2)) : undefined }, weights, queueScores });
+  const updated = new Set(variables);
+  optimizer.apply(model.variables, new Map([...result.gradients].filter(([name]) => updated.has(variable(model, name)))), learningRate, options.weightDecay);
+  const statistics: BatchStatistics = new Map([...result.statistics].map(([layer, { mean, variance, count }]) => [layer, { mean: tf.tensor1d(mean), variance: tf.tensor1d(variance), count }]));
   updateRunningStatistics(model, statistics);
-  queue?.push(assignedEmbeddings);
-  const loss = value.dataSync()[0];
-  const usage = Array.from(usageTensor!.dataSync());
-  tf.dispose([value, ...Object.values(grads), ...assignedEmbeddings, usageTensor!]);
-  return { loss, usage };
+  if (queue) {
+    // This step's embeddings of the two global crops, [batch, D] each, newest first.
+    const dims = model.spec.projectionDim;
+    const embeddings = [0, 1].map((crop) => tf.tensor2d(result.globalEmbedding.subarray(crop * batch * dims, (crop + 1) * batch * dims), [batch, dims]));
+    queue.push(embeddings);
+    tf.dispose(embeddings);
+  }
+  // Prototype usage: each image's best prototype for its first global crop.
+  const usage = new Array<number>(options.prototypes).fill(0);
+  for (let row = 0; row < batch; row++) {
+    const scores = result.globalScores.subarray(row * options.prototypes, (row + 1) * options.prototypes);
+    usage[scores.indexOf(Math.max(...scores))] += 1 / batch;
+  }
+  return { loss: result.loss, usage };
 }
 
 /** Embeddings and prototype scores of backbone features [count × F], in eval mode, in batches. */
@@ -247,10 +266,4 @@ export function embedFeatures(model: SwavModel, features: Float32Array, count: n
     tf.dispose([embedding, score]);
   }
   return { embeddings, scores };
-}
-
-/** Equal row blocks via slice (tfjs's SplitV gradient mis-sizes its input gradient). */
-function splitRows(x: tf.Tensor2D, parts: number): tf.Tensor2D[] {
-  const rows = x.shape[0] / parts;
-  return Array.from({ length: parts }, (_, i) => tf.slice(x, [i * rows, 0], [rows, -1]));
 }

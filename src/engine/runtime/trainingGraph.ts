@@ -2,7 +2,7 @@
 // network (model.ts) on the global and the local crops, Sinkhorn codes, the swapped loss, and the gradient of
 // every trainable weight. Adam, the queue and the running BatchNorm statistics stay with the engine.
 
-import { batchNormEpsilon, emitNetwork, type NetworkOps } from '../model/layout';
+import { batchNormEpsilon, emitHead, emitNetwork, type NetworkOps } from '../model/layout';
 import type { ModelSpec } from '../model/model';
 import { emitCropViews } from './augmentGraph';
 import { DifferentiableGraph } from './autodiff';
@@ -22,6 +22,11 @@ export interface TrainingGraphShape {
    * colour draws); absent: the crops themselves are the inputs.
    */
   cropsFrom?: { imageSizePx: number; jitter: boolean };
+  /**
+   * A frozen backbone's features [crops · batch, featureDim] as each pass's input (`features.global`,
+   * `features.local`): the step is the head's alone, with no backbone and no crops in the graph.
+   */
+  featuresFrom?: { featureDim: number };
 }
 
 export interface SwapLossSettings {
@@ -40,6 +45,7 @@ export const trainingGraphNames = {
   /** [crops · batch, 4] crop boxes and [crops · batch, 4] colour draws of each pass (see augmentGraph.ts). */
   boxes: (pass: 'global' | 'local') => `boxes.${pass}`,
   colours: (pass: 'global' | 'local') => `colours.${pass}`,
+  features: (pass: 'global' | 'local') => `features.${pass}`,
   queueScores: (position: number) => `queue.scores.${position}`,
   loss: 'loss',
   gradient: (variable: string) => `gradient.${variable}`,
@@ -75,11 +81,6 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
   const network = (pass: 'global' | 'local', crops: number, sizePx: number, recordStatistics: boolean) => {
     const n = crops * shape.batch;
     const c = spec.channels;
-    const nchw = sourceNchw
-      ? emitCropViews(graph, sourceNchw, { views: crops, sizePx, boxes: names.boxes(pass), colours: names.colours(pass), jitter: shape.cropsFrom!.jitter })
-      : graph.op('Transpose', [graph.input(pass === 'global' ? names.globalCrops : names.localCrops, [n, sizePx, sizePx, c], false)], [n, c, sizePx, sizePx], { perm: [0, 3, 1, 2] });
-    const centred = graph.op('Sub', [nchw, graph.floats(spec.inputMean, [1, c, 1, 1])], [n, c, sizePx, sizePx]);
-    const normalized = graph.op('Div', [centred, graph.floats(spec.inputStd, [1, c, 1, 1])], [n, c, sizePx, sizePx]);
     const batchNorm = (x: string, layer: string) => {
       const { y, mean, variance } = graph.batchNorm(x, `${layer}.gamma`, `${layer}.beta`, batchNormEpsilon);
       if (recordStatistics) {
@@ -101,6 +102,12 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
       l2Normalize: (x) => graph.l2NormalizeRows(x),
       prototypeScores: (embedding) => graph.matMulTransposed(embedding, 'prototypes'),
     };
+    if (shape.featuresFrom) return emitHead(ops, graph.input(names.features(pass), [n, shape.featuresFrom.featureDim], false));
+    const nchw = sourceNchw
+      ? emitCropViews(graph, sourceNchw, { views: crops, sizePx, boxes: names.boxes(pass), colours: names.colours(pass), jitter: shape.cropsFrom!.jitter })
+      : graph.op('Transpose', [graph.input(pass === 'global' ? names.globalCrops : names.localCrops, [n, sizePx, sizePx, c], false)], [n, c, sizePx, sizePx], { perm: [0, 3, 1, 2] });
+    const centred = graph.op('Sub', [nchw, graph.floats(spec.inputMean, [1, c, 1, 1])], [n, c, sizePx, sizePx]);
+    const normalized = graph.op('Div', [centred, graph.floats(spec.inputStd, [1, c, 1, 1])], [n, c, sizePx, sizePx]);
     const { embedding, scores } = emitNetwork(spec, ops, normalized);
     return { embedding, scores };
   };

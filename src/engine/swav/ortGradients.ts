@@ -14,10 +14,12 @@ export interface CropDraws {
 }
 
 export interface StepInputs {
-  /** The decoded batch, NHWC pixels in [0, 1]. */
-  images: Float32Array;
-  global: CropDraws;
+  /** The decoded batch, NHWC pixels in [0, 1], with each pass's crop draws; or, for a head-only step, each pass's features. */
+  images?: Float32Array;
+  global?: CropDraws;
   local?: CropDraws;
+  /** A frozen backbone's features of the global and the local crops, [crops · batch, featureDim] each. */
+  features?: { global: Float32Array; local?: Float32Array };
   /** Values of every trainable variable, by name. */
   weights: Map<string, Float32Array>;
   /** Scores of queued embeddings for each assigned crop, when the queue is in use. */
@@ -42,7 +44,7 @@ export class OrtStepGradients {
   constructor(
     private readonly spec: ModelSpec,
     private readonly variableShapes: Map<string, number[]>,
-    private readonly shape: Omit<TrainingGraphShape, 'queueRows' | 'cropsFrom'> & { cropsFrom: NonNullable<TrainingGraphShape['cropsFrom']> },
+    private readonly shape: Omit<TrainingGraphShape, 'queueRows'>,
     private readonly loss: SwapLossSettings,
     private readonly threads: number,
   ) {}
@@ -69,19 +71,24 @@ export class OrtStepGradients {
   }
 
   async compute(inputs: StepInputs): Promise<StepGradients> {
-    const { batch, globalCrops, localCrops, cropsFrom } = this.shape;
+    const { batch, globalCrops, localCrops, cropsFrom, featuresFrom } = this.shape;
     const channels = this.spec.channels;
     const prototypes = this.variableShapes.get('prototypes')![0];
     const queueRows = inputs.queueScores ? inputs.queueScores[0].length / prototypes : 0;
     const { model, variables, batchNormLayers } = await this.session(queueRows);
-    const feeds: Record<string, OrtArray> = {
-      [names.images]: { data: inputs.images, dims: [batch, cropsFrom.imageSizePx, cropsFrom.imageSizePx, channels] },
-      [names.boxes('global')]: { data: inputs.global.boxes, dims: [globalCrops * batch, 4] },
-      [names.colours('global')]: { data: inputs.global.colours, dims: [globalCrops * batch, 4] },
-    };
-    if (localCrops > 0) {
-      feeds[names.boxes('local')] = { data: inputs.local!.boxes, dims: [localCrops * batch, 4] };
-      feeds[names.colours('local')] = { data: inputs.local!.colours, dims: [localCrops * batch, 4] };
+    const feeds: Record<string, OrtArray> = {};
+    if (featuresFrom) {
+      feeds[names.features('global')] = { data: inputs.features!.global, dims: [globalCrops * batch, featuresFrom.featureDim] };
+      if (localCrops > 0) feeds[names.features('local')] = { data: inputs.features!.local!, dims: [localCrops * batch, featuresFrom.featureDim] };
+    } else if (cropsFrom) {
+      feeds[names.images] = { data: inputs.images!, dims: [batch, cropsFrom.imageSizePx, cropsFrom.imageSizePx, channels] };
+      for (const [pass, crops, draws] of [['global', globalCrops, inputs.global], ['local', localCrops, inputs.local]] as const) {
+        if (crops === 0) continue;
+        feeds[names.boxes(pass)] = { data: draws!.boxes, dims: [crops * batch, 4] };
+        feeds[names.colours(pass)] = { data: draws!.colours, dims: [crops * batch, 4] };
+      }
+    } else {
+      throw new Error('the training step needs images to crop or features');
     }
     for (const name of variables) feeds[name] = { data: inputs.weights.get(name)!, dims: this.variableShapes.get(name)! };
     inputs.queueScores?.forEach((scores, position) => (feeds[names.queueScores(position)] = { data: scores, dims: [queueRows, prototypes] }));

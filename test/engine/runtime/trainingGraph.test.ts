@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { createModel, forward, trainableVariables, type BatchStatistics, type ModelSpec } from '../../../src/engine/model/model';
+import { createHeadModel } from '../../../src/engine/frozen/headTrainer';
+import { createModel, forward, head, trainableVariables, type BatchStatistics, type ModelSpec } from '../../../src/engine/model/model';
+import { OrtStepGradients } from '../../../src/engine/swav/ortGradients';
 import { OrtModel } from '../../../src/engine/runtime/session';
 import { buildTrainingGraph, trainingGraphNames as names } from '../../../src/engine/runtime/trainingGraph';
 import { swapLoss } from '../../../src/engine/swav/loss';
@@ -90,4 +92,41 @@ test('the ONNX training step matches the tfjs network with queue rows in Sinkhor
 
 test('the ONNX training step matches the tfjs network for the plain architecture (no stem, no shortcuts)', async () => {
   await compare({ globalPx: 11, localPx: 6, queueRows: 0, architecture: 'plain' });
+});
+
+test('the head-only step (a frozen backbone\'s features in) matches the tfjs head: loss, its gradients, its batch statistics', async () => {
+  await tf.setBackend('cpu');
+  const batch = 4;
+  const featureDim = 12;
+  const localCrops = 2;
+  const headModel = createHeadModel(featureDim, { projectionHiddenDim: 16, projectionDim: 8, prototypes: 5 }, createRandom(4));
+  const random = createRandom(8);
+  const features = (rows: number) => Float32Array.from({ length: rows * featureDim }, () => random.uniform(0, 2));
+  const global = features(2 * batch);
+  const local = features(localCrops * batch);
+  const statistics: BatchStatistics = new Map();
+  const { value, grads } = tf.variableGrads(() => {
+    const rows = (x: tf.Tensor2D, parts: number) => Array.from({ length: parts }, (_, i) => tf.slice(x, [i * batch, 0], [batch, -1]));
+    const globalScores = head(headModel, tf.tensor2d(global, [2 * batch, featureDim]), 'train', statistics).scores;
+    const localScores = head(headModel, tf.tensor2d(local, [localCrops * batch, featureDim]), 'train').scores;
+    return swapLoss([...rows(globalScores, 2), ...rows(localScores, localCrops)], loss);
+  }, trainableVariables(headModel));
+  const byName = new Map([...headModel.variables].map(([name, v]) => [v.name, name]));
+  const expected = new Map(Object.entries(grads).map(([id, g]) => [byName.get(id)!, g.dataSync() as Float32Array]));
+
+  const trainable = trainableVariables(headModel);
+  const shapes = new Map([...headModel.variables].filter(([, v]) => trainable.includes(v)).map(([name, v]) => [name, v.shape]));
+  const step = new OrtStepGradients(headModel.spec, shapes, { batch, globalCrops: 2, globalSizePx: 0, localCrops, localSizePx: 0, featuresFrom: { featureDim } }, loss, 1);
+  const weights = new Map([...shapes.keys()].map((name) => [name, headModel.variables.get(name)!.dataSync() as Float32Array]));
+  const actual = await step.compute({ features: { global, local }, weights });
+  await step.dispose();
+  assert.ok(Math.abs(actual.loss - value.dataSync()[0]) < 1e-4, `loss ${actual.loss} vs ${value.dataSync()[0]}`);
+  assert.deepEqual([...actual.gradients.keys()].sort(), [...expected.keys()].sort(), 'a gradient for each of the head\'s weights, no backbone');
+  for (const [name, reference] of expected) {
+    if (name === 'head.fc1.bias') continue; // BatchNorm follows it: both sides are rounding noise
+    const scale = Math.max(...Array.from(reference, Math.abs));
+    assertClose(actual.gradients.get(name)!, reference, 1e-3 * Math.max(scale, 1e-3), `gradient of ${name}`);
+  }
+  assertClose(actual.statistics.get('head.bn')!.mean, statistics.get('head.bn')!.mean.dataSync(), 1e-4, 'batch mean of head.bn');
+  assertClose(actual.statistics.get('head.bn')!.variance, statistics.get('head.bn')!.variance.dataSync(), 1e-4, 'batch variance of head.bn');
 });
