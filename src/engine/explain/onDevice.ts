@@ -7,7 +7,7 @@ import type { WeightMap } from '../onnx/export';
 import { currentDevice } from '../runtime/device';
 import { counterfactualGraph, explainGraphNames as names, forwardGraph, maskGradientGraph, ownNetwork, targetGradientGraph, type ExplainGraphs } from '../runtime/explainGraph';
 import { OrtModel, type OrtArray } from '../runtime/session';
-import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
+import { cpuThreadCount } from '../runtime/threads';
 import type { ExplainableModel } from './explainer';
 
 /** The graphs of the engine's own network, from its description and weights; sessions are kept for `owner`. */
@@ -55,7 +55,7 @@ export function explainSession(owner: object, key: string, build: () => Uint8Arr
   if (!session) {
     session = Promise.resolve()
       .then(build)
-      .then((bytes) => OrtModel.open(bytes, `the ${key} graph (in memory)`, { device, threads: device === 'cpu' ? defaultThreadCount() : undefined }));
+      .then((bytes) => OrtModel.open(bytes, `the ${key} graph (in memory)`, { device, threads: device === 'cpu' ? cpuThreadCount() : undefined }));
     // A session that failed to open is not kept: the next request tries again.
     session.catch(() => cache?.sessions.delete(fullKey));
     cache.sessions.set(fullKey, session);

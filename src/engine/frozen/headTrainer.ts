@@ -6,7 +6,7 @@ import type { TrainOptions } from '../../protocol/options';
 import { EngineError } from '../errors';
 import { yieldToEventLoop, type JobContext } from '../jobContext';
 import { head, normalizePrototypes, startStep, updateRunningStatistics, variable, variableFrom, type BatchStatistics, type ModelSpec, type SwavModel } from '../model/model';
-import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
+import { cpuThreadCount } from '../runtime/threads';
 import { Adam } from '../swav/adam';
 import { OrtStepGradients } from '../swav/ortGradients';
 import { EmbeddingQueue } from '../swav/queue';
@@ -124,7 +124,7 @@ export async function trainHeadOnFeatures(source: CropFeatureSource, options: He
     new Map(trainable.map(([name, v]) => [name, v.shape])),
     { batch: batchSize, globalCrops: 2, globalSizePx: 0, localCrops: source.crops - 2, localSizePx: 0, featuresFrom: { featureDim: source.featureDim } },
     { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign },
-    defaultThreadCount(),
+    cpuThreadCount(),
   );
   const stepsPerEpoch = Math.floor(source.images / batchSize);
   const totalSteps = options.epochs * stepsPerEpoch;

@@ -2,7 +2,6 @@
 // the index, through the engine's own network or a frozen imported backbone.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { IndexResult, NeighboursResult } from '../../protocol/engine';
 import { decodeImage, loadImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';
@@ -12,7 +11,7 @@ import { buildIndex, writeIndex } from '../index/indexer';
 import { searchNeighbours } from '../index/neighbourIndex';
 import { cachedCheckpoint, cachedIndex, cachedNeighbourIndex, initRunBackend } from '../index/runQueries';
 import type { JobContext } from '../jobContext';
-import { forward, l2Normalize } from '../model/model';
+import { ownExplainable, scoreImagesOnDevice } from '../explain/onDevice';
 import { readManifest } from '../runFolder';
 import { initBackend } from '../runtime/tfjs/backend';
 
@@ -68,14 +67,11 @@ export async function findNeighbours(runDir: string, image: string, k: number, c
       query = described.features;
       cluster = described.cluster;
     } else {
-      const [features, scores] = tf.tidy(() => {
-        const input = tf.div(tf.tensor4d(Float32Array.from(pixels), [1, manifest.options.imageSizePx, manifest.options.imageSizePx, spec.channels]), 255) as tf.Tensor4D;
-        const output = forward(checkpoint.model, input, 'eval');
-        return [l2Normalize(output.features), tf.argMax(output.scores, 1)];
-      });
-      query = features.dataSync() as Float32Array;
-      cluster = scores.dataSync()[0];
-      tf.dispose([features, scores]);
+      // The engine's own network: its forward graph on onnxruntime's device.
+      const { features, scores } = await scoreImagesOnDevice(ownExplainable(checkpoint.model, manifest.options.temperature), Float32Array.from(pixels, (value) => value / 255), 1, manifest.options.imageSizePx);
+      const norm = Math.max(Math.hypot(...features), 1e-12);
+      query = features.map((value) => value / norm);
+      cluster = scores.indexOf(Math.max(...scores));
     }
   }
   const approximate = options.exact ? undefined : (await cachedNeighbourIndex(resolved, context)).approximate;

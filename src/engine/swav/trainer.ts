@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { DeviceInfo, TrainingRuntime, TrainingRuntimePreference, TrainOptions } from '../../protocol/options';
 import { healthStateLabels, type StopReason, type TrainingHealth } from '../../protocol/engine';
 import type { BackendInfo } from '../runtime/tfjs/backend';
-import { defaultThreadCount } from '../runtime/tfjs/wasmThreads';
+import { cpuThreadCount } from '../runtime/threads';
 import { checkCropScales, drawViews, multiCrop, type MultiCropOptions } from '../data/augment';
 import { batchPixels, channelStatistics, imageBatch } from '../data/batch';
 import type { ImageSet } from '../data/decode';
@@ -197,7 +197,7 @@ export class TrainStep {
       const shapes = new Map(trainable.map(([name, v]) => [name, v.shape]));
       const loss = { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign };
       const cropsFrom = { imageSizePx: sizePx, jitter: this.crops.colorJitter > 0 };
-      this.ortGradients = new OrtStepGradients(model.spec, shapes, { batch: batch.length, globalCrops, globalSizePx, localCrops: localCount, localSizePx, cropsFrom }, loss, defaultThreadCount());
+      this.ortGradients = new OrtStepGradients(model.spec, shapes, { batch: batch.length, globalCrops, globalSizePx, localCrops: localCount, localSizePx, cropsFrom }, loss, cpuThreadCount());
     }
     const weights = new Map(trainable.map(([name, v]) => [name, v.dataSync() as Float32Array]));
     const result = await this.ortGradients.compute({ images: batchPixels(this.images, batch), global, local, weights, queueScores });

@@ -1,6 +1,6 @@
 // Indexing runs through onnxruntime: its embeddings must equal the tfjs forward pass.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -12,6 +12,7 @@ import { silentContext } from '../../../src/engine/jobContext';
 import { checkpointPath, loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
 import { embedWithOnnxRuntime } from '../../../src/engine/index/ortEmbed';
+import { findNeighbours } from '../../../src/engine/jobs/indexQueries';
 import { train } from '../../../src/engine/jobs/train';
 import { tempDir } from '../../tempDir';
 
@@ -39,4 +40,27 @@ test('onnxruntime indexing gives the tfjs embeddings, features and scores', asyn
     assert.ok(difference < 1e-4, `${key} differ by ${difference}`);
   }
   disposeModel(model);
+});
+
+test('neighbours of an image outside the index: embedded by the forward graph as the index was, its copy found first', async () => {
+  await initBackend('wasm');
+  const imagesDir = tempDir('cl-outside-images-');
+  for (const [label, colour] of [['warm', '#d42'], ['cold', '#28c']] as const) {
+    mkdirSync(path.join(imagesDir, label));
+    for (let i = 0; i < 8; i++) {
+      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="#111"/><rect x="${i % 6}" y="${(i * 3) % 7}" width="9" height="9" fill="${colour}"/></svg>`;
+      await sharp(Buffer.from(svg)).png().toFile(path.join(imagesDir, label, `${i}.png`));
+    }
+  }
+  const runDir = tempDir('cl-outside-run-');
+  const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 5, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0 };
+  await train({ imagesDir, runDir, options }, silentContext());
+  // A copy of an indexed image, outside the images folder: it is embedded on the spot.
+  const outside = path.join(tempDir('cl-outside-copy-'), 'copy.png');
+  copyFileSync(path.join(imagesDir, 'cold', '3.png'), outside);
+  const inside = await findNeighbours(runDir, 'cold/3.png', 3, silentContext());
+  const found = await findNeighbours(runDir, outside, 3, silentContext());
+  assert.equal(found.neighbours[0].path, 'cold/3.png');
+  assert.ok(found.neighbours[0].similarity > 0.9999, `similarity ${found.neighbours[0].similarity}`);
+  assert.equal(found.cluster, inside.cluster, 'the same cluster as the indexed original');
 });

@@ -7,6 +7,7 @@
 
 import * as fs from 'node:fs';
 import os from 'node:os';
+import { cpuThreadCount } from '../threads';
 import * as path from 'node:path';
 import { Worker as NodeWorker, type TransferListItem } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
@@ -96,10 +97,7 @@ export function findThreadedGlue(wasmDirectory: string, resolve: (request: strin
 
 /** Threads worth starting here: every core the process may use, at most the 8 workers the build pre-creates. */
 export function defaultThreadCount(): number {
-  const override = Number(process.env.CLUSTER_LENS_THREADS);
-  if (Number.isInteger(override) && override >= 1) return Math.min(override, 8);
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(cores, 8));
+  return Math.min(cpuThreadCount(), 8);
 }
 
 /**
