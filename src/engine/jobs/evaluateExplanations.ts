@@ -12,10 +12,10 @@ import { explainerFor, explainers } from '../explain/methods';
 import { resolveExplainOptions } from '../explain/options';
 import { loadImage, nearestImages, openRun, type ExplainableRun } from './explainRun';
 import { scoreImagesOnDevice } from '../explain/onDevice';
-import { cosineRows } from '../explain/target';
+import { cosine, cosineRows } from '../explain/target';
 import { augmentedView } from '../explain/views';
 import { averageDropIncrease } from '../explain/metrics/averageDrop';
-import { consistencyTransforms, contrastiveConsistencyLoss, cosine, transformMap } from '../explain/metrics/consistency';
+import { consistencyTransforms, contrastiveConsistencyLoss, transformMap } from '../explain/metrics/consistency';
 import { insertionDeletion, type PairScorer } from '../explain/metrics/insertionDeletion';
 import { maxSensitivity } from '../explain/metrics/maxSensitivity';
 

@@ -3,6 +3,7 @@
 // the onnxruntime graphs built from each ONNX graph (checked against onnxruntime's session on the file itself),
 // a clear refusal where an operator has no gradient rule; and the CLI on a ViT.
 import assert from 'node:assert/strict';
+import { explainMethods } from '../../../src/protocol/options';
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -240,20 +241,9 @@ test('imported backbone: smoothgrad and the mask counterfactual run on an import
 // image and its pair. A CAM's ReLU, or occlusion counting only drops, can leave a flat map for some images and
 // targets (measured here: a prototype target leaves the ViT's Grad-CAM++ and LayerCAM flat, a trouser's similarity
 // MobileNet's conditional occlusion), so each method explains a sneaker's similarity with its nearest neighbour.
-const mapMethods = [
-  'gradcam',
-  'gradcam++',
-  'layercam',
-  'interaction-cam-mean',
-  'interaction-cam-max',
-  'input-x-gradient',
-  'smoothgrad',
-  'averaged-transforms',
-  'pixel-invariance',
-  'conditional-occlusion',
-  'context-agnostic-occlusion',
-  'pairwise-occlusion',
-] as const;
+// Every method that draws a map of the image and its pair (not the counterfactuals, the random baseline, or
+// attention rollout, which needs attention layers).
+const mapMethods = explainMethods.filter((method) => !method.startsWith('counterfactual') && method !== 'random' && method !== 'attention-rollout');
 const mapOptions = { ...explainOptions, smoothGradSamples: 4, averagedTransformViews: 2, averagedTransformSteps: 2, pixelInvarianceViews: 16, pairwiseErasures: 16 };
 
 for (const [file, sizePx] of [

@@ -16,16 +16,22 @@ import { findNeighbours } from '../../../src/engine/jobs/indexQueries';
 import { train } from '../../../src/engine/jobs/train';
 import { tempDir } from '../../tempDir';
 
-test('onnxruntime indexing gives the tfjs embeddings, features and scores', async () => {
-  await initBackend('wasm');
-  const imagesDir = tempDir('cl-ort-embed-');
+/** Two folders of `count` 20 px images each: a warm or a cold square placed differently on black. */
+async function squaresFolder(prefix: string, count: number): Promise<string> {
+  const imagesDir = tempDir(prefix);
   for (const [label, colour] of [['warm', '#d42'], ['cold', '#28c']] as const) {
     mkdirSync(path.join(imagesDir, label));
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < count; i++) {
       const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="#111"/><rect x="${i % 6}" y="${(i * 3) % 7}" width="9" height="9" fill="${colour}"/></svg>`;
       await sharp(Buffer.from(svg)).png().toFile(path.join(imagesDir, label, `${i}.png`));
     }
   }
+  return imagesDir;
+}
+
+test('onnxruntime indexing gives the tfjs embeddings, features and scores', async () => {
+  await initBackend('wasm');
+  const imagesDir = await squaresFolder('cl-ort-embed-', 10);
   const runDir = tempDir('cl-ort-run-');
   const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 5, batchSize: 10, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, backend: 'wasm' as const };
   await train({ imagesDir, runDir, options, index: false }, silentContext());
@@ -44,14 +50,7 @@ test('onnxruntime indexing gives the tfjs embeddings, features and scores', asyn
 
 test('neighbours of an image outside the index: embedded by the forward graph as the index was, its copy found first', async () => {
   await initBackend('wasm');
-  const imagesDir = tempDir('cl-outside-images-');
-  for (const [label, colour] of [['warm', '#d42'], ['cold', '#28c']] as const) {
-    mkdirSync(path.join(imagesDir, label));
-    for (let i = 0; i < 8; i++) {
-      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="#111"/><rect x="${i % 6}" y="${(i * 3) % 7}" width="9" height="9" fill="${colour}"/></svg>`;
-      await sharp(Buffer.from(svg)).png().toFile(path.join(imagesDir, label, `${i}.png`));
-    }
-  }
+  const imagesDir = await squaresFolder('cl-outside-images-', 8);
   const runDir = tempDir('cl-outside-run-');
   const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 5, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0 };
   await train({ imagesDir, runDir, options }, silentContext());

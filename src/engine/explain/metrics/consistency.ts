@@ -3,6 +3,7 @@
 // where each image's transformed map must pick out its own map among the other images' maps.
 import { cropAndResize } from '../../data/cropPixels';
 import type { Random } from '../../util/random';
+import { cosine } from '../target';
 
 export interface SpatialTransform {
   name: string;
@@ -39,18 +40,6 @@ export function consistencyTransforms(random: Random): SpatialTransform[] {
 /** T(h) for an S × S map. */
 export function transformMap(map: Float32Array, transform: SpatialTransform): Float32Array {
   return transform.apply(map, Math.round(Math.sqrt(map.length)), 1);
-}
-
-export function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let normA = 0;
-  let normB = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    normA += a[i] * a[i];
-    normB += b[i] * b[i];
-  }
-  return dot / Math.max(Math.sqrt(normA * normB), 1e-12);
 }
 
 // CGC's temperature for the similarities of maps.
