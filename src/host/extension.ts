@@ -293,7 +293,9 @@ export function activate(context: vscode.ExtensionContext): void {
         void vscode.window.showErrorMessage(`Cluster Lens: ${error instanceof EngineRequestError ? error.message : String(error)}`);
       }
     }),
-    vscode.window.registerWebviewViewProvider(ClustersView.viewType, clusters),
+    // The side view keeps its page while another view has the sidebar: one small page, shown again at once with its
+    // scroll position, and no reload to race the neighbours of an image opened meanwhile (seen blank under load).
+    vscode.window.registerWebviewViewProvider(ClustersView.viewType, clusters, { webviewOptions: { retainContextWhenHidden: true } }),
     vscode.window.registerWebviewPanelSerializer(DashboardPanel.viewType, {
       deserializeWebviewPanel: async (panel) => DashboardPanel.revive(panel, context.extensionUri),
     }),

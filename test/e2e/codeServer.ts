@@ -243,9 +243,13 @@ async function describeScreen(page: Page, userData: string): Promise<string> {
   const notifications = await texts('.notification-toast .notification-list-item-message');
   const rows = await texts('.explorer-folders-view .monaco-list-row');
   const frames = page.frames().filter((f) => f !== page.mainFrame()).map((f) => f.url().replace(/\?.*/, '').slice(-80) + (f.isDetached() ? ' (detached)' : ''));
+  // What each webview page shows, in short: an empty page or a missing section tells which message never came.
+  const frameTexts = await Promise.all(
+    page.frames().filter((f) => f !== page.mainFrame() && !f.isDetached()).map(async (f) => (await f.locator('body').innerText({ timeout: 1000 }).catch(() => '')).replace(/\s+/g, ' ').trim().slice(0, 160)),
+  );
   const log = findFile(path.join(userData, 'logs'), 'Cluster Lens.log');
   const logTail = log ? readFileSync(log, 'utf8').split('\n').slice(-15).join('\n') : '(no extension log)';
-  return [`tabs: ${tabs.join(' | ') || '(none)'}`, `notifications: ${notifications.join(' | ') || '(none)'}`, `explorer: ${rows.join(' | ')}`, `frames: ${frames.join(' | ')}`, `page events (last 10):\n${pageEvents.slice(-10).join('\n') || '(none)'}`, `extension log:\n${logTail}`].join('\n');
+  return [`tabs: ${tabs.join(' | ') || '(none)'}`, `notifications: ${notifications.join(' | ') || '(none)'}`, `explorer: ${rows.join(' | ')}`, `frames: ${frames.join(' | ')}`, `frame texts: ${frameTexts.filter(Boolean).map((text) => `"${text}"`).join(' | ') || '(none)'}`, `page events (last 10):\n${pageEvents.slice(-10).join('\n') || '(none)'}`, `extension log:\n${logTail}`].join('\n');
 }
 
 function findFile(dir: string, name: string): string | undefined {

@@ -26,7 +26,12 @@ export class ClustersView implements vscode.WebviewViewProvider {
     // Shown again (after another view had the sidebar): the image open now may have changed while it was away.
     view.onDidChangeVisibility(() => view.visible && void this.showNeighboursOfActiveImage());
     view.webview.onDidReceiveMessage((message: FromGallery) => {
-      if (message.type === 'webview.ready') this.messages?.markReady();
+      if (message.type === 'webview.ready') {
+        this.messages?.markReady();
+        // A page that was put away while hidden and loaded again asks afresh for the open image's neighbours, in
+        // case their reply reached the old page.
+        void this.showNeighboursOfActiveImage();
+      }
       else if (message.type === 'webview.openImage') void openImage(this.imagesDir, message.path);
       else if (message.type === 'webview.explainImage') void explainImage(this.imagesDir, message.path);
       else if (message.type === 'webview.command') void runWebviewCommand(message.command);
