@@ -3,7 +3,7 @@
 import type { DeviceKind } from '../../protocol/options';
 import { explainGraphNames as names, type ExplainGraphs } from '../runtime/explainGraph';
 import type { ExplainableModel, Pixels } from './explainer';
-import { explainSession, runPaddedBatches } from './onDevice';
+import { explainSession, runPaddedBatches, sessionBatch } from './onDevice';
 import { cosineRows, type Reference } from './target';
 
 /**
@@ -15,7 +15,7 @@ export async function scoreMasked(net: ExplainableModel | ExplainGraphs, image: 
   const { channels, prototypes } = graphs;
   const { sizePx } = image;
   const pixels = sizePx * sizePx;
-  const batch = Math.max(1, Math.min(batchSize, count));
+  const batch = sessionBatch(Math.min(batchSize, count));
   const session = await explainSession(graphs.owner, `forward ${batch}×${sizePx}px`, () => graphs.forward({ batch, imageSizePx: sizePx }), device);
   const values = new Float32Array(count);
   const compose = (chunk: Float32Array, start: number, size: number) => {

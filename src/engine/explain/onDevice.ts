@@ -113,9 +113,17 @@ export function copyImages(images: Float32Array, perImage: number): (chunk: Floa
   return (chunk, start, size) => chunk.set(images.subarray(start * perImage, (start + size) * perImage));
 }
 
-/** The graphs' fixed batch for `count` images: all of them up to `limit`, else `limit` a run. */
+/** The graphs' fixed batch for `count` images: up to `limit` a run. */
 function batchFor(count: number, limit: number): number {
   return Math.max(1, Math.min(count, limit));
+}
+
+/**
+ * A session's batch, rounded up to a power of two: sessions are kept per batch size (an imported backbone's each
+ * holds its weights), so a run's explanations open a few of them, not one for every count of images asked for.
+ */
+export function sessionBatch(batch: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, batch)));
 }
 
 /**
@@ -131,6 +139,7 @@ export async function scoreImagesOnDevice(
   device?: DeviceKind,
 ): Promise<{ features: Float32Array; scores: Float32Array; device: DeviceKind }> {
   const graphs = 'graphs' in net ? net.graphs : net;
+  batch = sessionBatch(batch);
   const perImage = sizePx * sizePx * graphs.channels;
   const session = await explainSession(graphs.owner, `forward ${batch}×${sizePx}px`, () => graphs.forward({ batch, imageSizePx: sizePx }), device);
   let features = new Float32Array(0);
@@ -172,6 +181,7 @@ export interface TargetGradients {
  */
 export async function targetGradients(net: ExplainableModel, images: Float32Array, count: number, sizePx: number, target: GradientTarget, wrt: 'layer' | 'image', batch = batchFor(count, 32), device?: DeviceKind): Promise<TargetGradients> {
   const { graphs } = net;
+  batch = sessionBatch(batch);
   const perImage = sizePx * sizePx * graphs.channels;
   const session = await explainSession(graphs.owner, `${target.kind} gradient at the ${wrt} ${batch}×${sizePx}px`, () => graphs.targetGradient({ batch, imageSizePx: sizePx, target: target.kind, wrt }), device);
   let rows: RowInputs;
