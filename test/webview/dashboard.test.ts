@@ -120,6 +120,8 @@ test('dashboard: with nothing trained it says what training does and offers Trai
     ]);
     // A run starts: the empty state gives way to the run, whose header says the phase from the first moment.
     await view.send({ type: 'dashboard.reset', runName: 'fashion-1', history: [], folder: '/ws/fashion' });
+    // The page handles the message on its next task: wait for it (isVisible alone reads the page before it has).
+    await empty.waitFor({ state: 'hidden', timeout: 5000 }).catch(() => undefined);
     assert.equal(await empty.isVisible(), false);
     const phase = view.page.getByLabel('Phase');
     assert.equal(await phase.textContent(), 'Starting the engine…');
