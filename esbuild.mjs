@@ -1,21 +1,16 @@
 // Builds every bundle: the extension host, the engine worker, the CLI (Node) and the webviews (browser).
 import * as esbuild from 'esbuild';
-import { cpSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
-const require = createRequire(import.meta.url);
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
 
-// Native packages, and optional backends detected at run time, stay outside the bundles.
+// Native packages, and optional ones detected at run time, stay outside the bundles.
 const nodeExternals = [
   'vscode',
   'sharp',
-  '@tensorflow/tfjs-node',
-  '@tensorflow/tfjs-node-gpu',
   'onnxruntime-node',
-  'webgpu',
   'usearch',
 ];
 
@@ -56,19 +51,6 @@ if (webviewEntries.length > 0) {
   });
 }
 
-// The wasm backend loads its .wasm binaries from beside the bundle, and its threads load the threaded build's
-// JavaScript glue from there too (src/engine/runtime/tfjs/wasmThreads.ts): without it a VSIX runs single-threaded.
-function copyWasmBinaries() {
-  const wasmDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
-  mkdirSync('dist', { recursive: true });
-  for (const file of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) {
-    cpSync(path.join(wasmDir, file), path.join('dist', file));
-  }
-  const glue = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
-  cpSync(glue, path.join('dist', path.basename(glue)));
-}
-
-copyWasmBinaries();
 if (watch) {
   for (const options of builds) await (await esbuild.context(options)).watch();
 } else {

@@ -17,7 +17,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BackendPreference, DevicePreference, TrainOptions } from '../protocol/options';
+import type { DevicePreference, TrainOptions } from '../protocol/options';
 import type { ProgressEvent, ResultOf, WorkRequest } from '../protocol/engine';
 import { EngineClient } from '../host/engineClient';
 import { forwardConvMacs, networkLayout } from '../engine/model/layout';
@@ -39,7 +39,6 @@ export interface BenchOptions {
   python?: string;
   /** The reference script; default ../shared/reference/swav_torch.py beside the repository. */
   referenceScript?: string;
-  backend?: BackendPreference;
   /** gpu: the speed comparison runs on the GPU (GPU recipe: batch 1024) and then on the CPU, side by side. */
   device?: DevicePreference;
   /** The engine bundle; default dist/engine.js beside this file's bundle. */
@@ -117,14 +116,12 @@ async function speedRun(client: EngineClient, testDir: string, runDir: string, s
     type: 'train',
     imagesDir: testDir,
     runDir,
-    options: { ...referenceRecipe, batchSize, minutes: seconds / 60, backend: settings.backend ?? 'auto', device: settings.device ?? 'auto' },
+    options: { ...referenceRecipe, batchSize, minutes: seconds / 60, device: settings.device ?? 'auto' },
   });
   const indexed = await engineRequest(client, { type: 'index', runDir });
   const ours = {
     device: trained.device ?? 'cpu',
     adapter: trained.adapter,
-    backend: trained.backend,
-    training_runtime: trained.trainingRuntime,
     batch_size: batchSize,
     train_imgs_per_s: round(trained.imagesPerSecond),
     steps: trained.steps,
@@ -149,7 +146,7 @@ async function qualityRun(client: EngineClient, testDir: string, runDir: string,
     type: 'train',
     imagesDir: testDir,
     runDir,
-    options: { minutes, backend: settings.backend ?? 'auto', device: settings.device ?? 'auto' },
+    options: { minutes, device: settings.device ?? 'auto' },
   });
   const evaluated = await engineRequest(client, { type: 'evaluate', runDir, pixelBaseline: true });
   const pixels = evaluated.pixels!;
@@ -163,8 +160,6 @@ async function qualityRun(client: EngineClient, testDir: string, runDir: string,
     health: trained.health?.state,
     device: trained.device ?? 'cpu',
     adapter: trained.adapter,
-    backend: trained.backend,
-    training_runtime: trained.trainingRuntime,
     images: trained.images,
     epochs: trained.epochs,
     steps: trained.steps,
@@ -295,7 +290,7 @@ function formatFigures(figures: Record<string, unknown>): string {
     const normalised = figures.pixels_normalised as Record<string, number>;
     const row = (name: string, values: Record<string, number | string | boolean>) => `  ${name.padEnd(26)} NMI ${values.nmi}  ARI ${values.ari}  ACC ${values.acc}  kNN ${values.knn}`;
     return [
-      `quality ${f.protocol}: up to ${f.minutes} min on ${f.device}${f.adapter ? ` (${f.adapter})` : ''}${f.training_runtime === 'onnxruntime' ? ' (steps on onnxruntime)' : ` (steps on tfjs ${f.backend})`}, ${f.images} images, ${f.epochs} epochs, ${f.steps} steps in ${f.duration_s} s, ${f.train_imgs_per_s} img/s; stopped: ${f.stop_reason} (${f.health})`,
+      `quality ${f.protocol}: up to ${f.minutes} min on ${f.device}${f.adapter ? ` (${f.adapter})` : ''}, ${f.images} images, ${f.epochs} epochs, ${f.steps} steps in ${f.duration_s} s, ${f.train_imgs_per_s} img/s; stopped: ${f.stop_reason} (${f.health})`,
       row('learned (k-means):', f),
       row('raw pixels:', pixels),
       row('raw pixels, L2-normalised:', normalised),
@@ -308,7 +303,7 @@ function formatFigures(figures: Record<string, unknown>): string {
   const macs = ours.macs_per_28px_image as { ours: number; reference: number };
   const lines = [
     `speed on ${ours.device}${ours.adapter ? ` (${ours.adapter})` : ''}: ${figures.seconds} s of training each, Fashion-MNIST 28 px, width 32, 2+4 crops, batch ${ours.batch_size}`,
-    `  ours (steps on ${ours.training_runtime === 'onnxruntime' ? `onnxruntime, ${ours.device}` : `tfjs ${ours.backend}`}; embedding on ${ours.embed_device}): train ${ours.train_imgs_per_s} img/s (${ours.steps} steps), embed ${ours.embed_imgs_per_s} img/s`,
+    `  ours (steps on onnxruntime, ${ours.device}; embedding on ${ours.embed_device}): train ${ours.train_imgs_per_s} img/s (${ours.steps} steps), embed ${ours.embed_imgs_per_s} img/s`,
     `    (embed: forward passes alone, as the reference times them; the whole index job ran at ${ours.index_imgs_per_s} img/s)`,
   ];
   if (reference.skipped) {

@@ -12,7 +12,7 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
   switch (result.kind) {
     case 'train':
       return [
-        `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.skipped.length} skipped) on ${deviceName(result)}${result.trainingRuntime === 'tfjs' ? ` (training steps on tfjs ${result.backend})` : ''}:`,
+        `${result.cancelled ? 'Cancelled' : 'Trained'} on ${result.images} images (${result.skipped.length} skipped) on ${deviceName(result)}:`,
         `  ${result.epochs} epochs, ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.imagesPerSecond.toFixed(1)} img/s, ${(result.durationMs / 1000).toFixed(1)} s`,
         `  stopped: ${stopReasonText(result)}`,
         result.health
@@ -40,7 +40,7 @@ export function formatResult(result: ResultOf[keyof ResultOf]): string {
       ].join('\n');
     case 'evaluate':
       return [
-        `${result.images} images (${result.skipped} skipped), backend ${result.backend}`,
+        `${result.images} images (${result.skipped} skipped)${result.device ? ` on ${deviceName(result)}` : ''}`,
         `  k-means on backbone features: NMI ${result.nmi.toFixed(4)}  ARI ${result.ari.toFixed(4)}  ACC ${result.acc.toFixed(4)}`,
         `  k-means on projections:       NMI ${result.projection_nmi.toFixed(4)}  ARI ${result.projection_ari.toFixed(4)}  ACC ${result.projection_acc.toFixed(4)}`,
         `  prototype assignment:         NMI ${result.proto_nmi.toFixed(4)}  ARI ${result.proto_ari.toFixed(4)}  ACC ${result.proto_acc.toFixed(4)}  (${result.clusters_used} clusters used)`,
@@ -135,7 +135,7 @@ function formatExplanationScores(result: EvaluateExplanationsResult): string {
   const header = ['method'.padEnd(width), ...columns.map(([name]) => name.padStart(9))].join(' ');
   const rows = result.rows.map((row) => [row.method.padEnd(width), ...columns.map(([name, pick]) => (name === 'ms/img' ? pick(row).toFixed(0) : pick(row).toFixed(3)).padStart(9))].join(' '));
   return [
-    `Explanations of the similarity of ${result.images} images to their ${result.pair === 'neighbour' ? 'nearest neighbours' : 'augmented views'}, backend ${result.backend} (${(result.durationMs / 1000).toFixed(1)} s):`,
+    `Explanations of the similarity of ${result.images} images to their ${result.pair === 'neighbour' ? 'nearest neighbours' : 'augmented views'}${result.device ? ` on ${deviceName(result)}` : ''} (${(result.durationMs / 1000).toFixed(1)} s):`,
     header,
     ...rows,
   ].join('\n');

@@ -1,7 +1,7 @@
 // The cluster-lens command: the same engine process as the extension, driven over the same protocol.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendPreference, DevicePreference, ExplainMethod, ExplainOptions, ExplainTarget, TrainOptions } from '../protocol/options';
+import type { DevicePreference, ExplainMethod, ExplainOptions, ExplainTarget, TrainOptions } from '../protocol/options';
 import type { ProgressEvent, WorkRequest, ResultOf } from '../protocol/engine';
 import { healthStateLabels } from '../protocol/engine';
 import { EngineClient, EngineRequestError } from '../host/engineClient';
@@ -47,9 +47,8 @@ neighbours answers through the run's HNSW index (usearch, saved by index for run
 --device picks where every command computes (also for explain, index, evaluate…): auto takes a hardware GPU
   (onnxruntime's CUDA provider where installed, else WebGPU over Vulkan/D3D12/Metal) and else the CPU; software
   GPUs (llvmpipe, lavapipe, SwiftShader) only with an explicit --device gpu. The GPU needs its driver and the
-  Vulkan loader (libvulkan1), nothing else. Expert overrides: --runtime auto|onnxruntime|tfjs (what computes the
-  training steps; tfjs keeps them on the CPU) and --backend auto|tensorflow|wasm|cpu (TensorFlow.js, for the light
-  tensor work).
+  Vulkan loader (libvulkan1), nothing else. Everything computes on onnxruntime: --backend and --runtime went with
+  TensorFlow.js.
 
 train's budget: by default training stops once the clusters are stable and the loss is flat, or when a time budget
   that grows with the folder (about a minute per 1,000 images on the CPU) runs out. --minutes M sets that budget
@@ -63,6 +62,12 @@ train's budget: by default training stops once the clusters are stable and the l
 
 With --json the result is one JSON line, the last line on stdout. Progress goes to stderr.
 Ctrl-C once cancels (the checkpoint and index are kept); twice stops at once.`;
+
+/** Flags of the TensorFlow.js era, still parsed so that they get a clear message, and what each chose. */
+const retiredFlags = {
+  backend: 'the TensorFlow.js backend for the light tensor work',
+  runtime: 'whether training steps ran on onnxruntime or TensorFlow.js',
+};
 
 const flagSpec = {
   out: { type: 'string' },
@@ -146,8 +151,6 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
         batchSize: number(flags, 'batch-size'),
         width: number(flags, 'width'),
         device: flags.device as DevicePreference | undefined,
-        backend: flags.backend as TrainOptions['backend'] | undefined,
-        trainingRuntime: flags.runtime as TrainOptions['trainingRuntime'] | undefined,
         architecture: flags.architecture as TrainOptions['architecture'] | undefined,
         backbone: typeof flags.backbone === 'string' ? path.resolve(flags.backbone) : undefined,
         backboneNormalization: flags['backbone-normalization'] as TrainOptions['backboneNormalization'] | undefined,
@@ -316,6 +319,12 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const { values: flags, positionals } = parsed;
+  for (const [flag, was] of Object.entries(retiredFlags)) {
+    if (flags[flag as keyof typeof flags] !== undefined) {
+      process.stderr.write(`--${flag} is no longer an option: it chose ${was}, and TensorFlow.js is retired. Every step now runs on onnxruntime; --device auto|gpu|cpu says where.\n`);
+      return 2;
+    }
+  }
   if (flags.version) {
     process.stdout.write(`${version}\n`);
     return 0;
@@ -336,7 +345,6 @@ export async function main(argv: string[]): Promise<number> {
         protocol: flags.protocol as string | undefined,
         minutes: number(flags, 'minutes'),
         python: flags.python as string | undefined,
-        backend: flags.backend as BackendPreference | undefined,
         device: flags.device as DevicePreference | undefined,
         idxDir: flags['idx-dir'] as string | undefined,
       });

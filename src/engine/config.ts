@@ -1,4 +1,4 @@
-import type { BackendName, TrainOptions } from '../protocol/options';
+import type { TrainOptions } from '../protocol/options';
 import { EngineError } from './errors';
 
 /** The one place training defaults live; CLI flags and VS Code settings map onto these. */
@@ -30,20 +30,19 @@ export const defaultTrainOptions: Readonly<TrainOptions> = Object.freeze({
   queueStartEpoch: 2,
   seed: 0,
   device: 'auto',
-  backend: 'auto',
-  trainingRuntime: 'auto',
   backboneNormalization: 'imagenet',
 }) as TrainOptions;
+
+/** Options of runs from before TensorFlow.js was retired, dropped when their options are read. */
+export const retiredTrainOptions = ['backend', 'trainingRuntime'] as const;
 
 /** Epochs for a head on a frozen backbone when none are given. */
 const frozenHeadEpochs = 30;
 
-const backends = ['auto', 'tensorflow', 'wasm', 'cpu'];
 const devices = ['auto', 'gpu', 'cpu'];
 
 /** What the defaults adapt to, once known: where the job runs and the images it trains on. */
 export interface TrainContext {
-  backend: BackendName;
   /** Whether training runs on a hardware GPU (a software adapter trains with the CPU's recipe). */
   gpu: boolean;
   /** The images' typical size: the median of their shorter sides, in pixels. */
@@ -94,12 +93,12 @@ export const smallImageCrops: Readonly<Partial<TrainOptions>> = Object.freeze({
 export const smallImageSizePx = 32;
 
 /**
- * Defaults that depend on where the job runs. A GPU takes the GPU recipe; pure-JS cpu, smaller batches and images.
+ * Defaults that depend on where the job runs: a GPU takes the GPU recipe.
  * Images are never upscaled past their typical native size (a 28 px dataset trains at 28 px, not 64): extra
  * pixels cost time and add no detail. None of this looks at labels.
  */
 export function adaptedDefaults(context: TrainContext): Partial<TrainOptions> {
-  const base: Partial<TrainOptions> = context.gpu ? { ...gpuRecipe } : context.backend === 'cpu' ? { batchSize: 32, imageSizePx: 32 } : { batchSize: defaultTrainOptions.batchSize, imageSizePx: defaultTrainOptions.imageSizePx };
+  const base: Partial<TrainOptions> = context.gpu ? { ...gpuRecipe } : { batchSize: defaultTrainOptions.batchSize, imageSizePx: defaultTrainOptions.imageSizePx };
   const imageSizePx = base.imageSizePx!;
   const native = context.nativeImageSizePx;
   // At least 16 px, since the network downsamples 4–8×.
@@ -126,8 +125,9 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   if (defined.epochs !== undefined && defined.epochs > 0 && defined.stopWhenConverged === undefined) options.stopWhenConverged = false;
   // A head on a frozen backbone trains on features cropped ahead for a known number of epochs.
   if (options.backbone !== undefined && options.epochs === 0) options.epochs = frozenHeadEpochs;
-  // Runs from before the tfjs webgpu backend was retired (GPU work now runs on onnxruntime, see runtime/device.ts).
-  if ((options.backend as string) === 'webgpu') options.backend = 'auto';
+  // Runs from before TensorFlow.js was retired name a tfjs backend and training runtime: every step now runs on
+  // onnxruntime, on the device `device` chooses.
+  for (const retired of retiredTrainOptions) delete (options as unknown as Record<string, unknown>)[retired];
   if (options.localCropSizePx === 0) options.localCropSizePx = Math.max(8, Math.round((options.imageSizePx * 4) / 7 / 4) * 4);
 
   const check = (ok: boolean, setting: string, expected: string) => {
@@ -168,10 +168,8 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   check(isInt(options.queueLength, 0, 1e6) && (options.queueLength === 0 || options.queueLength % options.batchSize === 0), 'queueLength', 'a multiple of batchSize (0 turns the queue off)');
   check(isInt(options.queueStartEpoch, 0, 1e6), 'queueStartEpoch', 'a whole number ≥ 0');
   check(Number.isInteger(options.seed), 'seed', 'a whole number');
-  check(backends.includes(options.backend), 'backend', backends.join(', '));
   check(devices.includes(options.device), 'device', devices.join(', '));
   check(['resnet', 'plain'].includes(options.architecture), 'architecture', 'resnet or plain');
-  check(['auto', 'onnxruntime', 'tfjs'].includes(options.trainingRuntime), 'trainingRuntime', 'auto, onnxruntime or tfjs');
   check(['imagenet', 'none'].includes(options.backboneNormalization ?? 'imagenet'), 'backboneNormalization', 'imagenet or none');
   return options;
 }

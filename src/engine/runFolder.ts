@@ -1,6 +1,6 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BackendName, ImageRecord, SkippedFile, TrainOptions } from '../protocol/options';
+import type { ImageRecord, SkippedFile, TrainOptions } from '../protocol/options';
 import { EngineError } from './errors';
 import { writeFileAtomic } from './util/atomicFile';
 
@@ -11,7 +11,8 @@ export interface RunManifest {
   options: TrainOptions;
   channels: 1 | 3;
   labelNames: string[];
-  backend: BackendName;
+  /** Where the run trained ("webgpu (NVIDIA H200, Vulkan)", "cpu"); runs from before TensorFlow.js was retired name its backend instead. */
+  device?: string;
   createdAt: string;
   images: number;
   skipped: SkippedFile[];

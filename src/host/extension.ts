@@ -2,14 +2,14 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { BackboneNormalization, BackendPreference, TrainingRuntimePreference } from '../protocol/options';
+import type { BackboneNormalization } from '../protocol/options';
 import type { TrainResult } from '../protocol/engine';
 import type { ExplainPanelState } from '../protocol/webview';
 import { EngineClient, EngineRequestError } from './engineClient';
 import { chooseImage, chooseTrainingFolder } from './commands/chooseFolder';
 import { trainingFolderFor } from './imageFolders';
 import { describeProgress, stopReasonText } from './progressText';
-import { engineEnvironment, isImageFile, listRuns, newRunName, readHealthHistory, readTrainingHistory, runsRoot, trainOptionsFromSettings } from './runs';
+import { engineEnvironment, isImageFile, listRuns, newRunName, readHealthHistory, readTrainingHistory, retiredSettingsMessage, runsRoot, trainOptionsFromSettings } from './runs';
 import { ClusterMapPanel } from './views/clusterMapPanel';
 import { ClustersView } from './views/clustersView';
 import { DashboardPanel } from './views/dashboardPanel';
@@ -37,6 +37,14 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showErrorMessage(`Cluster Lens: ${message} The engine restarts with the next request.`);
     },
   });
+  const retired = retiredSettingsMessage((setting) => {
+    const found = config().inspect(setting);
+    return [found?.globalValue, found?.workspaceValue, found?.workspaceFolderValue].some((value) => value !== undefined);
+  });
+  if (retired) {
+    output.warn(retired);
+    void vscode.window.showWarningMessage(`Cluster Lens: ${retired}`);
+  }
   let currentRunDir: string | undefined = context.workspaceState.get<string>('clusterLens.currentRun');
   const runsFolder = () => runsRoot(config().get<string>('runsFolder') ?? '', vscode.workspace.workspaceFolders?.[0]?.uri.fsPath, context.globalStorageUri.fsPath);
   const session: Session = {
@@ -79,8 +87,6 @@ export function activate(context: vscode.ExtensionContext): void {
     const imagesDir = imagesUri.fsPath;
     const runDir = path.join(runsFolder(), newRunName(imagesDir));
     const options = trainOptionsFromSettings({
-      backend: config().get<BackendPreference>('backend'),
-      trainingRuntime: config().get<TrainingRuntimePreference>('trainingRuntime'),
       imageSizePx: config().get<number>('imageSizePx'),
       prototypes: config().get<number>('prototypes'),
       epochs: config().get<number>('epochs'),

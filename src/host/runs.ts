@@ -2,7 +2,7 @@
 // the extension passes its configuration in, so this logic is unit-tested in plain Node.
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { BackboneNormalization, BackendPreference, TrainingRuntimePreference, TrainOptions } from '../protocol/options';
+import type { BackboneNormalization, TrainOptions } from '../protocol/options';
 import type { EpochHealth, RunOverview, TrainingHealth } from '../protocol/engine';
 import type { TrainingPoint } from '../protocol/webview';
 
@@ -48,8 +48,6 @@ export function runsRoot(setting: string, workspaceFolder: string | undefined, f
 }
 
 export interface TrainSettings {
-  backend: BackendPreference;
-  trainingRuntime: TrainingRuntimePreference;
   imageSizePx: number;
   prototypes: number;
   epochs: number;
@@ -59,11 +57,23 @@ export interface TrainSettings {
   backboneNormalization: BackboneNormalization;
 }
 
+/** Settings of the TensorFlow.js era that no longer do anything, and what each chose. */
+export const retiredSettings = {
+  backend: 'the TensorFlow.js backend for the light tensor work',
+  trainingRuntime: 'whether training steps ran on onnxruntime or TensorFlow.js',
+};
+
+/** The message for retired settings a user still has set, or undefined when none is. */
+export function retiredSettingsMessage(isSet: (setting: string) => boolean): string | undefined {
+  const set = Object.keys(retiredSettings).filter(isSet);
+  if (set.length === 0) return undefined;
+  const names = set.map((name) => `clusterLens.${name}`).join(' and ');
+  return `${names} ${set.length > 1 ? 'are' : 'is'} no longer used: TensorFlow.js is retired and every step runs on onnxruntime. Remove ${set.length > 1 ? 'them' : 'it'} from your settings; clusterLens.device says where the work runs.`;
+}
+
 /** Settings become training options; zeros mean "use the engine's default", which stays in one place. */
 export function trainOptionsFromSettings(settings: Partial<TrainSettings>): Partial<TrainOptions> {
   const options: Partial<TrainOptions> = {};
-  if (settings.backend) options.backend = settings.backend;
-  if (settings.trainingRuntime) options.trainingRuntime = settings.trainingRuntime;
   if (settings.imageSizePx) options.imageSizePx = settings.imageSizePx;
   if (settings.prototypes) options.prototypes = settings.prototypes;
   if (settings.epochs) options.epochs = settings.epochs;

@@ -1,6 +1,6 @@
 // The engine protocol: requests (host or CLI → engine), events and results (engine → host or CLI), and the
 // validator the engine applies to what it is sent. One module of discriminated unions: `type` names the message.
-import type { BackendName, ClusterSummary, CounterfactualSummary, ExplainImages, ExplainMethod, ExplainOptions, ExplainTarget, ExplainedTarget, ExplanationScores, Heatmap, Neighbour, PrototypeProbability, RanOn, SkippedFile, TrainOptions, TrainingRuntime } from './options';
+import type { ClusterSummary, CounterfactualSummary, ExplainImages, ExplainMethod, ExplainOptions, ExplainTarget, ExplainedTarget, ExplanationScores, Heatmap, Neighbour, PrototypeProbability, RanOn, SkippedFile, TrainOptions } from './options';
 import type { MapLayout } from './mapPoints';
 
 export interface TrainRequest {
@@ -246,9 +246,6 @@ export interface LogEvent {
 export interface TrainResult extends RanOn {
   kind: 'train';
   runDir: string;
-  backend: BackendName;
-  /** What ran the training steps (absent for frozen-backbone runs, whose head trains on tfjs). */
-  trainingRuntime?: TrainingRuntime;
   images: number;
   skipped: SkippedFile[];
   epochs: number;
@@ -268,7 +265,6 @@ export interface TrainResult extends RanOn {
 export interface IndexResult extends RanOn {
   kind: 'index';
   runDir: string;
-  backend: BackendName;
   images: number;
   skipped: SkippedFile[];
   clusters: ClusterSummary[];
@@ -282,7 +278,6 @@ export interface IndexResult extends RanOn {
 
 export interface NeighboursResult extends RanOn {
   kind: 'neighbours';
-  backend: BackendName;
   query: string;
   cluster: number;
   /** How the neighbours were found: the exact scan, or the run's HNSW index (runs over 50,000 images). */
@@ -293,7 +288,6 @@ export interface NeighboursResult extends RanOn {
 /** Field names follow the CLI's documented JSON contract. */
 export interface EvaluateResult extends RanOn {
   kind: 'evaluate';
-  backend: BackendName;
   images: number;
   skipped: number;
   /** k-means on the L2-normalised backbone features, k = number of label folders (the reference's protocol). */
@@ -335,7 +329,6 @@ export interface PixelBaseline {
 
 export interface ExplainResult extends RanOn {
   kind: 'explain';
-  backend: BackendName;
   method: ExplainMethod;
   runDir: string;
   /** The explained image, absolute. */
@@ -362,7 +355,6 @@ export interface ExplainResult extends RanOn {
 
 export interface EvaluateExplanationsResult extends RanOn {
   kind: 'evaluate-explanations';
-  backend: BackendName;
   runDir: string;
   images: number;
   pair: 'neighbour' | 'augmented';
@@ -400,7 +392,6 @@ export interface ClusterMapFaithfulness {
 
 export interface EvaluateCounterfactualsResult extends RanOn {
   kind: 'evaluate-counterfactuals';
-  backend: BackendName;
   runDir: string;
   images: number;
   rows: CounterfactualScores[];

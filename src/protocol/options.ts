@@ -1,10 +1,5 @@
-// Run options and the vocabulary the engine, the host and the webviews share: backends, devices, training
+// Run options and the vocabulary the engine, the host and the webviews share: devices, training
 // options, image records, explanation methods, targets and the parts of their results.
-
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
-export type BackendPreference = 'auto' | BackendName;
-export type TrainingRuntime = 'onnxruntime' | 'tfjs';
-export type TrainingRuntimePreference = 'auto' | TrainingRuntime;
 
 /** Where the heavy computation runs: onnxruntime's WebGPU or CUDA provider, or its CPU kernels. */
 export type DeviceKind = 'webgpu' | 'cuda' | 'cpu';
@@ -68,13 +63,6 @@ export interface TrainOptions {
   seed: number;
   /** Where training runs (see DevicePreference); the CLI's --device, the setting clusterLens.device. */
   device: DevicePreference;
-  /** Expert override: the TensorFlow.js backend for the light tensor work. */
-  backend: BackendPreference;
-  /**
-   * Expert override: what computes a training step's forward and backward pass: `onnxruntime` (one ONNX graph
-   * per step, on the chosen device), `tfjs` (the tfjs backend, on the CPU), or `auto`: onnxruntime when it loads.
-   */
-  trainingRuntime: TrainingRuntimePreference;
   /**
    * An ONNX image backbone (absolute path) to use frozen: onnxruntime computes its features and only the
    * SwAV head and prototypes train. Absent: the engine trains its own ResNet.

@@ -1,5 +1,5 @@
 // Messages between the extension host and its webviews (dashboard, cluster map, gallery, explain panel).
-import type { BackendName, ExplainMethod, Neighbour } from './options';
+import type { ExplainMethod, Neighbour } from './options';
 import type { MapLayout } from './mapPoints';
 import type { DuplicatesResult, EpochHealth, ExplainResult, NeighboursResult, OutliersResult, ProgressEvent, RunOverview } from './engine';
 
@@ -13,7 +13,7 @@ export interface TrainingPoint {
 
 /** Host → training dashboard. */
 export type ToDashboard =
-  | { type: 'dashboard.reset'; runName: string; backend?: BackendName; history: TrainingPoint[]; /** The images folder's name, shown in the header. */ folder?: string }
+  | { type: 'dashboard.reset'; runName: string; history: TrainingPoint[]; /** The images folder's name, shown in the header. */ folder?: string }
   | { type: 'dashboard.progress'; event: ProgressEvent; /** What the header says now: the phase and its detail. */ headline?: string }
   | {
       type: 'dashboard.finished';

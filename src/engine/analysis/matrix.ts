@@ -1,7 +1,5 @@
 // Dense row-major matrices on Float32Array, and the one heavy primitive the analysis needs: left · rightᵀ.
 
-import * as tf from '@tensorflow/tfjs-core';
-
 /** N × D values, row-major: row i is data[i * dims .. (i + 1) * dims). */
 export interface Matrix {
   data: Float32Array;
@@ -107,42 +105,10 @@ export interface MatrixProduct {
   dispose(): void;
 }
 
-// Only these backends run matMul natively and read back synchronously; tfjs-backend-cpu is slower than our own loops.
-const fastBackends = new Set(['wasm', 'tensorflow']);
-
-/** Whether the active tfjs backend beats plain JS at matMul; reading the name directly never initialises a backend as a side effect. */
-export function usesTensorBackend(): boolean {
-  const name = (tf.engine() as { backendName?: string | null }).backendName;
-  return typeof name === 'string' && fastBackends.has(name);
-}
-
-/** Uploads `right` once (to the active tfjs backend when that is faster, else keeps it for the JS kernel). */
+/** Keeps `right` for the JS kernel, to be multiplied by many left-hand blocks. */
 export function prepareProduct(right: Matrix): MatrixProduct {
   assertMatrix(right, 'right');
-  if (!usesTensorBackend() || right.rows === 0 || right.dims === 0) {
-    return { multiply: (left) => multiplyTransposedJs(left, right), dispose: () => undefined };
-  }
-  // A plain matMul against a pre-transposed right side is many times faster than matMul(..., transposeB) on wasm.
-  let rightTransposed: tf.Tensor2D | undefined = tf.tidy(() => tf.transpose(tf.tensor2d(right.data, [right.rows, right.dims])));
-  return {
-    multiply: (left) => {
-      assertMatrix(left, 'left');
-      if (left.dims !== right.dims) throw new Error(`Cannot multiply ${left.dims}-wide rows by ${right.dims}-wide rows.`);
-      if (rightTransposed === undefined) throw new Error('This product was already disposed.');
-      if (left.rows === 0) return new Float32Array(0);
-      const kept = rightTransposed;
-      const product = tf.tidy(() => tf.matMul(tf.tensor2d(left.data, [left.rows, left.dims]), kept));
-      try {
-        return product.dataSync() as Float32Array;
-      } finally {
-        product.dispose();
-      }
-    },
-    dispose: () => {
-      rightTransposed?.dispose();
-      rightTransposed = undefined;
-    },
-  };
+  return { multiply: (left) => multiplyTransposedJs(left, right), dispose: () => undefined };
 }
 
 /** left · rightᵀ in one call. */

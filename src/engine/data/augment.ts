@@ -1,7 +1,7 @@
-// SwAV multi-crop as batched tensor ops: random-resized crops with flips folded into the boxes, then colour jitter.
-// All randomness comes from the seeded `Random`, so a seed repeats the same crops on every backend.
+// SwAV multi-crop's random draws: random-resized crop boxes with flips folded in, and colour jitter factors. The
+// crops themselves are made on the device (runtime/augmentGraph.ts) or in JS (cropPixels.ts); all randomness comes
+// from the seeded `Random`, so a seed repeats the same crops on every device.
 
-import * as tf from '@tensorflow/tfjs-core';
 import { EngineError } from '../errors';
 import type { Random } from '../util/random';
 
@@ -26,7 +26,6 @@ const MIN_LOG_ASPECT = Math.log(3 / 4);
 const MAX_LOG_ASPECT = Math.log(4 / 3);
 // torchvision gives up after 10 tries and falls back to a centre crop; we do the same.
 const CROP_ATTEMPTS = 10;
-const LUMA_WEIGHTS = [0.299, 0.587, 0.114];
 
 function checkScale(name: string, scale: [number, number]): void {
   const [low, high] = scale;
@@ -82,12 +81,6 @@ export function sampleCropBox(
   return flip ? [y1, x2, y2, x1] : [y1, x1, y2, x2];
 }
 
-/** Luma as [B,H,W,1]; a single-channel image is its own luma. */
-function luma(images: tf.Tensor): tf.Tensor {
-  if (images.shape[images.rank - 1] === 1) return images;
-  return tf.sum(tf.mul(images, tf.tensor1d(LUMA_WEIGHTS)), -1, true);
-}
-
 export interface CropDraws {
   boxes: Float32Array;
   brightness: Float32Array;
@@ -128,48 +121,9 @@ export function drawCrops(random: Random, shape: number[], scale: [number, numbe
   return draws;
 }
 
-function augmentedCrops(
-  images: tf.Tensor4D,
-  count: number,
-  sizePx: number,
-  scale: [number, number],
-  options: MultiCropOptions,
-  random: Random,
-): tf.Tensor4D[] {
-  const [batch, , , channels] = images.shape;
-  const crops: tf.Tensor4D[] = [];
-  for (let crop = 0; crop < count; crop++) {
-    const draws = drawCrops(random, images.shape, scale, options);
-    crops.push(
-      tf.tidy(() => {
-        const perImage = (values: Float32Array): tf.Tensor4D => tf.tensor4d(values, [batch, 1, 1, 1]);
-        const boxIndices = tf.tensor1d(Int32Array.from({ length: batch }, (_, index) => index), 'int32');
-        let views: tf.Tensor = tf.image.cropAndResize(images, tf.tensor2d(draws.boxes, [batch, 4]), boxIndices, [sizePx, sizePx], 'bilinear');
-        if (options.colorJitter > 0) {
-          // torchvision's ColorJitter order varies per call; a fixed order keeps this one batched op per factor.
-          views = tf.clipByValue(tf.mul(views, perImage(draws.brightness)), 0, 1);
-          const meanLuma = tf.mean(luma(views), [1, 2, 3], true);
-          views = tf.clipByValue(tf.add(tf.mul(tf.sub(views, meanLuma), perImage(draws.contrast)), meanLuma), 0, 1);
-          if (channels === 3) {
-            const grey = luma(views);
-            views = tf.clipByValue(tf.add(tf.mul(tf.sub(views, grey), perImage(draws.saturation)), grey), 0, 1);
-          }
-        }
-        if (channels === 3 && draws.anyGrayscale) {
-          // views + mask·(luma − views): mask 1 turns an image grey, 0 leaves it.
-          views = tf.add(views, tf.mul(tf.sub(luma(views), views), perImage(draws.grayscale)));
-        }
-        // Bilinear weights can overshoot 1 by a rounding error.
-        return tf.clipByValue(views, 0, 1) as tf.Tensor4D;
-      }),
-    );
-  }
-  return crops;
-}
-
 /**
  * The draws of `views` crops of each of `batch` images at `sizePx` (boxes and colours, view by view), as
- * augmentedCrops draws them: what runtime/augmentGraph.ts makes the crops from on the device.
+ * what runtime/augmentGraph.ts makes the crops from on the device (data/cropPixels.ts, in JS).
  */
 export function drawViews(random: Random, batch: number, sizePx: number, views: number, scale: [number, number], options: MultiCropOptions): { boxes: Float32Array; colours: Float32Array } {
   const boxes = new Float32Array(views * batch * 4);
@@ -186,23 +140,4 @@ export function drawViews(random: Random, batch: number, sizePx: number, views: 
 export function checkCropScales(options: Pick<MultiCropOptions, 'globalScale' | 'localScale'>): void {
   checkScale('globalScale', options.globalScale);
   checkScale('localScale', options.localScale);
-}
-
-/** SwAV multi-crop: `globalCrops` views of [B,G,G,C] followed by `localCrops` views of [B,L,L,C], values in [0,1]. */
-export function multiCrop(images: tf.Tensor4D, options: MultiCropOptions, random: Random): tf.Tensor4D[] {
-  checkCropScales(options);
-  if (images.dtype !== 'float32') {
-    throw new EngineError('INTERNAL', `multiCrop expects float32 images in [0,1], got ${images.dtype}.`);
-  }
-  return [
-    ...augmentedCrops(images, options.globalCrops, options.globalSizePx, options.globalScale, options, random),
-    ...augmentedCrops(images, options.localCrops, options.localSizePx, options.localScale, options, random),
-  ];
-}
-
-/** The whole image at `sizePx`, sampled like a full-image crop, for embedding images the way training saw them. */
-export function centerView(images: tf.Tensor4D, sizePx: number): tf.Tensor4D {
-  const [, heightPx, widthPx] = images.shape;
-  if (heightPx === sizePx && widthPx === sizePx) return tf.clone(images);
-  return tf.tidy(() => tf.image.resizeBilinear(images, [sizePx, sizePx], true));
 }

@@ -1,11 +1,6 @@
 // Turns images of an ImageSet into float32 [N,S,S,C] values in [0,1], the input the crops and the model expect.
 
-import * as tf from '@tensorflow/tfjs-core';
 import type { ImageSet } from './decode';
-
-export function imageBatch(imageSet: Pick<ImageSet, 'pixels' | 'imageSizePx' | 'channels'>, indices: ArrayLike<number>): tf.Tensor4D {
-  return tf.tensor4d(batchPixels(imageSet, indices), [indices.length, imageSet.imageSizePx, imageSet.imageSizePx, imageSet.channels]);
-}
 
 /** The images at `indices`, NHWC values in [0, 1]. RangeError for an index outside the set. */
 export function batchPixels(imageSet: Pick<ImageSet, 'pixels' | 'imageSizePx' | 'channels'>, indices: ArrayLike<number>): Float32Array {

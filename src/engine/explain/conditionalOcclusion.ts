@@ -1,6 +1,6 @@
 // Conditional occlusion (Zeiler & Fergus 2014, conditioned on a second image as in the seed): slide a black
 // square over one image and score the drop in the target; the other image stays intact. For the engine's own
-// network the masked copies run on onnxruntime's device (occlusion.ts), falling back to tfjs.
+// masked copies run on onnxruntime's device (occlusion.ts).
 import type { DeviceKind } from '../../protocol/options';
 import { normalizeArray, type ExplainableModel, type Explainer, type Pixels } from './explainer';
 import { scoreMasked } from './occlusion';

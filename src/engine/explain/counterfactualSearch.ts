@@ -1,5 +1,4 @@
-// What the counterfactual's two runtimes share (counterfactual.ts on tfjs, ortCounterfactual.ts on onnxruntime):
-// Adam's settings, the stopping rule, and the outcome of an edit.
+// What the counterfactual searches share: Adam's settings, the stopping rule, and the outcome of an edit.
 import type { CounterfactualKind } from '../../protocol/options';
 import type { CounterfactualOutcome } from './explainer';
 

@@ -63,7 +63,7 @@ async function singleCellGains(scorer: ClusterScorer, original: Float32Array, do
 
 /**
  * ∂/∂m of λ · mean |m[i+1] − m[i]| over rows and over columns of `count` G × G masks (as a total variation of the
- * batch), added into `gradient`; sign(0) is taken as −1, as tfjs's Abs gradient did.
+ * batch), added into `gradient`; sign(0) is taken as −1 (TensorFlow.js's Abs gradient, kept so that masks repeat).
  */
 function addTotalVariationGradient(masks: Float64Array, count: number, side: number, weight: number, gradient: Float64Array): void {
   const differences = count * (side - 1) * side;

@@ -2,7 +2,7 @@
 // (runtime/explainGraph.ts), their sessions on onnxruntime's chosen device, and the padded batch runner that
 // feeds them. A method only says what it computes from the scores, features and gradients these return.
 import type { DeviceKind } from '../../protocol/options';
-import type { ModelSpec, SwavModel } from '../model/model';
+import { weightsOf, type ModelSpec, type SwavModel } from '../model/model';
 import type { WeightMap } from '../onnx/export';
 import { currentDevice } from '../runtime/device';
 import { counterfactualGraph, explainGraphNames as names, forwardGraph, maskGradientGraph, ownNetwork, targetGradientGraph, type ExplainGraphs } from '../runtime/explainGraph';
@@ -37,9 +37,7 @@ export function ownExplainable(model: SwavModel, temperature: number): Explainab
   return { graphs, prototypes: model.spec.prototypes, temperature };
 }
 
-export function weightsOf(model: SwavModel): WeightMap {
-  return new Map([...model.variables].map(([name, variable]) => [name, { shape: variable.shape, values: variable.dataSync() as Float32Array }]));
-}
+export { weightsOf };
 
 // Sessions of the one model explained last: a run's explanations reuse them, another run's replace them.
 let cache: { owner: object; sessions: Map<string, Promise<OrtModel>> } | undefined;

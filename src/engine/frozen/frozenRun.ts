@@ -36,7 +36,7 @@ export async function embedWithBackbone(backbone: OrtBackbone, model: SwavModel,
   const count = images.records.length;
   const { features, featureDim } = await imageSetFeatures(backbone, images, context);
   checkFeatureDim(featureDim, model, backbone.file);
-  const { embeddings, scores } = embedFeatures(model, features, count);
+  const { embeddings, scores } = await embedFeatures(model, features, count);
   return {
     features: { data: l2NormalizeRows(features, featureDim), rows: count, dims: featureDim },
     embeddings: { data: embeddings, rows: count, dims: model.spec.projectionDim },
@@ -48,7 +48,7 @@ export async function embedWithBackbone(backbone: OrtBackbone, model: SwavModel,
 export async function describeWithBackbone(backbone: OrtBackbone, model: SwavModel, pixels: ArrayLike<number>, sizePx: number, channels: number): Promise<{ features: Float32Array; cluster: number }> {
   const raw = await backbone.features(Float32Array.from(pixels, (value) => value / 255), 1, sizePx, sizePx, channels);
   checkFeatureDim(raw.length, model, backbone.file);
-  const { scores } = embedFeatures(model, raw, 1);
+  const { scores } = await embedFeatures(model, raw, 1);
   return { features: l2NormalizeRows(raw, raw.length), cluster: scores.indexOf(Math.max(...scores)) };
 }
 

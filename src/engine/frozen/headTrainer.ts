@@ -1,11 +1,12 @@
 // SwAV with a frozen backbone: only the projection head and the prototypes learn, from backbone
 // features of augmented crops. Same loss, Sinkhorn, Adam, schedule and queue as the full trainer.
 
-import * as tf from '@tensorflow/tfjs-core';
 import type { TrainOptions } from '../../protocol/options';
 import { EngineError } from '../errors';
 import { yieldToEventLoop, type JobContext } from '../jobContext';
-import { head, normalizePrototypes, startStep, updateRunningStatistics, variable, variableFrom, type BatchStatistics, type ModelSpec, type SwavModel } from '../model/model';
+import { normalizePrototypes, startStep, trainableVariables, updateRunningStatistics, weightsOf, type ModelSpec, type Parameter, type SwavModel } from '../model/model';
+import { explainGraphNames as names, headGraph } from '../runtime/explainGraph';
+import { OrtModel } from '../runtime/session';
 import { cpuThreadCount } from '../runtime/threads';
 import { Adam } from '../swav/adam';
 import { OrtStepGradients } from '../swav/ortGradients';
@@ -68,21 +69,22 @@ const cropsForAssign = [0, 1];
  * the backbone's feature size and `spec.blocksPerStage` is [0]; the backbone lives in the ONNX file.
  */
 export function createHeadModel(featureDim: number, options: Pick<TrainOptions, 'projectionHiddenDim' | 'projectionDim' | 'prototypes'>, random: Random, input: Pick<ModelSpec, 'channels' | 'inputMean' | 'inputStd'> = { channels: 3, inputMean: [], inputStd: [] }): SwavModel {
-  const variables = new Map<string, tf.Variable>();
+  const variables = new Map<string, Parameter>();
   const fill = (size: number, make: () => number) => Float32Array.from({ length: size }, make);
+  const set = (name: string, values: Float32Array, shape: number[], trainable: boolean) => variables.set(name, { shape, values, trainable });
   const linear = (name: string, inDim: number, outDim: number) => {
     const bound = 1 / Math.sqrt(inDim); // PyTorch's nn.Linear initialisation, as createModel
-    variables.set(`${name}.weight`, variableFrom(fill(inDim * outDim, () => random.uniform(-bound, bound)), [inDim, outDim], true));
-    variables.set(`${name}.bias`, variableFrom(fill(outDim, () => random.uniform(-bound, bound)), [outDim], true));
+    set(`${name}.weight`, fill(inDim * outDim, () => random.uniform(-bound, bound)), [inDim, outDim], true);
+    set(`${name}.bias`, fill(outDim, () => random.uniform(-bound, bound)), [outDim], true);
   };
   linear('head.fc1', featureDim, options.projectionHiddenDim);
   const hidden = options.projectionHiddenDim;
-  variables.set('head.bn.gamma', variableFrom(fill(hidden, () => 1), [hidden], true));
-  variables.set('head.bn.beta', variableFrom(fill(hidden, () => 0), [hidden], true));
-  variables.set('head.bn.runningMean', variableFrom(fill(hidden, () => 0), [hidden], false));
-  variables.set('head.bn.runningVariance', variableFrom(fill(hidden, () => 1), [hidden], false));
+  set('head.bn.gamma', fill(hidden, () => 1), [hidden], true);
+  set('head.bn.beta', fill(hidden, () => 0), [hidden], true);
+  set('head.bn.runningMean', fill(hidden, () => 0), [hidden], false);
+  set('head.bn.runningVariance', fill(hidden, () => 1), [hidden], false);
   linear('head.fc2', hidden, options.projectionDim);
-  variables.set('prototypes', variableFrom(fill(options.prototypes * options.projectionDim, () => random.normal()), [options.prototypes, options.projectionDim], true));
+  set('prototypes', fill(options.prototypes * options.projectionDim, () => random.normal()), [options.prototypes, options.projectionDim], true);
   const model: SwavModel = {
     spec: {
       channels: input.channels,
@@ -116,12 +118,11 @@ export async function trainHeadOnFeatures(source: CropFeatureSource, options: He
   const random = createRandom(options.seed);
   const model = start.model ?? createHeadModel(source.featureDim, options, random);
   const optimizer = start.optimizer ?? new Adam();
-  const queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
+  const queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length, options.projectionDim) : undefined;
   const batchSize = Math.min(options.batchSize, source.images);
-  const trainable = [...model.variables].filter(([, v]) => v.trainable);
   const gradients = new OrtStepGradients(
     model.spec,
-    new Map(trainable.map(([name, v]) => [name, v.shape])),
+    new Map([...trainableVariables(model)].map(([name, v]) => [name, v.shape])),
     { batch: batchSize, globalCrops: 2, globalSizePx: 0, localCrops: source.crops - 2, localSizePx: 0, featuresFrom: { featureDim: source.featureDim } },
     { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign },
     cpuThreadCount(),
@@ -178,7 +179,6 @@ export async function trainHeadOnFeatures(source: CropFeatureSource, options: He
       await start.onEpochEnd?.({ epoch, step, model, optimizer });
     }
   } catch (error) {
-    if (!start.model) for (const v of model.variables.values()) v.dispose();
     if (!start.optimizer) optimizer.dispose();
     throw error;
   } finally {
@@ -216,30 +216,21 @@ async function headStep(
   step: number,
   epoch: number,
 ): Promise<{ loss: number; usage: number[] }> {
-  const variables = startStep(model, step < options.freezePrototypesSteps);
-  let queueScores: Float32Array[] | undefined;
-  if (queue && epoch >= options.queueStartEpoch && queue.isFull) {
-    const scores = queue.scores(variable(model, 'prototypes') as tf.Tensor2D) as tf.Tensor2D[];
-    queueScores = scores.map((scored) => scored.dataSync() as Float32Array);
-    tf.dispose(scores);
-  }
+  const updated = startStep(model, step < options.freezePrototypesSteps);
+  const queueEmbeddings = queue && epoch >= options.queueStartEpoch ? queue.embeddings() : undefined;
   const joined = (parts: Float32Array[]) => {
     const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
     parts.reduce((offset, part) => (out.set(part, offset), offset + part.length), 0);
     return out;
   };
-  const weights = new Map([...model.variables].filter(([, v]) => v.trainable).map(([name, v]) => [name, v.dataSync() as Float32Array]));
-  const result = await gradients.compute({ features: { global: joined(crops.slice(0, 2)), local: crops.length > 2 ? joined(crops.slice(2)) : undefined }, weights, queueScores });
-  const updated = new Set(variables);
-  optimizer.apply(model.variables, new Map([...result.gradients].filter(([name]) => updated.has(variable(model, name)))), learningRate, options.weightDecay);
-  const statistics: BatchStatistics = new Map([...result.statistics].map(([layer, { mean, variance, count }]) => [layer, { mean: tf.tensor1d(mean), variance: tf.tensor1d(variance), count }]));
-  updateRunningStatistics(model, statistics);
+  const weights = new Map([...trainableVariables(model)].map(([name, v]) => [name, v.values]));
+  const result = await gradients.compute({ features: { global: joined(crops.slice(0, 2)), local: crops.length > 2 ? joined(crops.slice(2)) : undefined }, weights, queueEmbeddings });
+  optimizer.apply(model.variables, new Map([...result.gradients].filter(([name]) => updated.has(name))), learningRate, options.weightDecay);
+  updateRunningStatistics(model, result.statistics);
   if (queue) {
     // This step's embeddings of the two global crops, [batch, D] each, newest first.
     const dims = model.spec.projectionDim;
-    const embeddings = [0, 1].map((crop) => tf.tensor2d(result.globalEmbedding.subarray(crop * batch * dims, (crop + 1) * batch * dims), [batch, dims]));
-    queue.push(embeddings);
-    tf.dispose(embeddings);
+    queue.push(cropsForAssign.map((crop) => result.globalEmbedding.slice(crop * batch * dims, (crop + 1) * batch * dims)));
   }
   // Prototype usage: each image's best prototype for its first global crop.
   const usage = new Array<number>(options.prototypes).fill(0);
@@ -250,20 +241,24 @@ async function headStep(
   return { loss: result.loss, usage };
 }
 
-/** Embeddings and prototype scores of backbone features [count × F], in eval mode, in batches. */
-export function embedFeatures(model: SwavModel, features: Float32Array, count: number, batchSize = 1024): { embeddings: Float32Array; scores: Float32Array } {
+/** Embeddings and prototype scores of backbone features [count × F], in eval mode, on the chosen device, in batches. */
+export async function embedFeatures(model: SwavModel, features: Float32Array, count: number, batchSize = 1024): Promise<{ embeddings: Float32Array; scores: Float32Array }> {
   const featureDim = features.length / Math.max(1, count);
   const embeddings = new Float32Array(count * model.spec.projectionDim);
   const scores = new Float32Array(count * model.spec.prototypes);
-  for (let start = 0; start < count; start += batchSize) {
-    const rows = Math.min(batchSize, count - start);
-    const [embedding, score] = tf.tidy(() => {
-      const out = head(model, tf.tensor2d(features.subarray(start * featureDim, (start + rows) * featureDim), [rows, featureDim]), 'eval');
-      return [out.embedding, out.scores];
-    });
-    embeddings.set(embedding.dataSync(), start * model.spec.projectionDim);
-    scores.set(score.dataSync(), start * model.spec.prototypes);
-    tf.dispose([embedding, score]);
+  const weights = weightsOf(model);
+  const sessions = new Map<number, OrtModel>();
+  try {
+    for (let start = 0; start < count; start += batchSize) {
+      const rows = Math.min(batchSize, count - start);
+      let session = sessions.get(rows);
+      if (!session) sessions.set(rows, (session = await OrtModel.open(headGraph(weights, { batch: rows, featureDim }), 'the run’s head (in memory)', { threads: cpuThreadCount() })));
+      const out = await session.run({ [names.features]: { data: features.subarray(start * featureDim, (start + rows) * featureDim), dims: [rows, featureDim] } }, [names.embedding, names.scores]);
+      embeddings.set(out[names.embedding].data, start * model.spec.projectionDim);
+      scores.set(out[names.scores].data, start * model.spec.prototypes);
+    }
+  } finally {
+    for (const session of sessions.values()) await session.dispose();
   }
   return { embeddings, scores };
 }

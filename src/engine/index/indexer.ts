@@ -1,14 +1,12 @@
 import { existsSync } from 'node:fs';
-import * as tf from '@tensorflow/tfjs-core';
-import type { BackendName, ClusterSummary, ImageRecord, SkippedFile } from '../../protocol/options';
+import type { ClusterSummary, ImageRecord, SkippedFile } from '../../protocol/options';
 import type { IndexResult } from '../../protocol/engine';
 import { summarizeClusters } from '../analysis/clusterStats';
 import type { Matrix } from '../analysis/matrix';
-import { imageBatch } from '../data/batch';
 import type { ImageSet } from '../data/decode';
 import { EngineError } from '../errors';
-import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
-import { forward, l2Normalize, type SwavModel } from '../model/model';
+import { throwIfCancelled, type JobContext } from '../jobContext';
+import type { SwavModel } from '../model/model';
 import { runPath } from '../runFolder';
 import { readArchive, writeArchive, type ArchiveArray } from '../util/tensorArchive';
 import { pca } from './pca';
@@ -24,7 +22,6 @@ export interface IndexHeader {
   skipped: SkippedFile[];
   clusters: ClusterSummary[];
   pcaExplainedVariance: number[];
-  backend: BackendName;
   checkpointStep: number;
   createdAt: string;
 }
@@ -44,47 +41,6 @@ export interface RunIndex {
 }
 
 export type { EmbedOutput };
-
-const embedBatchSize = 256;
-
-/** Runs the model in eval mode over the whole set in batches, with progress and cancellation. */
-export async function embedImageSet(model: SwavModel, images: ImageSet, context: JobContext, fractionRange: [number, number] = [0, 1]): Promise<EmbedOutput> {
-  const count = images.records.length;
-  const chunks: { features: Float32Array; embeddings: Float32Array; scores: Float32Array }[] = [];
-  let featureDims = 0;
-  let forwardMs = 0;
-  for (let start = 0; start < count; start += embedBatchSize) {
-    throwIfCancelled(context.signal);
-    const indices = Array.from({ length: Math.min(embedBatchSize, count - start) }, (_, i) => start + i);
-    const forwardStart = performance.now();
-    const [features, embeddings, scores] = tf.tidy(() => {
-      const output = forward(model, imageBatch(images, indices), 'eval');
-      return [l2Normalize(output.features), output.embedding, output.scores];
-    });
-    featureDims = features.shape[1]!;
-    chunks.push({ features: (await features.data()) as Float32Array, embeddings: (await embeddings.data()) as Float32Array, scores: (await scores.data()) as Float32Array });
-    forwardMs += performance.now() - forwardStart;
-    tf.dispose([features, embeddings, scores]);
-    const done = start + indices.length;
-    context.progress({ phase: 'index', fraction: fractionRange[0] + (fractionRange[1] - fractionRange[0]) * (done / count), message: `Embedding images ${done}/${count}` });
-    await yieldToEventLoop();
-  }
-  const join = (pick: (c: (typeof chunks)[number]) => Float32Array, dims: number): Matrix => {
-    const data = new Float32Array(count * dims);
-    let offset = 0;
-    for (const chunk of chunks) {
-      data.set(pick(chunk), offset);
-      offset += pick(chunk).length;
-    }
-    return { data, rows: count, dims };
-  };
-  return {
-    features: join((c) => c.features, featureDims),
-    embeddings: join((c) => c.embeddings, model.spec.projectionDim),
-    scores: join((c) => c.scores, model.spec.prototypes),
-    forwardMs,
-  };
-}
 
 /** Softmax of scores / T per row, the assignment (argmax) and its probability. */
 export function assignPrototypes(scores: Matrix, temperature: number): { probabilities: Matrix; assignments: Int32Array; confidences: Float32Array } {
@@ -110,28 +66,15 @@ export function assignPrototypes(scores: Matrix, temperature: number): { probabi
   return { probabilities: { data: probabilities, rows: scores.rows, dims: scores.dims }, assignments, confidences };
 }
 
-/** onnxruntime when it loads (several times faster on CPU), else the tfjs forward pass; the numbers agree to ~1e-6. */
-async function embedFastest(model: SwavModel, images: ImageSet, context: JobContext, fractionRange: [number, number]): Promise<EmbedOutput> {
-  if (process.env.CLUSTER_LENS_INDEX_RUNTIME !== 'tfjs') {
-    try {
-      return await embedWithOnnxRuntime(model, images, context, fractionRange);
-    } catch (error) {
-      if (context.signal.aborted) throw error;
-      context.log('warn', `Indexing with onnxruntime failed (${(error as Error).message}); using the tfjs forward pass.`);
-    }
-  }
-  return { ...(await embedImageSet(model, images, context, fractionRange)), device: 'cpu' };
-}
-
 /** Embeds every image, assigns clusters, projects to 2-D and writes `index.bin` atomically. */
 export async function buildIndex(
   model: SwavModel,
   images: ImageSet,
-  meta: { runDir: string; backend: BackendName; checkpointStep: number; temperature?: number },
+  meta: { runDir: string; checkpointStep: number; temperature?: number },
   context: JobContext,
 ): Promise<IndexResult> {
   const startedAt = Date.now();
-  const embedded = await embedFastest(model, images, context, [0.9, 0.98]);
+  const embedded = await embedWithOnnxRuntime(model, images, context, [0.9, 0.98]);
   return writeIndex(embedded, images, { ...meta, startedAt }, context);
 }
 
@@ -144,7 +87,6 @@ export async function writeIndex(
   images: ImageSet,
   meta: {
     runDir: string;
-    backend: BackendName;
     checkpointStep: number;
     temperature?: number;
     startedAt?: number;
@@ -172,7 +114,6 @@ export async function writeIndex(
     skipped: images.skipped,
     clusters,
     pcaExplainedVariance: projection.explainedVarianceRatio,
-    backend: meta.backend,
     checkpointStep: meta.checkpointStep,
     createdAt: new Date().toISOString(),
   };
@@ -199,7 +140,6 @@ export async function writeIndex(
   return {
     kind: 'index',
     runDir: meta.runDir,
-    backend: meta.backend,
     images: images.records.length,
     skipped: images.skipped,
     clusters,

@@ -1,5 +1,5 @@
-// Indexing through onnxruntime: the engine's own network, exported to ONNX in memory, embeds images several
-// times faster than the tfjs forward pass on CPU (scripts/bench-onnx.ts), with the same numbers to ~1e-6.
+// Indexing through onnxruntime: the engine's own network, exported to ONNX in memory, embeds the images on the
+// chosen device.
 import os from 'node:os';
 import type { Matrix } from '../analysis/matrix';
 import type { ImageSet } from '../data/decode';
@@ -24,10 +24,10 @@ export interface EmbedOutput {
   device?: DeviceKind;
 }
 
-/** Embeds the set with onnxruntime; features come back L2-normalised, as the tfjs path gives them. */
+/** Embeds the set with onnxruntime; features come back L2-normalised. */
 export async function embedWithOnnxRuntime(model: SwavModel, images: ImageSet, context: JobContext, fractionRange: [number, number]): Promise<EmbedOutput> {
   const weights: WeightMap = new Map();
-  for (const [name, variable] of model.variables) weights.set(name, { shape: variable.shape, values: (await variable.data()) as Float32Array });
+  for (const [name, variable] of model.variables) weights.set(name, { shape: variable.shape, values: variable.values });
   const bytes = buildOnnxModel(model.spec, weights, { imageSizePx: images.imageSizePx });
   const session = await OrtModel.open(bytes, 'the run’s model (in memory)', { threads: Math.max(1, Math.min(4, os.cpus().length)) });
   const { imageSizePx: size, channels } = images;

@@ -1,12 +1,11 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { RunOverview } from '../../protocol/engine';
-import { initBackend } from '../runtime/tfjs/backend';
 import { EngineError } from '../errors';
 import type { JobContext } from '../jobContext';
 import { checkpointPath, loadCheckpoint, type LoadedCheckpoint } from '../model/checkpoint';
 import { disposeModel } from '../model/model';
-import { readManifest, runPath } from '../runFolder';
+import { runPath } from '../runFolder';
 import { readIndex, type RunIndex } from './indexer';
 import { openNeighbourIndex, type OpenedNeighbourIndex } from './neighbourIndex';
 
@@ -40,11 +39,6 @@ export async function cachedCheckpoint(runDir: string): Promise<LoadedCheckpoint
   const checkpoint = await loadCheckpoint(file);
   modelCache.set(runDir, { mtimeMs, checkpoint });
   return checkpoint;
-}
-
-/** Starts the backend the run was trained with in mind ('auto' unless one was named). */
-export async function initRunBackend(runDir: string, context: JobContext) {
-  return initBackend((await readManifest(runDir)).options.backend, context.log);
 }
 
 /**

@@ -5,7 +5,7 @@ import { loadImageSet } from '../data/decode';
 import { scanImageFolder } from '../data/scan';
 import { readManifest } from '../runFolder';
 import { EngineError } from '../errors';
-import { cachedIndex, initRunBackend } from '../index/runQueries';
+import { cachedIndex } from '../index/runQueries';
 import type { JobContext } from '../jobContext';
 import { kMeans } from '../analysis/kmeans';
 import { l2NormalizeRows, type Matrix } from '../analysis/matrix';
@@ -17,7 +17,6 @@ export const kMeansRestarts = 10;
 /** Scores a run's clustering against its folder labels: k-means on backbone features and on projections, and the prototypes. */
 export async function evaluateRun(runDir: string, context: JobContext, options: { pixelBaseline?: boolean } = {}): Promise<EvaluateResult> {
   const index = await cachedIndex(path.resolve(runDir));
-  await initRunBackend(path.resolve(runDir), context);
   const labelCount = index.header.labelNames.length;
   if (labelCount < 2) {
     throw new EngineError(
@@ -37,7 +36,6 @@ export async function evaluateRun(runDir: string, context: JobContext, options: 
   context.progress({ phase: 'evaluate', fraction: 1, message: 'Done' });
   return {
     kind: 'evaluate',
-    backend: index.header.backend,
     images: labels.length,
     skipped: index.header.skipped.length,
     nmi: normalizedMutualInformation(labels, clustering.assignments),

@@ -131,7 +131,7 @@ export async function evaluateCounterfactuals(job: EvaluateCounterfactualsJob, c
     };
   });
   context.progress({ phase: 'evaluate', fraction: 1, message: `Evaluated ${methods.length} counterfactual methods on ${positions.length} images` });
-  return { ...ranOnKind(scorer.device), kind: 'evaluate-counterfactuals', backend: run.backend, runDir: run.runDir, images: positions.length, rows, gradCam, durationMs: Date.now() - startedAt };
+  return { ...ranOnKind(scorer.device), kind: 'evaluate-counterfactuals', runDir: run.runDir, images: positions.length, rows, gradCam, durationMs: Date.now() - startedAt };
 }
 
 /**

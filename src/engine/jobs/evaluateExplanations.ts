@@ -155,5 +155,5 @@ async function evaluateOnRun(
     return { method: explainer.method, ...mean, consistencyLoss };
   });
   context.progress({ phase: 'explain', fraction: 1, message: `Evaluated ${methods.length} methods on ${count} images` });
-  return { kind: 'evaluate-explanations', backend: run.backend, runDir: run.runDir, images: count, pair: pairKind, rows, durationMs: Date.now() - startedAt };
+  return { kind: 'evaluate-explanations', runDir: run.runDir, images: count, pair: pairKind, rows, durationMs: Date.now() - startedAt };
 }

@@ -143,7 +143,6 @@ export async function explainImage(job: ExplainJob, context: JobContext): Promis
     // Where the graphs ran (the random map runs none).
     ...ranOnKind(explanation.device ?? currentDevice().device),
     kind: 'explain',
-    backend: run.backend,
     method: explainer.method,
     runDir: run.runDir,
     image: absolute,

@@ -1,11 +1,11 @@
 // A run opened for explaining: its index, its network as graphs, its image size, and its images as the model sees them.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { BackendName, Neighbour, PrototypeProbability } from '../../protocol/options';
+import type { Neighbour, PrototypeProbability } from '../../protocol/options';
 import { decodeImage } from '../data/decode';
 import { EngineError } from '../errors';
 import type { RunIndex } from '../index/indexer';
-import { cachedCheckpoint, cachedIndex, cachedNeighbourIndex, initRunBackend } from '../index/runQueries';
+import { cachedCheckpoint, cachedIndex, cachedNeighbourIndex } from '../index/runQueries';
 import type { ApproximateIndex } from '../index/ann';
 import { searchNeighbours } from '../index/neighbourIndex';
 import type { JobContext } from '../jobContext';
@@ -16,7 +16,8 @@ import { importedGraphs } from '../frozen/explainable';
 import { readFrozenBackbone, type BackboneRecord } from '../frozen/backboneFile';
 import { resolveBackboneInput } from '../onnx/backboneInput';
 import type { SwavModel } from '../model/model';
-import { ownExplainable, scoreImagesOnDevice, weightsOf } from '../explain/onDevice';
+import { ownExplainable, scoreImagesOnDevice } from '../explain/onDevice';
+import { weightsOf } from '../model/model';
 import { softmaxRows } from '../explain/scorer';
 
 export interface ExplainableRun {
@@ -25,18 +26,16 @@ export interface ExplainableRun {
   /** The run's saved HNSW index (runs over 50,000 images), for neighbour queries. */
   approximate?: ApproximateIndex;
   net: ExplainableModel;
-  backend: BackendName;
   imageSizePx: number;
   channels: 1 | 3;
   cropScale: [number, number];
 }
 
-/** Opens a run: index first (NOT_FOUND, NO_INDEX), then the backend, then the checkpoint. The caller disposes it. */
+/** Opens a run: index first (NOT_FOUND, NO_INDEX), then the checkpoint. The caller disposes it. */
 export async function openRun(runDir: string, context: JobContext): Promise<ExplainableRun> {
   const resolved = path.resolve(runDir);
   const index = await cachedIndex(resolved);
   const { approximate } = await cachedNeighbourIndex(resolved, context);
-  const backend = await initRunBackend(resolved, context);
   const manifest = await readManifest(resolved);
   const checkpoint = await cachedCheckpoint(resolved);
   const record = checkpoint.header.backbone;
@@ -47,7 +46,6 @@ export async function openRun(runDir: string, context: JobContext): Promise<Expl
     index,
     approximate,
     net,
-    backend: backend.name,
     imageSizePx: manifest.options.imageSizePx,
     channels: checkpoint.header.spec.channels as 1 | 3,
     cropScale: manifest.options.globalCropScale,

@@ -9,17 +9,15 @@ import { EngineError } from '../errors';
 import { describeWithBackbone, embedWithBackbone, openFrozenBackbone } from '../frozen/frozenRun';
 import { buildIndex, writeIndex } from '../index/indexer';
 import { searchNeighbours } from '../index/neighbourIndex';
-import { cachedCheckpoint, cachedIndex, cachedNeighbourIndex, initRunBackend } from '../index/runQueries';
+import { cachedCheckpoint, cachedIndex, cachedNeighbourIndex } from '../index/runQueries';
 import type { JobContext } from '../jobContext';
 import { ownExplainable, scoreImagesOnDevice } from '../explain/onDevice';
 import { readManifest } from '../runFolder';
-import { initBackend } from '../runtime/tfjs/backend';
 
 /** Rebuilds a run's index from its checkpoint and its images folder. */
 export async function indexRun(runDir: string, context: JobContext): Promise<IndexResult> {
   const resolved = path.resolve(runDir);
   const manifest = await readManifest(resolved);
-  const backend = await initBackend(manifest.options.backend, context.log);
   const checkpoint = await cachedCheckpoint(resolved);
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${manifest.imagesDir}` });
   const scan = await scanImageFolder(manifest.imagesDir, { signal: context.signal });
@@ -29,7 +27,7 @@ export async function indexRun(runDir: string, context: JobContext): Promise<Ind
     signal: context.signal,
     onProgress: (done, total) => context.progress({ phase: 'decode', fraction: 0.5 * (done / total), message: `Decoding images ${done}/${total}` }),
   });
-  const meta = { runDir: resolved, backend: backend.name, checkpointStep: checkpoint.header.step, temperature: manifest.options.temperature };
+  const meta = { runDir: resolved, checkpointStep: checkpoint.header.step, temperature: manifest.options.temperature };
   const record = checkpoint.header.backbone;
   if (!record) return buildIndex(checkpoint.model, images, meta, context);
   // A frozen imported backbone: onnxruntime computes the features, the checkpoint's head the rest.
@@ -46,7 +44,6 @@ export async function indexRun(runDir: string, context: JobContext): Promise<Ind
 export async function findNeighbours(runDir: string, image: string, k: number, context: JobContext, options: { exact?: boolean } = {}): Promise<NeighboursResult> {
   const resolved = path.resolve(runDir);
   const index = await cachedIndex(resolved);
-  const backend = await initRunBackend(resolved, context);
   const absolute = path.resolve(index.header.imagesDir, image);
   const relative = path.relative(index.header.imagesDir, absolute).split(path.sep).join('/');
   const position = index.header.records.findIndex((record) => record.path === relative);
@@ -78,7 +75,6 @@ export async function findNeighbours(runDir: string, image: string, k: number, c
   const { hits, search } = searchNeighbours(index.features, approximate, query, k, position >= 0 ? position : undefined);
   return {
     kind: 'neighbours',
-    backend: backend.name,
     query: absolute,
     cluster,
     search,

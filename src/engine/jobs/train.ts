@@ -11,10 +11,9 @@ import { buildIndex } from '../index/indexer';
 import type { JobContext } from '../jobContext';
 import { checkpointPath, loadCheckpoint } from '../model/checkpoint';
 import { ranOn, useDevice } from '../runtime/device';
-import { initBackend } from '../runtime/tfjs/backend';
 import { readManifest, runPath } from '../runFolder';
 import { decodeTrainingImages, startRunFolder, trainResult } from '../swav/runSetup';
-import { budgetText, chooseTrainingRuntime, SwavTrainer } from '../swav/trainer';
+import { budgetText, SwavTrainer } from '../swav/trainer';
 
 export interface TrainJob {
   imagesDir: string;
@@ -30,23 +29,20 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   const startedAt = Date.now();
   const runDir = path.resolve(job.runDir);
   const imagesDir = path.resolve(job.imagesDir);
-  // The backend must be up before any tensor exists, the checkpoint's included.
   const previous = job.resume ? await readManifest(runDir) : undefined;
-  const requested = resolveTrainOptions(previous ? { ...previous.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend', 'device']) } : job.options);
-  const backend = await initBackend(requested.backend, context.log);
   const device = await useDevice(job.options?.device, context.log);
   const resumeFrom = job.resume ? await loadCheckpoint(checkpointPath(runDir)) : undefined;
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
   const scan = await scanImageFolder(imagesDir, { signal: context.signal });
-  // A resumed run keeps its recipe; only the budget (epochs, minutes) and the backend may change. A new one
-  // fills the options it was not given with defaults for this backend and these images.
+  // A resumed run keeps its recipe; only the budget (epochs, minutes) and the device may change. A new one
+  // fills the options it was not given with defaults for this device and these images.
   let options: TrainOptions;
   if (resumeFrom) {
-    options = resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'backend', 'device']) });
+    options = resolveTrainOptions({ ...resumeFrom.header.options, ...pick(job.options ?? {}, ['epochs', 'minutes', 'device']) });
   } else {
     const nativeImageSizePx = await typicalImageSizePx(scan.root, scan.files.map((file) => file.path));
-    const gpu = backend.gpu || (device.device !== 'cpu' && device.software !== true);
-    options = resolveTrainOptions(job.options, { backend: backend.name, gpu, nativeImageSizePx, imageCount: scan.files.length });
+    const gpu = device.device !== 'cpu' && device.software !== true;
+    options = resolveTrainOptions(job.options, { gpu, nativeImageSizePx, imageCount: scan.files.length });
     const given = job.options ?? {};
     if (given.imageSizePx === undefined || given.batchSize === undefined) {
       const native = nativeImageSizePx !== undefined ? ` (the images are about ${nativeImageSizePx} px)` : '';
@@ -57,10 +53,10 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   }
   const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto' }, context);
 
-  await startRunFolder({ runDir, imagesDir, options, images, backend: backend.name, createdAt: previous?.createdAt });
+  await startRunFolder({ runDir, imagesDir, options, images, device: device.label, createdAt: previous?.createdAt });
 
-  const runtime = chooseTrainingRuntime(options.trainingRuntime, backend, device, context);
-  const trainer = new SwavTrainer(options, images, backend, runtime, context, runDir, resumeFrom);
+  context.log('info', `Training steps run on onnxruntime (${device.label}), the crops too`);
+  const trainer = new SwavTrainer(options, images, device, context, runDir, resumeFrom);
   try {
     const outcome = await trainer.run();
     let indexPath: string | undefined;
@@ -71,7 +67,7 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
       const stopIndexing = () => indexing.abort();
       if (!context.signal.aborted) context.signal.addEventListener('abort', stopIndexing, { once: true });
       try {
-        const index = await buildIndex(trainer.model, images, { runDir, backend: backend.name, checkpointStep: outcome.steps }, { ...context, signal: indexing.signal });
+        const index = await buildIndex(trainer.model, images, { runDir, checkpointStep: outcome.steps }, { ...context, signal: indexing.signal });
         indexPath = index.indexPath;
       } catch (error) {
         if (!(error instanceof EngineError && error.code === 'CANCELLED')) throw error;
@@ -89,7 +85,7 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
         context.signal.removeEventListener('abort', stopIndexing);
       }
     }
-    return { ...trainResult({ runDir, backend: backend.name, trainingRuntime: runtime, images, startedAt, indexPath }, outcome), ...ranOn(runtime === 'onnxruntime' ? device : undefined) };
+    return { ...trainResult({ runDir, images, startedAt, indexPath }, outcome), ...ranOn(device) };
   } finally {
     trainer.dispose();
   }

@@ -24,7 +24,6 @@ import { imagenetNormalization, resolveBackboneInput, type BackboneInput } from 
 import { readOnnxFile, type OnnxGraph } from '../onnx/graph';
 import { OnnxModelError } from '../onnx/onnxError';
 import { ranOnKind, useDevice } from '../runtime/device';
-import { initBackend } from '../runtime/tfjs/backend';
 import { readManifest, runPath } from '../runFolder';
 import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } from '../swav/runSetup';
 import { createRandom } from '../util/random';
@@ -44,9 +43,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
   const source = job.options?.backbone;
   if (!source) throw new EngineError('BAD_REQUEST', 'A frozen-backbone run needs options.backbone, the path of an ONNX file.');
   const sourcePath = path.resolve(source);
-  // The backend must be up before any tensor exists.
-  const backend = await initBackend(resolveTrainOptions(job.options).backend, context.log);
-  await useDevice(job.options?.device, context.log);
+  const device = await useDevice(job.options?.device, context.log);
   context.progress({ phase: 'scan', fraction: 0, message: `Opening ${sourcePath}` });
   const { bytes, graph } = await readOnnxFile(sourcePath);
   // ImageNet's mean and std for RGB backbones unless the run says none; grey backbones get [0, 1] pixels.
@@ -63,7 +60,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
     if (heightPx !== undefined && given !== undefined && given !== heightPx) {
       context.log('warn', `The ONNX model ${path.basename(sourcePath)} takes ${heightPx} px images: the images are resized to ${heightPx} px (imageSizePx ${given} does not apply to it).`);
     }
-    const options = resolveTrainOptions({ ...job.options, backbone: sourcePath, ...(heightPx !== undefined ? { imageSizePx: heightPx } : {}) }, { backend: backend.name, gpu: backend.gpu });
+    const options = resolveTrainOptions({ ...job.options, backbone: sourcePath, ...(heightPx !== undefined ? { imageSizePx: heightPx } : {}) }, { gpu: false });
     context.log(
       'info',
       !rgb
@@ -78,7 +75,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
     const scan = await scanImageFolder(imagesDir, { signal: context.signal });
     const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: ort.input.channels as 1 | 3 }, context);
 
-    await startRunFolder({ runDir, imagesDir, options, images, backend: backend.name });
+    await startRunFolder({ runDir, imagesDir, options, images, device: device.label });
     if (path.resolve(frozenBackbonePath(runDir)) !== sourcePath) await fs.copyFile(sourcePath, frozenBackbonePath(runDir));
     const record: BackboneRecord = { path: sourcePath, sha256: sha256(bytes), featureOutput: ort.input.featureOutput, inputMean: ort.input.mean, inputStd: ort.input.std, imageSizePx: options.imageSizePx };
     await fs.rm(runPath(runDir, 'metrics'), { force: true });
@@ -110,7 +107,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
           step: state.step,
           elapsedMs: Date.now() - trainStartedAt,
           randomState: 0,
-          backend: backend.name,
+          device: device.label,
           savedAt: new Date().toISOString(),
           backbone: record,
         };
@@ -127,9 +124,9 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
       // Index even when cancelled, as the trainer does: the run stays explorable.
       const indexing = { ...within(context, 0.9, 0.98), signal: new AbortController().signal };
       const embedded = await embedWithBackbone(ort, model, images, indexing);
-      indexPath = (await writeIndex(embedded, images, { runDir, backend: backend.name, checkpointStep: outcome.steps, temperature: options.temperature }, indexing)).indexPath;
+      indexPath = (await writeIndex(embedded, images, { runDir, checkpointStep: outcome.steps, temperature: options.temperature }, indexing)).indexPath;
     }
-    return { ...trainResult({ runDir, backend: backend.name, images, startedAt, indexPath }, outcome), ...ranOnKind(ort.device) };
+    return { ...trainResult({ runDir, images, startedAt, indexPath }, outcome), ...ranOnKind(ort.device) };
   } finally {
     if (model) disposeModel(model);
     await ort.dispose();

@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import type { TrainOptions } from '../../protocol/options';
 import { EngineError } from '../errors';
 import { readArchive, writeArchive, type ArchiveArray } from '../util/tensorArchive';
-import { variableFrom, type ModelSpec, type SwavModel } from './model';
+import type { ModelSpec, Parameter, SwavModel } from './model';
 
 export interface CheckpointHeader {
   format: 'cluster-lens-checkpoint';
@@ -15,7 +14,9 @@ export interface CheckpointHeader {
   /** Steps within the current epoch already done (0 when the epoch completed). */
   elapsedMs: number;
   randomState: number;
-  backend: string;
+  /** Where it trained; checkpoints from before TensorFlow.js was retired name its backend (`backend`) instead. */
+  device?: string;
+  backend?: string;
   savedAt: string;
   /**
    * A frozen imported backbone: the model holds only the head and prototypes, and features come from this
@@ -40,7 +41,7 @@ export function checkpointPath(runDir: string): string {
 /** `extra`: named arrays saved beside the weights (the optimiser's moments). */
 export async function saveCheckpoint(filePath: string, header: CheckpointHeader, model: SwavModel, extra: Map<string, { shape: number[]; values: Float32Array }>): Promise<void> {
   const arrays = new Map<string, { shape: number[]; values: ArchiveArray }>();
-  for (const [name, variable] of model.variables) arrays.set(`model.${name}`, { shape: variable.shape, values: (await variable.data()) as Float32Array });
+  for (const [name, variable] of model.variables) arrays.set(`model.${name}`, { shape: variable.shape, values: variable.values });
   for (const [name, array] of extra) arrays.set(name, array);
   await writeArchive(filePath, header, arrays);
 }
@@ -63,16 +64,16 @@ export async function readCheckpointArchive(filePath: string): Promise<Awaited<R
   return archive;
 }
 
-/** Loads a checkpoint into fresh variables; errors name the file and say what to do. */
+/** Loads a checkpoint into a fresh parameter store; errors name the file and say what to do. */
 export async function loadCheckpoint(filePath: string): Promise<LoadedCheckpoint> {
   const { header, arrays } = await readCheckpointArchive(filePath);
-  const variables = new Map<string, tf.Variable>();
+  const variables = new Map<string, Parameter>();
   const extra = new Map<string, { shape: number[]; values: Float32Array }>();
   for (const [key, { shape, values }] of arrays) {
     if (key.startsWith('model.')) {
       const name = key.slice('model.'.length);
       const trainable = !name.endsWith('.runningMean') && !name.endsWith('.runningVariance');
-      variables.set(name, variableFrom(values as Float32Array, shape, trainable));
+      variables.set(name, { shape, values: Float32Array.from(values as Float32Array), trainable });
     } else {
       extra.set(key, { shape, values: values as Float32Array });
     }

@@ -16,6 +16,8 @@ export const explainGraphNames = {
   /** One-hot [N, K]: row n's target prototype (Grad-CAM), or the target cluster (counterfactual). */
   target: 'target',
   scores: 'scores',
+  /** L2-normalised projections [N, D] (headGraph). */
+  embedding: 'embedding',
   /** Pooled backbone features [N, F]: the feature map's spatial mean. */
   features: 'features',
   featureMap: 'feature_map',
@@ -197,6 +199,15 @@ export function evalHead(graph: DifferentiableGraph, weights: WeightMap, feature
   return emitHead(evalOps(graph, weights), features).scores;
 }
 
+/** The SwAV head alone in eval mode, for `batch` rows of backbone features [N, F]: the embeddings [N, D] and the scores [N, K]. */
+export function headGraph(weights: WeightMap, { batch, featureDim }: { batch: number; featureDim: number }): Uint8Array {
+  const graph = new DifferentiableGraph();
+  const { embedding, scores } = emitHead(evalOps(graph, weights), graph.input(names.features, [batch, featureDim], false));
+  graph.output(embedding, names.embedding);
+  graph.output(scores, names.scores);
+  return encode(graph, 'cluster_lens_head');
+}
+
 function encode(graph: DifferentiableGraph, name: string): Uint8Array {
   return encodeModel({
     irVersion: 8,
@@ -290,8 +301,8 @@ export interface CounterfactualSettings {
 /**
  * One counterfactual step on the edited image x [1, S, S, C]: the probabilities softmax(scores / T) at x, and
  * one Adam step on −log p(target | x) + λ·MSE(x, x₀) + λ_tv·TV(x) + μ·√(‖x − x₀‖² + 1e-12), x clamped to [0, 1].
- * The pixel terms' gradients are written out; they follow tfjs's conventions (|d|' = −1 at d = 0) so that
- * both runtimes take the same steps.
+ * The pixel terms' gradients are written out, with |d|' = −1 at d = 0 (TensorFlow.js's convention, kept so that
+ * edits repeat those of earlier versions).
  */
 export function buildCounterfactualGraph(spec: ModelSpec, weights: WeightMap, settings: CounterfactualSettings): Uint8Array {
   return counterfactualGraph(ownNetwork(spec, weights), settings);
@@ -370,7 +381,7 @@ export interface MaskGradientSettings {
 /**
  * The mask counterfactual's classification term (explain/maskCounterfactual.ts) for a batch of blended images x′
  * [N, S, S, C] and one-hot targets [N, K]: per image softplus(1 − margin), margin = z_t − log Σ_{k≠t} exp z_k with
- * z = scores / T (the other clusters as z + onehot·(−1e4), as the tfjs loss), and the gradient of its sum at x′.
+ * z = scores / T (the other clusters as z + onehot·(−1e4)), and the gradient of its sum at x′.
  * ∂softplus(1 − margin)/∂z = σ(1 − margin)·(q − onehot), q the softmax over the other clusters. The blend, the
  * mask's upsampling and its area and TV terms are small and stay with the caller.
  */

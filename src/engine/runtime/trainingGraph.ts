@@ -15,7 +15,7 @@ export interface TrainingGraphShape {
   globalSizePx: number;
   localCrops: number;
   localSizePx: number;
-  /** Rows of past embeddings scored for each assigned crop's Sinkhorn (0: no queue inputs). */
+  /** Rows of past embeddings, scored against the prototypes for each assigned crop's Sinkhorn (0: no queue inputs). */
   queueRows: number;
   /**
    * Crops made in the graph from the decoded batch [batch, S, S, C] (inputs `images`, and each pass's boxes and
@@ -46,7 +46,8 @@ export const trainingGraphNames = {
   boxes: (pass: 'global' | 'local') => `boxes.${pass}`,
   colours: (pass: 'global' | 'local') => `colours.${pass}`,
   features: (pass: 'global' | 'local') => `features.${pass}`,
-  queueScores: (position: number) => `queue.scores.${position}`,
+  /** [queueRows, projectionDim] past embeddings of assigned crop `position`, newest first. */
+  queueEmbeddings: (position: number) => `queue.embeddings.${position}`,
   loss: 'loss',
   gradient: (variable: string) => `gradient.${variable}`,
   globalEmbedding: 'embedding.global',
@@ -66,7 +67,7 @@ export interface TrainingGraph {
 
 /**
  * The step's graph for `spec` and fixed shapes. Inputs: NHWC crops in [0, 1] (normalisation is inside),
- * every trainable variable by name, and queue scores when `shape.queueRows` > 0. Outputs: the loss, one
+ * every trainable variable by name, and queued embeddings when `shape.queueRows` > 0. Outputs: the loss, one
  * gradient per variable, the global crops' embeddings and scores, and their BatchNorm batch statistics.
  */
 export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, number[]>, shape: TrainingGraphShape, loss: SwapLossSettings): TrainingGraph {
@@ -138,10 +139,16 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
   // loss = mean over assigned crops a and other views v of −mean_b Σ_k q_a log p_v; its gradient with
   // respect to view v's scores is Σ_a (p_v · Σ_k q_a − q_a) / (T · B), times the same weight.
   const weight = 1 / (loss.cropsForAssign.length * (views - 1));
+  // The queue's scores against this step's prototypes; plain ops, so no gradient flows through them (SwAV
+  // scores its queue under no_grad).
+  const projectionDim = variableShapes.get('prototypes')![1];
+  const prototypesTransposed = shape.queueRows > 0 ? graph.op('Transpose', ['prototypes'], [projectionDim, prototypes], { perm: [1, 0] }) : '';
+  const queueScores = (position: number) =>
+    graph.op('MatMul', [graph.input(names.queueEmbeddings(position), [shape.queueRows, projectionDim], false), prototypesTransposed], [shape.queueRows, prototypes]);
   const scoreGradients: string[][] = cropScores.map(() => []);
   const lossTerms: string[] = [];
   loss.cropsForAssign.forEach((assigned, position) => {
-    const codes = sinkhornCodes(graph, cropScores[assigned], shape.queueRows > 0 ? graph.input(names.queueScores(position), [shape.queueRows, prototypes], false) : undefined, loss);
+    const codes = sinkhornCodes(graph, cropScores[assigned], shape.queueRows > 0 ? queueScores(position) : undefined, loss);
     const codeMass = graph.op('ReduceSum', [codes, graph.ints([1])], [shape.batch, 1], { keepdims: 1 });
     for (let view = 0; view < views; view++) {
       if (view === assigned) continue;

@@ -1,6 +1,6 @@
-// The heavy half of a SwAV step on onnxruntime's chosen device: crops, forward, Sinkhorn, loss and gradients in
-// one session run. The engine keeps its variables, Adam, the queue and the augmentation's random draws; this
-// turns the decoded batch, the draws and the weights into a loss and gradients.
+// The heavy half of a SwAV step on onnxruntime's chosen device: crops, forward, queue scores, Sinkhorn, loss and
+// gradients in one session run. The engine keeps its parameter store, Adam, the queue and the augmentation's
+// random draws; this turns the decoded batch, the draws and the weights into a loss and gradients.
 
 import { EngineError } from '../errors';
 import type { ModelSpec } from '../model/model';
@@ -22,8 +22,8 @@ export interface StepInputs {
   features?: { global: Float32Array; local?: Float32Array };
   /** Values of every trainable variable, by name. */
   weights: Map<string, Float32Array>;
-  /** Scores of queued embeddings for each assigned crop, when the queue is in use. */
-  queueScores?: Float32Array[];
+  /** Queued embeddings [rows, projectionDim] of each assigned crop, when the queue is in use. */
+  queueEmbeddings?: Float32Array[];
 }
 
 export interface StepGradients {
@@ -73,8 +73,8 @@ export class OrtStepGradients {
   async compute(inputs: StepInputs): Promise<StepGradients> {
     const { batch, globalCrops, localCrops, cropsFrom, featuresFrom } = this.shape;
     const channels = this.spec.channels;
-    const prototypes = this.variableShapes.get('prototypes')![0];
-    const queueRows = inputs.queueScores ? inputs.queueScores[0].length / prototypes : 0;
+    const projectionDim = this.variableShapes.get('prototypes')![1];
+    const queueRows = inputs.queueEmbeddings ? inputs.queueEmbeddings[0].length / projectionDim : 0;
     const { model, variables, batchNormLayers } = await this.session(queueRows);
     const feeds: Record<string, OrtArray> = {};
     if (featuresFrom) {
@@ -91,7 +91,7 @@ export class OrtStepGradients {
       throw new Error('the training step needs images to crop or features');
     }
     for (const name of variables) feeds[name] = { data: inputs.weights.get(name)!, dims: this.variableShapes.get(name)! };
-    inputs.queueScores?.forEach((scores, position) => (feeds[names.queueScores(position)] = { data: scores, dims: [queueRows, prototypes] }));
+    inputs.queueEmbeddings?.forEach((rows, position) => (feeds[names.queueEmbeddings(position)] = { data: rows, dims: [queueRows, projectionDim] }));
     const outputs = [
       names.loss,
       names.globalEmbedding,
@@ -128,7 +128,7 @@ function runtimeFailure(error: unknown): EngineError {
   const reason = (error as Error).message.split('\n')[0];
   return new EngineError(
     'INTERNAL',
-    `onnxruntime could not run the training step (${reason}). Train with --runtime tfjs (setting clusterLens.trainingRuntime: tfjs) meanwhile, and please report this.`,
+    `onnxruntime could not run the training step (${reason}). Train with --device cpu (setting clusterLens.device: cpu) meanwhile, and please report this.`,
     String(error),
   );
 }

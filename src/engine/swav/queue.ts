@@ -1,47 +1,43 @@
-import * as tf from '@tensorflow/tfjs-core';
-
 /**
- * SwAV's feature queue for small batches: past embeddings of the assigned crops, newest first,
- * scored against the current prototypes to give Sinkhorn a larger, better-balanced pool.
+ * SwAV's feature queue for small batches: past embeddings of the assigned crops, newest first. The training
+ * graph scores them against the current prototypes to give Sinkhorn a larger, better-balanced pool.
  */
 export class EmbeddingQueue {
-  private readonly slots: (tf.Tensor2D | undefined)[];
+  /** Per assigned crop, [length, dims] row-major; rows past `filled` are zeros. */
+  private readonly slots: Float32Array[];
   private filled = 0;
 
   constructor(
     readonly length: number,
     readonly crops: number,
+    readonly dims: number,
   ) {
-    this.slots = new Array(crops).fill(undefined);
+    this.slots = Array.from({ length: crops }, () => new Float32Array(length * dims));
   }
 
   get isFull(): boolean {
     return this.filled >= this.length;
   }
 
-  /** Queue scores for each crop, or undefined until the queue has filled once. */
-  scores(prototypes: tf.Tensor2D): (tf.Tensor2D | undefined)[] {
-    if (!this.isFull) return this.slots.map(() => undefined);
-    return this.slots.map((slot) => (slot ? (tf.matMul(slot, prototypes, false, true) as tf.Tensor2D) : undefined));
+  /** Each assigned crop's queued embeddings [length, dims], or undefined until the queue has filled once. */
+  embeddings(): Float32Array[] | undefined {
+    return this.isFull ? this.slots : undefined;
   }
 
-  /** Pushes this batch's embeddings (one [B, D] per crop) in front, dropping the oldest. */
-  push(embeddings: tf.Tensor2D[]): void {
+  /** Pushes this batch's embeddings (one [B, dims] array per crop) in front, dropping the oldest. */
+  push(embeddings: Float32Array[]): void {
+    const rows = embeddings[0].length / this.dims;
+    const kept = Math.min(rows, this.length);
     embeddings.forEach((embedding, crop) => {
-      const previous = this.slots[crop];
-      const next = tf.tidy(() => {
-        const joined = previous ? tf.concat([embedding, previous]) : embedding;
-        return tf.keep(tf.slice(joined, [0, 0], [Math.min(this.length, joined.shape[0]), -1]) as tf.Tensor2D);
-      });
-      previous?.dispose();
-      this.slots[crop] = next;
+      const slot = this.slots[crop];
+      slot.copyWithin(kept * this.dims, 0, (this.length - kept) * this.dims);
+      slot.set(embedding.subarray(0, kept * this.dims));
     });
-    this.filled = Math.min(this.length, this.filled + embeddings[0].shape[0]);
+    this.filled = Math.min(this.length, this.filled + rows);
   }
 
   dispose(): void {
-    this.slots.forEach((slot) => slot?.dispose());
-    this.slots.fill(undefined);
+    this.slots.forEach((slot) => slot.fill(0));
     this.filled = 0;
   }
 }

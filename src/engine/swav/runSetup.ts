@@ -1,7 +1,7 @@
 // What every training job shares, whatever trains (the whole network, or a head on a frozen backbone):
 // decoding the folder with progress and named skips, and the result it reports.
 import { promises as fs } from 'node:fs';
-import type { BackendName, TrainingRuntime, TrainOptions } from '../../protocol/options';
+import type { TrainOptions } from '../../protocol/options';
 import type { StopReason, TrainingHealth, TrainResult } from '../../protocol/engine';
 import type { MultiCropOptions } from '../data/augment';
 import { loadImageSet, type ImageSet } from '../data/decode';
@@ -41,7 +41,7 @@ export function multiCropOptions(options: TrainOptions): MultiCropOptions {
 }
 
 /** Creates the run folder and writes its manifest (run.json) and image list for these images and options. */
-export async function startRunFolder(run: { runDir: string; imagesDir: string; options: TrainOptions; images: ImageSet; backend: BackendName; createdAt?: string }): Promise<void> {
+export async function startRunFolder(run: { runDir: string; imagesDir: string; options: TrainOptions; images: ImageSet; device: string; createdAt?: string }): Promise<void> {
   await fs.mkdir(run.runDir, { recursive: true });
   const { images } = run;
   await writeManifest(
@@ -52,7 +52,7 @@ export async function startRunFolder(run: { runDir: string; imagesDir: string; o
       options: run.options,
       channels: images.channels,
       labelNames: images.labelNames,
-      backend: run.backend,
+      device: run.device,
       createdAt: run.createdAt ?? new Date().toISOString(),
       images: images.records.length,
       skipped: images.skipped,
@@ -73,14 +73,12 @@ export interface TrainOutcomeSummary {
 }
 
 export function trainResult(
-  run: { runDir: string; backend: BackendName; trainingRuntime?: TrainingRuntime; images: ImageSet; startedAt: number; indexPath?: string },
+  run: { runDir: string; images: ImageSet; startedAt: number; indexPath?: string },
   outcome: TrainOutcomeSummary,
 ): TrainResult {
   return {
     kind: 'train',
     runDir: run.runDir,
-    backend: run.backend,
-    ...(run.trainingRuntime ? { trainingRuntime: run.trainingRuntime } : {}),
     images: run.images.records.length,
     skipped: run.images.skipped,
     epochs: outcome.epochs,

@@ -1,59 +1,24 @@
 import { promises as fs } from 'node:fs';
-import * as tf from '@tensorflow/tfjs-core';
-import type { DeviceInfo, TrainingRuntime, TrainingRuntimePreference, TrainOptions } from '../../protocol/options';
+import type { DeviceInfo, TrainOptions } from '../../protocol/options';
 import { healthStateLabels, type StopReason, type TrainingHealth } from '../../protocol/engine';
-import type { BackendInfo } from '../runtime/tfjs/backend';
 import { cpuThreadCount } from '../runtime/threads';
-import { checkCropScales, drawViews, multiCrop, type MultiCropOptions } from '../data/augment';
-import { batchPixels, channelStatistics, imageBatch } from '../data/batch';
+import { checkCropScales, drawViews, type MultiCropOptions } from '../data/augment';
+import { batchPixels, channelStatistics } from '../data/batch';
 import type { ImageSet } from '../data/decode';
 import { EngineError } from '../errors';
 import { yieldToEventLoop, type JobContext } from '../jobContext';
 import { checkpointPath, loadCheckpoint, saveCheckpoint, type CheckpointHeader } from '../model/checkpoint';
-import {
-  createModel,
-  disposeModel,
-  forward,
-  parameterCount,
-  startStep,
-  updateRunningStatistics,
-  variable,
-  type BatchStatistics,
-  type ModelSpec,
-  type SwavModel,
-} from '../model/model';
-import { loadOrt } from '../runtime/session';
+import { createModel, disposeModel, parameterCount, startStep, trainableVariables, updateRunningStatistics, type BatchStatistics, type ModelSpec, type SwavModel } from '../model/model';
 import { runPath } from '../runFolder';
 import { createRandom, type Random } from '../util/random';
 import { Adam } from './adam';
 import { HealthMonitor } from './health';
-import { swapLoss } from './loss';
 import { OrtStepGradients } from './ortGradients';
 import { EmbeddingQueue } from './queue';
 import { multiCropOptions } from './runSetup';
 import { learningRateAt } from './schedule';
 
 const cropsForAssign = [0, 1];
-
-/**
- * 'auto' runs the steps on onnxruntime, on the chosen device (several times faster than tfjs on the CPU, and the
- * only way onto a GPU); an explicit 'onnxruntime' that cannot load is an error, an explicit 'tfjs' stays on the CPU.
- */
-export function chooseTrainingRuntime(preference: TrainingRuntimePreference, backend: BackendInfo, device: DeviceInfo, context: Pick<JobContext, 'log'>): TrainingRuntime {
-  if (preference === 'tfjs') {
-    if (device.device !== 'cpu') context.log('warn', `Training steps run on tfjs (${backend.name}), not on ${device.label}: the tfjs training runtime was chosen. Choose trainingRuntime auto to train on the GPU.`);
-    return 'tfjs';
-  }
-  try {
-    loadOrt();
-  } catch (error) {
-    if (preference === 'onnxruntime') throw error;
-    context.log('warn', `Training steps run on tfjs (${backend.name}): onnxruntime cannot load (${(error as Error).message})`);
-    return 'tfjs';
-  }
-  context.log('info', `Training steps run on onnxruntime (${device.label}), the crops too`);
-  return 'onnxruntime';
-}
 
 /** "up to 3 min, or less once converged", "10 epochs". */
 export function budgetText(options: Pick<TrainOptions, 'epochs' | 'minutes' | 'stopWhenConverged'>): string {
@@ -82,9 +47,7 @@ export class TrainStep {
   private readonly queue: EmbeddingQueue | undefined;
   private readonly crops: MultiCropOptions;
 
-  /** What computes the forward and backward pass. */
-  readonly runtime: TrainingRuntime;
-  private ortGradients: OrtStepGradients | undefined;
+  private stepGradients: OrtStepGradients | undefined;
 
   constructor(
     private readonly options: TrainOptions,
@@ -92,10 +55,9 @@ export class TrainStep {
     setup: TrainStepSetup = {},
   ) {
     const { resumeFrom, gpu = false, specOverrides = {} } = setup;
-    this.runtime = setup.runtime ?? 'tfjs';
     this.crops = multiCropOptions(options);
     checkCropScales(this.crops);
-    this.queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length) : undefined;
+    this.queue = options.queueLength > 0 ? new EmbeddingQueue(options.queueLength, cropsForAssign.length, options.projectionDim) : undefined;
     if (resumeFrom) {
       this.model = resumeFrom.model;
       this.optimizer.importState(resumeFrom.header.step, resumeFrom.extra);
@@ -129,92 +91,49 @@ export class TrainStep {
    */
   async run(batch: number[], learningRate: number, step = Infinity, epoch = Infinity): Promise<{ loss: number; usage: number[]; clusters: Int32Array }> {
     const { model, options } = this;
-    const variables = startStep(model, step < options.freezePrototypesSteps);
+    const updated = startStep(model, step < options.freezePrototypesSteps);
     const useQueue = this.queue !== undefined && epoch >= options.queueStartEpoch;
-    const outcome = this.runtime === 'onnxruntime' ? await this.gradientsOnOrt(batch, useQueue) : this.gradientsOnTfjs(batch, useQueue, variables);
-    const updated = new Set(variables);
-    const namedGradients = new Map([...outcome.gradients].filter(([name]) => updated.has(variable(model, name))));
+    const outcome = await this.gradients(batch, useQueue);
+    const namedGradients = new Map([...outcome.gradients].filter(([name]) => updated.has(name)));
     this.optimizer.apply(model.variables, namedGradients, learningRate, options.weightDecay);
     updateRunningStatistics(model, outcome.statistics);
-    if (this.queue) this.queue.push(outcome.assignedEmbeddings);
+    this.queue?.push(outcome.assignedEmbeddings);
     const clusters = outcome.clusters;
     const usage = new Array<number>(options.prototypes).fill(0);
     for (const cluster of clusters) usage[cluster] += 1 / clusters.length;
-    tf.dispose(outcome.assignedEmbeddings);
     return { loss: outcome.loss, usage, clusters };
   }
 
-  /** The step's gradients from tfjs's autodiff on the active tfjs backend. */
-  private gradientsOnTfjs(batch: number[], useQueue: boolean, variables: tf.Variable[]): StepOutcome {
-    const { model, options } = this;
-    const statistics: BatchStatistics = new Map();
-    let assignedEmbeddings: tf.Tensor2D[] = [];
-    let clusters: tf.Tensor1D | undefined;
-    const { value, grads } = tf.tidy(() => {
-      const crops = multiCrop(imageBatch(this.images, batch), this.crops, this.random);
-      const queueScores = useQueue ? this.queue!.scores(variable(model, 'prototypes') as tf.Tensor2D) : undefined;
-      return tf.variableGrads(() => {
-        const globalOut = forward(model, tf.concat(crops.slice(0, 2)) as tf.Tensor4D, 'train', statistics);
-        const cropScores = splitRows(globalOut.scores, 2);
-        if (crops.length > 2) {
-          // Running statistics follow the global crops only: those match the eval-time input.
-          const localOut = forward(model, tf.concat(crops.slice(2)) as tf.Tensor4D, 'train');
-          cropScores.push(...splitRows(localOut.scores, crops.length - 2));
-        }
-        assignedEmbeddings = splitRows(globalOut.embedding, 2).map((e) => tf.keep(e));
-        clusters = tf.keep(tf.argMax(cropScores[0], 1) as tf.Tensor1D);
-        return swapLoss(cropScores, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign }, queueScores);
-      }, variables);
-    });
-    const nameOf = new Map([...model.variables].map(([name, v]) => [v.name, name]));
-    const gradients = new Map<string, Float32Array>();
-    for (const [variableName, gradient] of Object.entries(grads)) gradients.set(nameOf.get(variableName)!, gradient.dataSync() as Float32Array);
-    tf.dispose(Object.values(grads));
-    const loss = value.dataSync()[0];
-    value.dispose();
-    const assigned = Int32Array.from(clusters!.dataSync());
-    clusters!.dispose();
-    return { loss, gradients, statistics, assignedEmbeddings, clusters: assigned };
-  }
-
-  /** The step's gradients from one onnxruntime run of the training graph, crops included; the queue's scores come from tfjs. */
-  private async gradientsOnOrt(batch: number[], useQueue: boolean): Promise<StepOutcome> {
+  /** The step's gradients from one onnxruntime run of the training graph: crops, forward, queue scores, loss and backward. */
+  private async gradients(batch: number[], useQueue: boolean): Promise<StepOutcome> {
     const { model, options } = this;
     const { globalCrops, globalSizePx, globalScale, localCrops: localCount, localSizePx, localScale } = this.crops;
     const sizePx = this.images.imageSizePx;
-    // The same draws, in the same order, as multiCrop's: the global views, then the local ones.
+    // The global views' draws, then the local ones', from the run's seeded stream.
     const global = drawViews(this.random, batch.length, sizePx, globalCrops, globalScale, this.crops);
     const local = localCount > 0 ? drawViews(this.random, batch.length, sizePx, localCount, localScale, this.crops) : undefined;
-    let queueScores: Float32Array[] | undefined;
-    if (useQueue && this.queue!.isFull) {
-      const scores = this.queue!.scores(variable(model, 'prototypes') as tf.Tensor2D) as tf.Tensor2D[];
-      queueScores = scores.map((s) => s.dataSync() as Float32Array);
-      tf.dispose(scores);
-    }
-    const trainable = [...model.variables].filter(([, v]) => v.trainable);
-    if (this.ortGradients?.batch !== batch.length) {
-      void this.ortGradients?.dispose();
-      const shapes = new Map(trainable.map(([name, v]) => [name, v.shape]));
+    const queueEmbeddings = useQueue ? this.queue!.embeddings() : undefined;
+    const trainable = trainableVariables(model);
+    if (this.stepGradients?.batch !== batch.length) {
+      void this.stepGradients?.dispose();
+      const shapes = new Map([...trainable].map(([name, v]) => [name, v.shape]));
       const loss = { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign };
       const cropsFrom = { imageSizePx: sizePx, jitter: this.crops.colorJitter > 0 };
-      this.ortGradients = new OrtStepGradients(model.spec, shapes, { batch: batch.length, globalCrops, globalSizePx, localCrops: localCount, localSizePx, cropsFrom }, loss, cpuThreadCount());
+      this.stepGradients = new OrtStepGradients(model.spec, shapes, { batch: batch.length, globalCrops, globalSizePx, localCrops: localCount, localSizePx, cropsFrom }, loss, cpuThreadCount());
     }
-    const weights = new Map(trainable.map(([name, v]) => [name, v.dataSync() as Float32Array]));
-    const result = await this.ortGradients.compute({ images: batchPixels(this.images, batch), global, local, weights, queueScores });
-    const statistics: BatchStatistics = new Map();
-    for (const [layer, { mean, variance, count }] of result.statistics) statistics.set(layer, { mean: tf.tensor1d(mean), variance: tf.tensor1d(variance), count });
+    const weights = new Map([...trainable].map(([name, v]) => [name, v.values]));
+    const result = await this.stepGradients.compute({ images: batchPixels(this.images, batch), global, local, weights, queueEmbeddings });
     const rows = batch.length;
-    const embedding = tf.tensor2d(result.globalEmbedding, [2 * rows, model.spec.projectionDim]);
-    const assignedEmbeddings = splitRows(embedding, 2);
-    embedding.dispose();
-    return { loss: result.loss, gradients: result.gradients, statistics, assignedEmbeddings, clusters: bestPrototypes(result.globalScores, rows, options.prototypes) };
+    const dims = model.spec.projectionDim;
+    const assignedEmbeddings = cropsForAssign.map((crop) => result.globalEmbedding.slice(crop * rows * dims, (crop + 1) * rows * dims));
+    return { loss: result.loss, gradients: result.gradients, statistics: result.statistics, assignedEmbeddings, clusters: bestPrototypes(result.globalScores, rows, options.prototypes) };
   }
 
   dispose(): void {
     disposeModel(this.model);
     this.optimizer.dispose();
     this.queue?.dispose();
-    void this.ortGradients?.dispose();
+    void this.stepGradients?.dispose();
   }
 }
 
@@ -224,7 +143,8 @@ interface StepOutcome {
   /** By variable name. */
   gradients: Map<string, Float32Array>;
   statistics: BatchStatistics;
-  assignedEmbeddings: tf.Tensor2D[];
+  /** The assigned crops' embeddings, [batch, projectionDim] each, for the queue. */
+  assignedEmbeddings: Float32Array[];
   /** Each image's best prototype for its first global crop. */
   clusters: Int32Array;
 }
@@ -242,11 +162,9 @@ function bestPrototypes(scores: Float32Array, rows: number, prototypes: number):
 
 export interface TrainStepSetup {
   resumeFrom?: Awaited<ReturnType<typeof loadCheckpoint>>;
-  /** The tfjs backend computes on a GPU (the stem then keeps finer maps). */
+  /** The step runs on a GPU (the stem then keeps finer maps). */
   gpu?: boolean;
   specOverrides?: Partial<ModelSpec>;
-  /** Default: tfjs. */
-  runtime?: TrainingRuntime;
 }
 
 /** A fresh training step for `options` on `images`, for scripts that time or profile it. */
@@ -257,7 +175,7 @@ export function createTrainStep(options: TrainOptions, images: ImageSet, setup: 
 /**
  * The stem halves the resolution when the last stage still sees at least 3×3 (6×6 on a GPU, which can afford
  * the finer maps): a 28 px image through three stages runs at 14, 7 and 4 px on CPU, four times fewer
- * positions in the widest-resolution stage, which measured 3× faster training steps on wasm.
+ * positions in the widest-resolution stage (3× faster training steps, measured on the CPU).
  */
 export function stemStrideFor(imageSizePx: number, stages: number, gpu: boolean): 1 | 2 {
   let lastStagePx = Math.ceil(imageSizePx / 2);
@@ -278,15 +196,14 @@ export class SwavTrainer {
   constructor(
     private readonly options: TrainOptions,
     private readonly images: ImageSet,
-    private readonly backend: BackendInfo,
-    runtime: TrainingRuntime,
+    private readonly device: DeviceInfo,
     private readonly context: JobContext,
     private readonly runDir: string,
     resumeFrom?: Awaited<ReturnType<typeof loadCheckpoint>>,
   ) {
     this.batchSize = Math.min(options.batchSize, images.records.length);
     this.stepsPerEpoch = Math.floor(images.records.length / this.batchSize);
-    this.training = new TrainStep(options, images, { resumeFrom, gpu: backend.gpu, runtime });
+    this.training = new TrainStep(options, images, { resumeFrom });
     if (resumeFrom) {
       this.epoch = resumeFrom.header.epoch;
       this.step = resumeFrom.header.step;
@@ -406,7 +323,7 @@ export class SwavTrainer {
       step: this.step,
       elapsedMs,
       randomState: this.training.random.state(),
-      backend: this.backend.name,
+      device: this.device.label,
       savedAt: new Date().toISOString(),
     };
     await saveCheckpoint(checkpointPath(this.runDir), header, this.model, this.training.optimizer.exportState());
@@ -422,8 +339,3 @@ export class SwavTrainer {
 }
 
 
-/** Equal row blocks via slice: tfjs's SplitV gradient mis-sizes its input gradient here. */
-function splitRows(x: tf.Tensor2D, parts: number): tf.Tensor2D[] {
-  const rows = x.shape[0] / parts;
-  return Array.from({ length: parts }, (_, i) => tf.slice(x, [i * rows, 0], [rows, -1]));
-}
