@@ -5,7 +5,7 @@
 import { EngineError } from '../errors';
 import type { ModelSpec } from '../model/model';
 import { OrtModel, type OrtArray } from '../runtime/session';
-import { buildTrainingGraph, trainingGraphNames as names, type SwapLossSettings, type TrainingGraphShape } from '../runtime/trainingGraph';
+import { buildTrainingGraph, trainingGraphNames as names, type SwapLossSettings, type TrainingGraphShape } from './stepGraph';
 
 /** Each pass's crop boxes and colour draws, [crops · batch, 4] each (runtime/augmentGraph.ts). */
 export interface CropDraws {

@@ -1,12 +1,17 @@
-// One SwAV training step as an ONNX graph: the crops of the decoded batch (augmentGraph.ts), the engine's
-// network (model.ts) on the global and the local crops, Sinkhorn codes, the swapped loss, and the gradient of
-// every trainable weight. Adam, the queue and the running BatchNorm statistics stay with the engine.
+// One SwAV training step as an ONNX graph: the crops of the decoded batch (runtime/augmentGraph.ts), the
+// network (model/layout.ts) on the global and the local crops, Sinkhorn codes (sinkhorn.ts), the swapped loss
+// (loss.ts), and the gradient of every trainable weight. Adam, the queue and the running BatchNorm statistics
+// stay with the engine's parameter store.
 
 import { batchNormEpsilon, emitHead, emitNetwork, type NetworkOps } from '../model/layout';
 import type { ModelSpec } from '../model/model';
-import { emitCropViews } from './augmentGraph';
-import { DifferentiableGraph } from './autodiff';
 import { encodeModel } from '../onnx/schema';
+import { emitCropViews } from '../runtime/augmentGraph';
+import { DifferentiableGraph } from '../runtime/autodiff';
+import { swapLoss, type SwapLossSettings } from './loss';
+import { sinkhorn } from './sinkhorn';
+
+export type { SwapLossSettings };
 
 export interface TrainingGraphShape {
   /** Images per crop. */
@@ -27,13 +32,6 @@ export interface TrainingGraphShape {
    * `features.local`): the step is the head's alone, with no backbone and no crops in the graph.
    */
   featuresFrom?: { featureDim: number };
-}
-
-export interface SwapLossSettings {
-  temperature: number;
-  epsilon: number;
-  sinkhornIterations: number;
-  cropsForAssign: number[];
 }
 
 /** Names of the graph's inputs and outputs. */
@@ -125,45 +123,21 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
   const cropScores = passes.flatMap(({ scores, crops }) =>
     Array.from({ length: crops }, (_, i) => graph.op('Slice', [scores, graph.ints([i * shape.batch]), graph.ints([(i + 1) * shape.batch]), graph.ints([0])], rows)),
   );
-  const views = cropScores.length;
-  // log softmax(s/T) = z − max z − log Σ exp(z − max z), written out: WebGPU has no LogSoftmax kernel, and
-  // onnxruntime would copy the scores to the CPU and back for it.
-  const logProbabilities = cropScores.map((scores) => {
-    const z = graph.op('Div', [scores, graph.scalar(loss.temperature)], rows);
-    const shifted = graph.op('Sub', [z, graph.op('ReduceMax', [z], [shape.batch, 1], { axes: [1], keepdims: 1 })], rows);
-    const logSum = graph.op('Log', [graph.op('ReduceSum', [graph.op('Exp', [shifted], rows), graph.ints([1])], [shape.batch, 1], { keepdims: 1 })], [shape.batch, 1]);
-    return graph.op('Sub', [shifted, logSum], rows);
-  });
-  const probabilities = logProbabilities.map((logP) => graph.op('Exp', [logP], rows));
-
-  // loss = mean over assigned crops a and other views v of −mean_b Σ_k q_a log p_v; its gradient with
-  // respect to view v's scores is Σ_a (p_v · Σ_k q_a − q_a) / (T · B), times the same weight.
-  const weight = 1 / (loss.cropsForAssign.length * (views - 1));
   // The queue's scores against this step's prototypes; plain ops, so no gradient flows through them (SwAV
   // scores its queue under no_grad).
   const projectionDim = variableShapes.get('prototypes')![1];
   const prototypesTransposed = shape.queueRows > 0 ? graph.op('Transpose', ['prototypes'], [projectionDim, prototypes], { perm: [1, 0] }) : '';
   const queueScores = (position: number) =>
     graph.op('MatMul', [graph.input(names.queueEmbeddings(position), [shape.queueRows, projectionDim], false), prototypesTransposed], [shape.queueRows, prototypes]);
-  const scoreGradients: string[][] = cropScores.map(() => []);
-  const lossTerms: string[] = [];
-  loss.cropsForAssign.forEach((assigned, position) => {
-    const codes = sinkhornCodes(graph, cropScores[assigned], shape.queueRows > 0 ? queueScores(position) : undefined, loss);
-    const codeMass = graph.op('ReduceSum', [codes, graph.ints([1])], [shape.batch, 1], { keepdims: 1 });
-    for (let view = 0; view < views; view++) {
-      if (view === assigned) continue;
-      lossTerms.push(graph.op('ReduceSum', [graph.op('Mul', [codes, logProbabilities[view]], rows)], [], { keepdims: 0 }));
-      const difference = graph.op('Sub', [graph.op('Mul', [probabilities[view], codeMass], rows), codes], rows);
-      scoreGradients[view].push(graph.op('Mul', [difference, graph.scalar(weight / (loss.temperature * shape.batch))], rows));
-    }
-  });
-  const total = lossTerms.reduce((sum, term) => graph.op('Add', [sum, term], []));
-  graph.output(graph.op('Mul', [total, graph.scalar(-weight / shape.batch)], []), names.loss);
+  const swapped = swapLoss(graph, cropScores, loss, (scores, position) =>
+    sinkhorn(graph, scores, shape.queueRows > 0 ? queueScores(position) : undefined, { epsilon: loss.epsilon, iterations: loss.sinkhornIterations }),
+  );
+  graph.output(swapped.loss, names.loss);
+  const scoreGradients = swapped.scoreGradients;
 
-  const sumOf = (terms: string[]) => terms.reduce((sum, term) => graph.op('Add', [sum, term], rows));
   let view = 0;
   const seeds: [string, string][] = passes.map(({ scores, crops }) => {
-    const parts = Array.from({ length: crops }, () => sumOf(scoreGradients[view++]));
+    const parts = Array.from({ length: crops }, () => scoreGradients[view++]);
     return [scores, parts.length === 1 ? parts[0] : graph.op('Concat', parts, [crops * shape.batch, prototypes], { axis: 0 })];
   });
   graph.backward(seeds);
@@ -176,24 +150,4 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
     graph: { name: 'swav_training_step', node: graph.nodes, initializer: graph.initializers, input: graph.inputs, output: graph.outputs },
   });
   return { bytes, variables, batchNormLayers };
-}
-
-/**
- * SwAV's Sinkhorn-Knopp (as sinkhorn.ts) on [B, K] scores, after `queue` rows when given: Q = exp(s/ε) / ΣQ,
- * then each prototype gets 1/K of the mass and each sample 1/B, `iterations` times; returns the batch's rows
- * of B·Q, each summing to 1.
- */
-function sinkhornCodes(graph: DifferentiableGraph, scores: string, queue: string | undefined, settings: SwapLossSettings): string {
-  const [batch, prototypes] = graph.shape(scores);
-  const samples = batch + (queue ? graph.shape(queue)[0] : 0);
-  const all = [samples, prototypes];
-  const pooled = queue ? graph.op('Concat', [queue, scores], all, { axis: 0 }) : scores;
-  let q = graph.op('Exp', [graph.op('Div', [pooled, graph.scalar(settings.epsilon)], all)], all);
-  q = graph.op('Div', [q, graph.op('ReduceSum', [q], [], { keepdims: 0 })], all);
-  for (let i = 0; i < settings.sinkhornIterations; i++) {
-    q = graph.op('Div', [graph.op('Div', [q, graph.op('ReduceSum', [q, graph.ints([0])], [1, prototypes], { keepdims: 1 })], all), graph.scalar(prototypes)], all);
-    q = graph.op('Div', [graph.op('Div', [q, graph.op('ReduceSum', [q, graph.ints([1])], [samples, 1], { keepdims: 1 })], all), graph.scalar(samples)], all);
-  }
-  const codes = graph.op('Mul', [q, graph.scalar(samples)], all);
-  return queue ? graph.op('Slice', [codes, graph.ints([samples - batch]), graph.ints([samples]), graph.ints([0])], [batch, prototypes]) : codes;
 }
