@@ -12,9 +12,8 @@ import { silentContext } from '../../../src/engine/jobContext';
 import { train } from '../../../src/engine/jobs/train';
 import { tempDir } from '../../tempDir';
 
-// One small image makes hundreds of tiny kernels, and on a busy 2-core machine the wasm thread pool's hand-offs
-// cost more than the work (measured: counterfactual.test.ts 58 s with 2 threads, 13 s with 1; engine.test.ts 19 s
-// and 12 s), so these tests run single-threaded.
+// One small image makes hundreds of tiny kernels, and on a busy 2-core machine a thread pool's hand-offs cost
+// more than the work, so these tests run single-threaded.
 process.env.CLUSTER_LENS_THREADS ??= '1';
 const root = path.resolve(__dirname, '../../..');
 const enginePath = path.join(root, 'dist', 'engine.js');
@@ -38,7 +37,7 @@ before(async () => {
   writeFileSync(broken, 'this is not a PNG');
   runDir = path.join(tempDir('cl-explain-engine-run-'), 'run');
   // Trained without an index, so that the first request meets a run that has none.
-  const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 4, batchSize: 10, localCrops: 0, epochs: 2, minutes: 0, backend: 'wasm' as const };
+  const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 4, batchSize: 10, localCrops: 0, epochs: 2, minutes: 0 };
   await train({ imagesDir, runDir, options, index: false }, silentContext());
 });
 

@@ -37,7 +37,7 @@ before(async () => {
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><defs><linearGradient id="g" x2="0" y2="1"><stop offset="0" stop-color="#9cf"/><stop offset="1" stop-color="#363"/></linearGradient><pattern id="p" width="4" height="4" patternUnits="userSpaceOnUse"><rect width="2" height="2" fill="#ddd"/><rect x="2" y="2" width="2" height="2" fill="#ddd"/></pattern></defs><rect width="28" height="28" fill="url(#g)"/><circle cx="20" cy="8" r="4" fill="#ffd"/><rect y="18" width="28" height="10" fill="url(#p)"/></svg>`;
   await sharp(Buffer.from(svg)).png().toFile(path.join(imagesDir, 'planted', 'odd-photo.png'));
   runDir = path.join(tempDir('cl-curate-run-'), 'run');
-  const options = { imageSizePx: 28, width: 16, epochs: 8, minutes: 0, batchSize: 100, seed: 1, backend: 'wasm' as const };
+  const options = { imageSizePx: 28, width: 16, epochs: 8, minutes: 0, batchSize: 100, seed: 1 };
   await train({ imagesDir, runDir, options }, silentContext());
 });
 
