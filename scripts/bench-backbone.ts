@@ -26,8 +26,7 @@ import { resolveExplainOptions } from '../src/engine/explain/options';
 import { disposeModel } from '../src/engine/model/model';
 import { imagenetNormalization, resolveBackboneInput } from '../src/engine/onnx/backboneInput';
 import { parseOnnx } from '../src/engine/onnx/graph';
-import { initBackend } from '../src/engine/runtime/tfjs/backend';
-import { defaultThreadCount } from '../src/engine/runtime/tfjs/wasmThreads';
+import { cpuThreadCount } from '../src/engine/runtime/threads';
 import { createRandom } from '../src/engine/util/random';
 
 const pytorchScript = `
@@ -60,10 +59,9 @@ async function main(): Promise<void> {
   });
   const file = path.resolve(flags.model!);
   if (!existsSync(file)) throw new Error(`${file} does not exist: run /usr/bin/python3 scripts/onnx/make-fixtures.py --resnet50 ${path.dirname(file)} first`);
-  await initBackend('wasm');
   const bytes = readFileSync(file);
   const graph = parseOnnx(bytes, file);
-  const threads = defaultThreadCount();
+  const threads = cpuThreadCount(); // the engine's CPU thread count (CLUSTER_LENS_THREADS overrides it)
   const backbone = await OrtBackbone.fromBytes(bytes, graph, { ...imagenetNormalization, device: 'cpu', threads });
   const sizePx = backbone.input.heightPx ?? Number(flags.size ?? 224);
   const count = Number(flags.images);

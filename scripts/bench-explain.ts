@@ -1,7 +1,7 @@
-// Times every explanation method on onnxruntime's CPU provider for a 96 px image on the default backbone, and
-// checks the budgets of issue 5: Grad-CAM ≤ 150 ms, a 300-step counterfactual ≤ 10 s, occlusion batched (never
-// one graph run per patch).
-// Run: npx tsx scripts/bench-explain.ts [--json] [--repeats N] [--size PX]
+// Per-method explanation latency: times every explanation method on onnxruntime's CPU provider (or, with
+// --device gpu, the GPU) for a 96 px image on the default backbone, and checks the budgets of issue 5: Grad-CAM
+// ≤ 150 ms, a 300-step counterfactual ≤ 10 s, occlusion batched (never one graph run per patch).
+// Run: npx tsx scripts/bench-explain.ts [--json] [--repeats N] [--size PX] [--device cpu|gpu|auto]
 // The model is freshly initialised (timings do not depend on the weights); the images are two sample pictures.
 // Each figure is the median of several runs, with the best run beside it: on a shared machine the best is the
 // steadier measure of what the code costs. "first" is the warm-up call, which builds the method's graphs and opens
@@ -21,9 +21,8 @@ import { createModel, disposeModel, type ModelSpec } from '../src/engine/model/m
 import { describeDevice, useDevice } from '../src/engine/runtime/device';
 import { explainGraphNames } from '../src/engine/runtime/explainGraph';
 import { OrtModel } from '../src/engine/runtime/session';
-import { initBackend } from '../src/engine/runtime/tfjs/backend';
 import { createRandom } from '../src/engine/util/random';
-import type { ExplainMethod } from '../src/protocol/options';
+import type { DevicePreference, ExplainMethod } from '../src/protocol/options';
 
 const gradCamBudgetMs = 150;
 const counterfactualBudgetMs = 10_000;
@@ -57,12 +56,12 @@ OrtModel.prototype.run = function (this: OrtModel, inputs, outputs) {
 
 async function main(): Promise<void> {
   const json = process.argv.includes('--json');
-  const flag = (name: string, fallback: number) => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : fallback);
+  const flagText = (name: string, fallback: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : fallback);
+  const flag = (name: string, fallback: number) => Number(flagText(name, String(fallback)));
   const repeats = flag('repeats', 5);
   const imageSizePx = flag('size', 96);
-  // TensorFlow.js only creates the model's weights; every method runs its onnxruntime graphs on the CPU provider.
-  await initBackend('wasm');
-  const device = await useDevice('cpu');
+  // Every method runs its onnxruntime graphs on the CPU provider (--device gpu: on the GPU the device ladder finds).
+  const device = await useDevice(flagText('device', 'cpu') as DevicePreference);
   const defaults = defaultTrainOptions;
   const spec: ModelSpec = {
     channels: 3,

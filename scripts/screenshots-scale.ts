@@ -35,7 +35,7 @@ async function makeRun(): Promise<string> {
   await sharp(first('7-sneaker')).flop().png().toFile(path.join(imagesDir, 'planted', 'sneaker-mirrored.png'));
   cpSync(first('9-ankle-boot'), path.join(imagesDir, 'planted', 'boot-copy.png'));
   const runDir = path.join(base, 'run');
-  await train({ imagesDir, runDir, options: { imageSizePx: 28, width: 16, epochs: 8, minutes: 0, batchSize: 100, seed: 1, backend: 'wasm' } }, silentContext());
+  await train({ imagesDir, runDir, options: { imageSizePx: 28, width: 16, epochs: 8, minutes: 0, batchSize: 100, seed: 1 } }, silentContext());
   return runDir;
 }
 

@@ -1,19 +1,22 @@
 // Runs the benchmark from source (the CLI has the same options: cluster-lens bench): node --import tsx scripts/bench/bench.ts
-//   [--seconds 60] [--quality] [--minutes 10] [--data DIR] [--python PATH] [--backend auto] [--json]
+//   [--device auto|gpu|cpu] [--seconds 60] [--quality [--protocol 2k|10k] [--minutes 10]] [--data DIR] [--idx-dir DIR]
+//   [--python PATH] [--json]
 // It drives the built engine (dist/engine.js): run `npm run build` first.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendPreference } from '../../src/protocol/options';
+import type { DevicePreference } from '../../src/protocol/options';
 import { runBench } from '../../src/cli/bench';
 
 const { values } = parseArgs({
   options: {
+    device: { type: 'string' },
     seconds: { type: 'string' },
     quality: { type: 'boolean' },
+    protocol: { type: 'string' },
     minutes: { type: 'string' },
     data: { type: 'string' },
+    'idx-dir': { type: 'string' },
     python: { type: 'string' },
-    backend: { type: 'string' },
     json: { type: 'boolean' },
   },
 });
@@ -22,11 +25,19 @@ runBench({
   json: values.json,
   seconds: number(values.seconds),
   quality: values.quality,
+  protocol: values.protocol,
   minutes: number(values.minutes),
   dataDir: values.data,
+  idxDir: values['idx-dir'],
   python: values.python,
-  backend: values.backend as BackendPreference | undefined,
+  device: values.device as DevicePreference | undefined,
   enginePath: path.resolve(__dirname, '../../dist/engine.js'),
-}).then((code) => {
-  process.exitCode = code;
-});
+}).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`${(error as Error).message ?? error}\n`);
+    process.exitCode = 1;
+  },
+);

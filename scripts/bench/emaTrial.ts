@@ -3,16 +3,15 @@
 //   node --import tsx scripts/bench/emaTrial.ts --images DIR --epochs 38 [--seed 0] [--horizons 0.5,1,2,4] [--every N] ['{"batchSize":128}']
 // (--every N also scores every N epochs.)
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
 import type { TrainOptions } from '../../src/protocol/options';
 import { resolveTrainOptions } from '../../src/engine/config';
 import { loadImageSet } from '../../src/engine/data/decode';
 import { scanImageFolder } from '../../src/engine/data/scan';
-import { embedImageSet } from '../../src/engine/index/indexer';
+import { embedWithOnnxRuntime } from '../../src/engine/index/ortEmbed';
 import { silentContext } from '../../src/engine/jobContext';
 import { kMeans } from '../../src/engine/analysis/kmeans';
 import { knnAccuracy, normalizedMutualInformation } from '../../src/engine/analysis/metrics';
-import { initBackend } from '../../src/engine/runtime/tfjs/backend';
+import type { SwavModel } from '../../src/engine/model/model';
 import { useDevice } from '../../src/engine/runtime/device';
 import { learningRateAt } from '../../src/engine/swav/schedule';
 import { createTrainStep } from '../../src/engine/swav/trainer';
@@ -24,16 +23,15 @@ const { values, positionals } = parseArgs({
 });
 
 async function main(): Promise<void> {
-  await initBackend('auto', () => undefined);
   await useDevice('cpu', () => undefined);
   const scan = await scanImageFolder(values.images!, {});
   const given = JSON.parse(positionals[0] ?? '{}') as Partial<TrainOptions>;
   const epochs = Number(values.epochs ?? 38);
-  const options = resolveTrainOptions({ ...given, epochs, seed: Number(values.seed ?? 0) }, { backend: 'wasm', gpu: false, nativeImageSizePx: 28, imageCount: scan.files.length });
+  const options = resolveTrainOptions({ ...given, epochs, seed: Number(values.seed ?? 0) }, { gpu: false, nativeImageSizePx: 28, imageCount: scan.files.length });
   const images = await loadImageSet(scan, { imageSizePx: options.imageSizePx, channels: 'auto' });
   const labels = Int32Array.from(images.records, (r) => r.label);
   const k = images.labelNames.length;
-  const step = createTrainStep(options, images, { runtime: 'onnxruntime' });
+  const step = createTrainStep(options, images);
   const batchSize = Math.min(options.batchSize, images.records.length);
   const stepsPerEpoch = Math.floor(images.records.length / batchSize);
   const totalSteps = epochs * stepsPerEpoch;
@@ -45,14 +43,11 @@ async function main(): Promise<void> {
   let t = 0;
 
   const score = async (weights: Map<string, Float32Array> | undefined) => {
-    const load = (values: Map<string, Float32Array>) =>
-      tf.tidy(() => {
-        for (const name of names) step.model.variables.get(name)!.assign(tf.tensor(values.get(name)!, step.model.variables.get(name)!.shape));
-      });
-    const live = new Map(names.map((name) => [name, step.model.variables.get(name)!.dataSync().slice() as Float32Array]));
-    if (weights) load(weights);
-    const out = await embedImageSet(step.model, images, silentContext());
-    load(live);
+    // The averaged weights (and running statistics) in a store of their own; the live one is left as it is.
+    const model: SwavModel = weights
+      ? { spec: step.model.spec, variables: new Map([...step.model.variables].map(([name, v]) => [name, { ...v, values: weights.get(name)! }])) }
+      : step.model;
+    const out = await embedWithOnnxRuntime(model, images, silentContext(), [0, 1]);
     const clusters = kMeans(out.features, k, { seed: 0, restarts: 10 }).assignments;
     const projection = kMeans(out.embeddings, k, { seed: 0, restarts: 10 }).assignments;
     const r = (x: number) => Math.round(x * 1000) / 1000;
@@ -66,7 +61,7 @@ async function main(): Promise<void> {
       const lr = t < warmupSteps ? (options.learningRate * (t + 1)) / warmupSteps : learningRateAt(t / totalSteps, 0, options.learningRate, options.finalLearningRate);
       await step.run(order.slice(s * batchSize, (s + 1) * batchSize), lr, t, epoch);
       t++;
-      const current = new Map(names.map((name) => [name, step.model.variables.get(name)!.dataSync() as Float32Array]));
+      const current = new Map(names.map((name) => [name, step.model.variables.get(name)!.values]));
       horizons.forEach((h, i) => {
         const decay = Math.min(1 - 1 / (h * stepsPerEpoch), (1 + t) / (10 + t));
         for (const [name, w] of current) {

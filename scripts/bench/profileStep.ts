@@ -1,13 +1,11 @@
-// Times one SwAV train step (multi-crop, forward, loss, gradients, Adam) and lists the kernels it spends time in.
-// Run: node --import tsx scripts/bench/profileStep.ts [--backend wasm] [--size 28] [--width 16] [--blocks 1,1,1]
-//        [--batch 64] [--local 2] [--local-size 16] [--stem 1|2] [--steps 5] [--no-profile] [--calls]
-//        [--architecture resnet|plain] [--runtime tfjs|onnxruntime] [--device cpu|gpu|auto] (onnxruntime: the step runs as one ONNX graph; no kernel profile)
+// Times one SwAV train step (multi-crop, forward, loss, gradients in one onnxruntime graph; Adam, the running
+// statistics and the queue in the engine) on the chosen device.
+// Run: node --import tsx scripts/bench/profileStep.ts [--size 28] [--width 16] [--blocks 1,1,1] [--batch 64]
+//        [--local 2] [--local-size 16] [--hidden 256] [--projection 64] [--stem 1|2] [--steps 5]
+//        [--architecture resnet|plain] [--device cpu|gpu|auto]
 // Random pixels stand in for images: the cost of a step does not depend on what the pixels show.
 
-import * as tf from '@tensorflow/tfjs-core';
-import type { BackendPreference, TrainingRuntime } from '../../src/protocol/options';
-import { describeBackend, initBackend } from '../../src/engine/runtime/tfjs/backend';
-import { useDevice } from '../../src/engine/runtime/device';
+import { describeDevice, useDevice } from '../../src/engine/runtime/device';
 import type { DevicePreference } from '../../src/protocol/options';
 import { resolveTrainOptions } from '../../src/engine/config';
 import type { ImageSet } from '../../src/engine/data/decode';
@@ -20,9 +18,13 @@ function flag(name: string, fallback: string): string {
 }
 
 async function main(): Promise<void> {
-  const backend = await initBackend(flag('backend', 'wasm') as BackendPreference, (_level, message) => console.error(message));
-  await useDevice(flag('device', 'cpu') as DevicePreference, (_level, message) => console.error(message));
-  console.log(`backend: ${describeBackend(backend)}`);
+  const retired = ['--backend', '--runtime'].filter((name) => process.argv.includes(name));
+  if (retired.length > 0) {
+    console.error(`${retired.join(' and ')} went with TensorFlow.js: the step always runs on onnxruntime; --device cpu|gpu|auto picks where.`);
+    process.exit(2);
+  }
+  const device = await useDevice(flag('device', 'cpu') as DevicePreference, (_level, message) => console.error(message));
+  console.log(`device: ${describeDevice(device)}`);
   const sizePx = Number(flag('size', '28'));
   const options = resolveTrainOptions({
     imageSizePx: sizePx,
@@ -48,12 +50,10 @@ async function main(): Promise<void> {
     skipped: [],
   };
   const stem = flag('stem', '');
-  const runtime = flag('runtime', 'tfjs') as TrainingRuntime;
-  const step = createTrainStep(options, images, { specOverrides: stem ? { stemStride: Number(stem) as 1 | 2 } : {}, runtime });
+  const step = createTrainStep(options, images, { specOverrides: stem ? { stemStride: Number(stem) as 1 | 2 } : {} });
   const batch = () => Array.from({ length: options.batchSize }, () => random.int(imageCount));
-  await step.run(batch(), 1e-3); // warm-up: XNNPACK builds its operators on first use
+  await step.run(batch(), 1e-3); // warm-up: builds the step's graph and opens its session
   const steps = Number(flag('steps', '5'));
-  const tensorsBefore = tf.memory().numTensors;
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const start = performance.now();
@@ -63,33 +63,9 @@ async function main(): Promise<void> {
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)];
   console.log(
-    `${runtime} step: median ${median.toFixed(0)} ms, best ${times[0].toFixed(0)} ms; ${((options.batchSize * 1000) / median).toFixed(1)} img/s ` +
+    `step: median ${median.toFixed(0)} ms, best ${times[0].toFixed(0)} ms; ${((options.batchSize * 1000) / median).toFixed(1)} img/s ` +
       `(batch ${options.batchSize}, ${sizePx} px, width ${options.width}, blocks [${options.blocksPerStage}], 2+${options.localCrops} crops of ${sizePx}/${options.localCropSizePx} px)`,
   );
-  if (tf.memory().numTensors !== tensorsBefore) console.log(`LEAK: ${tf.memory().numTensors - tensorsBefore} tensors`);
-  if (!process.argv.includes('--no-profile') && runtime === 'tfjs') {
-    const profile = await tf.profile(async () => {
-      await step.run(batch(), 1e-3);
-    });
-    const byKernel = new Map<string, { ms: number; calls: number }>();
-    for (const kernel of profile.kernels) {
-      const entry = byKernel.get(kernel.name) ?? { ms: 0, calls: 0 };
-      entry.ms += kernel.kernelTimeMs as number;
-      entry.calls++;
-      byKernel.set(kernel.name, entry);
-    }
-    const total = [...byKernel.values()].reduce((sum, entry) => sum + entry.ms, 0);
-    console.log(`kernels: ${total.toFixed(0)} ms in ${profile.kernels.length} calls`);
-    for (const [name, { ms, calls }] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
-      console.log(`  ${name.padEnd(24)} ${ms.toFixed(1).padStart(8)} ms  ${String(calls).padStart(4)} calls`);
-    }
-    if (process.argv.includes('--calls')) {
-      console.log('slowest calls:');
-      for (const kernel of [...profile.kernels].sort((a, b) => (b.kernelTimeMs as number) - (a.kernelTimeMs as number)).slice(0, 40)) {
-        console.log(`  ${kernel.name.padEnd(24)} ${(kernel.kernelTimeMs as number).toFixed(1).padStart(7)} ms  ${JSON.stringify(kernel.inputShapes)} -> ${JSON.stringify(kernel.outputShapes)}`);
-      }
-    }
-  }
   step.dispose();
 }
 

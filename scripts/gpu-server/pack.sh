@@ -18,7 +18,7 @@ mkdir -p "$root/lib" "$root/data/fashion-mnist" "$root/node_modules"
 
 cp "$(command -v node)" "$root/node"
 mkdir -p "$root/dist"
-cp dist/engine.js dist/cli.js dist/*.wasm "$root/dist/"
+cp dist/engine.js dist/cli.js "$root/dist/"
 cp package.json "$root/"
 
 # The runtime packages the bundles leave external, and everything they require, for linux-x64 only.

@@ -1,6 +1,5 @@
 // Times Grad-CAM and the pixel counterfactual through their ONNX gradient graphs on onnxruntime's CPU provider
-// and, with --device gpu, on the GPU beside it, on the default backbone (TensorFlow.js only creates the weights;
-// explain/ has no TensorFlow.js path any more).
+// and, with --device gpu, on the GPU beside it, on the default backbone (freshly initialised weights).
 //   node --import tsx scripts/gpu/benchExplainOnnx.ts [--sizes 64,96] [--repeats 7] [--steps 50] [--device cpu|gpu]
 // Each figure is the median of the repeats with the best beside it; "first" includes building and opening the graph.
 import path from 'node:path';
@@ -13,7 +12,6 @@ import { closeExplainSessions, ownExplainable } from '../../src/engine/explain/o
 import { resolveExplainOptions } from '../../src/engine/explain/options';
 import { createModel, disposeModel, type ModelSpec } from '../../src/engine/model/model';
 import { describeDevice, useDevice } from '../../src/engine/runtime/device';
-import { initBackend } from '../../src/engine/runtime/tfjs/backend';
 import { createRandom } from '../../src/engine/util/random';
 
 const flag = (name: string, fallback: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : fallback);
@@ -33,7 +31,6 @@ async function main(): Promise<void> {
   const sizes = flag('sizes', '64,96').split(',').map(Number);
   const repeats = Number(flag('repeats', '7'));
   const steps = Number(flag('steps', '50'));
-  await initBackend('wasm');
   const cpu = await useDevice('cpu');
   const chosen = flag('device', 'cpu') === 'gpu' ? await useDevice('gpu') : cpu;
   // The CPU first, then the chosen device if it is another; Grad-CAM runs on the device chosen last (useDevice).

@@ -1,27 +1,24 @@
 // Lists the operators that onnxruntime's WebGPU provider leaves to the CPU, for each graph the engine runs:
-// the training step (default and bench recipes), the inference model used for indexing, and the explanation
-// graphs of our network and of imported backbones (the torchvision and DINO fixtures).
+// the training step (default and bench recipes, without and with the queue), the inference model used for
+// indexing, the explanation graphs of our network and of imported backbones (the torchvision and DINO fixtures),
+// and the head graph a frozen run embeds with.
 //   node --import tsx scripts/gpu/cpuFallbacks.ts
 // Each graph opens in a child process with verbose logging, and the partitioner's "Node placements" are read.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveTrainOptions } from '../../src/engine/config';
-import { createModel, trainableVariables, type ModelSpec } from '../../src/engine/model/model';
-import { buildOnnxModel, type WeightMap } from '../../src/engine/onnx/export';
-import { buildTrainingGraph } from '../../src/engine/runtime/trainingGraph';
-import { buildCounterfactualGraph, ownNetwork, targetGradientGraph } from '../../src/engine/runtime/explainGraph';
-import { createRandom } from '../../src/engine/util/random';
-import { readFileSync } from 'node:fs';
 import { importedGraphs } from '../../src/engine/frozen/explainable';
 import { createHeadModel } from '../../src/engine/frozen/headTrainer';
-import { weightsOf } from '../../src/engine/explain/onDevice';
+import { createModel, trainableVariables, weightsOf, type ModelSpec } from '../../src/engine/model/model';
 import { imagenetNormalization, resolveBackboneInput } from '../../src/engine/onnx/backboneInput';
+import { buildOnnxModel } from '../../src/engine/onnx/export';
 import { parseOnnx } from '../../src/engine/onnx/graph';
+import { buildCounterfactualGraph, headGraph, ownNetwork, targetGradientGraph } from '../../src/engine/runtime/explainGraph';
 import { probeBackbone } from '../../src/engine/runtime/importedGraph';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+import { buildTrainingGraph } from '../../src/engine/swav/stepGraph';
+import { createRandom } from '../../src/engine/util/random';
 
 /** Grad-CAM, counterfactual-step and forward graphs of an imported fixture, with a fresh head. */
 async function importedGraphsFor(file: string, imageSizePx: number): Promise<{ name: string; bytes: Uint8Array }[]> {
@@ -36,6 +33,7 @@ async function importedGraphsFor(file: string, imageSizePx: number): Promise<{ n
     { name: `${file}: Grad-CAM (prototype gradient at the layer)`, bytes: await graphs.targetGradient({ batch: 1, imageSizePx, target: 'prototype', wrt: 'layer' }) },
     { name: `${file}: counterfactual step`, bytes: await graphs.counterfactual(settings) },
     { name: `${file}: forward (scorer)`, bytes: await graphs.forward({ batch: 16, imageSizePx }) },
+    { name: `${file}: head (a frozen run's embeddings)`, bytes: headGraph(weightsOf(head), { batch: 256, featureDim }) },
   ];
 }
 
@@ -47,13 +45,17 @@ function graphsFor(name: string, partial: Parameters<typeof resolveTrainOptions>
   const options = resolveTrainOptions(partial);
   const spec = specOf(options, 1);
   const model = createModel(spec, createRandom(0));
-  const trainable = trainableVariables(model);
-  const shapes = new Map([...model.variables].filter(([, v]) => trainable.includes(v)).map(([key, v]) => [key, v.shape]));
-  const step = buildTrainingGraph(spec, shapes, { batch: 8, globalCrops: 2, globalSizePx: options.imageSizePx, localCrops: options.localCrops, localSizePx: options.localCropSizePx, queueRows: 0, cropsFrom: { imageSizePx: options.imageSizePx, jitter: true } }, { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign: [0, 1] });
-  const weights: WeightMap = new Map([...model.variables].map(([key, v]) => [key, { shape: v.shape, values: v.dataSync() as Float32Array }]));
+  const shapes = new Map([...trainableVariables(model)].map(([key, v]) => [key, v.shape]));
+  const loss = { temperature: options.temperature, epsilon: options.sinkhornEpsilon, sinkhornIterations: options.sinkhornIterations, cropsForAssign: [0, 1] };
+  const stepShape = { batch: 8, globalCrops: 2, globalSizePx: options.imageSizePx, localCrops: options.localCrops, localSizePx: options.localCropSizePx, cropsFrom: { imageSizePx: options.imageSizePx, jitter: true } };
+  const step = buildTrainingGraph(spec, shapes, { ...stepShape, queueRows: 0 }, loss);
+  // With the queue, its embeddings are scored against the prototypes inside the step's graph.
+  const queued = buildTrainingGraph(spec, shapes, { ...stepShape, queueRows: 64 }, loss);
+  const weights = weightsOf(model);
   const inference = buildOnnxModel(spec, weights, { imageSizePx: options.imageSizePx });
   return [
     { name: `${name}: training step (crops included)`, bytes: step.bytes },
+    { name: `${name}: training step with a queue`, bytes: queued.bytes },
     { name: `${name}: inference (index, export)`, bytes: inference },
     { name: `${name}: Grad-CAM (prototype gradient at the layer)`, bytes: targetGradientGraph(ownNetwork(spec, weights), { batch: 1, imageSizePx: options.imageSizePx, target: 'prototype', wrt: 'layer' }) },
     {
@@ -64,8 +66,6 @@ function graphsFor(name: string, partial: Parameters<typeof resolveTrainOptions>
 }
 
 async function main(): Promise<void> {
-  // The importer's modules register the wasm backend too; these graphs only need the plain CPU one.
-  await tf.setBackend('cpu');
   const graphs = [
     ...graphsFor('default recipe, 28 px', { imageSizePx: 28 }),
     ...graphsFor('bench recipe (plain, width 32)', { imageSizePx: 28, width: 32, blocksPerStage: [1, 1, 1, 1], architecture: 'plain', projectionHiddenDim: 512, projectionDim: 128, localCropSizePx: 16 }),
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     const cpu = [...(placements.get('CPUExecutionProvider') ?? [])].sort();
     const gpu = placements.get('WebGpuExecutionProvider');
     const onGpu = gpu?.has('(all)') ? 'every operator on WebGPU' : `${gpu?.size ?? 0} operator types on WebGPU`;
-    console.log(`${graph.name}: ${child.status === 0 ? `${onGpu}; on the CPU: ${cpu.length ? cpu.join(', ') : 'none'}` : `failed: ${log.split('\n').find((l) => l.startsWith('FAILED')) ?? child.status}`}`);
+    console.log(`${graph.name}: ${child.status === 0 ? `${onGpu}; on the CPU: ${cpu.length ? cpu.join(', ') : 'none'}` : `failed: ${log.split('\n').find((l) => l.startsWith('FAILED')) ?? `exit ${child.status ?? child.signal}`}`}`);
   }
 }
 
