@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { main } from '../../src/cli/main';
 import { tempDir } from '../tempDir';
 
 const run = promisify(execFile);
@@ -38,7 +39,11 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
   assert.equal(trained.json.images, 1000);
   assert.equal(trained.json.epochs, 2);
   assert.equal(trained.json.steps, 20);
-  assert.equal(trained.json.backend, 'wasm');
+  // The result names the device it trained on; the TensorFlow.js era's backend and runtime are gone.
+  assert.ok(['cpu', 'webgpu', 'cuda'].includes(trained.json.device as string), `device ${trained.json.device}`);
+  assert.ok(!('backend' in trained.json) && !('trainingRuntime' in trained.json), JSON.stringify(trained.json));
+  const manifest = JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  assert.ok(!('backend' in manifest) && !('backend' in manifest.options) && !('trainingRuntime' in manifest.options), JSON.stringify(manifest));
   assert.ok(Number.isFinite(trained.json.finalLoss as number));
   for (const file of ['run.json', 'images.json', 'checkpoint.ckpt', 'metrics.jsonl', 'index.bin']) assert.ok(existsSync(path.join(runDir, file)), `${file} written`);
   const metrics = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
@@ -111,7 +116,8 @@ test('cli: train, index, neighbours and evaluate on the sample set', async () =>
 
   const evaluated = await cluster(['evaluate', runDir, '--baseline']);
   assert.equal(evaluated.code, 0, evaluated.stderr);
-  for (const key of ['images', 'skipped', 'nmi', 'ari', 'acc', 'projection_nmi', 'proto_nmi', 'knn', 'backend']) assert.ok(key in evaluated.json, `evaluate prints ${key}`);
+  for (const key of ['images', 'skipped', 'nmi', 'ari', 'acc', 'projection_nmi', 'proto_nmi', 'knn']) assert.ok(key in evaluated.json, `evaluate prints ${key}`);
+  assert.ok(!('backend' in evaluated.json), 'evaluate no longer names a TensorFlow.js backend');
   assert.equal(evaluated.json.images, 1000);
   // Even two short epochs must beat chance clearly: random NMI is ~0, random kNN 0.1.
   assert.ok((evaluated.json.nmi as number) > 0.2, `nmi ${evaluated.json.nmi}`);
@@ -139,6 +145,54 @@ test('cli: clear errors for a missing folder, a missing run and a bad setting', 
   assert.equal((badSetting.json.error as { code: string }).code, 'BAD_CONFIG');
   assert.match(badSetting.stderr, /prototypes/);
 });
+
+test('cli: --backend and --runtime are retired: exit 2 with a message that names --device, before any work', async () => {
+  const out = path.join(tempDir('cl-cli-retired-'), 'run');
+  const cases: { argv: string[]; flag: string }[] = [
+    { argv: ['train', sample, '--out', out, '--backend', 'wasm'], flag: 'backend' },
+    { argv: ['train', sample, '--out', out, '--runtime', 'tfjs'], flag: 'runtime' },
+    { argv: ['index', out, '--backend', 'tensorflow'], flag: 'backend' },
+    { argv: ['bench', '--runtime', 'onnxruntime'], flag: 'runtime' },
+  ];
+  for (const { argv, flag } of cases) {
+    const { code, stderr } = await captureStderr(() => main(argv));
+    assert.equal(code, 2, `${argv.join(' ')}: ${stderr}`);
+    assert.match(stderr, new RegExp(`--${flag} is no longer an option`));
+    assert.match(stderr, /--device auto\|gpu\|cpu/);
+    assert.match(stderr, /TensorFlow\.js is retired/);
+  }
+  // Nothing was trained.
+  assert.ok(!existsSync(out));
+  // The flags are still refused when a supported --device comes with them.
+  const withDevice = await captureStderr(() => main(['train', sample, '--out', out, '--device', 'cpu', '--backend', 'wasm']));
+  assert.equal(withDevice.code, 2);
+  assert.match(withDevice.stderr, /--device/);
+});
+
+test('cli (built): --backend wasm and --runtime tfjs exit 2 naming --device', async (t) => {
+  if (!existsSync(cli)) return t.skip('run "npm run build" first');
+  for (const [flag, value] of [['backend', 'wasm'], ['runtime', 'tfjs']]) {
+    const result = await cluster(['train', sample, `--${flag}`, value]);
+    assert.equal(result.code, 2, result.stderr);
+    // The retired flag's own message (not only the usage text, which also names --device).
+    assert.match(result.stderr, new RegExp(`--${flag} is no longer an option.*--device auto\\|gpu\\|cpu`));
+  }
+});
+
+/** Runs `work`, keeping what it writes to stderr (and not echoing it). */
+async function captureStderr(work: () => Promise<number>): Promise<{ code: number; stderr: string }> {
+  const write = process.stderr.write;
+  let stderr = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { code: await work(), stderr };
+  } finally {
+    process.stderr.write = write;
+  }
+}
 
 function readdirFirst(dir: string): string {
   return readdirSync(dir).sort()[0];

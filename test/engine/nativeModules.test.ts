@@ -1,6 +1,7 @@
 // A native module that cannot load (a VSIX for another platform, say) gives one clear message and no crash: the
 // engine starts, past runs stay browsable, work that needs the module says which module, which platform and what to
-// do, and training moves on to tfjs when onnxruntime is missing. The built engine (dist/engine.js) runs from a copy
+// do; without onnxruntime (which every step computes on) training and explanations say so, and past runs still
+// open. The built engine (dist/engine.js) runs from a copy
 // whose node_modules lacks the hidden packages, as an installed extension without them would.
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -30,7 +31,7 @@ before(async () => {
     }
   }
   runDir = path.join(tempDir('cl-native-run-'), 'run');
-  await train({ imagesDir, runDir, options: { ...options, backend: 'wasm' } }, silentContext());
+  await train({ imagesDir, runDir, options }, silentContext());
 });
 
 /** dist/ copied (a symlinked bundle would resolve its requires from the checkout), node_modules without `hidden`. */
@@ -84,24 +85,32 @@ test('a VSIX for another platform: the message names the VSIX to install, and no
   }
 });
 
-test('without onnxruntime: device auto skips its rungs, training and indexing move on to tfjs, the run is browsable, and explanations say what is missing', async () => {
+test('without onnxruntime: device auto skips its rungs, training and explanations name onnxruntime-node and what to do, and a past run stays browsable', async () => {
   const logs: string[] = [];
   const client = new EngineClient({ enginePath: installWithout(['onnxruntime-node']), onLog: (event) => logs.push(event.message) });
   try {
-    const trainedRun = path.join(tempDir('cl-native-run3-'), 'run');
-    const trained = await client.request({ type: 'train', imagesDir, runDir: trainedRun, options }, { onLog: (event) => logs.push(event.message) });
-    assert.equal(trained.trainingRuntime, 'tfjs');
-    assert.equal(trained.device, 'cpu');
+    const newRun = path.join(tempDir('cl-native-run3-'), 'run');
+    // Every training step runs on onnxruntime: there is nothing to fall back on, and the error says what is missing.
+    await assert.rejects(
+      client.request({ type: 'train', imagesDir, runDir: newRun, options }, { onLog: (event) => logs.push(event.message) }),
+      failsWith('NATIVE_MODULE_UNAVAILABLE', new RegExp(`The native module onnxruntime-node .* cannot load on ${here}`), /npm ci|VSIX/),
+    );
+    assert.ok(!existsSync(path.join(newRun, 'run.json')), 'no run folder from a run that could not start');
     assert.ok(logs.some((line) => /^Device: cpu; skipped cuda: The native module onnxruntime-node .* cannot load/.test(line)), logs.join('\n'));
-    assert.ok(logs.some((line) => /Training steps run on tfjs .*onnxruntime-node/.test(line)), logs.join('\n'));
+    assert.ok(!existsSync(path.join(newRun, 'checkpoint.ckpt')), 'no checkpoint from a run that could not train');
+    const pid = client.pid;
     // Every explanation method runs as onnxruntime graphs: without the module it is named, with what to do.
     await assert.rejects(
-      client.request({ type: 'explain', runDir: trainedRun, image: 'light/2.png', method: 'gradcam' }),
-      (error: { code?: string; message: string }) => error.code === 'NATIVE_MODULE_UNAVAILABLE' && /onnxruntime-node/.test(error.message) && /npm ci|VSIX/.test(error.message),
+      client.request({ type: 'explain', runDir, image: 'light/2.png', method: 'gradcam' }),
+      failsWith('NATIVE_MODULE_UNAVAILABLE', /onnxruntime-node/, /npm ci|VSIX/),
     );
-    // The engine stays up and the run stays browsable.
-    const overview = await client.request({ type: 'overview', runDir: trainedRun });
-    assert.ok(overview.overview.paths.length > 0 && overview.overview.assignments.length === overview.overview.paths.length);
+    // The engine stays up and the run trained earlier stays browsable: its overview and its stored neighbours.
+    const overview = await client.request({ type: 'overview', runDir });
+    assert.equal(overview.overview.paths.length, 12);
+    assert.equal(overview.overview.assignments.length, 12);
+    const neighbours = await client.request({ type: 'neighbours', runDir, image: 'dark/1.png', k: 3 });
+    assert.equal(neighbours.neighbours.length, 3);
+    assert.equal(client.pid, pid, 'the same engine process answered every request');
   } finally {
     await client.dispose();
   }

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { ProgressEvent } from '../../src/protocol/engine';
+import type { TrainOptions } from '../../src/protocol/options';
 import { EngineClient, EngineRequestError } from '../../src/host/engineClient';
 import { tempDir } from '../tempDir';
 
@@ -50,7 +51,7 @@ test('engine: progress arrives at least once a second even when one step takes l
   const runDir = path.join(tempDir('cl-heartbeat-'), 'run');
   try {
     const arrivals: number[] = [];
-    // Batch 1000 at 64 px makes single steps of a few seconds on wasm.
+    // Batch 1000 at 64 px makes single steps of a few seconds on the CPU.
     const result = await client.request(
       { type: 'train', imagesDir: sample, runDir, options: { imageSizePx: 64, width: 8, batchSize: 1000, localCrops: 0, epochs: 1, minutes: 0 } },
       { onProgress: () => arrivals.push(Date.now()) },
@@ -71,8 +72,14 @@ test('engine: bad requests get clear errors and the engine stays alive', async (
     await assert.rejects(client.request({ type: 'index', runDir: '/nonexistent/run' }), (error: EngineRequestError) => error.code === 'NOT_FOUND' && /\/nonexistent\/run/.test(error.message));
     await assert.rejects(client.request({ type: 'neighbours', runDir: os.tmpdir(), image: 'x.png', k: 3 }), (error: EngineRequestError) => error.code === 'NO_INDEX');
     await assert.rejects(
-      client.request({ type: 'train', imagesDir: sample, runDir: path.join(os.tmpdir(), 'cl-bad'), options: { backend: 'tensorflow' } }),
-      (error: EngineRequestError) => error.code === 'BACKEND_UNAVAILABLE' && /tensorflow/.test(error.message),
+      client.request({ type: 'train', imagesDir: sample, runDir: path.join(os.tmpdir(), 'cl-bad'), options: { device: 'tpu' as never } }),
+      (error: EngineRequestError) => error.code === 'BAD_CONFIG' && /"device"/.test(error.message) && /tpu/.test(error.message),
+    );
+    // A TensorFlow.js era client's backend and runtime are dropped, not rejected: the error is about the bad setting.
+    const oldOptions = { backend: 'tensorflow', trainingRuntime: 'tfjs', device: 'cpu', prototypes: 0 } as unknown as Partial<TrainOptions>;
+    await assert.rejects(
+      client.request({ type: 'train', imagesDir: sample, runDir: path.join(os.tmpdir(), 'cl-bad'), options: oldOptions }),
+      (error: EngineRequestError) => error.code === 'BAD_CONFIG' && /"prototypes"/.test(error.message) && !/backend|runtime/i.test(error.message),
     );
     const pid = client.pid;
     await assert.rejects(client.request({ type: 'evaluate', runDir: '/nonexistent/run' }), (error: EngineRequestError) => error.code === 'NOT_FOUND');

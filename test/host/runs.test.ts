@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { engineEnvironment, isImageFile, isInRun, listRuns, newRunName, readHealthHistory, readTrainingHistory, runsRoot, trainOptionsFromSettings } from '../../src/host/runs';
+import { engineEnvironment, isImageFile, isInRun, listRuns, newRunName, readHealthHistory, readTrainingHistory, retiredSettings, retiredSettingsMessage, runsRoot, trainOptionsFromSettings, type TrainSettings } from '../../src/host/runs';
 import { tempDir } from '../tempDir';
 
 test('runs: listed newest first; folders that are not runs are left out', async () => {
@@ -25,11 +25,45 @@ test('runs: names, roots, settings and image files', () => {
   assert.equal(runsRoot('', '/ws', '/home'), '/ws/.cluster-lens');
   assert.equal(runsRoot('/abs/runs', '/ws', '/home'), '/abs/runs');
   assert.equal(runsRoot('runs', undefined, '/home'), '/home/runs');
-  assert.deepEqual(trainOptionsFromSettings({ backend: 'auto', imageSizePx: 0, prototypes: 0, epochs: 0, minutes: 0 }), { backend: 'auto' });
+  assert.deepEqual(trainOptionsFromSettings({ imageSizePx: 0, prototypes: 0, epochs: 0, minutes: 0 }), {});
   assert.deepEqual(trainOptionsFromSettings({ imageSizePx: 32, epochs: 5, minutes: 0 }), { imageSizePx: 32, epochs: 5, minutes: 0 });
-  assert.deepEqual(trainOptionsFromSettings({ backend: 'wasm', trainingRuntime: 'tfjs' }), { backend: 'wasm', trainingRuntime: 'tfjs' });
+  // The TensorFlow.js era's settings, still in a user's settings.json, do not reach the engine.
+  const old = { backend: 'wasm', trainingRuntime: 'tfjs', prototypes: 12 } as unknown as Partial<TrainSettings>;
+  assert.deepEqual(trainOptionsFromSettings(old), { prototypes: 12 });
   assert.deepEqual(trainOptionsFromSettings({ minutes: 3 }), { minutes: 3 });
   assert.ok(isImageFile('/a/b.JPG') && isImageFile('x.tiff') && !isImageFile('x.txt') && !isImageFile('png'));
+});
+
+test('runs: retired settings get one message that names each set one and clusterLens.device; none set, no message', () => {
+  assert.equal(retiredSettingsMessage(() => false), undefined);
+  // Only the retired settings are asked about.
+  const asked: string[] = [];
+  retiredSettingsMessage((setting) => {
+    asked.push(setting);
+    return false;
+  });
+  assert.deepEqual(asked.sort(), ['backend', 'trainingRuntime']);
+  assert.deepEqual(Object.keys(retiredSettings).sort(), ['backend', 'trainingRuntime']);
+
+  const backend = retiredSettingsMessage((setting) => setting === 'backend');
+  assert.ok(backend);
+  assert.match(backend, /^clusterLens\.backend is no longer used/);
+  assert.ok(!backend.includes('trainingRuntime'));
+  assert.match(backend, /Remove it from your settings/);
+  assert.match(backend, /clusterLens\.device/);
+
+  const runtime = retiredSettingsMessage((setting) => setting === 'trainingRuntime');
+  assert.ok(runtime);
+  assert.match(runtime, /^clusterLens\.trainingRuntime is no longer used/);
+  assert.ok(!runtime.includes('clusterLens.backend'));
+
+  const both = retiredSettingsMessage(() => true);
+  assert.ok(both);
+  assert.match(both, /clusterLens\.backend and clusterLens\.trainingRuntime are no longer used/);
+  assert.match(both, /Remove them from your settings; clusterLens\.device says where the work runs/);
+  assert.match(both, /TensorFlow\.js is retired/);
+  // Settings that still exist never trigger it.
+  assert.equal(retiredSettingsMessage((setting) => ['device', 'imageSizePx', 'minutes'].includes(setting)), undefined);
 });
 
 test('runs: the thread setting reaches the engine only when it pins a count', () => {

@@ -13,7 +13,7 @@ async function pngBase64(color: string): Promise<string> {
 async function result(method: 'gradcam' | 'counterfactual' | 'counterfactual-pixel'): Promise<ExplainResult> {
   const [original, heatmap, counterfactual, diff] = await Promise.all(['#888', '#f00', '#0f0', '#00f'].map(pngBase64));
   return {
-    kind: 'explain', backend: 'wasm', method, runDir: '/run', image: '/images/a.png', imageSizePx: 28, cluster: 2,
+    kind: 'explain', device: 'cpu', method, runDir: '/run', image: '/images/a.png', imageSizePx: 28, cluster: 2,
     topPrototypes: [{ prototype: 2, probability: 0.7, score: 0.9 }, { prototype: 4, probability: 0.2, score: 0.5 }],
     neighbours: [{ imageIndex: 3, path: 'x/<script>alert(1)</script>.png', similarity: 0.91, cluster: 2 }],
     target: { kind: 'prototype', prototype: 2, assigned: true, score: 0.9, probability: 0.7 },

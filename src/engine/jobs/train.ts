@@ -11,6 +11,7 @@ import { buildIndex } from '../index/indexer';
 import type { JobContext } from '../jobContext';
 import { checkpointPath, loadCheckpoint } from '../model/checkpoint';
 import { ranOn, useDevice } from '../runtime/device';
+import { loadOrt } from '../runtime/session';
 import { readManifest, runPath } from '../runFolder';
 import { decodeTrainingImages, startRunFolder, trainResult } from '../swav/runSetup';
 import { budgetText, SwavTrainer } from '../swav/trainer';
@@ -31,6 +32,8 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   const imagesDir = path.resolve(job.imagesDir);
   const previous = job.resume ? await readManifest(runDir) : undefined;
   const device = await useDevice(job.options?.device, context.log);
+  // Every step runs on onnxruntime: without it, say so before any folder is scanned or written.
+  loadOrt();
   const resumeFrom = job.resume ? await loadCheckpoint(checkpointPath(runDir)) : undefined;
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
   const scan = await scanImageFolder(imagesDir, { signal: context.signal });

@@ -125,6 +125,8 @@ export class OrtStepGradients {
 
 /** onnxruntime refused the step's graph: a bug of ours, with a way to keep training meanwhile. */
 function runtimeFailure(error: unknown): EngineError {
+  // The engine's own errors (onnxruntime missing, a model it refused) already say what to do.
+  if (error instanceof EngineError) return error;
   const reason = (error as Error).message.split('\n')[0];
   return new EngineError(
     'INTERNAL',

@@ -16,9 +16,9 @@ import { explainMethods, type ExplainOptions } from '../../../src/protocol/optio
 import { settledBytes } from '../../memory';
 import { tempDir } from '../../tempDir';
 
-// One small image makes hundreds of tiny kernels, and on a busy 2-core machine the wasm thread pool's hand-offs
-// cost more than the work (measured: counterfactual.test.ts 58 s with 2 threads, 13 s with 1; engine.test.ts 19 s
-// and 12 s), so these tests run single-threaded.
+// One small image makes hundreds of tiny kernels, and on a busy 2-core machine a thread pool's hand-offs cost more
+// than the work (measured when TensorFlow.js's wasm threads ran them: this file 58 s with 2 threads, 13 s with 1),
+// so these tests run single-threaded.
 process.env.CLUSTER_LENS_THREADS ??= '1';
 const sample = path.resolve(__dirname, '../../../sample/fashion-mnist');
 const classes = ['1-trouser', '2-pullover', '7-sneaker', '8-bag'];
@@ -38,7 +38,7 @@ before(async () => {
   }
   runDir = path.join(tempDir('cl-explain-run-'), 'run');
   await train(
-    { imagesDir, runDir, options: { imageSizePx: 28, width: 4, prototypes: 6, batchSize: 40, epochs: 4, minutes: 0, localCrops: 1, freezePrototypesSteps: 3, backend: 'wasm', seed: 2 } },
+    { imagesDir, runDir, options: { imageSizePx: 28, width: 4, prototypes: 6, batchSize: 40, epochs: 4, minutes: 0, localCrops: 1, freezePrototypesSteps: 3, seed: 2 } },
     silentContext(),
   );
 });

@@ -2,21 +2,19 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
+import { test } from 'node:test';
 import type { MultiCropOptions } from '../../../src/engine/data/augment';
 import type { ImageSet } from '../../../src/engine/data/decode';
 import { silentContext } from '../../../src/engine/jobContext';
-import { disposeModel } from '../../../src/engine/model/model';
+import { disposeModel, weightsOf } from '../../../src/engine/model/model';
 import { bankCropSource, computeFeatureBank, imageSetFeatures, liveCropSource, type FeatureBank } from '../../../src/engine/frozen/cropFeatures';
-import { embedFeatures, trainHeadOnFeatures, type HeadTrainOptions } from '../../../src/engine/frozen/headTrainer';
+import { createHeadModel, embedFeatures, trainHeadOnFeatures, type HeadTrainOptions } from '../../../src/engine/frozen/headTrainer';
 import { appendHeadToBackbone } from '../../../src/engine/onnx/export';
 import { parseOnnx } from '../../../src/engine/onnx/graph';
 import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
 import { OrtModel } from '../../../src/engine/runtime/session';
 import { createRandom } from '../../../src/engine/util/random';
-import { assertClose, fixtures, toNchw } from '../onnx/helpers';
+import { assertClose, fixtures, referenceHead, toNchw } from '../onnx/helpers';
 
 const headOptions: HeadTrainOptions = {
   epochs: 20,
@@ -37,10 +35,6 @@ const headOptions: HeadTrainOptions = {
   queueStartEpoch: 0,
   seed: 3,
 };
-
-before(async () => {
-  await initBackend('wasm');
-});
 
 /**
  * Three clusters that differ in 4 of 16 dimensions; the other 12 carry large noise drawn afresh for every
@@ -74,7 +68,6 @@ test('head trainer: a time budget that runs out ends the run after the step unde
 });
 
 test('head trainer: on frozen features the loss falls and the prototypes learn the clusters, not the per-view noise', async () => {
-  const baseline = tf.memory().numTensors;
   const { bank, labels, heldOut } = syntheticBank(20);
   const outcome = await trainHeadOnFeatures(bankCropSource(bank, 2), headOptions, silentContext());
   assert.equal(outcome.steps, 20 * 2);
@@ -85,7 +78,7 @@ test('head trainer: on frozen features the loss falls and the prototypes learn t
   assert.ok(mean(outcome.losses.slice(-5)) < 0.6 * mean(outcome.losses.slice(0, 5)), `loss ${mean(outcome.losses.slice(0, 5))} → ${mean(outcome.losses.slice(-5))}`);
 
   // Purity of the prototype assignment on a fresh view: about 0.5 for an untrained head, 0.9 trained.
-  const { scores } = embedFeatures(outcome.model, heldOut, labels.length);
+  const { scores } = await embedFeatures(outcome.model, heldOut, labels.length);
   const counts = new Map<number, number[]>();
   labels.forEach((label, i) => {
     const row = Array.from(scores.subarray(i * headOptions.prototypes, (i + 1) * headOptions.prototypes));
@@ -95,9 +88,37 @@ test('head trainer: on frozen features the loss falls and the prototypes learn t
   });
   const purity = [...counts.values()].reduce((sum, perLabel) => sum + Math.max(...perLabel), 0) / labels.length;
   assert.ok(purity >= 0.85, `purity ${purity}`);
+  // The trained head's running statistics moved from their start, so the eval check below is not of an identity BatchNorm.
+  assert.ok(outcome.model.variables.get('head.bn.runningMean')!.values.some((v) => Math.abs(v) > 1e-3));
   disposeModel(outcome.model);
   outcome.optimizer.dispose();
-  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test('head trainer: embedFeatures (onnxruntime head graph, in batches) matches a plain-JS head in eval mode', async () => {
+  const spec = { projectionHiddenDim: 12, projectionDim: 5, prototypes: 4 };
+  const model = createHeadModel(7, spec, createRandom(2));
+  // Running statistics and BatchNorm parameters away from (0, 1), so that eval mode shows.
+  const random = createRandom(8);
+  for (const suffix of ['gamma', 'beta', 'runningMean', 'runningVariance']) {
+    const values = model.variables.get(`head.bn.${suffix}`)!.values;
+    for (let i = 0; i < values.length; i++) values[i] = suffix === 'runningVariance' || suffix === 'gamma' ? random.uniform(0.5, 2) : random.uniform(-1, 1);
+  }
+  const count = 11;
+  const features = Float32Array.from({ length: count * 7 }, () => random.normal());
+  const expected = referenceHead(spec, model.variables, features, count);
+  // One session, and batches of 4 (4 + 4 + 3 rows), agree with each other and with the reference.
+  for (const batchSize of [1024, 4]) {
+    const { embeddings, scores } = await embedFeatures(model, features, count, batchSize);
+    assert.deepEqual([embeddings.length, scores.length], [count * 5, count * 4]);
+    assertClose(embeddings, expected.embedding, 1e-5, `embeddings (batches of ${batchSize})`);
+    assertClose(scores, expected.scores, 1e-5, `scores (batches of ${batchSize})`);
+  }
+  // Unit rows, and scores that are cosines.
+  for (let n = 0; n < count; n++) {
+    const { embeddings } = await embedFeatures(model, features.subarray(n * 7, (n + 1) * 7), 1);
+    assert.ok(Math.abs(Math.hypot(...embeddings) - 1) < 1e-5);
+  }
+  disposeModel(model);
 });
 
 test('head trainer: onnxruntime features of live crops and of a precomputed bank both train; cancelling stops after the step', async () => {
@@ -114,17 +135,16 @@ test('head trainer: onnxruntime features of live crops and of a precomputed bank
   };
   const crops: MultiCropOptions = { globalCrops: 2, globalSizePx: 16, globalScale: [0.5, 1], localCrops: 2, localSizePx: 8, localScale: [0.2, 0.5], flipProbability: 0.5, colorJitter: 0.4, grayscaleProbability: 0.2 };
   const options = { ...headOptions, epochs: 1, batchSize: 4, freezePrototypesSteps: 0 };
-  const baseline = tf.memory().numTensors;
 
   const live = await trainHeadOnFeatures(liveCropSource(backbone, images, crops, 12), options, silentContext());
   assert.equal(live.steps, 2);
   assert.ok(live.losses.every(Number.isFinite));
 
   // The trained head appended to the imported backbone: one ONNX file that gives the same embeddings.
-  const weights = new Map([...live.model.variables].map(([name, v]) => [name, { shape: v.shape, values: v.dataSync() as Float32Array }]));
+  const weights = weightsOf(live.model);
   const joined = appendHeadToBackbone({ bytes: readFileSync(backbone.file), graph: backbone.graph, featureOutput: 'features' }, { spec: live.model.spec, weights });
   const pixels = Float32Array.from(images.pixels, (v) => v / 255);
-  const expected = embedFeatures(live.model, await backbone.features(pixels, 8, 16, 16, 3), 8);
+  const expected = await embedFeatures(live.model, await backbone.features(pixels, 8, 16, 16, 3), 8);
   const exported = await OrtModel.open(joined, 'joined');
   const actual = await exported.run({ images: { data: toNchw(pixels, 8, 16, 3), dims: [8, 3, 16, 16] } }, ['embedding', 'prototype_scores', 'features']);
   assertClose(actual.embedding.data, expected.embeddings, 1e-4, 'embedding');
@@ -154,6 +174,5 @@ test('head trainer: onnxruntime features of live crops and of a precomputed bank
   assert.equal(featureDim, 12);
   const direct = await backbone.features(Float32Array.from(images.pixels, (v) => v / 255), 8, 16, 16, 3);
   assert.ok(features.every((v, i) => Math.abs(v - direct[i]) < 1e-5));
-  assert.equal(tf.memory().numTensors, baseline);
   await backbone.dispose();
 });

@@ -26,7 +26,6 @@ import { bankViews } from '../../../src/engine/frozen/frozenRun';
 import { trainFrozenBackbone } from '../../../src/engine/jobs/trainFrozen';
 import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
 import { frozenBackbonePath } from '../../../src/engine/frozen/backboneFile';
-import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import type { TrainOptions } from '../../../src/protocol/options';
 import type { LogLevel } from '../../../src/protocol/engine';
 import { assertClose, fixtures } from '../onnx/helpers';
@@ -34,13 +33,12 @@ import { tempDir } from '../../tempDir';
 
 process.env.CLUSTER_LENS_THREADS ??= '1';
 const root = path.resolve(__dirname, '../../..');
-const options: Partial<TrainOptions> = { epochs: 15, minutes: 0, batchSize: 4, learningRate: 1e-2, finalLearningRate: 1e-3, prototypes: 2, projectionHiddenDim: 16, projectionDim: 8, localCrops: 1, freezePrototypesSteps: 0, backend: 'wasm', device: 'cpu' };
+const options: Partial<TrainOptions> = { epochs: 15, minutes: 0, batchSize: 4, learningRate: 1e-2, finalLearningRate: 1e-3, prototypes: 2, projectionHiddenDim: 16, projectionDim: 8, localCrops: 1, freezePrototypesSteps: 0, device: 'cpu' };
 const explainOptions = { counterfactualSteps: 20, occlusionPatchPx: 8, occlusionStridePx: 8 };
 let imagesDir: string;
 let scratch: string;
 
 before(async () => {
-  await initBackend('wasm');
   scratch = tempDir('cl-imported-');
   // Fashion-MNIST's grey 28 px images: two classes, six images each; the backbones take 32 px RGB.
   imagesDir = path.join(scratch, 'images');
@@ -215,8 +213,9 @@ test("imported backbone: context-agnostic occlusion through the graphs gives the
 });
 
 test('imported backbone: smoothgrad and the mask counterfactual run on an imported ResNet, and smoothgrad again after the mask search', async () => {
-  // Reported once (on tfjs) as INTERNAL "Cannot read properties of undefined (reading 'backend')" after a mask
-  // search: a fresh run, so the first explanation builds the graphs, and the same method after another.
+  // Reported once (when TensorFlow.js kept the weights) as INTERNAL "Cannot read properties of undefined (reading
+  // 'backend')" after a mask search: a fresh run, so the first explanation builds the graphs, and the same method
+  // after another.
   const runDir = path.join(scratch, 'gradient-methods');
   await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, backbone: path.join(fixtures, 'tv_resnet18_narrow.onnx'), imageSizePx: 96 } }, silentContext());
   const image = '7-sneaker/' + readdirSync(path.join(imagesDir, '7-sneaker')).sort()[0];
@@ -236,7 +235,7 @@ test('imported backbone: smoothgrad and the mask counterfactual run on an import
   }
 });
 
-// Every method that draws a map, on backbones tfjs could not convert (MobileNet-V3's hard-swish, a ViT's attention),
+// Every method that draws a map, on backbones TensorFlow.js could not convert (MobileNet-V3's hard-swish, a ViT's attention),
 // where ten of them used to refuse: each a real map, normalised to [0, 1], not flat, one value a pixel, for the
 // image and its pair. A CAM's ReLU, or occlusion counting only drops, can leave a flat map for some images and
 // targets (measured here: a prototype target leaves the ViT's Grad-CAM++ and LayerCAM flat, a trouser's similarity
@@ -250,7 +249,7 @@ for (const [file, sizePx] of [
   ['tv_mobilenet_v3_small.onnx', 64],
   ['tv_vit_tiny.onnx', 32],
 ] as const) {
-  test(`imported ${file} (which tfjs cannot convert): every gradient and perturbation method draws a real map through the graphs`, async () => {
+  test(`imported ${file} (which TensorFlow.js could not convert): every gradient and perturbation method draws a real map through the graphs`, async () => {
     const runDir = path.join(scratch, `every-method-${file.replace('.onnx', '')}`);
     await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, epochs: 2, backbone: path.join(fixtures, file), imageSizePx: sizePx } }, silentContext());
     const image = '7-sneaker/' + readdirSync(path.join(imagesDir, '7-sneaker')).sort()[0];
@@ -289,7 +288,7 @@ test('imported backbone with an operator that has no gradient rule (Sin): the me
   }
 });
 
-test('imported backbone: evaluate-counterfactuals on a ViT (no tfjs pass: each image described and its Grad-CAM curves scored on onnxruntime)', async () => {
+test('imported backbone: evaluate-counterfactuals on a ViT (each image described and its Grad-CAM curves scored on onnxruntime)', async () => {
   const runDir = path.join(scratch, 'evaluate-vit');
   await trainFrozenBackbone({ imagesDir, runDir, options: { ...options, backbone: path.join(fixtures, 'tv_vit_tiny.onnx'), imageSizePx: 32 } }, silentContext());
   try {

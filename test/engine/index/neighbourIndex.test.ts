@@ -45,7 +45,7 @@ function loggingContext(lines: string[], signal?: AbortSignal): JobContext {
 }
 
 async function index(options: { minRows?: number; context?: JobContext } = {}): Promise<void> {
-  await writeIndex(embedded, images, { runDir, backend: 'cpu', checkpointStep: 7, neighbourIndexMinRows: options.minRows ?? minRows }, options.context ?? silentContext());
+  await writeIndex(embedded, images, { runDir, checkpointStep: 7, neighbourIndexMinRows: options.minRows ?? minRows }, options.context ?? silentContext());
   forgetRun(runDir);
 }
 
@@ -60,7 +60,7 @@ before(async () => {
   const embeddings = createMatrix(rows, 3);
   for (let i = 0; i < embeddings.data.length; i++) embeddings.data[i] = Math.sin(i);
   embedded = { features: { data: clusteredRows(), rows, dims }, embeddings, scores };
-  const manifest = { format: 'cluster-lens-run', imagesDir: images.root, options: { backend: 'cpu' }, channels: 1, labelNames: [], backend: 'cpu', createdAt: '', images: rows, skipped: [] };
+  const manifest = { format: 'cluster-lens-run', imagesDir: images.root, options: {}, channels: 1, labelNames: [], device: 'cpu', createdAt: '', images: rows, skipped: [] };
   await writeManifest(runDir, manifest as unknown as RunManifest, records);
 });
 
@@ -167,7 +167,7 @@ test('cancelling while the HNSW index builds: CANCELLED, index.bin kept, no HNSW
 
 test('the CLI prints which search answered', async () => {
   const { formatResult } = await import('../../../src/cli/format');
-  const result = { kind: 'neighbours' as const, backend: 'cpu' as const, query: '/q.png', cluster: 2, search: 'approximate' as const, neighbours: [] };
+  const result = { kind: 'neighbours' as const, device: 'cpu' as const, query: '/q.png', cluster: 2, search: 'approximate' as const, neighbours: [] };
   assert.match(formatResult(result), /approximate/);
   assert.match(formatResult({ ...result, search: 'exact' }), /exact scan/);
 });

@@ -1,16 +1,18 @@
-// Indexing runs through onnxruntime: its embeddings must equal the tfjs forward pass.
+// Indexing runs through onnxruntime (the ONNX export, in memory): its rows must equal the engine's eval graphs
+// (buildForwardGraph and headGraph, built separately over the same layout) and a plain-JS forward pass.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { loadImageSet } from '../../../src/engine/data/decode';
 import { scanImageFolder } from '../../../src/engine/data/scan';
-import { embedImageSet } from '../../../src/engine/index/indexer';
 import { silentContext } from '../../../src/engine/jobContext';
 import { checkpointPath, loadCheckpoint } from '../../../src/engine/model/checkpoint';
-import { disposeModel } from '../../../src/engine/model/model';
+import { disposeModel, featureDim as featureDimOf, normalizeRowsInPlace, weightsOf, type SwavModel } from '../../../src/engine/model/model';
+import { buildForwardGraph, headGraph } from '../../../src/engine/runtime/explainGraph';
+import { OrtModel } from '../../../src/engine/runtime/session';
+import { assertClose, referenceForward } from '../onnx/helpers';
 import { embedWithOnnxRuntime } from '../../../src/engine/index/ortEmbed';
 import { findNeighbours } from '../../../src/engine/jobs/indexQueries';
 import { train } from '../../../src/engine/jobs/train';
@@ -29,27 +31,48 @@ async function squaresFolder(prefix: string, count: number): Promise<string> {
   return imagesDir;
 }
 
-test('onnxruntime indexing gives the tfjs embeddings, features and scores', async () => {
-  await initBackend('wasm');
+/** The eval graphs' rows for NHWC `pixels` in [0, 1]: features (L2-normalised, as the index keeps them), embeddings and scores. */
+async function evalGraphRows(model: SwavModel, pixels: Float32Array, count: number, sizePx: number) {
+  const weights = weightsOf(model);
+  const forward = await OrtModel.open(buildForwardGraph(model.spec, weights, { batch: count, imageSizePx: sizePx }), 'forward', { device: 'cpu' });
+  const featureDim = featureDimOf(model.spec);
+  const head = await OrtModel.open(headGraph(weights, { batch: count, featureDim }), 'head', { device: 'cpu' });
+  try {
+    const out = await forward.run({ images: { data: pixels, dims: [count, sizePx, sizePx, model.spec.channels] } }, ['features', 'scores']);
+    const features = out.features.data as Float32Array;
+    const { embedding } = await head.run({ features: { data: features, dims: [count, featureDim] } }, ['embedding']);
+    return { features: normalizeRowsInPlace(Float32Array.from(features), featureDim), embeddings: embedding.data as Float32Array, scores: out.scores.data as Float32Array };
+  } finally {
+    await Promise.all([forward.dispose(), head.dispose()]);
+  }
+}
+
+test('onnxruntime indexing gives the eval graphs\' and a plain-JS forward pass\'s features, embeddings and scores', async () => {
   const imagesDir = await squaresFolder('cl-ort-embed-', 10);
   const runDir = tempDir('cl-ort-run-');
-  const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 5, batchSize: 10, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, backend: 'wasm' as const };
+  const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 5, batchSize: 10, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0 };
   await train({ imagesDir, runDir, options, index: false }, silentContext());
   const { model } = await loadCheckpoint(checkpointPath(runDir));
   const images = await loadImageSet(await scanImageFolder(imagesDir), { imageSizePx: 16, channels: 3 });
-  const viaTfjs = await embedImageSet(model, images, silentContext());
+  const count = images.records.length;
   const viaOrt = await embedWithOnnxRuntime(model, images, silentContext(), [0, 1]);
+  const pixels = Float32Array.from(images.pixels, (v) => v / 255);
+  const viaGraphs = await evalGraphRows(model, pixels, count, 16);
+  const reference = referenceForward(model.spec, model.variables, pixels, count, 16);
+  const viaReference = { features: normalizeRowsInPlace(reference.features, reference.features.length / count), embeddings: reference.embedding, scores: reference.scores };
+  const dims = { features: 8, embeddings: 8, scores: 5 };
   for (const key of ['features', 'embeddings', 'scores'] as const) {
     assert.equal(viaOrt[key].rows, 20);
-    assert.equal(viaOrt[key].dims, viaTfjs[key].dims);
-    const difference = viaOrt[key].data.reduce((max, v, i) => Math.max(max, Math.abs(v - viaTfjs[key].data[i])), 0);
-    assert.ok(difference < 1e-4, `${key} differ by ${difference}`);
+    assert.equal(viaOrt[key].dims, dims[key]);
+    assertClose(viaOrt[key].data, viaGraphs[key], 1e-4, `${key} against the eval graphs`);
+    assertClose(viaOrt[key].data, viaReference[key], 1e-4, `${key} against the plain-JS forward`);
   }
+  // The two classes' images are not all the same row (the rows follow their images).
+  assert.ok(viaOrt.embeddings.data.subarray(0, 8).some((v, d) => Math.abs(v - viaOrt.embeddings.data[8 * 19 + d]) > 1e-4));
   disposeModel(model);
 });
 
 test('neighbours of an image outside the index: embedded by the forward graph as the index was, its copy found first', async () => {
-  await initBackend('wasm');
   const imagesDir = await squaresFolder('cl-outside-images-', 8);
   const runDir = tempDir('cl-outside-run-');
   const options = { imageSizePx: 16, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 5, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0 };

@@ -1,14 +1,14 @@
-// Export: onnxruntime runs the exported file and agrees with the engine's own eval forward pass.
+// Export: onnxruntime runs the exported file and agrees with the engine's own eval graphs (buildForwardGraph and
+// headGraph, separate code paths over the same layout) and with a plain-JS forward pass written in the tests.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
-import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { silentContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
-import { createModel, disposeModel, forward, type ModelSpec, type SwavModel } from '../../../src/engine/model/model';
+import { createModel, disposeModel, featureDim, weightsOf, type ModelSpec, type SwavModel } from '../../../src/engine/model/model';
+import { buildForwardGraph, headGraph } from '../../../src/engine/runtime/explainGraph';
 import { exportOnnx } from '../../../src/engine/jobs/exportOnnx';
 import { buildOnnxModel, samePadding, type WeightMap } from '../../../src/engine/onnx/export';
 import { parseOnnx } from '../../../src/engine/onnx/graph';
@@ -17,14 +17,14 @@ import { OrtModel } from '../../../src/engine/runtime/session';
 import { train } from '../../../src/engine/jobs/train';
 import { createRandom } from '../../../src/engine/util/random';
 import type { TrainOptions } from '../../../src/protocol/options';
-import { assertClose, randomPixels, tensorOf, toNchw } from './helpers';
+import { assertClose, randomPixels, referenceForward, toNchw } from './helpers';
+import { tinySpec } from '../model/tinySpec';
 import { tempDir } from '../../tempDir';
 
-const options: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, freezePrototypesSteps: 1, backend: 'wasm' };
+const options: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, freezePrototypesSteps: 1 };
 let runDir: string;
 
 before(async () => {
-  await initBackend('wasm');
   const imagesDir = tempDir('cl-onnx-export-');
   for (const [label, colour] of [['red', '#c33'], ['blue', '#36c']] as const) {
     mkdirSync(path.join(imagesDir, label));
@@ -37,12 +37,28 @@ before(async () => {
   await train({ imagesDir, runDir, options, index: false }, silentContext());
 });
 
-async function engineOutputs(model: SwavModel, pixels: Float32Array, count: number, sizePx: number) {
-  const images = tensorOf(pixels, count, sizePx, model.spec.channels);
-  const out = forward(model, images, 'eval');
-  const values = { embedding: out.embedding.dataSync(), prototype_scores: out.scores.dataSync(), features: out.features.dataSync() };
-  tf.dispose([images, out.embedding, out.scores, out.features]);
-  return values;
+type Outputs = Record<'embedding' | 'prototype_scores' | 'features', Float32Array>;
+
+/** The engine's eval graphs of the model: the forward graph's features and scores, the head graph's embedding on those features. */
+async function engineOutputs(model: SwavModel, pixels: Float32Array, count: number, sizePx: number): Promise<Outputs> {
+  const weights = weightsOf(model);
+  const forwardModel = await OrtModel.open(buildForwardGraph(model.spec, weights, { batch: count, imageSizePx: sizePx }), 'forward', { device: 'cpu' });
+  const headModel = await OrtModel.open(headGraph(weights, { batch: count, featureDim: featureDim(model.spec) }), 'head', { device: 'cpu' });
+  try {
+    const forwarded = await forwardModel.run({ images: { data: pixels, dims: [count, sizePx, sizePx, model.spec.channels] } }, ['features', 'scores']);
+    const features = forwarded.features.data as Float32Array;
+    const head = await headModel.run({ features: { data: features, dims: forwarded.features.dims } }, ['embedding', 'scores']);
+    assertClose(head.scores.data, forwarded.scores.data, 1e-5, 'the head graph\'s scores on the forward graph\'s features');
+    return { embedding: head.embedding.data as Float32Array, prototype_scores: forwarded.scores.data as Float32Array, features };
+  } finally {
+    await Promise.all([forwardModel.dispose(), headModel.dispose()]);
+  }
+}
+
+/** The plain-JS forward pass (helpers.ts), under the export's output names. */
+function referenceOutputs(model: SwavModel, pixels: Float32Array, count: number, sizePx: number): Outputs {
+  const { features, embedding, scores } = referenceForward(model.spec, model.variables, pixels, count, sizePx);
+  return { features, embedding, prototype_scores: scores };
 }
 
 async function ortOutputs(bytes: Uint8Array, pixels: Float32Array, count: number, sizePx: number, channels: number) {
@@ -56,22 +72,24 @@ async function ortOutputs(bytes: Uint8Array, pixels: Float32Array, count: number
   }
 }
 
-test('export: onnxruntime runs the exported run and matches the engine eval forward pass to 1e-4, at any batch size', async () => {
+test('export: onnxruntime runs the exported run and matches the engine\'s eval graphs and a plain-JS forward pass to 1e-4, at any batch size', async () => {
   const outPath = path.join(runDir, 'model.onnx');
   const result = await exportOnnx(runDir, outPath);
   assert.equal(result.outPath, outPath);
   assert.equal(result.opset, 17);
   const { model, header } = await loadCheckpoint(path.join(runDir, 'checkpoint.ckpt'));
-  const baseline = tf.memory().numTensors;
   const bytes = readFileSync(outPath);
   const { channels } = model.spec;
   for (const count of [5, 1]) {
     const pixels = randomPixels(count, 12, channels, count);
     const expected = await engineOutputs(model, pixels, count, 12);
+    const reference = referenceOutputs(model, pixels, count, 12);
     const actual = await ortOutputs(bytes, pixels, count, 12, channels);
-    for (const name of ['embedding', 'prototype_scores', 'features'] as const) assertClose(actual[name], expected[name], 1e-4, `${name} (batch ${count})`);
+    for (const name of ['embedding', 'prototype_scores', 'features'] as const) {
+      assertClose(actual[name], expected[name], 1e-4, `${name} (batch ${count}) against the eval graphs`);
+      assertClose(actual[name], reference[name], 1e-4, `${name} (batch ${count}) against the plain-JS forward`);
+    }
   }
-  assert.equal(tf.memory().numTensors, baseline);
   assert.ok(header.step > 0);
   disposeModel(model);
 
@@ -94,15 +112,19 @@ test('export: folded BatchNorm and TensorFlow same padding hold for a stride-2 s
     for (const [name, variable] of model.variables) {
       if (/\.(gamma|beta|runningMean|runningVariance)$/.test(name)) {
         const low = name.endsWith('runningVariance') || name.endsWith('gamma') ? 0.5 : -0.5;
-        tf.tidy(() => variable.assign(tf.tensor(Float32Array.from({ length: variable.size }, () => random.uniform(low, low + 1)), variable.shape)));
+        for (let i = 0; i < variable.values.length; i++) variable.values[i] = random.uniform(low, low + 1);
       }
     }
-    const weights: WeightMap = new Map([...model.variables].map(([name, v]) => [name, { shape: v.shape, values: v.dataSync() as Float32Array }]));
+    const weights: WeightMap = weightsOf(model);
     const bytes = buildOnnxModel(spec, weights, { imageSizePx: sizePx });
     const pixels = randomPixels(3, sizePx, 3, sizePx);
     const expected = await engineOutputs(model, pixels, 3, sizePx);
+    const reference = referenceOutputs(model, pixels, 3, sizePx);
     const actual = await ortOutputs(bytes, pixels, 3, sizePx, 3);
-    for (const name of ['embedding', 'prototype_scores', 'features'] as const) assertClose(actual[name], expected[name], 1e-4, `${name} at ${sizePx} px (${architecture})`);
+    for (const name of ['embedding', 'prototype_scores', 'features'] as const) {
+      assertClose(actual[name], expected[name], 1e-4, `${name} at ${sizePx} px (${architecture}) against the eval graphs`);
+      assertClose(actual[name], reference[name], 1e-4, `${name} at ${sizePx} px (${architecture}) against the plain-JS forward`);
+    }
 
     // The exported network also imports as a backbone.
     const backbone = await OrtBackbone.fromBytes(bytes, parseOnnx(bytes, 'export'));
@@ -110,6 +132,22 @@ test('export: folded BatchNorm and TensorFlow same padding hold for a stride-2 s
     await backbone.dispose();
     disposeModel(model);
   }
+});
+
+test('export: the tiny grey network (stride-1 stem, identity and projection shortcuts) matches the plain-JS forward, and a changed weight changes the export', async () => {
+  const model = createModel(tinySpec, createRandom(3));
+  const pixels = randomPixels(2, 8, 1, 5);
+  const exported = async () => ortOutputs(buildOnnxModel(tinySpec, weightsOf(model), { imageSizePx: 8 }), pixels, 2, 8, 1);
+  const before = await exported();
+  const reference = referenceOutputs(model, pixels, 2, 8);
+  for (const name of ['embedding', 'prototype_scores', 'features'] as const) assertClose(before[name], reference[name], 1e-5, `${name} (tiny)`);
+  // The reference and the export both see the store's arrays: a new stem filter moves both, and they still agree.
+  const stem = model.variables.get('stem.conv')!.values;
+  for (let i = 0; i < stem.length; i++) stem[i] *= -1.5;
+  const after = await exported();
+  assert.ok(Math.max(...after.features.map((v, i) => Math.abs(v - before.features[i]))) > 1e-3, 'the export follows the weights');
+  assertClose(after.features, referenceOutputs(model, pixels, 2, 8).features, 1e-5, 'features after the change');
+  disposeModel(model);
 });
 
 test('export: same padding puts the odd pixel at the end, as TensorFlow does', () => {

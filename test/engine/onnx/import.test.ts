@@ -4,9 +4,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { disposeModel } from '../../../src/engine/model/model';
-import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { checkExplainable, importedGraphs, lastFeatureMapName } from '../../../src/engine/frozen/explainable';
 import { closeExplainSessions, scoreImagesOnDevice, targetGradients, weightsOf } from '../../../src/engine/explain/onDevice';
 import type { ExplainableModel } from '../../../src/engine/explain/explainer';
@@ -24,8 +23,6 @@ import { tempDir } from '../../tempDir';
 
 const scratch = tempDir('cl-onnx-import-');
 
-// The head's weights are still made by tfjs.
-before(() => initBackend('wasm'));
 after(closeExplainSessions);
 
 /** The imported graph with a small random head, as the explanation methods see it. */

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { before, test } from 'node:test';
+import { test } from 'node:test';
 import { createHeadModel } from '../../../src/engine/frozen/headTrainer';
 import { explainLayer, importedGraphs } from '../../../src/engine/frozen/explainable';
 import { OrtBackbone } from '../../../src/engine/frozen/ortBackbone';
@@ -19,10 +19,9 @@ import { DifferentiableGraph } from '../../../src/engine/runtime/autodiff';
 import { explainGraphNames as names, importedNetwork } from '../../../src/engine/runtime/explainGraph';
 import { emitBackbone, importedBackbone, probeBackbone } from '../../../src/engine/runtime/importedGraph';
 import { decodeModel, encodeModel } from '../../../src/engine/onnx/schema';
-import { initBackend } from '../../../src/engine/runtime/tfjs/backend';
 import { OrtModel } from '../../../src/engine/runtime/session';
 import { createRandom } from '../../../src/engine/util/random';
-import { assertClose, fixtures, maxDifference, randomPixels } from '../onnx/helpers';
+import { assertClose, fixtures, maxDifference, randomPixels, referenceHead } from '../onnx/helpers';
 import { skipWithoutGpu } from '../../gpu';
 import { counterfactual } from '../../../src/engine/explain/counterfactual';
 import { resolveExplainOptions } from '../../../src/engine/explain/options';
@@ -40,10 +39,6 @@ export const importFixtures = [
   { file: 'dino_vit_tiny_opset18.onnx', sizePx: 32, layer: 'tokens' },
   { file: 'resnet_tiny.onnx', sizePx: 16, layer: 'map' },
 ] as const;
-
-before(async () => {
-  await initBackend('wasm');
-});
 
 async function setUp(file: string) {
   const bytes = readFileSync(path.join(fixtures, file));
@@ -65,8 +60,10 @@ for (const fixture of importFixtures) {
     const forward = await OrtModel.open(await graphs.forward({ batch: count, imageSizePx: fixture.sizePx }), 'forward', { device: 'cpu' });
     const outputs = await forward.run({ [names.images]: { data: pixels, dims: [count, fixture.sizePx, fixture.sizePx, 3] } }, [names.features, names.scores]);
     assertClose(outputs[names.features].data, expected, 1e-4, `${fixture.file} features`);
-    const { scores } = embedFeatures(head, expected, count);
+    const { scores } = await embedFeatures(head, expected, count);
     assertClose(outputs[names.scores].data, scores, 1e-4, `${fixture.file} scores`);
+    // And the head written out in plain JS on onnxruntime's features.
+    assertClose(outputs[names.scores].data, referenceHead({ projectionHiddenDim: 16, projectionDim: 8, prototypes: 5 }, head.variables, expected, count).scores, 1e-4, `${fixture.file} scores (plain-JS head)`);
 
     // The target-gradient graph at batch 1 for a prototype at the layer (the CAMs): the same scores, the target's
     // value among them, and the layer as a map with a gradient.
