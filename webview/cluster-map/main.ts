@@ -10,7 +10,7 @@ import type { FromClusterMap, ToClusterMap } from '../../src/protocol/webview';
 import { clusterRgb, imageUrl, isDarkTheme } from '../shared/palette';
 import { connect, element, themeColor } from '../shared/vscode';
 import { hexToRgb, rampRgb } from './colours';
-import { insidePolygon } from './geometry';
+import { PointGrid } from './pointGrid';
 import { decodePoints, shuffledOrder, type Points } from './points';
 import { createRenderer } from './renderer';
 
@@ -148,45 +148,14 @@ function draw(): void {
 
 // ---------------------------------------------------------------- data
 
-/** Bounds of the current layout, in data units. */
-let bounds = { minX: 0, maxX: 1, minY: 0, maxY: 1 };
-/** A grid over the layout's bounds: cellStart[c]..cellStart[c+1] index into cellPoints, for hover and clicks. */
-const gridSide = 512;
-let cellStart = new Int32Array(gridSide * gridSide + 1);
-let cellPoints = new Int32Array(0);
-
-function cellOf(x: number, y: number): [number, number] {
-  const column = Math.min(gridSide - 1, Math.max(0, Math.floor(((x - bounds.minX) / (bounds.maxX - bounds.minX || 1)) * gridSide)));
-  const row = Math.min(gridSide - 1, Math.max(0, Math.floor(((y - bounds.minY) / (bounds.maxY - bounds.minY || 1)) * gridSide)));
-  return [column, row];
-}
+/** The current layout's points in a grid: its bounds, hover and lasso picking. */
+let grid = new PointGrid(new Float32Array(0), 0);
 
 function useLayout(next: MapLayout): void {
   if (!points || !gl || !renderer) return;
   const coordinates = points.layouts[next] ?? points.layouts.pca!;
   layout = points.layouts[next] ? next : 'pca';
-  let [minX, maxX, minY, maxY] = [Infinity, -Infinity, Infinity, -Infinity];
-  for (let i = 0; i < points.count; i++) {
-    const x = coordinates[2 * i];
-    const y = coordinates[2 * i + 1];
-    if (x < minX) minX = x;
-    if (x > maxX) maxX = x;
-    if (y < minY) minY = y;
-    if (y > maxY) maxY = y;
-  }
-  bounds = points.count ? { minX, maxX, minY, maxY } : { minX: 0, maxX: 1, minY: 0, maxY: 1 };
-  // Counting sort of the points into grid cells: two passes, no per-cell arrays.
-  const cells = new Int32Array(points.count);
-  const counts = new Int32Array(gridSide * gridSide + 1);
-  for (let i = 0; i < points.count; i++) {
-    const [column, row] = cellOf(coordinates[2 * i], coordinates[2 * i + 1]);
-    cells[i] = row * gridSide + column;
-    counts[cells[i] + 1]++;
-  }
-  for (let c = 1; c < counts.length; c++) counts[c] += counts[c - 1];
-  cellStart = counts.slice();
-  cellPoints = new Int32Array(points.count);
-  for (let i = 0; i < points.count; i++) cellPoints[counts[cells[i]]++] = i;
+  grid = new PointGrid(coordinates, points.count);
   const shuffled = new Float32Array(2 * points.count);
   for (let k = 0; k < points.count; k++) {
     shuffled[2 * k] = coordinates[2 * drawOrder[k]];
@@ -223,10 +192,12 @@ function recolour(): void {
 }
 
 function fitScale(): number {
+  const { bounds } = grid;
   return Math.min((widthPx - 2 * marginPx) / (bounds.maxX - bounds.minX || 1), (heightPx - 2 * marginPx) / (bounds.maxY - bounds.minY || 1));
 }
 
 function resetView(): void {
+  const { bounds } = grid;
   view.centreX = (bounds.minX + bounds.maxX) / 2;
   view.centreY = (bounds.minY + bounds.maxY) / 2;
   view.scale = fitScale();
@@ -263,41 +234,13 @@ const pickRadiusPx = 8;
 /** The point drawn nearest the canvas position, within a few pixels. */
 function nearestPoint(screenX: number, screenY: number): number | undefined {
   if (!points) return undefined;
-  const coordinates = points.layouts[layout]!;
   const centre = toData(screenX, screenY);
-  const radius = pickRadiusPx / view.scale;
-  const [firstColumn, firstRow] = cellOf(centre.x - radius, centre.y - radius);
-  const [lastColumn, lastRow] = cellOf(centre.x + radius, centre.y + radius);
-  let best: number | undefined;
-  let bestDistance = radius * radius;
-  for (let row = firstRow; row <= lastRow; row++) {
-    for (let column = firstColumn; column <= lastColumn; column++) {
-      const cell = row * gridSide + column;
-      for (let k = cellStart[cell]; k < cellStart[cell + 1]; k++) {
-        const i = cellPoints[k];
-        const distance = (coordinates[2 * i] - centre.x) ** 2 + (coordinates[2 * i + 1] - centre.y) ** 2;
-        if (distance < bestDistance || (distance === bestDistance && best !== undefined && i < best)) [best, bestDistance] = [i, distance];
-      }
-    }
-  }
-  return best;
+  return grid.nearest(centre.x, centre.y, pickRadiusPx / view.scale);
 }
 
 /** The points inside a lasso drawn in canvas pixels, tested in data units (no per-point screen transform). */
 function pointsInLasso(polygon: { x: number; y: number }[]): number[] {
-  if (!points) return [];
-  const coordinates = points.layouts[layout]!;
-  const data = polygon.map((p) => toData(p.x, p.y));
-  const xs = data.map((p) => p.x);
-  const ys = data.map((p) => p.y);
-  const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-  const chosen: number[] = [];
-  for (let i = 0; i < points.count; i++) {
-    const x = coordinates[2 * i];
-    const y = coordinates[2 * i + 1];
-    if (x >= minX && x <= maxX && y >= minY && y <= maxY && insidePolygon(x, y, data)) chosen.push(i);
-  }
-  return chosen;
+  return points ? grid.inside(polygon.map((p) => toData(p.x, p.y))) : [];
 }
 
 // ---------------------------------------------------------------- overlay: hover ring and lasso
