@@ -46,6 +46,8 @@ export function swapLoss(
     }
   });
   const total = terms.reduce((sum, term) => graph.op('Add', [sum, term], []));
-  const sumOf = (parts: string[]) => parts.reduce((sum, part) => graph.op('Add', [sum, part], rows));
+  // A crop that predicts no codes (the only assigned crop, with itself left out) gets no gradient.
+  const sumOf = (parts: string[], view: number) =>
+    parts.length ? parts.reduce((sum, part) => graph.op('Add', [sum, part], rows)) : graph.op('Mul', [cropScores[view], graph.scalar(0)], rows);
   return { loss: graph.op('Mul', [total, graph.scalar(-weight / batch)], []), scoreGradients: gradients.map(sumOf) };
 }

@@ -4,14 +4,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import type { DeviceInfo } from '../../../src/protocol/options';
 import { createModel, trainableVariables } from '../../../src/engine/model/model';
 import { currentDevice, describeDevice, isSoftwareAdapter, useDevice } from '../../../src/engine/runtime/device';
 import { OrtModel, type OrtArray } from '../../../src/engine/runtime/session';
-import { buildTrainingGraph, trainingGraphNames as names } from '../../../src/engine/runtime/trainingGraph';
+import { buildTrainingGraph, trainingGraphNames as names } from '../../../src/engine/swav/stepGraph';
 import { embedWithOnnxRuntime } from '../../../src/engine/index/ortEmbed';
 import { createRandom } from '../../../src/engine/util/random';
 import { gpuAdapter, skipWithoutGpu } from '../../gpu';
@@ -63,21 +60,18 @@ test('an explicit --device gpu without any adapter fails and names the fix', () 
 
 /** The SwAV step graph of a tiny network, its feeds, and what it outputs. */
 function tinyStep() {
-  tf.setBackend('cpu');
   const batch = 4;
   const spec = tinySpec;
   const model = createModel(spec, createRandom(3));
   const trainable = trainableVariables(model);
-  const variables = [...model.variables].filter(([, v]) => trainable.includes(v)).map(([name]) => name);
-  const shapes = new Map(variables.map((name) => [name, model.variables.get(name)!.shape]));
+  const shapes = new Map([...trainable].map(([name, v]) => [name, v.shape]));
   const graph = buildTrainingGraph(spec, shapes, { batch, globalCrops: 2, globalSizePx: 12, localCrops: 2, localSizePx: 6, queueRows: 0 }, { temperature: 0.1, epsilon: 0.05, sinkhornIterations: 3, cropsForAssign: [0, 1] });
   const feeds: Record<string, OrtArray> = {
     [names.globalCrops]: { data: randomPixels(2 * batch, 12, 1, 5), dims: [2 * batch, 12, 12, 1] },
     [names.localCrops]: { data: randomPixels(2 * batch, 6, 1, 6), dims: [2 * batch, 6, 6, 1] },
   };
-  for (const name of graph.variables) feeds[name] = { data: model.variables.get(name)!.dataSync() as Float32Array, dims: shapes.get(name)! };
+  for (const name of graph.variables) feeds[name] = { data: trainable.get(name)!.values, dims: shapes.get(name)! };
   const outputs = [names.loss, names.globalEmbedding, ...graph.variables.map(names.gradient)];
-  for (const variable of model.variables.values()) variable.dispose();
   return { graph, feeds, outputs };
 }
 
@@ -103,7 +97,6 @@ test('one training step on the GPU gives the CPU’s loss and gradients', { skip
 });
 
 test('embeddings computed for the index on the GPU match the CPU’s', { skip: skipWithoutGpu, timeout: 600_000 }, async () => {
-  tf.setBackend('cpu');
   const model = createModel({ ...tinySpec, channels: 1 }, createRandom(4));
   const count = 6;
   const images = {
@@ -124,7 +117,6 @@ test('embeddings computed for the index on the GPU match the CPU’s', { skip: s
     embedded.push(await embedWithOnnxRuntime(model, images as never, context, [0, 1]));
   }
   await useDevice('cpu', silent);
-  for (const variable of model.variables.values()) variable.dispose();
   assert.equal(embedded[0].device, 'cpu');
   assert.equal(embedded[1].device, 'webgpu');
   assert.ok(gpu?.adapter, 'the adapter is named');
@@ -146,7 +138,7 @@ test('cluster-lens train --device gpu finishes on a small folder and reports the
     const result = JSON.parse(child.stdout.trim().split('\n').pop()!);
     assert.equal(result.kind, 'train');
     assert.equal(result.device, 'webgpu');
-    assert.equal(result.trainingRuntime, 'onnxruntime');
+    for (const retired of ['backend', 'trainingRuntime']) assert.equal(retired in result, false, `no ${retired} in the result`);
     assert.equal(result.steps, 3);
     assert.ok(Number.isFinite(result.finalLoss));
     assert.equal(typeof result.adapter, 'string');

@@ -1,19 +1,17 @@
-// The trainer in-process on wasm: exact resume after a cancel, and no tensor leaks across runs.
+// The trainer in-process on the CPU: exact resume after a cancel, cancels while indexing, and the queue joining once full.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { silentContext } from '../../../src/engine/jobContext';
 import { loadCheckpoint } from '../../../src/engine/model/checkpoint';
 import { disposeModel } from '../../../src/engine/model/model';
 import { train } from '../../../src/engine/jobs/train';
-import { chooseTrainingRuntime } from '../../../src/engine/swav/trainer';
 import type { TrainOptions } from '../../../src/protocol/options';
 import { tempDir } from '../../tempDir';
 
-const baseOptions: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, freezePrototypesSteps: 2, backend: 'wasm' };
+const baseOptions: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, epochs: 2, minutes: 0, freezePrototypesSteps: 2, device: 'cpu' };
 let imagesDir: string;
 
 before(async () => {
@@ -30,18 +28,18 @@ before(async () => {
 
 async function weights(runDir: string): Promise<Map<string, Float32Array>> {
   const checkpoint = await loadCheckpoint(path.join(runDir, 'checkpoint.ckpt'));
-  const values = new Map([...checkpoint.model.variables].map(([name, v]) => [name, v.dataSync() as Float32Array]));
+  const values = new Map([...checkpoint.model.variables].map(([name, v]) => [name, v.values]));
   disposeModel(checkpoint.model);
   return values;
 }
 
-for (const trainingRuntime of ['onnxruntime', 'tfjs'] as const) {
-test(`trainer (${trainingRuntime}): a run cancelled mid-epoch and resumed ends with the same weights as one straight run`, async () => {
-  const options = { ...baseOptions, trainingRuntime };
+test('trainer: a run cancelled mid-epoch and resumed ends with the same weights as one straight run', async () => {
+  const options = baseOptions;
   const straightDir = tempDir('cl-straight-');
   const straight = await train({ imagesDir, runDir: straightDir, options, index: false }, silentContext());
   assert.equal(straight.steps, 6);
-  assert.equal(straight.trainingRuntime, trainingRuntime);
+  assert.equal(straight.device, 'cpu');
+  for (const retired of ['backend', 'trainingRuntime']) assert.equal(retired in straight, false, `no ${retired} in the result`);
 
   const resumedDir = tempDir('cl-resumed-');
   const controller = new AbortController();
@@ -59,8 +57,18 @@ test(`trainer (${trainingRuntime}): a run cancelled mid-epoch and resumed ends w
     const difference = values.reduce((max, v, i) => Math.max(max, Math.abs(v - other[i])), 0);
     assert.ok(difference < 1e-5, `${name} differs by ${difference}`);
   }
+  // The weights moved between step 1 and step 6: the steps train (the running statistics too).
+  const start = await (async () => {
+    const firstDir = tempDir('cl-one-step-');
+    const controllerOne = new AbortController();
+    await train({ imagesDir, runDir: firstDir, options, index: false }, { ...silentContext(controllerOne.signal), progress: (event: { step?: number }) => event.step === 1 && controllerOne.abort() });
+    return weights(firstDir);
+  })();
+  for (const name of ['stem.conv', 'head.fc2.weight', 'stem.bn.runningMean']) {
+    const moved = a.get(name)!.reduce((max, v, i) => Math.max(max, Math.abs(v - start.get(name)![i])), 0);
+    assert.ok(moved > 1e-4, `${name} moved by ${moved} between step 1 and step 6`);
+  }
 });
-}
 
 test('trainer: a cancel during training still indexes; a cancel during the final indexing stops it and keeps the checkpoint', async () => {
   const duringTraining = new AbortController();
@@ -87,26 +95,24 @@ test('trainer: a cancel during training still indexes; a cancel during the final
   assert.ok(logs.some((message) => /Indexing cancelled.*cluster-lens index/.test(message)), logs.join('\n'));
 });
 
-test('trainer: repeated runs leave no tensors behind', async () => {
-  const options = baseOptions;
-  const runDir = tempDir('cl-leak-');
-  await train({ imagesDir, runDir, options: { ...options, epochs: 1 } }, silentContext());
-  const baseline = tf.memory().numTensors;
-  for (let i = 0; i < 3; i++) await train({ imagesDir, runDir, options: { ...options, epochs: 1, queueLength: 16, queueStartEpoch: 0 } }, silentContext());
-  assert.equal(tf.memory().numTensors, baseline);
-});
+/** Each step's loss, from the run's metrics.jsonl. */
+function stepLosses(runDir: string): number[] {
+  const lines = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { step?: number; loss?: number; health?: unknown });
+  return lines.filter((line) => line.step !== undefined && line.health === undefined).map((line) => line.loss!);
+}
 
-test('training runtime: auto takes onnxruntime on any device and names the device; an explicit tfjs stays on the CPU and warns on a GPU', () => {
-  const logs: { level: string; message: string }[] = [];
-  const context = { log: (level: string, message: string) => logs.push({ level, message }) };
-  const wasm = { name: 'wasm' as const, gpu: false, skipped: [] };
-  const cpu = { device: 'cpu' as const, label: 'cpu', skipped: [] };
-  const gpu = { device: 'webgpu' as const, adapter: 'NVIDIA H200', label: 'webgpu (NVIDIA H200, Vulkan)', skipped: [] };
-  assert.equal(chooseTrainingRuntime('auto', wasm, cpu, context), 'onnxruntime');
-  assert.match(logs.at(-1)!.message, /onnxruntime \(cpu\)/);
-  assert.equal(chooseTrainingRuntime('auto', wasm, gpu, context), 'onnxruntime');
-  assert.match(logs.at(-1)!.message, /onnxruntime \(webgpu \(NVIDIA H200, Vulkan\)\)/);
-  assert.equal(chooseTrainingRuntime('tfjs', wasm, gpu, context), 'tfjs');
-  assert.equal(logs.at(-1)!.level, 'warn');
-  assert.equal(chooseTrainingRuntime('onnxruntime', wasm, cpu, context), 'onnxruntime');
+test('trainer: the queue joins Sinkhorn once full: the steps before match a run without it, the next one differs', async () => {
+  // 24 images in batches of 8: three steps; a queue of 16 fills after two.
+  const options = { ...baseOptions, epochs: 1 };
+  const plainDir = tempDir('cl-no-queue-');
+  const queuedDir = tempDir('cl-queue-');
+  await train({ imagesDir, runDir: plainDir, options, index: false }, silentContext());
+  const queued = await train({ imagesDir, runDir: queuedDir, options: { ...options, queueLength: 16, queueStartEpoch: 0 }, index: false }, silentContext());
+  assert.equal(queued.steps, 3);
+  assert.ok(Number.isFinite(queued.finalLoss));
+  const [plain, withQueue] = [stepLosses(plainDir), stepLosses(queuedDir)];
+  assert.equal(plain.length, 3);
+  assert.equal(withQueue.length, 3);
+  for (const step of [0, 1]) assert.ok(Math.abs(plain[step] - withQueue[step]) < 1e-6, `step ${step + 1}: the queue is not full yet (${plain[step]} vs ${withQueue[step]})`);
+  assert.ok(Math.abs(plain[2] - withQueue[2]) > 1e-4, `step 3: the full queue changes the codes and the loss (${plain[2]} vs ${withQueue[2]})`);
 });

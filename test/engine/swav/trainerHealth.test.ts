@@ -10,7 +10,7 @@ import type { TrainOptions } from '../../../src/protocol/options';
 import type { ProgressEvent, TrainingHealth } from '../../../src/protocol/engine';
 import { tempDir } from '../../tempDir';
 
-const tiny: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, freezePrototypesSteps: 2, backend: 'wasm' };
+const tiny: Partial<TrainOptions> = { imageSizePx: 12, width: 4, blocksPerStage: [1, 1], projectionHiddenDim: 16, projectionDim: 8, prototypes: 6, batchSize: 8, localCrops: 1, localCropSizePx: 8, freezePrototypesSteps: 2, device: 'cpu' };
 let twoColours: string;
 let sampleSubset: string;
 
