@@ -112,3 +112,18 @@ test('no import circles', () => {
   };
   for (const file of files) if (!state.has(file)) visit(file);
 });
+
+test('one runtime: nothing imports TensorFlow.js, and no dependency brings it in', () => {
+  const everything = [...files, ...sourceFiles(path.join(root, 'test')), ...sourceFiles(path.join(root, 'scripts'))];
+  for (const file of everything) {
+    for (const entry of importsOf(file)) assert.ok(!entry.specifier.startsWith('@tensorflow/'), `${relative(file)} imports ${entry.specifier}`);
+  }
+  const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+  for (const field of ['dependencies', 'devDependencies', 'optionalDependencies']) {
+    for (const name of Object.keys(manifest[field] ?? {})) assert.ok(!name.startsWith('@tensorflow/'), `package.json ${field} lists ${name}`);
+  }
+  // The lock file is what npm ci installs: no package under @tensorflow/, directly or through another package.
+  const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
+  const locked = Object.keys(lock.packages).filter((key) => key.includes('node_modules/@tensorflow/'));
+  assert.deepEqual(locked, []);
+});
