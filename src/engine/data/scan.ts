@@ -1,6 +1,9 @@
 // Finds the images under a folder: recursive, sorted, symlink-safe, with labels from first-level subfolders.
+// Symbolic links are followed only while they stay inside the folder; one that leads out of it (to a file or a
+// folder) is skipped and listed, as is an image name that is not a regular file (a FIFO, a socket, a device), so
+// nothing outside the chosen folder is read and nothing can block the decoder.
 
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Dirent, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { loadSharp } from '../nativeModules';
 import type { ImageRecord, SkippedFile } from '../../protocol/options';
@@ -16,6 +19,11 @@ export interface ScanResult {
 
 export interface ScanOptions {
   signal?: AbortSignal;
+  /**
+   * Follow symbolic links that lead outside the folder (default false: they are skipped, each with its reason).
+   * For a folder assembled from links into a shared dataset store, by a caller that trusts where they lead.
+   */
+  followSymlinksOutside?: boolean;
 }
 
 export const IMAGE_EXTENSIONS = ['png', 'jpg', 'jpeg', 'webp', 'bmp', 'gif', 'tif', 'tiff'] as const;
@@ -53,6 +61,21 @@ function describeFsError(error: unknown): string {
   return code ? `${(error as Error).message} (${code})` : String(error);
 }
 
+/** Whether `real` (a resolved path) is `rootReal` or inside it. */
+function isInside(rootReal: string, real: string): boolean {
+  const relative = path.relative(rootReal, real);
+  return relative === '' || (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative));
+}
+
+/** What a directory entry is when it is neither a file nor a folder, for the skipped list. */
+function specialKind(stats: { isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
+  if (stats.isFIFO()) return 'a FIFO (named pipe)';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  return 'neither a file nor a folder';
+}
+
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new EngineError('CANCELLED', 'The image scan was cancelled.');
 }
@@ -75,6 +98,9 @@ export async function scanImageFolder(root: string, options: ScanOptions = {}): 
     throw new EngineError('NOT_FOUND', `"${rootPath}" is a file, not a folder. Choose the folder that holds your images.`);
   }
 
+  // Links are judged against the folder's real path (the chosen folder may itself sit behind a link, as /tmp does on macOS).
+  const rootReal = await fs.realpath(rootPath).catch(() => rootPath);
+  const followOutside = options.followSymlinksOutside === true;
   const found: FoundFile[] = [];
   const skipped: SkippedFile[] = [];
   // Real path of every folder entered, mapped to the relative path it was first seen under.
@@ -87,6 +113,11 @@ export async function scanImageFolder(root: string, options: ScanOptions = {}): 
       realDirectory = await fs.realpath(directory);
     } catch (error) {
       skipped.push({ path: `${relative}/`, reason: `cannot resolve folder: ${describeFsError(error)}` });
+      return;
+    }
+    // A folder that was swapped for a link after it was listed: still never walked out of the chosen folder.
+    if (!followOutside && !isInside(rootReal, realDirectory)) {
+      skipped.push({ path: `${relative}/`, reason: `it leads outside the images folder (to "${realDirectory}"), so it was not followed` });
       return;
     }
     if (ancestors.has(realDirectory)) {
@@ -120,17 +151,36 @@ export async function scanImageFolder(root: string, options: ScanOptions = {}): 
       const entryRelative = relative ? `${relative}/${entry.name}` : entry.name;
       let isDirectory = entry.isDirectory();
       let isFile = entry.isFile();
+      let kind: Dirent | Stats = entry;
       if (entry.isSymbolicLink()) {
         try {
-          const target = await fs.stat(entryPath);
-          isDirectory = target.isDirectory();
-          isFile = target.isFile();
+          const target = await fs.realpath(entryPath);
+          const stats = await fs.stat(target);
+          isDirectory = stats.isDirectory();
+          isFile = stats.isFile();
+          kind = stats;
+          if (!followOutside && !isInside(rootReal, target)) {
+            skipped.push({
+              path: isDirectory ? `${entryRelative}/` : entryRelative,
+              reason: `symbolic link to "${target}", outside the images folder, so it was not followed; copy what it points to into the folder to use it`,
+            });
+            continue;
+          }
         } catch (error) {
           const code = (error as NodeJS.ErrnoException).code;
           const reason = code === 'ENOENT' ? 'broken symbolic link' : `cannot follow symbolic link: ${describeFsError(error)}`;
           skipped.push({ path: entryRelative, reason });
           continue;
         }
+      }
+      if (!isDirectory && !isFile) {
+        // A FIFO, a socket or a device: opening one can block for ever or never end, so it is never decoded. Listed
+        // when its name says image, so a user who expected it sees why it is missing.
+        const extension = extensionOf(entry.name);
+        if (imageExtensionSet.has(extension) || UNSUPPORTED_IMAGE_EXTENSIONS.has(extension)) {
+          skipped.push({ path: entryRelative, reason: `not a regular file (${specialKind(kind)}), so it was not read` });
+        }
+        continue;
       }
       if (isDirectory) {
         await walk(entryPath, entryRelative, innerAncestors);

@@ -12,6 +12,7 @@ import { readManifest, runPath } from '../runFolder';
 import { fileSha256, writeFileAtomic } from '../util/atomicFile';
 import { readArchive, writeArchive } from '../util/tensorArchive';
 import { approximateNeighbourGraph, exactNeighbourGraph } from './ann';
+import { csvLine } from './csvCell';
 import type { RunIndex } from './indexer';
 import { encodeMapPoints } from './mapPoints';
 import { cachedIndex } from './runQueries';
@@ -227,11 +228,6 @@ function assignmentsParquet(rows: ExportRow[]): Buffer {
   return Buffer.from(buffer);
 }
 
-/** RFC 4180: quote a field that holds a comma, a quote or a line break, doubling its quotes. */
-function csvField(value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
 export async function exportAssignments(runDir: string, format: ExportFormat, outPath: string, context: JobContext): Promise<ExportAssignmentsResult> {
   if (!exportFormats.includes(format)) throw new EngineError('BAD_REQUEST', `--format must be ${exportFormats.join(', ')}; got "${String(format)}".`);
   const resolved = path.resolve(runDir);
@@ -255,7 +251,7 @@ export async function exportAssignments(runDir: string, format: ExportFormat, ou
       ? assignmentsParquet(rows)
       : format === 'json'
         ? `${JSON.stringify({ runDir: resolved, imagesDir: index.header.imagesDir, columns: exportColumns, rows }, null, 1)}\n`
-        : `${exportColumns.join(',')}\n${rows.map((row) => exportColumns.map((column) => csvField(String(row[column]))).join(',')).join('\n')}\n`;
+        : `${csvLine(exportColumns)}\n${rows.map((row) => csvLine(exportColumns.map((column) => row[column]))).join('\n')}\n`;
   await fs.mkdir(path.dirname(path.resolve(outPath)), { recursive: true });
   await writeFileAtomic(path.resolve(outPath), contents);
   return { kind: 'exportAssignments', runDir: resolved, format, outPath: path.resolve(outPath), rows: rows.length, columns: [...exportColumns] };

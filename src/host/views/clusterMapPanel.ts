@@ -10,6 +10,8 @@ import { EngineRequestError } from '../engineClient';
 import { explainImage, openImage, runWebviewCommand } from './openImage';
 import { imageBase, panelHtml, webviewOptions } from './panelAssets';
 import { ReadyQueue } from './readyQueue';
+import { trustGatedEngine, type EngineRequester } from './trust';
+import { pathInsideFolder } from './webviewPaths';
 
 export class ClusterMapPanel {
   static readonly viewType = 'clusterLens.clusterMap';
@@ -31,11 +33,14 @@ export class ClusterMapPanel {
   private readonly messages: ReadyQueue<ToClusterMap>;
   private imagesDir = '';
   private runDir = '';
+  /** The engine, with requests that load a model refused while the workspace is untrusted (the map needs none). */
+  private readonly engine: EngineRequester;
 
   private constructor(
     private readonly session: Session,
     private readonly panel: vscode.WebviewPanel,
   ) {
+    this.engine = trustGatedEngine(session.engine, () => vscode.workspace.isTrusted);
     this.messages = new ReadyQueue((message) => void panel.webview.postMessage(message));
     panel.webview.onDidReceiveMessage((message: FromClusterMap) => {
       if (message.type === 'webview.ready') this.messages.markReady();
@@ -53,7 +58,7 @@ export class ClusterMapPanel {
 
   private async load(runDir: string, layout?: MapLayout): Promise<void> {
     try {
-      const points = await this.session.engine.request({ type: 'mapPoints', runDir });
+      const points = await this.engine.request({ type: 'mapPoints', runDir });
       this.imagesDir = points.imagesDir;
       this.runDir = points.runDir;
       const firstLoad = !this.panel.webview.html;
@@ -79,7 +84,7 @@ export class ClusterMapPanel {
         const controller = new AbortController();
         token.onCancellationRequested(() => controller.abort());
         let reported = 0;
-        return this.session.engine.request(
+        return this.engine.request(
           { type: 'layout', runDir: this.runDir, layout: 'umap' },
           {
             signal: controller.signal,
@@ -98,19 +103,23 @@ export class ClusterMapPanel {
     }
   }
 
-  private absolutePaths(paths: string[]): string[] {
-    return paths.filter((relative) => typeof relative === 'string').map((relative) => path.join(this.imagesDir, relative));
+  /** The lasso's paths (the page's word) as absolute paths, only those inside the images folder. */
+  private absolutePaths(paths: unknown): string[] {
+    if (!Array.isArray(paths) || !this.imagesDir) return [];
+    return paths.flatMap((relative) => pathInsideFolder(this.imagesDir, relative) ?? []);
   }
 
   private async copyPaths(paths: string[]): Promise<void> {
-    await vscode.env.clipboard.writeText(this.absolutePaths(paths).join('\n'));
-    void vscode.window.showInformationMessage(`Cluster Lens: copied ${paths.length} paths.`);
+    const absolute = this.absolutePaths(paths);
+    await vscode.env.clipboard.writeText(absolute.join('\n'));
+    void vscode.window.showInformationMessage(`Cluster Lens: copied ${absolute.length} paths.`);
   }
 
   private async savePaths(paths: string[]): Promise<void> {
     const target = await vscode.window.showSaveDialog({ title: 'Save the selection as a file list', defaultUri: vscode.Uri.file(path.join(this.runDir, 'selection.txt')), filters: { 'File list': ['txt'] } });
     if (!target) return;
-    await fs.writeFile(target.fsPath, `${this.absolutePaths(paths).join('\n')}\n`);
-    void vscode.window.showInformationMessage(`Cluster Lens: saved ${paths.length} paths to ${target.fsPath}.`);
+    const absolute = this.absolutePaths(paths);
+    await fs.writeFile(target.fsPath, `${absolute.join('\n')}\n`);
+    void vscode.window.showInformationMessage(`Cluster Lens: saved ${absolute.length} paths to ${target.fsPath}.`);
   }
 }

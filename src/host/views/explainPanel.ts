@@ -11,6 +11,8 @@ import { isInRun } from '../runs';
 import { explainImage, openImage, runWebviewCommand } from './openImage';
 import { imageBase, panelHtml, webviewOptions } from './panelAssets';
 import { ReadyQueue } from './readyQueue';
+import { TrustRequiredError, trustGatedEngine, type EngineRequester } from './trust';
+import { imageInsideAny } from './webviewPaths';
 
 export class ExplainPanel {
   static readonly viewType = 'clusterLens.explain';
@@ -32,13 +34,20 @@ export class ExplainPanel {
 
   /** After a window reload: explain the image the panel showed, if its run and file are still there. */
   static async revive(session: Session, panel: vscode.WebviewPanel, state: ExplainPanelState | undefined): Promise<void> {
-    const runDir = state?.runDir;
-    const image = state?.image;
-    if (!vscode.workspace.isTrusted || !runDir || !image || !existsSync(path.join(runDir, 'run.json')) || !existsSync(image)) {
+    // The state was written by the page: the image must be one the user could have explained, an image file in the
+    // run's images folder or in a workspace folder.
+    const runDir = typeof state?.runDir === 'string' ? state.runDir : undefined;
+    if (!vscode.workspace.isTrusted || !runDir || !existsSync(path.join(runDir, 'run.json'))) {
       panel.dispose();
       return;
     }
     const imagesDir = await runImagesDir(runDir);
+    const folders = [...(imagesDir ? [imagesDir] : []), ...(vscode.workspace.workspaceFolders ?? []).map((folder) => folder.uri.fsPath)];
+    const image = await imageInsideAny(folders, state?.image);
+    if (!image) {
+      panel.dispose();
+      return;
+    }
     panel.webview.options = webviewOptions(session.extensionUri, imagesDir);
     ExplainPanel.current?.panel.dispose();
     ExplainPanel.current = new ExplainPanel(session, panel, imagesDir);
@@ -52,12 +61,15 @@ export class ExplainPanel {
   private method: CounterfactualMethod = 'counterfactual';
   /** Cancels the counterfactual search under way. */
   private searching: AbortController | undefined;
+  /** The engine, with requests that load a model refused while the workspace is untrusted. */
+  private readonly engine: EngineRequester;
 
   private constructor(
     private readonly session: Session,
     private readonly panel: vscode.WebviewPanel,
     private imagesDir: string | undefined,
   ) {
+    this.engine = trustGatedEngine(session.engine, () => vscode.workspace.isTrusted);
     this.messages = new ReadyQueue((message) => void panel.webview.postMessage(message), { replayOnReload: true });
     panel.webview.html = panelHtml(panel.webview, session.extensionUri, 'explain', 'Explain cluster');
     panel.webview.onDidReceiveMessage((message: FromExplainPanel) => {
@@ -81,8 +93,8 @@ export class ExplainPanel {
     this.messages.reset();
     this.messages.post({ type: 'explain.loading', runDir, image, imageName: path.basename(image) });
     try {
-      const result = await this.session.engine.request({ type: 'explain', runDir, image, method: 'gradcam', inlinePngs: true });
-      const { overview } = await this.session.engine.request({ type: 'overview', runDir });
+      const result = await this.engine.request({ type: 'explain', runDir, image, method: 'gradcam', inlinePngs: true });
+      const { overview } = await this.engine.request({ type: 'overview', runDir });
       if (overview.imagesDir !== this.imagesDir) {
         this.imagesDir = overview.imagesDir;
         this.panel.webview.options = webviewOptions(this.session.extensionUri, overview.imagesDir);
@@ -110,7 +122,7 @@ export class ExplainPanel {
     const searching = new AbortController();
     this.searching = searching;
     try {
-      const result = await this.session.engine.request(
+      const result = await this.engine.request(
         {
           type: 'explain',
           runDir: this.runDir,
@@ -138,7 +150,7 @@ export class ExplainPanel {
 }
 
 function describe(error: unknown): string {
-  return error instanceof EngineRequestError ? error.message : String(error);
+  return error instanceof EngineRequestError || error instanceof TrustRequiredError ? error.message : String(error);
 }
 
 /** The run's images folder from its run.json, or undefined where that cannot be read (the engine then says why). */
