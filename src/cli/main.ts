@@ -14,7 +14,7 @@ Usage:
   cluster-lens train <images-dir> --out <run-dir> [--minutes M | --epochs N] [--image-size S]
                      [--prototypes K] [--device auto|gpu|cpu] [--seed N]
                      [--batch-size B] [--width W] [--architecture resnet|plain]
-                     [--backbone model.onnx [--backbone-normalization imagenet|none]] [--resume] [--json]
+                     [--backbone model.onnx [--backbone-normalization imagenet|none]] [--resume | --overwrite] [--json]
   cluster-lens index <run-dir> [--device auto|gpu|cpu] [--json]
   cluster-lens neighbours <run-dir> <image> [--k 8] [--exact] [--json]
   cluster-lens evaluate <run-dir> [--baseline] [--json]
@@ -60,6 +60,10 @@ train's budget: by default training stops once the clusters are stable and the l
   to it). RGB backbones get ImageNet's mean and std by default (what torchvision and DINO exports expect);
   --backbone-normalization none feeds [0, 1] pixels instead. Grey image folders are fed as three channels.
 
+train writes one run per folder: into a folder that already holds a run it refuses unless given --resume (continue
+  it) or --overwrite (replace it: its checkpoint, index and metrics go when the new run saves its first checkpoint).
+  A job writing a run folder holds its .lock; a second one is refused with the first one's process id.
+
 With --json the result is one JSON line, the last line on stdout. Progress goes to stderr.
 Ctrl-C once cancels (the checkpoint and index are kept); twice stops at once.`;
 
@@ -87,6 +91,7 @@ const flagSpec = {
   backbone: { type: 'string' },
   'backbone-normalization': { type: 'string' },
   resume: { type: 'boolean' },
+  overwrite: { type: 'boolean' },
   k: { type: 'string' },
   exact: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -157,7 +162,8 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
       };
       // An explicit --epochs without --minutes means "train for N epochs", not "N epochs or the default time".
       if (options.epochs !== undefined && options.minutes === undefined) options.minutes = 0;
-      return { type: 'train', imagesDir: path.resolve(imagesDir), runDir: path.resolve(out), options, resume: Boolean(flags.resume) };
+      if (flags.resume && flags.overwrite) throw new UsageError('--resume continues the run in --out and --overwrite replaces it: pass one of them');
+      return { type: 'train', imagesDir: path.resolve(imagesDir), runDir: path.resolve(out), options, resume: Boolean(flags.resume), ...(flags.overwrite ? { overwrite: true } : {}) };
     }
     case 'index':
       return { type: 'index', runDir: path.resolve(positional(args, 0, '<run-dir>')) };

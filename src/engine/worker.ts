@@ -17,6 +17,8 @@ import { trainFrozenBackbone } from './jobs/trainFrozen';
 import type { JobContext } from './jobContext';
 import { throttleProgress } from './progressThrottle';
 import { train } from './jobs/train';
+import { withRunLock } from './runLock';
+import { readManifest } from './runFolder';
 import { currentDevice, useDevice } from './runtime/device';
 
 const progressIntervalMs = 200;
@@ -49,12 +51,15 @@ async function execute(request: WorkRequest, context: JobContext): Promise<Engin
   if (!deviceFree.includes(request.type)) await useDevice(request.type === 'train' ? request.options?.device : undefined, context.log);
   switch (request.type) {
     case 'train': {
-      const job = { imagesDir: request.imagesDir, runDir: request.runDir, options: request.options, resume: request.resume };
+      const job = { imagesDir: request.imagesDir, runDir: request.runDir, options: request.options, resume: request.resume, overwrite: request.overwrite };
       const frozen = Boolean(request.options?.backbone) || (request.resume === true && (await isFrozenRun(request.runDir)));
       return frozen ? trainFrozenBackbone(job, context) : train(job, context);
     }
     case 'index':
-      return indexRun(request.runDir, context);
+      // Rewriting index.bin while a train writes the same run would mix two runs' files.
+      // A missing run is reported as such, not created by taking its lock.
+      await readManifest(request.runDir);
+      return withRunLock(request.runDir, 'index', context.log, () => indexRun(request.runDir, context));
     case 'neighbours':
       return findNeighbours(request.runDir, request.image, request.k, context, { exact: request.exact });
     case 'evaluate':

@@ -11,6 +11,11 @@ export interface TrainRequest {
   options?: Partial<TrainOptions>;
   /** Continue from the run folder's checkpoint. */
   resume?: boolean;
+  /**
+   * A fresh run may replace one already in runDir (its run.json or checkpoint): without this, RUN_EXISTS. The old
+   * files go once the new run saves its first checkpoint; metrics.jsonl starts over.
+   */
+  overwrite?: boolean;
 }
 
 export interface CancelRequest {
@@ -548,6 +553,12 @@ export type ErrorCode =
   | 'NO_CHECKPOINT'
   | 'NO_INDEX'
   | 'BAD_CHECKPOINT'
+  /**
+   * A run folder's file (run.json, index.bin, neighbours.bin) that is damaged or was changed outside Cluster Lens:
+   * a field out of range, sizes that disagree, a path leaving the run's images folder. The message names the file,
+   * the field and the fix.
+   */
+  | 'BAD_RUN'
   /** An ONNX model that cannot be read or parsed. */
   | 'BAD_MODEL'
   /** An ONNX model that parses but uses an operator, shape or layout Cluster Lens cannot handle. */
@@ -557,6 +568,12 @@ export type ErrorCode =
   /** A native module (sharp, onnxruntime-node, usearch, webgpu) that cannot load on this platform. */
   | 'NATIVE_MODULE_UNAVAILABLE'
   | 'BUSY'
+  /** The run folder is being written by another job (its .lock names the process and when it started). */
+  | 'RUN_BUSY'
+  /** A fresh train into a folder that already holds a run, without overwrite. */
+  | 'RUN_EXISTS'
+  /** A write failed because the disk or the quota is full; the message names the folder and what is intact. */
+  | 'DISK_FULL'
   | 'CANCELLED'
   | 'ENGINE_CRASHED'
   | 'INTERNAL';
@@ -583,6 +600,7 @@ export type EngineEvent = ProgressEvent | LogEvent | ResultEvent | ErrorEvent | 
 export function isEngineRequest(value: unknown): value is EngineRequest {
   if (typeof value !== 'object' || value === null) return false;
   const message = value as { type?: unknown; id?: unknown };
+  if (message.type === 'train' && !optionalBoolean((value as { overwrite?: unknown }).overwrite)) return false;
   return (
     typeof message.id === 'number' &&
     (message.type === 'train' ||
@@ -602,6 +620,10 @@ export function isEngineRequest(value: unknown): value is EngineRequest {
       message.type === 'exportAssignments' ||
       message.type === 'shutdown')
   );
+}
+
+function optionalBoolean(value: unknown): boolean {
+  return value === undefined || typeof value === 'boolean';
 }
 
 

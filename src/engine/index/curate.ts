@@ -15,6 +15,7 @@ import { approximateNeighbourGraph, exactNeighbourGraph } from './ann';
 import { csvLine } from './csvCell';
 import type { RunIndex } from './indexer';
 import { encodeMapPoints } from './mapPoints';
+import { readNeighbourGraph } from './neighbourIndex';
 import { cachedIndex } from './runQueries';
 import { umapLayout } from './umap';
 
@@ -37,17 +38,13 @@ interface StampedHeader {
 export async function cachedNeighbourGraph(runDir: string, index: RunIndex, k: number, context: JobContext, fractionRange: [number, number] = [0, 1]): Promise<NeighbourGraph> {
   const file = runPath(runDir, 'neighbourGraph');
   const wanted = Math.min(Math.max(k, graphNeighbours), Math.max(1, index.features.rows - 1));
-  if (existsSync(file)) {
-    try {
-      const archive = await readArchive<StampedHeader>(file);
-      const indices = archive.arrays.get('indices')?.values;
-      const similarities = archive.arrays.get('similarities')?.values;
-      if (archive.header.indexCreatedAt === index.header.createdAt && (archive.header.k ?? 0) >= wanted && indices instanceof Int32Array && similarities instanceof Float32Array) {
-        return { k: archive.header.k!, indices, similarities };
-      }
-    } catch (error) {
-      context.log('warn', `${file} cannot be read (${(error as Error).message}); computing the neighbour graph again.`);
-    }
+  // A stale graph (another index, fewer neighbours) is recomputed; so is one that cannot be trusted (BAD_RUN:
+  // neighbours outside the rows, a shape that disagrees with the index), said in the log, and the file replaced.
+  try {
+    const stored = await readNeighbourGraph(runDir, index, wanted);
+    if (stored) return stored;
+  } catch (error) {
+    context.log('warn', `${(error as Error).message} Computing the neighbour graph again.`);
   }
   // Exact up to 20,000 images (deterministic, seconds); HNSW above, where an exact graph takes minutes.
   const graph = index.features.rows <= exactGraphLimit ? await exactNeighbourGraph(index.features, wanted, context, fractionRange) : await approximateNeighbourGraph(index.features, wanted, context, fractionRange);

@@ -3,11 +3,13 @@
 // exact scan.
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
+import type { NeighbourGraph } from '../analysis/curation';
 import type { Matrix } from '../analysis/matrix';
-import { EngineError } from '../errors';
+import { EngineError, runFileError } from '../errors';
 import type { JobContext } from '../jobContext';
 import { runFiles, runPath } from '../runFolder';
 import { fileSha256, replaceFileAtomic, writeFileAtomic } from '../util/atomicFile';
+import { readArchive } from '../util/tensorArchive';
 import { buildApproximateIndex, exactNearest, loadApproximateIndex, loadUsearch, unavailableReason, type ApproximateIndex, type ApproximateIndexOptions } from './ann';
 import type { ScoredIndex } from './neighbours';
 
@@ -194,4 +196,54 @@ export function searchNeighbours(features: Matrix, approximate: ApproximateIndex
   }
   hits.sort((a, b) => b.similarity - a.similarity);
   return { hits: hits.slice(0, k), search: 'approximate' };
+}
+
+/** Cosines of unit rows, with room for float32 rounding. */
+const similarityBound = 1 + 1e-3;
+
+/**
+ * The run's saved k-NN graph (neighbours.bin), checked against the index it claims to come from: undefined when
+ * there is none or it is stale (computed from another index.bin, or with fewer neighbours than `wanted`); BAD_RUN
+ * naming the file and the field when it cannot be read or cannot be trusted (a shape that disagrees with the
+ * index's rows, a neighbour outside [0, rows) other than the -1 of an empty slot, a similarity that is not a
+ * cosine). The graph is derived data: a caller recomputes it (and overwrites the file) on BAD_RUN.
+ */
+export async function readNeighbourGraph(runDir: string, index: { header: { createdAt: string }; features: { rows: number } }, wanted: number): Promise<NeighbourGraph | undefined> {
+  const file = runPath(runDir, 'neighbourGraph');
+  if (!existsSync(file)) return undefined;
+  const recompute = 'Delete it: it is computed again from index.bin';
+  const bad = (field: string, problem: string) => runFileError(file, field, problem, recompute);
+  let archive;
+  try {
+    archive = await readArchive<{ indexCreatedAt?: unknown; k?: unknown }>(file);
+  } catch (error) {
+    throw bad('the file', `cannot be read (${(error as Error).message})`);
+  }
+  const { header } = archive;
+  if (typeof header !== 'object' || header === null) throw bad('the header', 'is not an object');
+  if (header.indexCreatedAt !== index.header.createdAt) return undefined;
+  const rows = index.features.rows;
+  const k = header.k;
+  if (!(Number.isInteger(k) && (k as number) >= 1 && (k as number) <= Math.max(1, rows - 1))) throw bad('"k"', `is ${JSON.stringify(k)}; it must be a whole number from 1 to ${Math.max(1, rows - 1)} (the index has ${rows} images)`);
+  const size = k as number;
+  if (size < wanted) return undefined;
+  const array = (name: string) => {
+    const entry = archive.arrays.get(name);
+    if (!entry) throw bad(`array "${name}"`, 'is missing');
+    const { shape, values } = entry;
+    if (!(Array.isArray(shape) && shape.length === 2 && shape[0] === rows && shape[1] === size)) throw bad(`array "${name}"`, `has shape ${JSON.stringify(shape)}; the index's ${rows} images and k = ${size} need [${rows}, ${size}]`);
+    if (values.length !== rows * size) throw bad(`array "${name}"`, `holds ${values.length} values, but its shape [${rows}, ${size}] needs ${rows * size}`);
+    return values;
+  };
+  const indices = array('indices');
+  const similarities = array('similarities');
+  if (!(indices instanceof Int32Array)) throw bad('array "indices"', 'is not int32');
+  if (!(similarities instanceof Float32Array)) throw bad('array "similarities"', 'is not float32');
+  for (let i = 0; i < indices.length; i++) {
+    const neighbour = indices[i];
+    if (neighbour < -1 || neighbour >= rows) throw bad('array "indices"', `holds ${neighbour} at row ${Math.floor(i / size)}; a neighbour must be an image of the index, 0 to ${rows - 1} (or -1 for none)`);
+    const similarity = similarities[i];
+    if (!(Math.abs(similarity) <= similarityBound)) throw bad('array "similarities"', `holds ${similarity} at row ${Math.floor(i / size)}; a similarity must be a cosine, from -1 to 1`);
+  }
+  return { k: size, indices, similarities };
 }

@@ -13,7 +13,7 @@ import { openNeighbourIndex, type OpenedNeighbourIndex } from './neighbourIndex'
  * Loaded runs stay in memory between queries, until their files change; a run's HNSW index is loaded on its first
  * query, and opened again when its stamp file changes (an index job still building it when the run was loaded).
  */
-const indexCache = new Map<string, { mtimeMs: number; index: RunIndex; neighbourIndex?: { stampMtimeMs: number; opened: Promise<OpenedNeighbourIndex> } }>();
+const indexCache = new Map<string, { mtimeMs: number; manifestMtimeMs: number; index: RunIndex; neighbourIndex?: { stampMtimeMs: number; opened: Promise<OpenedNeighbourIndex> } }>();
 
 const modelCache = new Map<string, { mtimeMs: number; checkpoint: LoadedCheckpoint }>();
 
@@ -21,12 +21,14 @@ function mtimeOf(file: string): number {
   return existsSync(file) ? statSync(file).mtimeMs : -1;
 }
 
+/** index.bin as readIndex checked it; read again when it or run.json (its images folder) changes. */
 export async function cachedIndex(runDir: string): Promise<RunIndex> {
   const mtimeMs = mtimeOf(runPath(runDir, 'index'));
+  const manifestMtimeMs = mtimeOf(runPath(runDir, 'manifest'));
   const cached = indexCache.get(runDir);
-  if (cached && cached.mtimeMs === mtimeMs) return cached.index;
+  if (cached && cached.mtimeMs === mtimeMs && cached.manifestMtimeMs === manifestMtimeMs) return cached.index;
   const index = await readIndex(runDir);
-  indexCache.set(runDir, { mtimeMs, index });
+  indexCache.set(runDir, { mtimeMs, manifestMtimeMs, index });
   return index;
 }
 

@@ -9,7 +9,7 @@ import { cachedCheckpoint, cachedIndex, cachedNeighbourIndex } from '../index/ru
 import type { ApproximateIndex } from '../index/ann';
 import { searchNeighbours } from '../index/neighbourIndex';
 import type { JobContext } from '../jobContext';
-import { readManifest } from '../runFolder';
+import { readManifest, resolveRequestImage } from '../runFolder';
 import type { Donor, ExplainableModel, Pixels } from '../explain/explainer';
 import { backboneOptions } from '../frozen/frozenRun';
 import { importedGraphs } from '../frozen/explainable';
@@ -52,9 +52,12 @@ export async function openRun(runDir: string, context: JobContext): Promise<Expl
   };
 }
 
-/** An image path as given (absolute, or relative to the run's images folder), and its row in the index, or -1. */
+/**
+ * An image path as given (absolute: any image the user chose; relative: under the run's images folder, and
+ * BAD_REQUEST where it leads outside it), and its row in the index, or -1.
+ */
 export function locateImage(run: ExplainableRun, image: string): { absolute: string; position: number } {
-  const absolute = path.resolve(run.index.header.imagesDir, image);
+  const absolute = resolveRequestImage(run.index.header.imagesDir, image);
   const relative = path.relative(run.index.header.imagesDir, absolute).split(path.sep).join('/');
   return { absolute, position: run.index.header.records.findIndex((record) => record.path === relative) };
 }

@@ -1,6 +1,6 @@
 // The index and neighbours requests: rebuild a run's index, and find the images nearest to one, in or outside
 // the index, through the engine's own network or a frozen imported backbone.
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { IndexResult, NeighboursResult } from '../../protocol/engine';
 import { decodeImage, loadImageSet } from '../data/decode';
@@ -12,12 +12,14 @@ import { searchNeighbours } from '../index/neighbourIndex';
 import { cachedCheckpoint, cachedIndex, cachedNeighbourIndex } from '../index/runQueries';
 import type { JobContext } from '../jobContext';
 import { ownExplainable, scoreImagesOnDevice } from '../explain/onDevice';
-import { readManifest } from '../runFolder';
+import { readManifest, resolveRequestImage, runPath } from '../runFolder';
+import { readArchiveHeader } from '../util/archiveHeader';
 
 /** Rebuilds a run's index from its checkpoint and its images folder. */
 export async function indexRun(runDir: string, context: JobContext): Promise<IndexResult> {
   const resolved = path.resolve(runDir);
   const manifest = await readManifest(resolved);
+  await refuseOtherImages(resolved, manifest.imagesDir);
   const checkpoint = await cachedCheckpoint(resolved);
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${manifest.imagesDir}` });
   const scan = await scanImageFolder(manifest.imagesDir, { signal: context.signal });
@@ -37,6 +39,35 @@ export async function indexRun(runDir: string, context: JobContext): Promise<Ind
   return writeIndex(embedded, images, { ...meta, startedAt }, context);
 }
 
+async function sameFolder(a: string, b: string): Promise<boolean> {
+  if (path.resolve(a) === path.resolve(b)) return true;
+  const real = async (dir: string) => fs.realpath(dir).catch(() => path.resolve(dir));
+  return (await real(a)) === (await real(b));
+}
+
+/**
+ * BAD_RUN, before anything is written, where the run's index.bin was built from another images folder than the one
+ * run.json names: indexing would replace a good index with one of other images. An index that cannot be read is
+ * rebuilt (that is its fix).
+ */
+async function refuseOtherImages(runDir: string, imagesDir: string): Promise<void> {
+  const file = runPath(runDir, 'index');
+  if (!existsSync(file)) return;
+  let indexed: unknown;
+  try {
+    indexed = (await readArchiveHeader<{ imagesDir?: unknown }>(file))?.imagesDir;
+  } catch {
+    return;
+  }
+  if (typeof indexed !== 'string' || (await sameFolder(indexed, imagesDir))) return;
+  const manifestFile = runPath(runDir, 'manifest');
+  throw new EngineError(
+    'BAD_RUN',
+    `${file} indexes the images in ${indexed}, but ${manifestFile} says the run's images are in ${imagesDir}; indexing would replace it with an index of other images, so nothing was changed. ` +
+      `If the images moved to ${imagesDir}, delete ${file} and index again; otherwise set "imagesDir" in ${manifestFile} back to ${indexed}.`,
+  );
+}
+
 /**
  * Nearest images by cosine similarity of backbone features; the query may be outside the index. Large runs answer
  * through their saved HNSW index; `exact` forces the exact scan.
@@ -44,7 +75,7 @@ export async function indexRun(runDir: string, context: JobContext): Promise<Ind
 export async function findNeighbours(runDir: string, image: string, k: number, context: JobContext, options: { exact?: boolean } = {}): Promise<NeighboursResult> {
   const resolved = path.resolve(runDir);
   const index = await cachedIndex(resolved);
-  const absolute = path.resolve(index.header.imagesDir, image);
+  const absolute = resolveRequestImage(index.header.imagesDir, image);
   const relative = path.relative(index.header.imagesDir, absolute).split(path.sep).join('/');
   const position = index.header.records.findIndex((record) => record.path === relative);
   let query: Float32Array;

@@ -12,8 +12,9 @@ import type { JobContext } from '../jobContext';
 import { checkpointPath, loadCheckpoint } from '../model/checkpoint';
 import { ranOn, useDevice } from '../runtime/device';
 import { loadOrt } from '../runtime/session';
-import { readManifest, runPath } from '../runFolder';
-import { decodeTrainingImages, startRunFolder, trainResult } from '../swav/runSetup';
+import { readManifest, runPath, type RunManifest } from '../runFolder';
+import { withRunLock } from '../runLock';
+import { checkRunFolder, decodeTrainingImages, indexDiskFull, RunFolderWriter, trainResult } from '../swav/runSetup';
 import { budgetText, SwavTrainer } from '../swav/trainer';
 
 export interface TrainJob {
@@ -21,16 +22,28 @@ export interface TrainJob {
   runDir: string;
   options?: Partial<TrainOptions>;
   resume?: boolean;
+  /** A fresh run may replace the run already in runDir (otherwise RUN_EXISTS). */
+  overwrite?: boolean;
   /** Build the index after training (default true). */
   index?: boolean;
 }
 
-/** Trains SwAV on a folder and leaves a run folder behind, even when cancelled or out of time. */
+/**
+ * Trains SwAV on a folder and leaves a run folder behind, even when cancelled or out of time. The job holds the
+ * run folder's lock throughout (RUN_BUSY while another job writes it).
+ */
 export async function train(job: TrainJob, context: JobContext): Promise<TrainResult> {
-  const startedAt = Date.now();
   const runDir = path.resolve(job.runDir);
-  const imagesDir = path.resolve(job.imagesDir);
   const previous = job.resume ? await readManifest(runDir) : undefined;
+  return withRunLock(runDir, job.resume ? 'train --resume' : 'train', context.log, async () => {
+    await checkRunFolder(runDir, job, context.log);
+    return trainLocked(job, runDir, previous, context);
+  });
+}
+
+async function trainLocked(job: TrainJob, runDir: string, previous: RunManifest | undefined, context: JobContext): Promise<TrainResult> {
+  const startedAt = Date.now();
+  const imagesDir = path.resolve(job.imagesDir);
   const device = await useDevice(job.options?.device, context.log);
   // Every step runs on onnxruntime: without it, say so before any folder is scanned or written.
   loadOrt();
@@ -56,10 +69,20 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
   }
   const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: resumeFrom ? (resumeFrom.header.spec.channels as 1 | 3) : 'auto' }, context);
 
-  await startRunFolder({ runDir, imagesDir, options, images, device: device.label, createdAt: previous?.createdAt });
+  // run.json is written with the first checkpoint: a run stopped before it leaves none claiming a run.
+  const folder = new RunFolderWriter({
+    runDir,
+    imagesDir,
+    options,
+    images,
+    device: device.label,
+    createdAt: previous?.createdAt,
+    fresh: !resumeFrom,
+    resumedFrom: resumeFrom && { epoch: resumeFrom.header.epoch, step: resumeFrom.header.step },
+  });
 
   context.log('info', `Training steps run on onnxruntime (${device.label}), the crops too`);
-  const trainer = new SwavTrainer(options, images, device, context, runDir, resumeFrom);
+  const trainer = new SwavTrainer(options, images, device, context, folder, resumeFrom);
   try {
     const outcome = await trainer.run();
     let indexPath: string | undefined;
@@ -73,7 +96,7 @@ export async function train(job: TrainJob, context: JobContext): Promise<TrainRe
         const index = await buildIndex(trainer.model, images, { runDir, checkpointStep: outcome.steps }, { ...context, signal: indexing.signal });
         indexPath = index.indexPath;
       } catch (error) {
-        if (!(error instanceof EngineError && error.code === 'CANCELLED')) throw error;
+        if (!(error instanceof EngineError && error.code === 'CANCELLED')) throw indexDiskFull(error, runDir, outcome);
         outcome.cancelled = true;
         // Cancelled while the HNSW neighbour index was building: index.bin is whole, and queries use the exact scan.
         const written = runPath(runDir, 'index');

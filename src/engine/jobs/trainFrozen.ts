@@ -2,7 +2,6 @@
 // train on them (frozen/), then the run is indexed. The run folder keeps a copy of the ONNX file, so it survives
 // the original moving.
 import { createHash } from 'node:crypto';
-import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { TrainResult } from '../../protocol/engine';
 import { resolveTrainOptions } from '../config';
@@ -24,16 +23,29 @@ import { imagenetNormalization, resolveBackboneInput, type BackboneInput } from 
 import { readOnnxFile, type OnnxGraph } from '../onnx/graph';
 import { OnnxModelError } from '../onnx/onnxError';
 import { ranOnKind, useDevice } from '../runtime/device';
-import { readManifest, runPath } from '../runFolder';
-import { decodeTrainingImages, multiCropOptions, startRunFolder, trainResult } from '../swav/runSetup';
+import { readManifest } from '../runFolder';
+import { withRunLock } from '../runLock';
+import { checkRunFolder, decodeTrainingImages, indexDiskFull, multiCropOptions, RunFolderWriter, trainResult } from '../swav/runSetup';
+import { writeFileAtomic } from '../util/atomicFile';
 import { createRandom } from '../util/random';
 import type { TrainJob } from './train';
 
 /** Above this, augmented views are embedded per step instead of once into a bank held in memory. */
 const maxBankBytes = 1024 ** 3;
 
-/** Trains the SwAV head on a frozen ONNX backbone's features and leaves a run folder behind, as the trainer does. */
+/**
+ * Trains the SwAV head on a frozen ONNX backbone's features and leaves a run folder behind, as the trainer does,
+ * holding the run folder's lock throughout (RUN_BUSY while another job writes it).
+ */
 export async function trainFrozenBackbone(job: TrainJob, context: JobContext): Promise<TrainResult> {
+  const runDir = path.resolve(job.runDir);
+  return withRunLock(runDir, 'train', context.log, async () => {
+    if (!job.resume) await checkRunFolder(runDir, job, context.log);
+    return trainFrozenLocked(job, context);
+  });
+}
+
+async function trainFrozenLocked(job: TrainJob, context: JobContext): Promise<TrainResult> {
   const startedAt = Date.now();
   const runDir = path.resolve(job.runDir);
   const imagesDir = path.resolve(job.imagesDir);
@@ -75,10 +87,24 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
     const scan = await scanImageFolder(imagesDir, { signal: context.signal });
     const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: ort.input.channels as 1 | 3 }, context);
 
-    await startRunFolder({ runDir, imagesDir, options, images, device: device.label });
-    if (path.resolve(frozenBackbonePath(runDir)) !== sourcePath) await fs.copyFile(sourcePath, frozenBackbonePath(runDir));
     const record: BackboneRecord = { path: sourcePath, sha256: sha256(bytes), featureOutput: ort.input.featureOutput, inputMean: ort.input.mean, inputStd: ort.input.std, imageSizePx: options.imageSizePx };
-    await fs.rm(runPath(runDir, 'metrics'), { force: true });
+    // The backbone's copy, the checkpoint and run.json are written at the first checkpoint, metrics.jsonl started over.
+    const folder = new RunFolderWriter({
+      runDir,
+      imagesDir,
+      options,
+      images,
+      device: device.label,
+      fresh: true,
+      resumable: false,
+      beforeFirstCheckpoint: {
+        file: frozenBackbonePath(runDir),
+        write: async () => {
+          // The bytes that were read and hashed, not the file again: it may have changed since.
+          if (path.resolve(frozenBackbonePath(runDir)) !== sourcePath) await writeFileAtomic(frozenBackbonePath(runDir), bytes);
+        },
+      },
+    });
 
     const crops = multiCropOptions(options);
     const cropSource = await featureSource(ort, images, crops, options, within(context, 0.05, 0.25, 0.05));
@@ -111,9 +137,9 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
           savedAt: new Date().toISOString(),
           backbone: record,
         };
-        await saveCheckpoint(checkpointPath(runDir), header, state.model, state.optimizer.exportState());
-        if (metrics.length) await fs.appendFile(runPath(runDir, 'metrics'), metrics.join('\n') + '\n');
+        const lines = metrics;
         metrics = [];
+        await folder.save({ epoch: state.epoch, step: state.step, write: (file) => saveCheckpoint(file, header, state.model, state.optimizer.exportState()) }, lines);
       },
     });
     outcome.optimizer.dispose();
@@ -124,7 +150,7 @@ export async function trainFrozenBackbone(job: TrainJob, context: JobContext): P
       // Index even when cancelled, as the trainer does: the run stays explorable.
       const indexing = { ...within(context, 0.9, 0.98), signal: new AbortController().signal };
       const embedded = await embedWithBackbone(ort, model, images, indexing);
-      indexPath = (await writeIndex(embedded, images, { runDir, checkpointStep: outcome.steps, temperature: options.temperature }, indexing)).indexPath;
+      indexPath = (await writeIndex(embedded, images, { runDir, checkpointStep: outcome.steps, temperature: options.temperature }, indexing).catch((error: unknown) => Promise.reject(indexDiskFull(error, runDir, outcome)))).indexPath;
     }
     return { ...trainResult({ runDir, images, startedAt, indexPath }, outcome), ...ranOnKind(ort.device) };
   } finally {

@@ -31,8 +31,23 @@ export interface BackboneInput {
   featureOutput: string;
 }
 
+/**
+ * The fixed input sizes a backbone may declare: the image sizes a run can train on (config.ts checks imageSizePx
+ * against the same range; keep the two in step). A size outside it is the model's, and is named as the model's.
+ */
+export const backboneInputSizePx = { min: 8, max: 512 } as const;
+
 export function resolveBackboneInput(graph: OnnxGraph, options: BackboneOptions = {}): BackboneInput {
   const input = imageInput(graph);
+  const fixed = [input.heightPx, input.widthPx].filter((size): size is number => size !== undefined);
+  if (fixed.some((size) => !Number.isInteger(size) || size < backboneInputSizePx.min || size > backboneInputSizePx.max)) {
+    const shown = (size: number | undefined) => (size === undefined ? '?' : String(size));
+    throw new OnnxModelError(
+      'unsupported',
+      graph.file,
+      `The ONNX model ${graph.file} fixes its input '${input.name}' at ${shown(input.heightPx)}×${shown(input.widthPx)} px (height × width); Cluster Lens works on images from ${backboneInputSizePx.min} to ${backboneInputSizePx.max} px. Export the model with an input size in that range, or with a dynamic one (dynamic_axes in torch.onnx.export).`,
+    );
+  }
   const mean = options.inputMean ?? new Array<number>(input.channels).fill(0);
   const std = options.inputStd ?? new Array<number>(input.channels).fill(1);
   if (mean.length !== input.channels || std.length !== input.channels || std.some((value) => !(value > 0))) {

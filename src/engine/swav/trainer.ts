@@ -1,4 +1,3 @@
-import { promises as fs } from 'node:fs';
 import type { DeviceInfo, TrainOptions } from '../../protocol/options';
 import { healthStateLabels, type StopReason, type TrainingHealth } from '../../protocol/engine';
 import { cpuThreadCount } from '../runtime/threads';
@@ -7,15 +6,14 @@ import { batchPixels, channelStatistics } from '../data/batch';
 import type { ImageSet } from '../data/decode';
 import { EngineError } from '../errors';
 import { yieldToEventLoop, type JobContext } from '../jobContext';
-import { checkpointPath, loadCheckpoint, saveCheckpoint, type CheckpointHeader } from '../model/checkpoint';
+import { loadCheckpoint, saveCheckpoint, type CheckpointHeader } from '../model/checkpoint';
 import { createModel, disposeModel, parameterCount, startStep, trainableVariables, updateRunningStatistics, type BatchStatistics, type ModelSpec, type SwavModel } from '../model/model';
-import { runPath } from '../runFolder';
 import { createRandom, type Random } from '../util/random';
 import { Adam } from './adam';
 import { HealthMonitor } from './health';
 import { OrtStepGradients } from './ortGradients';
 import { EmbeddingQueue } from './queue';
-import { multiCropOptions } from './runSetup';
+import { multiCropOptions, type RunFolderWriter } from './runSetup';
 import { learningRateAt } from './schedule';
 
 const cropsForAssign = [0, 1];
@@ -198,7 +196,8 @@ export class SwavTrainer {
     private readonly images: ImageSet,
     private readonly device: DeviceInfo,
     private readonly context: JobContext,
-    private readonly runDir: string,
+    /** Where the checkpoints and the log go (the run's manifest with the first checkpoint). */
+    private readonly folder: RunFolderWriter,
     resumeFrom?: Awaited<ReturnType<typeof loadCheckpoint>>,
   ) {
     this.batchSize = Math.min(options.batchSize, images.records.length);
@@ -326,11 +325,10 @@ export class SwavTrainer {
       device: this.device.label,
       savedAt: new Date().toISOString(),
     };
-    await saveCheckpoint(checkpointPath(this.runDir), header, this.model, this.training.optimizer.exportState());
-    if (this.metricsBuffer.length) {
-      await fs.appendFile(runPath(this.runDir, 'metrics'), this.metricsBuffer.join('\n') + '\n');
-      this.metricsBuffer = [];
-    }
+    const metrics = this.metricsBuffer;
+    this.metricsBuffer = [];
+    // A full disk here stops training with DISK_FULL, naming the last checkpoint that is intact.
+    await this.folder.save({ epoch: this.epoch, step: this.step, write: (file) => saveCheckpoint(file, header, this.model, this.training.optimizer.exportState()) }, metrics);
   }
 
   dispose(): void {
