@@ -1,7 +1,7 @@
 // On a run trained on the shipped sample: the counterfactual reaches its target with pixels kept in [0, 1],
 // and 200 explain requests, every method in turn, leave memory and the kept sessions as they were.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { counterfactual } from '../../../src/engine/explain/counterfactual';
@@ -32,7 +32,7 @@ before(async () => {
   for (const label of classes) {
     mkdirSync(path.join(imagesDir, label));
     for (const file of readdirSync(path.join(sample, label)).sort().slice(0, 20)) {
-      symlinkSync(path.join(sample, label, file), path.join(imagesDir, label, file));
+      copyFileSync(path.join(sample, label, file), path.join(imagesDir, label, file));
       images.push(`${label}/${file}`);
     }
   }
