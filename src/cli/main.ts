@@ -14,7 +14,7 @@ Usage:
   cluster-lens train <images-dir> --out <run-dir> [--minutes M | --epochs N] [--image-size S]
                      [--prototypes K] [--device auto|gpu|cpu] [--seed N]
                      [--batch-size B] [--width W] [--architecture resnet|plain]
-                     [--backbone model.onnx [--backbone-normalization imagenet|none]] [--resume | --overwrite] [--json]
+                     [--backbone model.onnx [--backbone-normalization imagenet|none]] [--follow-links] [--resume | --overwrite] [--json]
   cluster-lens index <run-dir> [--device auto|gpu|cpu] [--json]
   cluster-lens neighbours <run-dir> <image> [--k 8] [--exact] [--json]
   cluster-lens evaluate <run-dir> [--baseline] [--json]
@@ -60,6 +60,9 @@ train's budget: by default training stops once the clusters are stable and the l
   to it). RGB backbones get ImageNet's mean and std by default (what torchvision and DINO exports expect);
   --backbone-normalization none feeds [0, 1] pixels instead. Grey image folders are fed as three channels.
 
+--follow-links trains on images reached through symbolic links that lead out of the images folder (a folder of
+  links into a dataset store); without it they are skipped, each listed with its reason. The run keeps the choice.
+
 train writes one run per folder: into a folder that already holds a run it refuses unless given --resume (continue
   it) or --overwrite (replace it: its checkpoint, index and metrics go when the new run saves its first checkpoint).
   A job writing a run folder holds its .lock; a second one is refused with the first one's process id.
@@ -90,6 +93,7 @@ const flagSpec = {
   width: { type: 'string' },
   backbone: { type: 'string' },
   'backbone-normalization': { type: 'string' },
+  'follow-links': { type: 'boolean' },
   resume: { type: 'boolean' },
   overwrite: { type: 'boolean' },
   k: { type: 'string' },
@@ -159,6 +163,7 @@ function buildRequest(command: string, args: string[], flags: Record<string, unk
         architecture: flags.architecture as TrainOptions['architecture'] | undefined,
         backbone: typeof flags.backbone === 'string' ? path.resolve(flags.backbone) : undefined,
         backboneNormalization: flags['backbone-normalization'] as TrainOptions['backboneNormalization'] | undefined,
+        followLinks: flags['follow-links'] ? true : undefined,
       };
       // An explicit --epochs without --minutes means "train for N epochs", not "N epochs or the default time".
       if (options.epochs !== undefined && options.minutes === undefined) options.minutes = 0;

@@ -171,5 +171,6 @@ export function resolveTrainOptions(partial: Partial<TrainOptions> = {}, context
   check(devices.includes(options.device), 'device', devices.join(', '));
   check(['resnet', 'plain'].includes(options.architecture), 'architecture', 'resnet or plain');
   check(['imagenet', 'none'].includes(options.backboneNormalization ?? 'imagenet'), 'backboneNormalization', 'imagenet or none');
+  check(options.followLinks === undefined || typeof options.followLinks === 'boolean', 'followLinks', 'true or false');
   return options;
 }

@@ -89,6 +89,7 @@ const optionKinds: Record<string, 'int' | 'number' | 'positive' | 'boolean' | 's
   device: 'string',
   backbone: 'string',
   backboneNormalization: 'string',
+  followLinks: 'boolean',
 };
 
 const optionExpected: Record<(typeof optionKinds)[string], string> = {

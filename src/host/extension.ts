@@ -93,6 +93,7 @@ export function activate(context: vscode.ExtensionContext): void {
       minutes: config().get<number>('minutes'),
       backbone: config().get<string>('backbone'),
       backboneNormalization: config().get<BackboneNormalization>('backboneNormalization'),
+      followLinks: config().get<boolean>('followLinks'),
     });
     const dashboard = DashboardPanel.show(context.extensionUri);
     dashboard.post({ type: 'dashboard.reset', runName: path.basename(runDir), history: [], folder: imagesDir });

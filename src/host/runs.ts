@@ -55,6 +55,8 @@ export interface TrainSettings {
   /** An ONNX backbone to train the head on ('' for the engine's own network), and its input normalisation. */
   backbone: string;
   backboneNormalization: BackboneNormalization;
+  /** Follow links out of the images folder. */
+  followLinks: boolean;
 }
 
 /** Settings of the TensorFlow.js era that no longer do anything, and what each chose. */
@@ -80,6 +82,7 @@ export function trainOptionsFromSettings(settings: Partial<TrainSettings>): Part
   if (settings.minutes !== undefined && settings.minutes >= 0 && (settings.minutes > 0 || settings.epochs)) options.minutes = settings.minutes;
   if (settings.backbone) options.backbone = settings.backbone;
   if (settings.backboneNormalization) options.backboneNormalization = settings.backboneNormalization;
+  if (settings.followLinks) options.followLinks = true;
   return options;
 }
 

@@ -73,6 +73,11 @@ export interface TrainOptions {
    * what ImageNet-trained exports expect) or `none` ([0, 1] pixels). Grey backbones always get [0, 1].
    */
   backboneNormalization?: BackboneNormalization;
+  /**
+   * Follow symbolic links that lead out of the images folder (a folder of links into a dataset store, say). Off:
+   * they are skipped, each listed with its reason. Kept in the run, so its index and evaluation see the same images.
+   */
+  followLinks?: boolean;
 }
 
 export type BackboneNormalization = 'imagenet' | 'none';

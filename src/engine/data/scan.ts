@@ -117,7 +117,7 @@ export async function scanImageFolder(root: string, options: ScanOptions = {}): 
     }
     // A folder that was swapped for a link after it was listed: still never walked out of the chosen folder.
     if (!followOutside && !isInside(rootReal, realDirectory)) {
-      skipped.push({ path: `${relative}/`, reason: `it leads outside the images folder (to "${realDirectory}"), so it was not followed` });
+      skipped.push({ path: `${relative}/`, reason: `it leads outside the images folder (to "${realDirectory}"), so it was not followed; train with --follow-links (setting clusterLens.followLinks) to use it` });
       return;
     }
     if (ancestors.has(realDirectory)) {
@@ -162,7 +162,7 @@ export async function scanImageFolder(root: string, options: ScanOptions = {}): 
           if (!followOutside && !isInside(rootReal, target)) {
             skipped.push({
               path: isDirectory ? `${entryRelative}/` : entryRelative,
-              reason: `symbolic link to "${target}", outside the images folder, so it was not followed; copy what it points to into the folder to use it`,
+              reason: `symbolic link to "${target}", outside the images folder, so it was not followed; train with --follow-links (setting clusterLens.followLinks) to use it`,
             });
             continue;
           }

@@ -61,7 +61,7 @@ export async function evaluateRun(runDir: string, context: JobContext, options: 
 async function pixelBaseline(runDir: string, records: { path: string }[], labels: Int32Array, k: number, context: JobContext): Promise<PixelBaseline> {
   const manifest = await readManifest(path.resolve(runDir));
   context.progress({ phase: 'evaluate', fraction: 0.7, message: 'Decoding the images for the raw-pixel baseline' });
-  const scan = await scanImageFolder(manifest.imagesDir, { signal: context.signal });
+  const scan = await scanImageFolder(manifest.imagesDir, { signal: context.signal, followSymlinksOutside: manifest.options.followLinks === true });
   const images = await loadImageSet(scan, { imageSizePx: manifest.options.imageSizePx, channels: manifest.channels, signal: context.signal });
   const dims = images.imageSizePx * images.imageSizePx * images.channels;
   const rowOf = new Map(images.records.map((record, row) => [record.path, row]));

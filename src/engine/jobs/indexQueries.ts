@@ -22,7 +22,7 @@ export async function indexRun(runDir: string, context: JobContext): Promise<Ind
   await refuseOtherImages(resolved, manifest.imagesDir);
   const checkpoint = await cachedCheckpoint(resolved);
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${manifest.imagesDir}` });
-  const scan = await scanImageFolder(manifest.imagesDir, { signal: context.signal });
+  const scan = await scanImageFolder(manifest.imagesDir, { signal: context.signal, followSymlinksOutside: manifest.options.followLinks === true });
   const images = await loadImageSet(scan, {
     imageSizePx: manifest.options.imageSizePx,
     channels: checkpoint.header.spec.channels as 1 | 3,

@@ -49,7 +49,7 @@ async function trainLocked(job: TrainJob, runDir: string, previous: RunManifest 
   loadOrt();
   const resumeFrom = job.resume ? await loadCheckpoint(checkpointPath(runDir)) : undefined;
   context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
-  const scan = await scanImageFolder(imagesDir, { signal: context.signal });
+  const scan = await scanImageFolder(imagesDir, { signal: context.signal, followSymlinksOutside: (previous?.options ?? job.options)?.followLinks === true });
   // A resumed run keeps its recipe; only the budget (epochs, minutes) and the device may change. A new one
   // fills the options it was not given with defaults for this device and these images.
   let options: TrainOptions;

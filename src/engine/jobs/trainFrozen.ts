@@ -84,7 +84,7 @@ async function trainFrozenLocked(job: TrainJob, context: JobContext): Promise<Tr
     await warnIfNotExplainable(bytes, graph, ort.input, options.imageSizePx, context);
 
     context.progress({ phase: 'scan', fraction: 0, message: `Scanning ${imagesDir}` });
-    const scan = await scanImageFolder(imagesDir, { signal: context.signal });
+    const scan = await scanImageFolder(imagesDir, { signal: context.signal, followSymlinksOutside: options.followLinks === true });
     const images = await decodeTrainingImages(scan, { imageSizePx: options.imageSizePx, channels: ort.input.channels as 1 | 3 }, context);
 
     const record: BackboneRecord = { path: sourcePath, sha256: sha256(bytes), featureOutput: ort.input.featureOutput, inputMean: ort.input.mean, inputStd: ort.input.std, imageSizePx: options.imageSizePx };
