@@ -242,6 +242,11 @@ async function describeScreen(page: Page, userData: string): Promise<string> {
   const tabs = await texts('.tabs-container .tab .label-name');
   const notifications = await texts('.notification-toast .notification-list-item-message');
   const rows = await texts('.explorer-folders-view .monaco-list-row');
+  // An open question (a quick pick or a folder dialog) and the status bar: a step can stall on either.
+  const quickInput = (await page.locator('.quick-input-widget').isVisible().catch(() => false))
+    ? [...(await texts('.quick-input-widget .quick-input-title')), ...(await texts('.quick-input-widget .quick-input-list .monaco-list-row')).slice(0, 8)]
+    : [];
+  const status = await texts('.statusbar-item');
   const frames = page.frames().filter((f) => f !== page.mainFrame()).map((f) => f.url().replace(/\?.*/, '').slice(-80) + (f.isDetached() ? ' (detached)' : ''));
   // What each webview page shows, in short: an empty page or a missing section tells which message never came.
   const frameTexts = await Promise.all(
@@ -249,7 +254,7 @@ async function describeScreen(page: Page, userData: string): Promise<string> {
   );
   const log = findFile(path.join(userData, 'logs'), 'Cluster Lens.log');
   const logTail = log ? readFileSync(log, 'utf8').split('\n').slice(-15).join('\n') : '(no extension log)';
-  return [`tabs: ${tabs.join(' | ') || '(none)'}`, `notifications: ${notifications.join(' | ') || '(none)'}`, `explorer: ${rows.join(' | ')}`, `frames: ${frames.join(' | ')}`, `frame texts: ${frameTexts.filter(Boolean).map((text) => `"${text}"`).join(' | ') || '(none)'}`, `page events (last 10):\n${pageEvents.slice(-10).join('\n') || '(none)'}`, `extension log:\n${logTail}`].join('\n');
+  return [`tabs: ${tabs.join(' | ') || '(none)'}`, `notifications: ${notifications.join(' | ') || '(none)'}`, `explorer: ${rows.join(' | ')}`, `quick input: ${quickInput.join(' | ') || '(closed)'}`, `status bar: ${status.filter((text) => /Cluster Lens/.test(text)).join(' | ') || '(no Cluster Lens item)'}`, `frames: ${frames.join(' | ')}`, `frame texts: ${frameTexts.filter(Boolean).map((text) => `"${text}"`).join(' | ') || '(none)'}`, `page events (last 10):\n${pageEvents.slice(-10).join('\n') || '(none)'}`, `extension log:\n${logTail}`].join('\n');
 }
 
 function findFile(dir: string, name: string): string | undefined {
