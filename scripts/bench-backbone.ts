@@ -21,7 +21,7 @@ import { createHeadModel } from '../src/engine/frozen/headTrainer';
 import { OrtBackbone } from '../src/engine/frozen/ortBackbone';
 import { counterfactual as pixelCounterfactual } from '../src/engine/explain/counterfactual';
 import { explainers } from '../src/engine/explain/methods';
-import { weightsOf } from '../src/engine/explain/onDevice';
+import { weightsOf } from '../src/engine/model/model';
 import { resolveExplainOptions } from '../src/engine/explain/options';
 import { disposeModel } from '../src/engine/model/model';
 import { imagenetNormalization, resolveBackboneInput } from '../src/engine/onnx/backboneInput';

@@ -1,7 +1,7 @@
 // Seeded k-means: greedy k-means++ seeding, Lloyd iterations, best of several restarts by inertia.
 
 import { createRandom, Random } from '../util/random';
-import { assertMatrix, createMatrix, Matrix, MatrixProduct, prepareProduct, rowSquaredNorms } from './matrix';
+import { assertMatrix, createMatrix, Matrix, multiplyTransposed, rowSquaredNorms } from './matrix';
 
 export interface KMeansOptions {
   /** Independent seedings; the one with the lowest inertia wins. */
@@ -34,21 +34,16 @@ export function kMeans(points: Matrix, k: number, options: KMeansOptions = {}): 
     points,
     k,
     pointNorms: rowSquaredNorms(points),
-    product: prepareProduct(points),
     shiftTolerance: tolerance * meanVariance(points),
   };
-  try {
-    let best: KMeansResult | undefined;
-    for (let restart = 0; restart < restarts; restart++) {
-      const result = lloyd(context, seedCentroids(context, random), maxIterations);
-      if (best === undefined || result.inertia < best.inertia) best = result;
-    }
-    const winner = best as KMeansResult;
-    // Distances from the product trick lose digits to cancellation; the reported inertia is summed directly.
-    return { ...winner, inertia: exactInertia(points, winner.centroids, winner.assignments) };
-  } finally {
-    context.product.dispose();
+  let best: KMeansResult | undefined;
+  for (let restart = 0; restart < restarts; restart++) {
+    const result = lloyd(context, seedCentroids(context, random), maxIterations);
+    if (best === undefined || result.inertia < best.inertia) best = result;
   }
+  const winner = best as KMeansResult;
+  // Distances from the product trick lose digits to cancellation; the reported inertia is summed directly.
+  return { ...winner, inertia: exactInertia(points, winner.centroids, winner.assignments) };
 }
 
 interface Context {
@@ -56,7 +51,6 @@ interface Context {
   k: number;
   pointNorms: Float64Array;
   /** Multiplies centroids by the points: centroids · pointsᵀ, k × N. */
-  product: MatrixProduct;
   shiftTolerance: number;
 }
 
@@ -78,7 +72,7 @@ function meanVariance(points: Matrix): number {
 
 /** ‖x − c‖² = ‖x‖² − 2 x·c + ‖c‖² for every centroid row against every point, clamped at 0 against rounding. */
 function squaredDistances(context: Context, centroids: Matrix): Float32Array {
-  const distances = context.product.multiply(centroids);
+  const distances = multiplyTransposed(centroids, context.points);
   const count = context.points.rows;
   const centroidNorms = rowSquaredNorms(centroids);
   for (let c = 0; c < centroids.rows; c++) {

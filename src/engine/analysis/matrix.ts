@@ -98,31 +98,8 @@ export function dot(left: ArrayLike<number>, leftOffset: number, right: ArrayLik
 
 // ---------------------------------------------------------------- left · rightᵀ
 
-/** A fixed right-hand matrix, ready to be multiplied by many left-hand blocks. */
-export interface MatrixProduct {
-  /** left · rightᵀ as a left.rows × right.rows row-major array. */
-  multiply(left: Matrix): Float32Array;
-  dispose(): void;
-}
-
-/** Keeps `right` for the JS kernel, to be multiplied by many left-hand blocks. */
-export function prepareProduct(right: Matrix): MatrixProduct {
-  assertMatrix(right, 'right');
-  return { multiply: (left) => multiplyTransposedJs(left, right), dispose: () => undefined };
-}
-
-/** left · rightᵀ in one call. */
+/** left · rightᵀ as a left.rows × right.rows row-major array: tiled over right rows and the shared dimension, 4 × 2 dot products per inner loop. */
 export function multiplyTransposed(left: Matrix, right: Matrix): Float32Array {
-  const product = prepareProduct(right);
-  try {
-    return product.multiply(left);
-  } finally {
-    product.dispose();
-  }
-}
-
-/** The plain-JS kernel: tiled over right rows and the shared dimension, 4 × 2 dot products per inner loop. */
-export function multiplyTransposedJs(left: Matrix, right: Matrix): Float32Array {
   assertMatrix(left, 'left');
   assertMatrix(right, 'right');
   if (left.dims !== right.dims) throw new Error(`Cannot multiply ${left.dims}-wide rows by ${right.dims}-wide rows.`);

@@ -1,7 +1,7 @@
 // Clustering and embedding quality against ground-truth labels: NMI, ARI, ACC (sklearn conventions) and the kNN monitor.
 
 import { linearSumAssignment } from './hungarian';
-import { assertMatrix, Matrix, prepareProduct, selectRows } from './matrix';
+import { assertMatrix, Matrix, multiplyTransposed, selectRows } from './matrix';
 import { createTopKHeaps, offerTopK, topKThreshold } from './topK';
 
 /** Counts of (label, cluster) pairs, with both relabelled to 0..count-1 and unlabeled entries (label < 0) dropped. */
@@ -149,32 +149,27 @@ export function knnAccuracy(embeddings: Matrix, labels: ArrayLike<number>, k = 2
   // Similarity is symmetric: each pair of blocks is multiplied once and feeds both rows' heaps.
   for (let rightBlock = 0; rightBlock < blockCount; rightBlock++) {
     const right = blockOf(rightBlock);
-    const product = prepareProduct(right.matrix);
-    try {
-      for (let leftBlock = 0; leftBlock <= rightBlock; leftBlock++) {
-        const left = leftBlock === rightBlock ? right : blockOf(leftBlock);
-        const similarities = product.multiply(left.matrix);
-        const width = right.matrix.rows;
-        for (let r = 0; r < left.matrix.rows; r++) {
-          const row = left.start + r;
-          // Within the diagonal block only the upper triangle is new, and self-pairs are left out.
-          const firstColumn = leftBlock === rightBlock ? r + 1 : 0;
-          for (let c = firstColumn; c < width; c++) {
-            const similarity = similarities[r * width + c];
-            const column = right.start + c;
-            if (similarity >= thresholds[row]) {
-              offerTopK(heaps, row, similarity, column);
-              thresholds[row] = topKThreshold(heaps, row);
-            }
-            if (similarity >= thresholds[column]) {
-              offerTopK(heaps, column, similarity, row);
-              thresholds[column] = topKThreshold(heaps, column);
-            }
+    for (let leftBlock = 0; leftBlock <= rightBlock; leftBlock++) {
+      const left = leftBlock === rightBlock ? right : blockOf(leftBlock);
+      const similarities = multiplyTransposed(left.matrix, right.matrix);
+      const width = right.matrix.rows;
+      for (let r = 0; r < left.matrix.rows; r++) {
+        const row = left.start + r;
+        // Within the diagonal block only the upper triangle is new, and self-pairs are left out.
+        const firstColumn = leftBlock === rightBlock ? r + 1 : 0;
+        for (let c = firstColumn; c < width; c++) {
+          const similarity = similarities[r * width + c];
+          const column = right.start + c;
+          if (similarity >= thresholds[row]) {
+            offerTopK(heaps, row, similarity, column);
+            thresholds[row] = topKThreshold(heaps, row);
+          }
+          if (similarity >= thresholds[column]) {
+            offerTopK(heaps, column, similarity, row);
+            thresholds[column] = topKThreshold(heaps, column);
           }
         }
       }
-    } finally {
-      product.dispose();
     }
   }
 

@@ -37,7 +37,6 @@ export function ownExplainable(model: SwavModel, temperature: number): Explainab
   return { graphs, prototypes: model.spec.prototypes, temperature };
 }
 
-export { weightsOf };
 
 // Sessions of the one model explained last: a run's explanations reuse them, another run's replace them.
 let cache: { owner: object; sessions: Map<string, Promise<OrtModel>> } | undefined;

@@ -1,6 +1,6 @@
 // Nearest neighbours by cosine similarity over L2-normalised embeddings: one pass, a k-sized heap, no full sort.
 
-import { assertMatrix, dot, Matrix, prepareProduct } from '../analysis/matrix';
+import { assertMatrix, dot, Matrix, multiplyTransposed } from '../analysis/matrix';
 import { createTopKHeaps, offerTopK, ScoredIndex, sortedTopK, topKThreshold } from '../analysis/topK';
 
 export type { ScoredIndex } from '../analysis/topK';
@@ -60,26 +60,21 @@ export function topKCosineBatch(embeddings: Matrix, queries: Matrix, k: number, 
   const heaps = createTopKHeaps(queries.rows, Math.min(Math.max(0, Math.floor(k)), rows));
   if (rows === 0 || queries.rows === 0) return Array.from({ length: queries.rows }, () => []);
   const blockRows = Math.max(1, Math.min(queries.rows, Math.floor(blockValueBudget / rows)));
-  const product = prepareProduct(embeddings);
-  try {
-    for (let start = 0; start < queries.rows; start += blockRows) {
-      const end = Math.min(queries.rows, start + blockRows);
-      const block = { data: queries.data.subarray(start * queries.dims, end * queries.dims), rows: end - start, dims: queries.dims };
-      const similarities = product.multiply(block);
-      for (let q = start; q < end; q++) {
-        const skip = exclude === undefined ? -1 : exclude[q];
-        const base = (q - start) * rows;
-        let threshold = -Infinity;
-        for (let row = 0; row < rows; row++) {
-          const similarity = similarities[base + row];
-          if (similarity < threshold || row === skip) continue;
-          offerTopK(heaps, q, similarity, row);
-          threshold = topKThreshold(heaps, q);
-        }
+  for (let start = 0; start < queries.rows; start += blockRows) {
+    const end = Math.min(queries.rows, start + blockRows);
+    const block = { data: queries.data.subarray(start * queries.dims, end * queries.dims), rows: end - start, dims: queries.dims };
+    const similarities = multiplyTransposed(block, embeddings);
+    for (let q = start; q < end; q++) {
+      const skip = exclude === undefined ? -1 : exclude[q];
+      const base = (q - start) * rows;
+      let threshold = -Infinity;
+      for (let row = 0; row < rows; row++) {
+        const similarity = similarities[base + row];
+        if (similarity < threshold || row === skip) continue;
+        offerTopK(heaps, q, similarity, row);
+        threshold = topKThreshold(heaps, q);
       }
     }
-  } finally {
-    product.dispose();
   }
   return Array.from({ length: queries.rows }, (_, q) => sortedTopK(heaps, q));
 }

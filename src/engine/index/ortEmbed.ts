@@ -4,8 +4,8 @@ import os from 'node:os';
 import type { Matrix } from '../analysis/matrix';
 import type { ImageSet } from '../data/decode';
 import { throwIfCancelled, yieldToEventLoop, type JobContext } from '../jobContext';
-import type { SwavModel } from '../model/model';
-import { buildOnnxModel, type WeightMap } from '../onnx/export';
+import { weightsOf, type SwavModel } from '../model/model';
+import { buildOnnxModel } from '../onnx/export';
 import { OrtModel } from '../runtime/session';
 import type { DeviceKind } from '../../protocol/options';
 
@@ -26,9 +26,7 @@ export interface EmbedOutput {
 
 /** Embeds the set with onnxruntime; features come back L2-normalised. */
 export async function embedWithOnnxRuntime(model: SwavModel, images: ImageSet, context: JobContext, fractionRange: [number, number]): Promise<EmbedOutput> {
-  const weights: WeightMap = new Map();
-  for (const [name, variable] of model.variables) weights.set(name, { shape: variable.shape, values: variable.values });
-  const bytes = buildOnnxModel(model.spec, weights, { imageSizePx: images.imageSizePx });
+  const bytes = buildOnnxModel(model.spec, weightsOf(model), { imageSizePx: images.imageSizePx });
   const session = await OrtModel.open(bytes, 'the run’s model (in memory)', { threads: Math.max(1, Math.min(4, os.cpus().length)) });
   const { imageSizePx: size, channels } = images;
   const count = images.records.length;

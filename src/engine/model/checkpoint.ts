@@ -181,7 +181,7 @@ export async function loadCheckpoint(filePath: string): Promise<LoadedCheckpoint
     if (key.startsWith('model.')) {
       const name = key.slice('model.'.length);
       const trainable = !name.endsWith('.runningMean') && !name.endsWith('.runningVariance');
-      variables.set(name, { shape, values: Float32Array.from(values as Float32Array), trainable });
+      variables.set(name, { shape, values: values as Float32Array, trainable });
     } else {
       extra.set(key, { shape, values: values as Float32Array });
     }

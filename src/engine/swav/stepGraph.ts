@@ -126,9 +126,11 @@ export function buildTrainingGraph(spec: ModelSpec, variableShapes: Map<string, 
   // The queue's scores against this step's prototypes; plain ops, so no gradient flows through them (SwAV
   // scores its queue under no_grad).
   const projectionDim = variableShapes.get('prototypes')![1];
-  const prototypesTransposed = shape.queueRows > 0 ? graph.op('Transpose', ['prototypes'], [projectionDim, prototypes], { perm: [1, 0] }) : '';
-  const queueScores = (position: number) =>
-    graph.op('MatMul', [graph.input(names.queueEmbeddings(position), [shape.queueRows, projectionDim], false), prototypesTransposed], [shape.queueRows, prototypes]);
+  let prototypesTransposed: string | undefined;
+  const queueScores = (position: number) => {
+    prototypesTransposed ??= graph.op('Transpose', ['prototypes'], [projectionDim, prototypes], { perm: [1, 0] });
+    return graph.op('MatMul', [graph.input(names.queueEmbeddings(position), [shape.queueRows, projectionDim], false), prototypesTransposed], [shape.queueRows, prototypes]);
+  };
   const swapped = swapLoss(graph, cropScores, loss, (scores, position) =>
     sinkhorn(graph, scores, shape.queueRows > 0 ? queueScores(position) : undefined, { epsilon: loss.epsilon, iterations: loss.sinkhornIterations }),
   );

@@ -4,7 +4,6 @@ import {
   l2NormalizeRows,
   matrixFromRows,
   multiplyTransposed,
-  multiplyTransposedJs,
   rowSquaredNorms,
   selectRows,
   transposeMatrix,
@@ -31,7 +30,7 @@ describe('matrix helpers', () => {
     for (const [leftRows, rightRows, dims] of [[1, 1, 1], [7, 3, 5], [4, 65, 9], [9, 130, 700]]) {
       const left = randomMatrix(leftRows, dims, leftRows);
       const right = randomMatrix(rightRows, dims, rightRows + 100);
-      const product = multiplyTransposedJs(left, right);
+      const product = multiplyTransposed(left, right);
       for (let i = 0; i < leftRows; i++) {
         for (let j = 0; j < rightRows; j++) {
           let expected = 0;
